@@ -1,0 +1,95 @@
+"""Typed configuration of the dense model (the ``model:`` block of a pipeline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+
+from .._imports import FACTORY_PATTERN
+from ._base import Strict
+
+__all__ = [
+    "DenseTraining",
+    "ModelConfig",
+    "MLPModel",
+    "LeNet5Model",
+    "CNNModel",
+    "ResNetModel",
+    "MobileNetV2Model",
+    "FactoryModel",
+]
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class DenseTraining(Strict):
+    """How the dense model is trained before the search (skipped when a checkpoint is given)."""
+
+    epochs: int = Field(15, ge=0)
+    lr: float = Field(0.05, gt=0)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    weight_decay: float = Field(5e-4, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    batch_size: int | None = Field(None, ge=1, description="defaults to data.batch_size")
+
+
+class _ModelBase(Strict):
+    train: DenseTraining = Field(default_factory=DenseTraining)
+    checkpoint: Path | None = Field(None, description="state dict of the dense model; loaded with weights_only")
+
+
+class MLPModel(_ModelBase):
+    arch: Literal["mlp"]
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [256, 128], min_length=1)
+    batch_norm: bool = True
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class LeNet5Model(_ModelBase):
+    arch: Literal["lenet5"]
+
+
+class CNNModel(_ModelBase):
+    arch: Literal["cnn"]
+    widths: list[PositiveInt] = Field(default_factory=lambda: [32, 64], min_length=1)
+    convs_per_stage: int = Field(1, ge=1)
+    hidden: int = Field(0, ge=0)
+    batch_norm: bool = True
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class ResNetModel(_ModelBase):
+    arch: Literal["resnet"]
+    depth: int = 20
+    widths: list[PositiveInt] = Field(default_factory=lambda: [16, 32, 64], min_length=1)
+
+    @field_validator("depth")
+    @classmethod
+    def _six_n_plus_two(cls, depth: int) -> int:
+        if depth < 8 or (depth - 2) % 6:
+            raise ValueError(f"depth must be 6n+2 with n >= 1 (20, 32, 56, ...), but got {depth}")
+        return depth
+
+
+class MobileNetV2Model(_ModelBase):
+    arch: Literal["mobilenet_v2"]
+    width_mult: float = Field(1.0, gt=0)
+    last_channels: int = Field(256, ge=8)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class FactoryModel(_ModelBase):
+    """``"package.module:function"`` returning an ``nn.Module``; it receives ``input_shape`` and
+    ``num_classes`` when its signature accepts them, plus ``kwargs``."""
+
+    arch: Literal["factory"]
+    factory: str = Field(pattern=FACTORY_PATTERN)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+ModelConfig = Annotated[
+    MLPModel | LeNet5Model | CNNModel | ResNetModel | MobileNetV2Model | FactoryModel,
+    Field(discriminator="arch"),
+]

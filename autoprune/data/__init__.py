@@ -1,0 +1,9 @@
+"""Dataset sources (digits, fashion_mnist, npz, image_folder, factory) and in-memory splits."""
+
+from __future__ import annotations
+
+from ._idx import read_idx
+from ._sources import FASHION_CLASSES, load
+from ._splits import Splits, TensorSplit, make_splits
+
+__all__ = ["load", "Splits", "TensorSplit", "make_splits", "read_idx", "FASHION_CLASSES"]

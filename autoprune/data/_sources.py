@@ -1,0 +1,237 @@
+"""Dataset sources: each turns its config into float arrays and labels, then into `Splits`."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._imports import import_callable
+from ..config import DataConfig, DigitsData, FactoryData, FashionMnistData, ImageFolderData, NpzData
+from ..errors import ConfigError, DataError
+from ._idx import read_idx
+from ._splits import Splits, make_splits
+
+__all__ = ["load", "FASHION_CLASSES"]
+
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+
+
+def load(config: DataConfig, *, seed: int = 0, base_dir: str | Path | None = None) -> Splits:
+    """Load the dataset ``config`` describes and split it deterministically from ``seed``.
+
+    Relative paths are taken from ``base_dir`` (the pipeline file's directory) when given.
+
+    Raises:
+        DataError: The data is missing, unreadable or inconsistent; the error names the config key.
+    """
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    test: tuple[np.ndarray, np.ndarray] | None = None
+    if isinstance(config, DigitsData):
+        x, y, names = _digits()
+    elif isinstance(config, FashionMnistData):
+        x, y, test = _fashion_mnist(_resolve(base, config.path), official_test=config.official_test)
+        names = list(FASHION_CLASSES)
+    elif isinstance(config, NpzData):
+        x, y, names = _npz(_resolve(base, config.path), config.x_key, config.y_key)
+    elif isinstance(config, ImageFolderData):
+        x, y, names = _image_folder(_resolve(base, config.path), config.image_size, config.grayscale)
+    elif isinstance(config, FactoryData):
+        x, y, names, test = _factory(config, base)
+    else:  # pragma: no cover - the config union is closed
+        raise DataError(f"unknown data source {config!r}", key="data.source")
+    return make_splits(
+        x,
+        y,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        seed=seed,
+        class_names=names,
+        source=config.source,
+        test=test,
+        normalize=config.normalize,
+        max_train_samples=config.max_train_samples,
+        batch_size=config.batch_size,
+    )
+
+
+def _resolve(base: Path, path: Path) -> Path:
+    return path if path.is_absolute() else base / path
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
+    return x, digits.target.astype(np.int64), [str(c) for c in digits.target_names]
+
+
+def _fashion_mnist(path: Path, *, official_test: bool) -> tuple[np.ndarray, np.ndarray, Any]:
+    if not path.is_dir():
+        raise DataError(
+            f"Fashion-MNIST directory {str(path)!r} does not exist; install it with "
+            "'apt-get install dataset-fashion-mnist' or set data.path to a folder with the four IDX .gz files",
+            key="data.path",
+        )
+
+    def pair(prefix: str) -> tuple[np.ndarray, np.ndarray]:
+        images = read_idx(_find(path, f"{prefix}-images-idx3-ubyte"))
+        labels = read_idx(_find(path, f"{prefix}-labels-idx1-ubyte"))
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(
+                f"{prefix} images {list(images.shape)} and labels {list(labels.shape)} in {path} do not match",
+                key="data.path",
+            )
+        return (images.astype(np.float32) / 255.0)[:, None], labels.astype(np.int64)
+
+    x, y = pair("train")
+    test = pair("t10k")
+    if official_test:
+        return x, y, test
+    return np.concatenate([x, test[0]]), np.concatenate([y, test[1]]), None
+
+
+def _find(directory: Path, stem: str) -> Path:
+    for candidate in (directory / f"{stem}.gz", directory / stem):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"{directory} has no {stem}.gz (nor {stem})", key="data.path")
+
+
+def _encode_labels(labels: np.ndarray, *, key: str) -> tuple[np.ndarray, list[str]]:
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise DataError(f"labels must be one-dimensional, but have shape {list(labels.shape)}", key=key)
+    values, codes = np.unique(labels, return_inverse=True)
+    if len(values) < 2:
+        raise DataError(f"labels must contain at least 2 classes, but contain {len(values)}", key=key)
+    return codes.astype(np.int64), [str(v) for v in values]
+
+
+def _as_images(x: np.ndarray, *, key: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype == object or not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"inputs must be numeric, but have dtype {x.dtype}", key=key)
+    if x.ndim not in (2, 3, 4):
+        raise DataError(f"inputs must have shape (N, D), (N, H, W) or (N, C, H, W); got {list(x.shape)}", key=key)
+    scaled = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    if not np.isfinite(scaled).all():
+        raise DataError("inputs contain NaN or infinite values", key=key)
+    return scaled[:, None] if x.ndim == 3 else scaled
+
+
+def _npz(path: Path, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise DataError(f"{str(path)!r} does not exist", key="data.path") from exc
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read {str(path)!r} as .npz: {exc}", key="data.path") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{str(path)!r} is a single .npy array, not an .npz archive", key="data.path")
+    with archive:
+        for name, key in ((x_key, "data.x_key"), (y_key, "data.y_key")):
+            if name not in archive.files:
+                raise DataError(f"{path.name} has no array {name!r}; it has {', '.join(archive.files)}", key=key)
+        try:
+            x, y = archive[x_key], archive[y_key]
+        except ValueError as exc:  # object arrays need pickle, which we refuse
+            raise DataError(f"cannot read arrays from {path.name}: {exc}", key="data.path") from exc
+    if len(x) != len(y):
+        raise DataError(f"{path.name}: {x_key!r} has {len(x)} samples but {y_key!r} has {len(y)}", key="data.path")
+    codes, names = _encode_labels(y, key="data.y_key")
+    return _as_images(x, key="data.x_key"), codes, names
+
+
+def _image_folder(
+    path: Path, image_size: tuple[int, int] | None, grayscale: bool
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_dir():
+        raise DataError(f"image folder {str(path)!r} does not exist", key="data.path")
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise DataError(f"{str(path)!r} must hold one sub-folder per class (at least 2); found {len(classes)}", key="data.path")
+    images, labels = [], []
+    mode = "L" if grayscale else "RGB"
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (path / name).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"class folder {name!r} in {str(path)!r} has no images", key="data.path")
+        for file in files:
+            try:
+                with Image.open(file) as image:
+                    image = image.convert(mode)
+                    if image_size is not None:
+                        image = image.resize((image_size[1], image_size[0]))
+                    array = np.asarray(image, dtype=np.uint8)
+            except (OSError, UnidentifiedImageError) as exc:
+                raise DataError(f"cannot read image {file}: {exc}", key="data.path") from exc
+            if images and array.shape != images[0].shape:
+                raise DataError(
+                    f"{file} is {array.shape[1]}x{array.shape[0]} but earlier images are "
+                    f"{images[0].shape[1]}x{images[0].shape[0]}; set data.image_size to resize them",
+                    key="data.image_size",
+                )
+            images.append(array)
+            labels.append(label)
+    x = np.stack(images).astype(np.float32) / 255.0
+    x = x[:, None] if grayscale else x.transpose(0, 3, 1, 2)
+    return x, np.asarray(labels, dtype=np.int64), classes
+
+
+def _materialise(value: Any, *, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) arrays from a tuple/list pair, an {"x", "y"} mapping or a map-style torch Dataset."""
+    if isinstance(value, Mapping) and {"x", "y"} <= set(value):
+        value = (value["x"], value["y"])
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return _numpy(value[0]), _numpy(value[1])
+    if hasattr(value, "__getitem__") and hasattr(value, "__len__"):
+        pairs = [value[i] for i in range(len(value))]
+        if not pairs or not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs):
+            raise DataError("a Dataset returned by the factory must yield (input, label) pairs", key=key)
+        return np.stack([_numpy(p[0]) for p in pairs]), np.asarray([int(_numpy(p[1])) for p in pairs])
+    raise DataError(
+        f"the factory must return (x, y), {{'x': ..., 'y': ...}}, a Dataset, or {{'train': ..., 'test': ...}}; "
+        f"got {type(value).__name__}",
+        key=key,
+    )
+
+
+def _numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _factory(config: FactoryData, base: Path) -> tuple[np.ndarray, np.ndarray, list[str], Any]:
+    key = "data.factory"
+    function = import_callable(config.factory, key=key, search_dirs=[base])
+    try:
+        result = function(**config.kwargs)
+    except ConfigError:
+        raise
+    except Exception as exc:  # user code
+        raise DataError(f"{config.factory}(...) raised {type(exc).__name__}: {exc}", key=key) from exc
+    test = None
+    if isinstance(result, Mapping) and "train" in result:
+        x, y = _materialise(result["train"], key=key)
+        if "test" in result:
+            test = _materialise(result["test"], key=key)
+    else:
+        x, y = _materialise(result, key=key)
+    if len(x) != len(y):
+        raise DataError(f"the factory returned {len(x)} inputs but {len(y)} labels", key=key)
+    codes, names = _encode_labels(np.concatenate([y, test[1]]) if test else y, key=key)
+    train_codes = codes[: len(y)]
+    test_pair = (_as_images(test[0], key=key), codes[len(y) :]) if test else None
+    return _as_images(x, key=key), train_codes, names, test_pair
+

@@ -1,0 +1,154 @@
+"""In-memory splits: train/val/test tensors, stratified from a seed, normalised with train statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+
+__all__ = ["TensorSplit", "Splits", "make_splits", "stratified_indices"]
+
+
+@dataclass(frozen=True)
+class TensorSplit:
+    """Inputs ``x`` (N, *input_shape) float32 and integer labels ``y`` (N,)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Consecutive (or shuffled) mini-batches; the last one may be smaller."""
+        count = len(self)
+        order = torch.randperm(count, generator=generator) if shuffle else None
+        for start in range(0, count, batch_size):
+            if order is None:
+                yield self.x[start : start + batch_size], self.y[start : start + batch_size]
+            else:
+                index = order[start : start + batch_size]
+                yield self.x[index], self.y[index]
+
+    def subset(self, size: int, *, seed: int) -> TensorSplit:
+        """A stratified subset of ``size`` samples (the whole split when ``size >= len``)."""
+        if size >= len(self):
+            return self
+        keep, _ = stratified_indices(self.y.numpy(), size, seed=seed)
+        index = torch.as_tensor(np.sort(keep))
+        return TensorSplit(self.x[index], self.y[index])
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three splits of one dataset, plus what models need to know about it.
+
+    The test split is never seen by the search; it is used once, for the final front.
+    """
+
+    train: TensorSplit
+    val: TensorSplit
+    test: TensorSplit
+    input_shape: tuple[int, ...]
+    num_classes: int
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    source: str = ""
+    batch_size: int = 128
+
+    def summary(self) -> str:
+        shape = "x".join(str(d) for d in self.input_shape)
+        return (
+            f"{self.source}: {len(self.train)} train / {len(self.val)} val / {len(self.test)} test, "
+            f"inputs {shape}, {self.num_classes} classes"
+        )
+
+
+def stratified_indices(labels: np.ndarray, first_size: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``range(len(labels))`` into a stratified part of ``first_size`` and the rest."""
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(labels))
+    try:
+        first, rest = train_test_split(indices, train_size=first_size, stratify=labels, random_state=seed)
+    except ValueError as exc:
+        raise DataError(f"cannot make a stratified split of {len(labels)} samples: {exc}") from exc
+    return np.asarray(first), np.asarray(rest)
+
+
+def _normalise(splits: Splits) -> Splits:
+    x = splits.train.x
+    dims = [0, *range(2, x.dim())]  # per channel for images, per feature for flat vectors
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.std(dim=dims, keepdim=True).clamp_min(1e-6)
+
+    def scale(split: TensorSplit) -> TensorSplit:
+        return TensorSplit((split.x - mean) / std, split.y)
+
+    flat = (lambda t: tuple(float(v) for v in t.flatten()))  # noqa: E731
+    return replace(
+        splits,
+        train=scale(splits.train),
+        val=scale(splits.val),
+        test=scale(splits.test),
+        mean=flat(mean),
+        std=flat(std),
+    )
+
+
+def _as_split(x: np.ndarray, y: np.ndarray, index: np.ndarray) -> TensorSplit:
+    return TensorSplit(torch.as_tensor(x[index], dtype=torch.float32), torch.as_tensor(y[index], dtype=torch.int64))
+
+
+def make_splits(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    class_names: Sequence[str],
+    source: str,
+    test: tuple[np.ndarray, np.ndarray] | None = None,
+    normalize: bool = True,
+    max_train_samples: int | None = None,
+    batch_size: int = 128,
+) -> Splits:
+    """Stratified train/val/test splits of ``x``/``y`` (float images, labels 0..K-1).
+
+    With ``test`` given (a dataset's official test set), only validation is split off ``x``.
+    """
+    if len(x) != len(y):
+        raise DataError(f"{source}: {len(x)} inputs but {len(y)} labels; they must be the same length")
+    count = len(y)
+    if test is None:
+        held_out = int(round(count * test_fraction))
+        rest, test_index = stratified_indices(y, count - held_out, seed=seed)
+        test_split = _as_split(x, y, test_index)
+    else:
+        rest = np.arange(count)
+        test_split = _as_split(test[0], test[1], np.arange(len(test[1])))
+    val_size = int(round(count * val_fraction))
+    train_local, val_local = stratified_indices(y[rest], len(rest) - val_size, seed=seed + 1)
+    train_index, val_index = rest[train_local], rest[val_local]
+    if max_train_samples is not None and max_train_samples < len(train_index):
+        keep, _ = stratified_indices(y[train_index], max_train_samples, seed=seed + 2)
+        train_index = train_index[keep]
+    splits = Splits(
+        train=_as_split(x, y, np.sort(train_index)),
+        val=_as_split(x, y, np.sort(val_index)),
+        test=test_split,
+        input_shape=tuple(int(d) for d in x.shape[1:]),
+        num_classes=len(class_names),
+        class_names=tuple(class_names),
+        source=source,
+        batch_size=batch_size,
+    )
+    return _normalise(splits) if normalize else splits

@@ -1,0 +1,184 @@
+"""The one call every trial makes: prune → fine-tune → evaluate → measure."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from ..data import Splits
+from ._evaluate import evaluate
+from ._finetune import EpochCallback, FinetuneConfig, finetune
+from ._measure import (
+    LatencyConfig,
+    count_macs,
+    count_params,
+    measure_latency,
+    measure_train_throughput,
+    size_bytes,
+)
+from ._plan import PrunePlan
+from ._prune import apply_plan
+
+__all__ = ["Candidate", "CandidateResult", "MeasureConfig", "evaluate_candidate"]
+
+TAYLOR_BATCHES = 4
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What a search proposes: how to prune, and how to fine-tune afterwards."""
+
+    plan: PrunePlan
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """What to measure besides params/MACs/bytes and torch latency (interleaved with the dense model)."""
+
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    onnx_latency: bool = False
+    train_throughput: bool = False
+
+
+_NAN = float("nan")
+
+
+@dataclass
+class CandidateResult:
+    """Everything measured about one candidate. ``status`` is ``ok``, ``stopped`` (early) or ``failed``."""
+
+    status: str = "ok"
+    val_accuracy: float = _NAN
+    val_loss: float = _NAN
+    val_accuracy_per_epoch: list[float] = field(default_factory=list)
+    params: int = 0
+    macs: int = 0
+    size_bytes: int = 0
+    latency_ms: float = _NAN
+    dense_latency_ms: float = _NAN
+    onnx_latency_ms: float | None = None
+    dense_onnx_latency_ms: float | None = None
+    train_samples_per_s: float | None = None
+    dense_train_samples_per_s: float | None = None
+    dense_params: int = 0
+    dense_macs: int = 0
+    kept: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def speedup_vs_dense(self) -> float:
+        return self.dense_latency_ms / self.latency_ms if self.latency_ms and self.latency_ms > 0 else _NAN
+
+    @property
+    def macs_ratio(self) -> float:
+        """Pruned MACs / dense MACs (1.0 = nothing saved)."""
+        return self.macs / self.dense_macs if self.dense_macs else _NAN
+
+    @property
+    def params_ratio(self) -> float:
+        return self.params / self.dense_params if self.dense_params else _NAN
+
+    @classmethod
+    def failed(cls, error: str, **known: Any) -> CandidateResult:
+        return cls(status="failed", error=error, **known)
+
+    def metrics(self) -> dict[str, float]:
+        """Finite scalar metrics, named as they are logged."""
+        values: dict[str, float | int | None] = {
+            "val_accuracy": self.val_accuracy,
+            "val_loss": self.val_loss,
+            "params": self.params,
+            "macs": self.macs,
+            "size_bytes": self.size_bytes,
+            "latency_ms": self.latency_ms,
+            "dense_latency_ms": self.dense_latency_ms,
+            "speedup_vs_dense": self.speedup_vs_dense,
+            "macs_ratio": self.macs_ratio,
+            "params_ratio": self.params_ratio,
+            "onnx_latency_ms": self.onnx_latency_ms,
+            "train_samples_per_s": self.train_samples_per_s,
+            "dense_train_samples_per_s": self.dense_train_samples_per_s,
+            "epochs_run": len(self.val_accuracy_per_epoch),
+        }
+        return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
+
+
+def evaluate_candidate(
+    dense: nn.Module,
+    candidate: Candidate,
+    splits: Splits,
+    *,
+    measure: MeasureConfig = MeasureConfig(),
+    on_epoch: EpochCallback | None = None,
+) -> CandidateResult:
+    """Prune a copy of ``dense`` with ``candidate.plan``, fine-tune it (distilling from ``dense`` when
+    ``distill_alpha > 0``), evaluate it on the validation split and measure its costs.
+
+    ``dense`` is never modified. Errors (`PruningError`, `TrialDiverged`, ...) propagate: the search
+    decides how to record them.
+    """
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+    model = copy.deepcopy(dense)
+    batches = None
+    if candidate.plan.importance == "taylor":
+        batches = list(splits.train.batches(splits.batch_size))[:TAYLOR_BATCHES]
+    outcome = apply_plan(model, candidate.plan, splits.input_shape, batches=batches)
+    seconds["prune"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    teacher = dense if candidate.finetune.distill_alpha > 0 else None
+    history = finetune(model, splits, candidate.finetune, teacher=teacher, on_epoch=on_epoch)
+    seconds["finetune"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    if history.epochs:
+        val_accuracy, val_loss = history.epochs[-1].val_accuracy, history.epochs[-1].val_loss
+    else:
+        val = evaluate(model, splits.val)
+        val_accuracy, val_loss = val.accuracy, val.loss
+    seconds["evaluate"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    result = CandidateResult(
+        status="stopped" if history.stopped_early else "ok",
+        val_accuracy=val_accuracy,
+        val_loss=val_loss,
+        val_accuracy_per_epoch=[report.val_accuracy for report in history.epochs],
+        kept=outcome.kept,
+        model=model.eval(),
+    )
+    _measure_into(result, dense, model, splits, measure)
+    seconds["measure"] = time.perf_counter() - clock
+    result.seconds = seconds
+    return result
+
+
+def _measure_into(
+    result: CandidateResult, dense: nn.Module, model: nn.Module, splits: Splits, measure: MeasureConfig
+) -> None:
+    shape = splits.input_shape
+    result.params, result.dense_params = count_params(model), count_params(dense)
+    result.macs, result.dense_macs = count_macs(model, shape), count_macs(dense, shape)
+    result.size_bytes = size_bytes(model)
+    pair = {"dense": dense, "pruned": model}
+    latency = measure_latency(pair, shape, measure.latency)
+    result.latency_ms, result.dense_latency_ms = latency["pruned"], latency["dense"]
+    if measure.onnx_latency:
+        onnx_config = LatencyConfig(**{**measure.latency.__dict__, "runtime": "onnxruntime"})
+        onnx = measure_latency(pair, shape, onnx_config)
+        result.onnx_latency_ms, result.dense_onnx_latency_ms = onnx["pruned"], onnx["dense"]
+    if measure.train_throughput:
+        throughput = measure_train_throughput(
+            pair, splits.train.x, splits.train.y, batch_size=splits.batch_size
+        )
+        result.train_samples_per_s = throughput["pruned"]
+        result.dense_train_samples_per_s = throughput["dense"]

@@ -1,0 +1,34 @@
+"""Top-1 accuracy and mean cross-entropy of a model on one split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..data import TensorSplit
+
+__all__ = ["Evaluation", "evaluate"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    accuracy: float
+    loss: float
+    samples: int
+
+
+def evaluate(model: nn.Module, split: TensorSplit, *, batch_size: int = 1024) -> Evaluation:
+    """Accuracy and loss of ``model`` (put in eval mode, then restored) on ``split``."""
+    was_training = model.training
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    with torch.inference_mode():
+        for inputs, targets in split.batches(batch_size):
+            logits = model(inputs)
+            loss_sum += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
+            correct += int((logits.argmax(dim=1) == targets).sum())
+    model.train(was_training)
+    count = max(len(split), 1)
+    return Evaluation(accuracy=correct / count, loss=loss_sum / count, samples=len(split))

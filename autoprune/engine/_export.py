@@ -1,0 +1,147 @@
+"""Export: ONNX (checked against torch) and the replayable pair plan JSON + state dict.
+
+A pruned model is stored as ``plan.json`` (a resolved plan: exact channels kept per group, plus the
+input shape and any metadata the caller adds, such as the model spec) and ``state_dict.pt`` (tensors
+only, loaded with ``weights_only=True``: no pickled code). Rebuilding means: build the dense
+architecture, apply the resolved plan, load the tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import AutoPruneError, ModelError
+from ._plan import PrunePlan
+from ._prune import apply_plan
+
+__all__ = ["export_onnx", "save_pruned", "load_pruned", "read_pruned_metadata", "PLAN_FILE", "WEIGHTS_FILE"]
+
+PLAN_FILE = "plan.json"
+WEIGHTS_FILE = "state_dict.pt"
+ONNX_TOLERANCE = 1e-4
+
+
+def export_onnx(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    path: str | Path,
+    *,
+    check: bool = True,
+    atol: float = ONNX_TOLERANCE,
+) -> float:
+    """Write ``model`` as ONNX with a dynamic batch dimension (input ``input``, output ``logits``).
+
+    With ``check``, run the file in onnxruntime on a batch of 3 and compare with torch.
+
+    Returns:
+        The largest absolute difference between onnxruntime and torch outputs (0.0 when not checked).
+
+    Raises:
+        ModelError: The export fails or the outputs differ by more than ``atol``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    example = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_shapes=({0: batch},),
+                external_data=False,
+                verbose=False,
+            )
+    except Exception as exc:
+        raise ModelError(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        onnx_logger.setLevel(level)
+        model.train(was_training)
+    return _check_onnx(model, input_shape, path, atol) if check else 0.0
+
+
+def _check_onnx(model: nn.Module, input_shape: Sequence[int], path: Path, atol: float) -> float:
+    import onnxruntime as ort  # heavy: imported only when asked for
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs = torch.randn(3, *input_shape, generator=torch.Generator().manual_seed(1))
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        expected = model(inputs).numpy()
+    model.train(was_training)
+    actual = session.run(None, {"input": inputs.numpy()})[0]
+    difference = float(abs(actual - expected).max())
+    if difference > atol:
+        raise ModelError(f"ONNX outputs differ from torch by {difference:.2e} (> {atol:.0e}) in {path.name}")
+    return difference
+
+
+def save_pruned(
+    model: nn.Module,
+    plan: PrunePlan,
+    directory: str | Path,
+    *,
+    input_shape: Sequence[int],
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``plan.json`` and ``state_dict.pt`` for a pruned model into ``directory``.
+
+    ``plan`` should be resolved (`PrunePlan.resolved`) so the architecture can be rebuilt exactly.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {"plan": plan.to_dict(), "input_shape": list(input_shape), "metadata": dict(metadata or {})}
+    (directory / PLAN_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+    torch.save(model.state_dict(), directory / WEIGHTS_FILE)
+    return directory
+
+
+def read_pruned_metadata(directory: str | Path) -> dict[str, Any]:
+    """The JSON record written by `save_pruned` (plan, input shape, metadata)."""
+    path = Path(directory) / PLAN_FILE
+    try:
+        return dict(json.loads(path.read_text()))
+    except FileNotFoundError as exc:
+        raise AutoPruneError(f"no {PLAN_FILE} in {directory}: not a saved pruned model") from exc
+    except json.JSONDecodeError as exc:
+        raise AutoPruneError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def load_pruned(directory: str | Path, build: Callable[[], nn.Module]) -> nn.Module:
+    """Rebuild a model saved by `save_pruned`.
+
+    Args:
+        directory: Where ``plan.json`` and ``state_dict.pt`` are.
+        build: Returns a fresh dense model of the same architecture (its weights do not matter).
+    """
+    directory = Path(directory)
+    record = read_pruned_metadata(directory)
+    model = build()
+    # Only the shapes matter here (the saved tensors replace every weight), so rank channels by l1
+    # whatever the original criterion was: taylor would need data, and the result is the same.
+    plan = PrunePlan.from_dict({**record["plan"], "importance": "l1", "threshold": None})
+    apply_plan(model, plan, record["input_shape"])
+    state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"the weights in {directory} do not fit the rebuilt architecture: {exc}") from exc
+    return model.eval()

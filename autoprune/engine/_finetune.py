@@ -1,0 +1,173 @@
+"""Fine-tuning (and dense training): SGD/AdamW, cosine schedule, label smoothing, distillation.
+
+Knowledge distillation follows Hinton et al. (2015): the loss is
+``(1 - alpha) * CE(student, y) + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))``.
+Teacher logits are computed once per call for the whole (in-memory) training set.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..data import Splits, TensorSplit
+from ..errors import AutoPruneError, TrialDiverged
+from ._evaluate import evaluate
+
+__all__ = ["FinetuneConfig", "EpochReport", "FinetuneHistory", "finetune", "OPTIMIZERS"]
+
+OPTIMIZERS = ("sgd", "adamw")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """How a (pruned) model is fine-tuned. ``train_fraction`` < 1 trains on a stratified subset."""
+
+    epochs: int = 2
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    distill_alpha: float = 0.0
+    temperature: float = 4.0
+    batch_size: int = 128
+    train_fraction: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("epochs", self.epochs >= 0, ">= 0"),
+            ("lr", self.lr > 0 and math.isfinite(self.lr), "> 0"),
+            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("distill_alpha", 0 <= self.distill_alpha <= 1, "in [0, 1]"),
+            ("temperature", self.temperature > 0, "> 0"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("train_fraction", 0 < self.train_fraction <= 1, "in (0, 1]"),
+        ]
+        for name, holds, rule in checks:
+            if not holds:
+                raise AutoPruneError(f"The '{name}' must be {rule}. Got {getattr(self, name)!r} instead.", key=name)
+        if self.optimizer not in OPTIMIZERS:
+            raise AutoPruneError(
+                f"The 'optimizer' must be one of {', '.join(OPTIMIZERS)}. Got {self.optimizer!r} instead.",
+                key="optimizer",
+            )
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One finished epoch: 1-based ``epoch``, mean training loss, validation accuracy and loss."""
+
+    epoch: int
+    train_loss: float
+    val_accuracy: float
+    val_loss: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FinetuneHistory:
+    epochs: list[EpochReport] = field(default_factory=list)
+    stopped_early: bool = False
+    seconds: float = 0.0
+    train_samples: int = 0
+
+
+EpochCallback = Callable[[EpochReport], bool | None]
+
+
+def _optimizer(model: nn.Module, config: FinetuneConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=False
+    )
+
+
+def _teacher_logits(teacher: nn.Module, split: TensorSplit) -> torch.Tensor:
+    was_training = teacher.training
+    teacher.eval()
+    with torch.inference_mode():
+        logits = torch.cat([teacher(x) for x, _ in split.batches(1024)])
+    teacher.train(was_training)
+    return logits
+
+
+def _loss(
+    logits: torch.Tensor, targets: torch.Tensor, teacher: torch.Tensor | None, config: FinetuneConfig
+) -> torch.Tensor:
+    hard = nn.functional.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
+    if teacher is None or config.distill_alpha == 0:
+        return hard
+    t = config.temperature
+    soft = nn.functional.kl_div(
+        nn.functional.log_softmax(logits / t, dim=1), nn.functional.log_softmax(teacher / t, dim=1),
+        reduction="batchmean", log_target=True,
+    ) * (t * t)  # fmt: skip
+    return (1 - config.distill_alpha) * hard + config.distill_alpha * soft
+
+
+def finetune(
+    model: nn.Module,
+    splits: Splits,
+    config: FinetuneConfig,
+    *,
+    teacher: nn.Module | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> FinetuneHistory:
+    """Train ``model`` in place on ``splits.train``, evaluating on ``splits.val`` after every epoch.
+
+    Args:
+        teacher: The dense model to distil from (used when ``config.distill_alpha > 0``).
+        on_epoch: Called after each epoch with its report; returning True stops training early.
+
+    Raises:
+        TrialDiverged: The loss became NaN or infinite.
+    """
+    start = time.perf_counter()
+    train = splits.train
+    if config.train_fraction < 1:
+        train = train.subset(max(1, int(len(train) * config.train_fraction)), seed=config.seed)
+    soft_targets = _teacher_logits(teacher, train) if teacher is not None and config.distill_alpha > 0 else None
+    optimizer = _optimizer(model, config)
+    generator = torch.Generator().manual_seed(config.seed)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total_steps, step = max(1, config.epochs * steps_per_epoch), 0
+    reports: list[EpochReport] = []
+    stopped = False
+    for epoch in range(1, config.epochs + 1):
+        epoch_start, loss_sum = time.perf_counter(), 0.0
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        for begin in range(0, len(train), config.batch_size):
+            index = order[begin : begin + config.batch_size]
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+            teacher_batch = soft_targets[index] if soft_targets is not None else None
+            loss = _loss(model(train.x[index]), train.y[index], teacher_batch, config)
+            if not torch.isfinite(loss):
+                raise TrialDiverged(
+                    f"fine-tune loss became {float(loss.detach())} at epoch {epoch}, step {step + 1} "
+                    f"(lr={config.lr:g}, optimizer={config.optimizer}); try a lower learning rate"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += float(loss.detach()) * len(index)
+            step += 1
+        val = evaluate(model, splits.val)
+        report = EpochReport(epoch, loss_sum / len(train), val.accuracy, val.loss, time.perf_counter() - epoch_start)
+        reports.append(report)
+        if on_epoch is not None and on_epoch(report):
+            stopped = True
+            break
+    model.eval()
+    return FinetuneHistory(reports, stopped, time.perf_counter() - start, len(train))

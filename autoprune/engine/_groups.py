@@ -1,0 +1,143 @@
+"""Dependency groups: sets of coupled channels that must be removed together.
+
+Torch-Pruning's ``DependencyGraph`` traces the model and finds, for every conv/linear output, every
+other tensor dimension that must shrink with it (BN statistics, the next layer's inputs, both sides of
+a residual add, the filters of a depthwise conv). We expose each such set as a small value, a `Group`,
+named by the qualified name of its first conv/linear module, so plans are plain strings and numbers
+that round-trip through YAML, JSON and MLflow.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from ..errors import ModelError
+
+__all__ = ["Group", "GroupGraph", "discover"]
+
+_ROOT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One dependency group of coupled channels.
+
+    Attributes:
+        name: Qualified name of the group's first conv/linear module (``"layer2.0.conv1"``).
+        size: Number of channels (or neurons) in the group before pruning.
+        members: Qualified names of every module whose output channels shrink with the group.
+    """
+
+    name: str
+    size: int
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Handle:
+    group: Group
+    module: nn.Module
+    prune_fn: Callable[..., object]
+
+
+class GroupGraph:
+    """The dependency graph of one model instance, with its prunable groups.
+
+    Building it traces ``model`` once on a zero input of ``input_shape``; pruning through it keeps the
+    graph in step with the model, so groups can be pruned one after another.
+    """
+
+    def __init__(self, model: nn.Module, input_shape: Sequence[int]) -> None:
+        self.model = model
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self._names = {module: name for name, module in model.named_modules()}
+        self._order = {name: index for index, name in enumerate(self._names.values())}
+        self.graph = self._trace(model, self.input_shape)
+        self._handles = {handle.group.name: handle for handle in self._collect()}
+
+    @staticmethod
+    def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
+        was_training = model.training
+        model.eval()  # BN in eval mode accepts any batch size and leaves its statistics alone
+        try:
+            with torch.enable_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                example = torch.zeros(2, *input_shape)
+                return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+        except Exception as exc:  # tracing runs user code: report it as a model problem
+            raise ModelError(f"cannot trace the model on an input of shape {list(input_shape)}: {exc}") from exc
+        finally:
+            model.train(was_training)
+
+    def _collect(self) -> Iterator[_Handle]:
+        for tp_group in self.graph.get_all_groups(root_module_types=_ROOT_TYPES):
+            if self._changes_output(tp_group):
+                continue  # the classifier's outputs (or anything feeding the output directly) stay whole
+            root_dep = tp_group[0].dep
+            members = sorted(
+                {
+                    self._names[dep.target.module]
+                    for dep, _ in tp_group
+                    if self.graph.is_out_channel_pruning_fn(dep.handler) and dep.target.module in self._names
+                },
+                key=self._order.__getitem__,
+            )
+            roots = [name for name in members if isinstance(self.model.get_submodule(name), _ROOT_TYPES)]
+            name = roots[0] if roots else self._names[root_dep.target.module]
+            group = Group(name=name, size=len(tp_group[0].idxs), members=tuple(members))
+            yield _Handle(group=group, module=root_dep.target.module, prune_fn=root_dep.handler)
+
+    def _changes_output(self, tp_group: tp.Group) -> bool:
+        """True when pruning the group would shrink a tensor the model returns (its classifier)."""
+        return any(
+            not dep.target.outputs and self.graph.is_out_channel_pruning_fn(dep.handler) for dep, _ in tp_group
+        )
+
+    @property
+    def groups(self) -> list[Group]:
+        """Prunable groups in the order the model's modules are defined."""
+        handles = sorted(self._handles.values(), key=lambda h: self._order.get(h.group.name, 0))
+        return [handle.group for handle in handles]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._handles
+
+    def tp_group(self, name: str, idxs: Sequence[int]) -> tp.Group:
+        """Torch-Pruning's group for ``name`` restricted to channel indices ``idxs``."""
+        handle = self._handles[name]
+        return self.graph.get_pruning_group(handle.module, handle.prune_fn, list(idxs))
+
+    def channels(self, name: str) -> int:
+        """Current channel count of group ``name`` (shrinks as the group is pruned)."""
+        handle = self._handles[name]
+        count = self.graph.get_out_channels(handle.module)
+        return int(count if count is not None else handle.group.size)
+
+    def unprunable(self) -> list[tuple[str, str]]:
+        """Layers with weights that no group can shrink, each with the reason."""
+        covered = {member for handle in self._handles.values() for member in handle.group.members}
+        rows = []
+        for name, module in self.model.named_modules():
+            if name in covered or not name or any(True for _ in module.children()):
+                continue
+            if not any(True for _ in module.parameters(recurse=False)):
+                continue
+            if module not in self.graph.module2node:
+                reason = "not reached by the traced forward pass"
+            elif isinstance(module, _ROOT_TYPES):
+                reason = "its outputs are the model's outputs"
+            else:
+                reason = f"{type(module).__name__} has no channel-pruning rule"
+            rows.append((name, reason))
+        return rows
+
+
+def discover(model: nn.Module, input_shape: Sequence[int]) -> list[Group]:
+    """The prunable dependency groups of ``model`` for inputs of shape ``input_shape`` (C, H, W)."""
+    return GroupGraph(model, input_shape).groups

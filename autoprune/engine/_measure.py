@@ -1,0 +1,188 @@
+"""Cost measurements: params, MACs, serialized bytes, CPU latency and training throughput.
+
+Latency on a shared machine varies up to 2x between processes, so every timing function takes
+*several* models and interleaves them call by call in one process: the ratio between them (the
+speed-up) is stable even when the absolute numbers drift. Medians, never means.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..errors import AutoPruneError
+
+__all__ = [
+    "LatencyConfig",
+    "count_params",
+    "count_macs",
+    "size_bytes",
+    "measure_latency",
+    "measure_train_throughput",
+    "torch_threads",
+]
+
+RUNTIMES = ("torch", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """How latency is measured: inputs of ``batch_size``, ``threads`` intra-op threads, ``warmup``
+    untimed calls, then the median of ``repeats`` timed calls, on ``runtime`` (torch or onnxruntime)."""
+
+    batch_size: int = 1
+    threads: int = 1
+    warmup: int = 20
+    repeats: int = 100
+    runtime: str = "torch"
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "threads", "repeats"):
+            if getattr(self, name) < 1:
+                raise AutoPruneError(f"The '{name}' must be >= 1. Got {getattr(self, name)!r}.", key=name)
+        if self.warmup < 0:
+            raise AutoPruneError(f"The 'warmup' must be >= 0. Got {self.warmup!r}.", key="warmup")
+        if self.runtime not in RUNTIMES:
+            raise AutoPruneError(
+                f"The 'runtime' must be one of {', '.join(RUNTIMES)}. Got {self.runtime!r}.", key="runtime"
+            )
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (BN running statistics are buffers and do not count)."""
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates of one forward pass on a single input, from torch's flop counter."""
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, *input_shape))
+    model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+def size_bytes(model: nn.Module) -> int:
+    """Size of the model's state dict as written by ``torch.save``."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op threads, then restore the previous setting."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _interleave(calls: Mapping[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Time each call ``repeats`` times, alternating between calls (and their order) every round."""
+    names = list(calls)
+    for _ in range(warmup):
+        for name in names:
+            calls[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(repeats):
+        order = names if round_index % 2 == 0 else names[::-1]
+        for name in order:
+            start = time.perf_counter()
+            calls[name]()
+            samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def _torch_calls(models: Mapping[str, nn.Module], inputs: torch.Tensor) -> dict[str, Callable[[], object]]:
+    calls = {}
+    for name, model in models.items():
+        model.eval()
+
+        def call(model: nn.Module = model) -> object:
+            with torch.inference_mode():
+                return model(inputs)
+
+        calls[name] = call
+    return calls
+
+
+def _onnx_calls(
+    models: Mapping[str, nn.Module], inputs: torch.Tensor, threads: int, workdir: Path
+) -> dict[str, Callable[[], object]]:
+    import onnxruntime as ort  # heavy: imported only when asked for
+
+    from ._export import export_onnx
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    feed = {"input": inputs.numpy()}
+    calls = {}
+    for index, (name, model) in enumerate(models.items()):
+        path = workdir / f"model{index}.onnx"
+        export_onnx(model, tuple(inputs.shape[1:]), path, check=False)
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        calls[name] = lambda session=session: session.run(None, feed)
+    return calls
+
+
+def measure_latency(
+    models: Mapping[str, nn.Module], input_shape: Sequence[int], config: LatencyConfig = LatencyConfig()
+) -> dict[str, float]:
+    """Median latency in milliseconds of each model, measured interleaved in this process."""
+    inputs = torch.randn(config.batch_size, *input_shape, generator=torch.Generator().manual_seed(0))
+    with torch_threads(config.threads):
+        if config.runtime == "onnxruntime":
+            with tempfile.TemporaryDirectory(prefix="autoprune-onnx-") as workdir:
+                calls = _onnx_calls(models, inputs, config.threads, Path(workdir))
+                samples = _interleave(calls, config.warmup, config.repeats)
+        else:
+            samples = _interleave(_torch_calls(models, inputs), config.warmup, config.repeats)
+    return {name: statistics.median(times) * 1e3 for name, times in samples.items()}
+
+
+def measure_train_throughput(
+    models: Mapping[str, nn.Module],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    batch_size: int = 64,
+    warmup: int = 3,
+    repeats: int = 10,
+    threads: int | None = None,
+) -> dict[str, float]:
+    """Training samples per second (forward, backward, SGD step) of each model, interleaved.
+
+    Copies are trained, so the models passed in are left untouched.
+    """
+    batch_x, batch_y = inputs[:batch_size], targets[:batch_size]
+    calls = {}
+    for name, model in models.items():
+        trainee = copy.deepcopy(model).train()
+        optimizer = torch.optim.SGD(trainee.parameters(), lr=1e-3, momentum=0.9)
+
+        def step(trainee: nn.Module = trainee, optimizer: torch.optim.Optimizer = optimizer) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(trainee(batch_x), batch_y).backward()
+            optimizer.step()
+
+        calls[name] = step
+    with torch_threads(threads or torch.get_num_threads()):
+        samples = _interleave(calls, warmup, repeats)
+    return {name: len(batch_x) / statistics.median(times) for name, times in samples.items()}

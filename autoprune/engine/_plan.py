@@ -1,0 +1,137 @@
+"""`PrunePlan`: a JSON-serialisable record of how much to prune each dependency group.
+
+A plan names groups by string and holds only numbers, so it can be sampled by a search, logged as
+MLflow params, written to YAML/JSON and replayed: applying the same plan to the same dense weights
+gives the same pruned model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import PruningError
+
+__all__ = ["IMPORTANCES", "PrunePlan"]
+
+IMPORTANCES = ("l1", "l2", "bn_scale", "taylor", "random")
+
+
+def _check_ratio(name: str, ratio: float, what: str = "ratio") -> None:
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < 1.0:
+        raise PruningError(f"The '{what}' of group '{name}' must be in [0, 1). Got {ratio!r} instead.", key=name)
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """How many channels to remove from each dependency group.
+
+    Attributes:
+        ratios: Fraction of each group's channels to remove, in [0, 1). Groups not listed keep all
+            channels (unless ``threshold`` is set).
+        keep: Exact number of channels to keep per group; wins over ``ratios`` for the same group.
+        threshold: Threshold mode. For every group not in ``ratios``/``keep``, remove the channels whose
+            importance divided by the group's largest importance is below this value.
+        importance: How channels are ranked: one of ``IMPORTANCES``.
+        round_to: Round kept channel counts to a multiple of this (hardware-friendly widths).
+        min_channels: Never keep fewer channels than this in any group.
+        seed: Seed for the ``random`` criterion.
+    """
+
+    ratios: Mapping[str, float] = field(default_factory=dict)
+    keep: Mapping[str, int] = field(default_factory=dict)
+    threshold: float | None = None
+    importance: str = "l1"
+    round_to: int | None = None
+    min_channels: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ratios", {str(k): float(v) for k, v in dict(self.ratios).items()})
+        object.__setattr__(self, "keep", dict(self.keep))
+        for name, ratio in self.ratios.items():
+            _check_ratio(name, ratio)
+        for name, count in self.keep.items():
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise PruningError(f"The 'keep' count of group '{name}' must be an integer. Got {count!r}.", key=name)
+            if count < 1:
+                raise PruningError(
+                    f"The 'keep' count of group '{name}' must be >= 1: keeping {count} channels would leave "
+                    "the layer with no channels.",
+                    key=name,
+                )
+        if self.threshold is not None and not 0.0 <= self.threshold < 1.0:
+            raise PruningError(f"The 'threshold' must be in [0, 1). Got {self.threshold!r} instead.", key="threshold")
+        if self.importance not in IMPORTANCES:
+            raise PruningError(
+                f"The 'importance' must be one of {', '.join(IMPORTANCES)}. Got {self.importance!r} instead.",
+                key="importance",
+            )
+        if self.round_to is not None and self.round_to < 1:
+            raise PruningError(f"The 'round_to' must be >= 1 or null. Got {self.round_to!r}.", key="round_to")
+        if self.min_channels < 1:
+            raise PruningError(
+                f"The 'min_channels' must be >= 1: {self.min_channels} would allow layers with no channels.",
+                key="min_channels",
+            )
+
+    @classmethod
+    def uniform(cls, groups: Iterable[Any], ratio: float, **options: Any) -> PrunePlan:
+        """The same ratio for every group (``groups`` are `Group` objects or names)."""
+        names = [getattr(group, "name", group) for group in groups]
+        return cls(ratios={name: ratio for name in names}, **options)
+
+    def kept_channels(self, name: str, size: int, normalised_importance: Any = None) -> int:
+        """How many of a group's ``size`` channels this plan keeps.
+
+        ``normalised_importance`` (importance / max importance, per channel) is needed only in
+        threshold mode for groups not listed in ``ratios`` or ``keep``.
+        """
+        if name in self.keep:
+            wanted = min(self.keep[name], size)
+        elif name in self.ratios:
+            wanted = size - int(math.floor(size * self.ratios[name] + 1e-9))
+        elif self.threshold is not None and normalised_importance is not None:
+            wanted = int((normalised_importance >= self.threshold).sum())
+        else:
+            return size
+        if self.round_to:
+            wanted = max(self.round_to, int(wanted / self.round_to + 0.5) * self.round_to)  # half up
+        return max(1, min(size, max(wanted, min(self.min_channels, size))))
+
+    def resolved(self, kept: Mapping[str, int]) -> PrunePlan:
+        """The same plan with every group's outcome pinned as an exact ``keep`` count.
+
+        A resolved plan rebuilds the pruned architecture without the dense weights or the data
+        (threshold and taylor plans depend on both), which is what `load_pruned` needs.
+        """
+        return PrunePlan(keep=dict(kept), importance=self.importance, min_channels=1, seed=self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ratios"] = dict(self.ratios)
+        data["keep"] = dict(self.keep)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PrunePlan:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise PruningError(f"unknown prune plan field(s): {', '.join(sorted(unknown))}")
+        return cls(**dict(data))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PrunePlan:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PruningError(f"a prune plan must be a JSON object: {exc}") from exc
+        if not isinstance(data, dict):
+            raise PruningError("a prune plan must be a JSON object")
+        return cls.from_dict(data)

@@ -1,0 +1,111 @@
+"""Applying a `PrunePlan`: rank channels, then physically remove them group by group."""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import PruningError
+from ._groups import GroupGraph
+from ._importance import accumulate_gradients, importance_fn
+from ._plan import PrunePlan
+
+__all__ = ["PruneOutcome", "apply_plan", "check_plan"]
+
+
+@dataclass(frozen=True)
+class PruneOutcome:
+    """What applying a plan did.
+
+    Attributes:
+        kept: Channels kept per group (every group, pruned or not).
+        removed: Removed channel indices per pruned group, in the dense model's numbering.
+        seconds: Wall time of ranking and pruning.
+    """
+
+    kept: dict[str, int]
+    removed: dict[str, list[int]]
+    seconds: float
+
+    @property
+    def pruned_groups(self) -> int:
+        return len(self.removed)
+
+
+def check_plan(plan: PrunePlan, graph: GroupGraph) -> None:
+    """Raise `PruningError` naming the first group the plan mentions that the model does not have."""
+    known = [group.name for group in graph.groups]
+    for name in [*plan.ratios, *plan.keep]:
+        if name not in graph:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; the model's groups are: {', '.join(known)}"
+            raise PruningError(f"the plan names group '{name}', which this model does not have{hint}", key=name)
+
+
+def _decide(
+    plan: PrunePlan,
+    graph: GroupGraph,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]] | None,
+) -> dict[str, list[int]]:
+    """Removed channel indices per group, all ranked on the unpruned model."""
+    needs_scores = {}
+    for group in graph.groups:
+        listed = group.name in plan.ratios or group.name in plan.keep
+        if listed and plan.kept_channels(group.name, group.size) < group.size:
+            needs_scores[group.name] = group
+        elif not listed and plan.threshold is not None:
+            needs_scores[group.name] = group
+    if not needs_scores:
+        return {}
+    if plan.importance == "taylor":
+        accumulate_gradients(graph.model, list(batches or []))
+    scorer = importance_fn(plan.importance, seed=plan.seed)
+    removed = {}
+    for name, group in needs_scores.items():
+        scores = scorer(name, graph.tp_group(name, range(group.size)))
+        peak = float(scores.max())
+        normalised = scores / peak if peak > 0 else torch.ones_like(scores)
+        kept = plan.kept_channels(name, group.size, normalised)
+        if kept < group.size:
+            order = torch.argsort(scores, stable=True)  # ties broken by index: replays are exact
+            removed[name] = sorted(order[: group.size - kept].tolist())
+    return removed
+
+
+def apply_plan(
+    model: nn.Module,
+    plan: PrunePlan,
+    input_shape: Sequence[int],
+    *,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> PruneOutcome:
+    """Prune ``model`` in place according to ``plan``; channels are physically removed.
+
+    Args:
+        model: The model to prune (pass a copy to keep the dense one).
+        plan: Which groups to shrink and how to rank their channels.
+        input_shape: Shape of one input (C, H, W), used to trace the dependency graph.
+        batches: Labelled batches for the ``taylor`` criterion.
+
+    Raises:
+        PruningError: The plan names an unknown group, or pruning would empty a layer.
+    """
+    start = time.perf_counter()
+    graph = GroupGraph(model, input_shape)
+    check_plan(plan, graph)
+    removed = _decide(plan, graph, batches)
+    with torch.no_grad():
+        for name, idxs in removed.items():
+            tp_group = graph.tp_group(name, idxs)
+            if not graph.graph.check_pruning_group(tp_group):
+                raise PruningError(f"pruning group '{name}' would leave a layer with no channels", key=name)
+            tp_group.prune()
+    if plan.importance == "taylor":
+        model.zero_grad(set_to_none=True)
+    kept = {group.name: group.size - len(removed.get(group.name, ())) for group in graph.groups}
+    return PruneOutcome(kept=kept, removed=removed, seconds=time.perf_counter() - start)

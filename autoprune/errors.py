@@ -1,0 +1,59 @@
+"""The exceptions autoprune raises.
+
+One root (`AutoPruneError`) so callers can catch everything the tool reports on purpose, and a few
+specific subclasses. Every error may carry the dotted key path of the configuration value it is about
+(``key``); the config layer turns that into ``file:line: key: message``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AutoPruneError",
+    "ConfigError",
+    "DataError",
+    "ModelError",
+    "PruningError",
+    "TrialFailed",
+    "TrialDiverged",
+]
+
+
+class AutoPruneError(Exception):
+    """Root of every error autoprune raises on purpose.
+
+    Args:
+        message: What went wrong and what must hold instead, in one line.
+        key: Dotted path of the configuration key the error is about (``"data.path"``), if any.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}" if self.key else self.message
+
+
+class ConfigError(AutoPruneError):
+    """A pipeline or search-space file (or a value in it) is not valid."""
+
+
+class DataError(AutoPruneError):
+    """A dataset cannot be found, read or split."""
+
+
+class ModelError(AutoPruneError):
+    """A model cannot be built, loaded or traced."""
+
+
+class PruningError(AutoPruneError):
+    """A prune plan cannot be applied to a model (unknown group, bad ratio, empty layer)."""
+
+
+class TrialFailed(AutoPruneError):
+    """A candidate could not be evaluated; the search records it as failed and goes on."""
+
+
+class TrialDiverged(TrialFailed):
+    """The fine-tune loss became NaN or infinite."""

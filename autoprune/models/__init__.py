@@ -1,0 +1,22 @@
+"""The model zoo (mlp, lenet5, cnn, resnet, mobilenet_v2) and the factory for the user's own models."""
+
+from __future__ import annotations
+
+from ._factory import build, build_from_spec, load_checkpoint, model_spec
+from ._mobilenet import InvertedResidual, MobileNetV2
+from ._resnet import BasicBlock, ResNet
+from ._zoo import CNN, MLP, LeNet5
+
+__all__ = [
+    "build",
+    "build_from_spec",
+    "load_checkpoint",
+    "model_spec",
+    "MLP",
+    "LeNet5",
+    "CNN",
+    "ResNet",
+    "BasicBlock",
+    "MobileNetV2",
+    "InvertedResidual",
+]

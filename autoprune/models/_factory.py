@@ -1,0 +1,141 @@
+"""Building a model from its typed config (or the JSON spec of that config)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import TypeAdapter, ValidationError
+from torch import nn
+
+from .._imports import import_callable
+from ..config import (
+    CNNModel,
+    FactoryModel,
+    LeNet5Model,
+    MLPModel,
+    MobileNetV2Model,
+    ModelConfig,
+    ResNetModel,
+)
+from ..errors import ModelError
+from ._mobilenet import MobileNetV2
+from ._resnet import ResNet
+from ._zoo import CNN, MLP, LeNet5
+
+__all__ = ["build", "model_spec", "build_from_spec", "load_checkpoint"]
+
+_SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(ModelConfig)
+
+
+def build(
+    config: Any,
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    search_dirs: Sequence[str | Path] = (),
+) -> nn.Module:
+    """A freshly initialised model for ``config`` adapted to ``input_shape`` and ``num_classes``.
+
+    Raises:
+        ModelError: The architecture does not fit the data, or a factory fails or returns a non-module.
+    """
+    shape = tuple(int(d) for d in input_shape)
+    if isinstance(config, FactoryModel):
+        return _from_factory(config, shape, num_classes, search_dirs)
+    if not isinstance(config, MLPModel) and len(shape) != 3:
+        raise ModelError(
+            f"arch '{config.arch}' needs image inputs (channels, height, width), but the data gives "
+            f"samples of shape {list(shape)}; use arch: mlp",
+            key="model.arch",
+        )
+    if isinstance(config, MLPModel):
+        return MLP(shape, num_classes, hidden=config.hidden, batch_norm=config.batch_norm, dropout=config.dropout)
+    if isinstance(config, LeNet5Model):
+        return LeNet5(shape, num_classes)
+    if isinstance(config, CNNModel):
+        return CNN(
+            shape,
+            num_classes,
+            widths=config.widths,
+            convs_per_stage=config.convs_per_stage,
+            hidden=config.hidden,
+            batch_norm=config.batch_norm,
+            dropout=config.dropout,
+        )
+    if isinstance(config, ResNetModel):
+        return ResNet(shape, num_classes, depth=config.depth, widths=config.widths)
+    if isinstance(config, MobileNetV2Model):
+        return MobileNetV2(
+            shape, num_classes, width_mult=config.width_mult, last_channels=config.last_channels, dropout=config.dropout
+        )
+    raise ModelError(f"unknown model config {type(config).__name__}", key="model.arch")
+
+
+def _from_factory(
+    config: FactoryModel, shape: tuple[int, ...], num_classes: int, search_dirs: Sequence[str | Path]
+) -> nn.Module:
+    function = import_callable(config.factory, key="model.factory", search_dirs=search_dirs)
+    kwargs = dict(config.kwargs)
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    for name, value in (("input_shape", shape), ("num_classes", num_classes)):
+        if takes_any or name in parameters:
+            kwargs.setdefault(name, value)
+    try:
+        model = function(**kwargs)
+    except Exception as exc:  # user code: report it as a model problem naming the key
+        raise ModelError(f"{config.factory}(...) raised {type(exc).__name__}: {exc}", key="model.factory") from exc
+    if not isinstance(model, nn.Module):
+        raise ModelError(
+            f"{config.factory} must return a torch.nn.Module, but returned {type(model).__name__}",
+            key="model.factory",
+        )
+    return model
+
+
+def model_spec(config: Any) -> dict[str, Any]:
+    """The JSON-able part of a model config that fixes the architecture (no training, no checkpoint)."""
+    return config.model_dump(mode="json", exclude={"train", "checkpoint"})
+
+
+def build_from_spec(
+    spec: Mapping[str, Any],
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    search_dirs: Sequence[str | Path] = (),
+) -> nn.Module:
+    """`build` from a `model_spec` dict (as stored beside exported models)."""
+    try:
+        config = _SPEC_ADAPTER.validate_python(dict(spec))
+    except ValidationError as exc:
+        raise ModelError(f"invalid model spec {dict(spec)}: {exc.errors()[0]['msg']}") from exc
+    return build(config, input_shape, num_classes, search_dirs=search_dirs)
+
+
+def load_checkpoint(model: nn.Module, path: str | Path, *, key: str = "model.checkpoint") -> nn.Module:
+    """Load a state dict into ``model`` with ``weights_only=True`` (no pickled code is run)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint file {str(path)!r} does not exist", key=key)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, or a pickle that weights_only refuses
+        raise ModelError(f"cannot load {str(path)!r} as a state dict: {type(exc).__name__}: {exc}", key=key) from exc
+    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise ModelError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict", key=key)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:2]
+        raise ModelError(f"{str(path)!r} does not fit the configured model: {' '.join(first)}", key=key) from exc
+    return model

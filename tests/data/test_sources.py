@@ -1,0 +1,145 @@
+"""Dataset sources and splits."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from autoprune import config, data
+from autoprune.errors import ConfigError, DataError
+
+
+def test_digits_splits_are_stratified_disjoint_and_deterministic() -> None:
+    first = data.load(config.DigitsData(), seed=3)
+    again = data.load(config.DigitsData(), seed=3)
+    other = data.load(config.DigitsData(), seed=4)
+    assert (len(first.train), len(first.val), len(first.test)) == (1257, 270, 270)
+    assert first.input_shape == (1, 8, 8) and first.num_classes == 10
+    assert torch.equal(first.train.x, again.train.x) and torch.equal(first.test.y, again.test.y)
+    assert not torch.equal(first.test.y, other.test.y)
+    counts = torch.bincount(first.test.y, minlength=10)
+    assert int(counts.max() - counts.min()) <= 2  # stratified: classes hold 174 to 183 images
+    assert abs(float(first.train.x.mean())) < 1e-4 and abs(float(first.train.x.std()) - 1) < 1e-2
+
+
+def test_splits_partition_the_samples() -> None:
+    x = np.arange(300, dtype=np.float32).reshape(300, 1, 1, 1)  # each sample is its own index
+    y = np.arange(300) % 3
+    splits = data.make_splits(
+        x, y, val_fraction=0.2, test_fraction=0.1, seed=0, class_names=["a", "b", "c"], source="t", normalize=False
+    )
+    ids = [set(split.x.flatten().long().tolist()) for split in (splits.train, splits.val, splits.test)]
+    assert [len(i) for i in ids] == [210, 60, 30]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2]) and set.union(*ids) == set(range(300))
+
+
+def test_max_train_samples_caps_the_training_split() -> None:
+    splits = data.load(config.DigitsData(max_train_samples=200), seed=0)
+    assert len(splits.train) == 200 and len(splits.val) == 270
+    assert torch.bincount(splits.train.y).min() >= 19
+
+
+def test_fashion_mnist_missing_directory_says_how_to_get_it(tmp_path) -> None:
+    cfg = config.FashionMnistData(source="fashion_mnist", path=tmp_path / "nowhere")
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist") as info:
+        data.load(cfg)
+    assert info.value.key == "data.path"
+
+
+def _write_idx(path, array: np.ndarray, magic: bytes | None = None, cut: int = 0) -> None:
+    header = magic or struct.pack(">HBB", 0, 8, array.ndim)
+    raw = header + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw[: len(raw) - cut] if cut else raw))
+
+
+def _fake_fashion(directory, *, magic: bytes | None = None, cut: int = 0) -> None:
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", 200), ("t10k", 50)):
+        images = rng.integers(0, 255, size=(count, 28, 28))
+        labels = np.arange(count) % 10
+        _write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", images, magic if prefix == "train" else None, cut)
+        _write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", labels)
+
+
+def test_fashion_mnist_reads_idx_files_and_keeps_the_official_test(tmp_path) -> None:
+    _fake_fashion(tmp_path)
+    splits = data.load(config.FashionMnistData(source="fashion_mnist", path=tmp_path))
+    assert splits.input_shape == (1, 28, 28) and len(splits.test) == 50
+    assert len(splits.train) + len(splits.val) == 200
+    assert splits.class_names[9] == "Ankle boot"
+
+
+def test_idx_with_wrong_magic_number(tmp_path) -> None:
+    _fake_fashion(tmp_path, magic=b"\x00\x00\x0d\x03")
+    with pytest.raises(DataError, match=r"not an unsigned-byte IDX file: magic number 0x00000d03"):
+        data.load(config.FashionMnistData(source="fashion_mnist", path=tmp_path))
+
+
+def test_truncated_idx(tmp_path) -> None:
+    _fake_fashion(tmp_path, cut=100)
+    with pytest.raises(DataError, match=r"truncated or padded: header says 200x28x28 = 156800 bytes of data, file has 156700"):
+        data.load(config.FashionMnistData(source="fashion_mnist", path=tmp_path))
+
+
+def test_real_fashion_mnist_when_installed() -> None:
+    if not config.FASHION_MNIST_DIR.is_dir():
+        pytest.skip("dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+    splits = data.load(config.FashionMnistData(source="fashion_mnist", max_train_samples=1000))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (1000, 9000, 10000)
+
+
+def test_npz_source_with_string_labels(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "set.npz"
+    np.savez(path, images=rng.integers(0, 255, (90, 12, 12)).astype(np.uint8), labels=np.array(["cat", "dog", "eel"] * 30))
+    splits = data.load(config.NpzData(source="npz", path=path, x_key="images", y_key="labels"))
+    assert splits.input_shape == (1, 12, 12) and splits.class_names == ("cat", "dog", "eel")
+
+
+def test_npz_mismatched_lengths(tmp_path) -> None:
+    np.savez(tmp_path / "bad.npz", x=np.zeros((10, 4, 4)), y=np.zeros(9))
+    with pytest.raises(DataError, match="'x' has 10 samples but 'y' has 9"):
+        data.load(config.NpzData(source="npz", path="bad.npz"), base_dir=tmp_path)
+
+
+def test_npz_missing_key_lists_the_arrays(tmp_path) -> None:
+    np.savez(tmp_path / "bad.npz", inputs=np.zeros((10, 4, 4)), y=np.zeros(10))
+    with pytest.raises(DataError, match="has no array 'x'; it has inputs, y") as info:
+        data.load(config.NpzData(source="npz", path=tmp_path / "bad.npz"))
+    assert info.value.key == "data.x_key"
+
+
+def test_image_folder(tmp_path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("circle", "square"):
+        (tmp_path / name).mkdir()
+        for index in range(20):
+            Image.fromarray(rng.integers(0, 255, (10, 12, 3)).astype(np.uint8)).save(tmp_path / name / f"{index}.png")
+    splits = data.load(config.ImageFolderData(source="image_folder", path=tmp_path, image_size=(8, 8)))
+    assert splits.input_shape == (3, 8, 8) and splits.class_names == ("circle", "square")
+    gray = data.load(config.ImageFolderData(source="image_folder", path=tmp_path, grayscale=True))
+    assert gray.input_shape == (1, 10, 12)
+
+
+def test_factory_source_from_a_module_beside_the_pipeline(tmp_path) -> None:
+    (tmp_path / "my_data.py").write_text(textwrap.dedent("""
+        import numpy as np
+        def make(n=60):
+            rng = np.random.default_rng(0)
+            return {"train": (rng.normal(size=(n, 2, 6, 6)), np.arange(n) % 3), "test": (rng.normal(size=(15, 2, 6, 6)), np.arange(15) % 3)}
+        def broken():
+            return 42
+    """))
+    splits = data.load(config.FactoryData(source="factory", factory="my_data:make", kwargs={"n": 90}), base_dir=tmp_path)
+    assert splits.input_shape == (2, 6, 6) and len(splits.test) == 15 and len(splits.train) + len(splits.val) == 90
+    with pytest.raises(DataError, match="the factory must return"):
+        data.load(config.FactoryData(source="factory", factory="my_data:broken"), base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="module 'my_data' has no attribute 'nothing'"):
+        data.load(config.FactoryData(source="factory", factory="my_data:nothing"), base_dir=tmp_path)

@@ -1,0 +1,112 @@
+"""Fine-tuning, evaluation, measurement and the one engine entry point."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from autoprune import config, engine, models
+from autoprune.errors import AutoPruneError, TrialDiverged
+
+from ..conftest import DIGITS_SHAPE
+
+
+def test_digits_cnn_dense_and_half_pruned_accuracy(digits, trained_cnn) -> None:
+    assert engine.evaluate(trained_cnn, digits.test).accuracy >= 0.97
+    plan = engine.PrunePlan.uniform(engine.discover(trained_cnn, digits.input_shape), 0.5)
+    result = engine.evaluate_candidate(
+        trained_cnn, engine.Candidate(plan, engine.FinetuneConfig(epochs=2, lr=0.01)), digits
+    )
+    assert result.status == "ok"
+    assert result.macs_ratio < 0.55
+    assert engine.evaluate(result.model, digits.test).accuracy >= 0.95
+
+
+def test_evaluate_candidate_reports_every_measure_and_leaves_dense_alone(digits, trained_cnn) -> None:
+    before = {k: v.clone() for k, v in trained_cnn.state_dict().items()}
+    plan = engine.PrunePlan(ratios={"features.0": 0.25, "features.4": 0.75}, importance="taylor")
+    candidate = engine.Candidate(plan, engine.FinetuneConfig(epochs=2, lr=0.01, distill_alpha=0.5))
+    measure = engine.MeasureConfig(latency=engine.LatencyConfig(repeats=10, warmup=2), train_throughput=True)
+    result = engine.evaluate_candidate(trained_cnn, candidate, digits, measure=measure)
+    assert all(torch.equal(before[k], v) for k, v in trained_cnn.state_dict().items())
+    assert result.kept == {"features.0": 24, "features.4": 16}
+    assert len(result.val_accuracy_per_epoch) == 2
+    assert result.params < result.dense_params and result.macs < result.dense_macs
+    assert result.latency_ms > 0 and result.dense_latency_ms > 0 and result.speedup_vs_dense > 0
+    assert result.train_samples_per_s > 0 and result.dense_train_samples_per_s > 0
+    assert set(result.seconds) == {"prune", "finetune", "evaluate", "measure"}
+    metrics = result.metrics()
+    assert metrics["epochs_run"] == 2 and all(math.isfinite(v) for v in metrics.values())
+
+
+def test_onnxruntime_latency_is_measured_when_asked(digits, trained_cnn) -> None:
+    plan = engine.PrunePlan(ratios={"features.4": 0.5})
+    measure = engine.MeasureConfig(latency=engine.LatencyConfig(repeats=5, warmup=1), onnx_latency=True)
+    result = engine.evaluate_candidate(trained_cnn, engine.Candidate(plan, engine.FinetuneConfig(epochs=0)), digits, measure=measure)
+    assert result.onnx_latency_ms > 0 and result.dense_onnx_latency_ms > 0
+
+
+def test_epoch_callback_can_stop_training_early(digits) -> None:
+    model = models.build(config.MLPModel(arch="mlp"), digits.input_shape, 10)
+    seen = []
+    history = engine.finetune(model, digits, engine.FinetuneConfig(epochs=5), on_epoch=lambda r: seen.append(r) or r.epoch == 2)
+    assert history.stopped_early and [r.epoch for r in seen] == [1, 2] and len(history.epochs) == 2
+
+
+def test_nan_loss_raises_trial_diverged(digits) -> None:
+    model = models.build(config.MLPModel(arch="mlp"), digits.input_shape, 10)
+    with torch.no_grad():
+        model.classifier.weight[0, 0] = float("nan")
+    with pytest.raises(TrialDiverged, match=r"fine-tune loss became nan at epoch 1, step 1 \(lr=0.01"):
+        engine.finetune(model, digits, engine.FinetuneConfig(epochs=1))
+
+
+def test_distillation_pulls_student_towards_teacher(digits, trained_cnn) -> None:
+    def agreement(student: nn.Module) -> float:
+        with torch.no_grad():
+            return float((student(digits.val.x).argmax(1) == trained_cnn(digits.val.x).argmax(1)).float().mean())
+
+    torch.manual_seed(0)
+    student = models.build(config.CNNModel(arch="cnn", widths=[16, 32]), digits.input_shape, 10)
+    engine.finetune(student, digits, engine.FinetuneConfig(epochs=6, lr=0.05, distill_alpha=1.0), teacher=trained_cnn)
+    assert agreement(student) > 0.9  # learnt from soft targets alone (alpha = 1 ignores the labels)
+
+
+def test_train_fraction_uses_a_subset(digits) -> None:
+    model = models.build(config.MLPModel(arch="mlp"), digits.input_shape, 10)
+    history = engine.finetune(model, digits, engine.FinetuneConfig(epochs=1, train_fraction=0.25))
+    assert history.train_samples == len(digits.train) // 4
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("lr", 0.0, r"The 'lr' must be > 0. Got 0.0 instead."),
+        ("optimizer", "rmsprop", r"The 'optimizer' must be one of sgd, adamw. Got 'rmsprop' instead."),
+        ("distill_alpha", 1.5, r"The 'distill_alpha' must be in \[0, 1\]. Got 1.5 instead."),
+    ],
+)
+def test_finetune_config_validates(field: str, value: object, message: str) -> None:
+    with pytest.raises(AutoPruneError, match=message):
+        engine.FinetuneConfig(**{field: value})
+
+
+def test_macs_params_and_bytes_of_known_layers() -> None:
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    assert engine.count_macs(linear, DIGITS_SHAPE) == 640
+    assert engine.count_params(linear) == 650
+    conv = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    assert engine.count_macs(conv, DIGITS_SHAPE) == 4 * 9 * 64
+    assert engine.size_bytes(linear) > 650 * 4
+
+
+def test_latency_is_measured_interleaved_for_every_model() -> None:
+    big = nn.Sequential(nn.Flatten(), nn.Linear(64, 2048), nn.ReLU(), nn.Linear(2048, 10))
+    small = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    latency = engine.measure_latency({"big": big, "small": small}, DIGITS_SHAPE, engine.LatencyConfig(batch_size=64, repeats=30))
+    assert set(latency) == {"big", "small"} and latency["big"] > latency["small"] > 0
+    with pytest.raises(AutoPruneError, match="The 'runtime' must be one of torch, onnxruntime"):
+        engine.LatencyConfig(runtime="tensorrt")

@@ -1,0 +1,153 @@
+"""Pruning specifics: residual stages, importance ranking, threshold mode and bad plans."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from autoprune import config, engine, models
+from autoprune.errors import ConfigError, PruningError
+
+from ..conftest import DIGITS_SHAPE
+
+
+def _widths(module: nn.Module) -> int:
+    return module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
+
+
+@pytest.mark.parametrize("depth", [20, 32])
+def test_resnet_stage_blocks_end_at_the_same_width(depth: int) -> None:
+    model = models.build(config.ResNetModel(arch="resnet", depth=depth), DIGITS_SHAPE, 10).eval()
+    groups = engine.discover(model, DIGITS_SHAPE)
+    plan = engine.PrunePlan(ratios={g.name: 0.1 + 0.05 * (i % 8) for i, g in enumerate(groups)})
+    engine.apply_plan(model, plan, DIGITS_SHAPE)
+    for stage in model.stages:
+        blocks = list(getattr(model, stage))
+        ends = {block.conv2.out_channels for block in blocks} | {block.bn2.num_features for block in blocks}
+        ends |= {block.shortcut[0].out_channels for block in blocks if isinstance(block.shortcut, nn.Sequential)}
+        assert len(ends) == 1, (stage, ends)
+    assert model(torch.randn(2, *DIGITS_SHAPE)).shape == (2, 10)
+
+
+def test_mobilenet_residual_projections_stay_coupled() -> None:
+    model = models.build(config.MobileNetV2Model(arch="mobilenet_v2"), DIGITS_SHAPE, 10).eval()
+    groups = engine.discover(model, DIGITS_SHAPE)
+    engine.apply_plan(model, engine.PrunePlan.uniform(groups, 0.4), DIGITS_SHAPE)
+    residual_blocks = [block for block in model.features if getattr(block, "use_residual", False)]
+    assert residual_blocks
+    for block in residual_blocks:
+        first_conv = block.block[0][0]
+        projection = block.block[-2]
+        assert projection.out_channels == first_conv.in_channels  # both sides of the add shrank together
+        depthwise = block.block[-3][0]
+        assert depthwise.groups == depthwise.in_channels == depthwise.out_channels
+    assert model(torch.randn(2, *DIGITS_SHAPE)).shape == (2, 10)
+
+
+def test_classifier_outputs_are_never_a_group() -> None:
+    model = models.build(config.CNNModel(arch="cnn"), DIGITS_SHAPE, 10)
+    graph = engine.GroupGraph(model, DIGITS_SHAPE)
+    assert [g.name for g in graph.groups] == ["features.0", "features.4"]
+    assert ("classifier", "its outputs are the model's outputs") in graph.unprunable()
+
+
+def _cnn_with_dead_channels(dead: list[int]) -> nn.Module:
+    torch.manual_seed(0)
+    model = models.build(config.CNNModel(arch="cnn", widths=[8, 16], batch_norm=False), DIGITS_SHAPE, 10)
+    with torch.no_grad():
+        first = model.features[0]
+        first.weight[dead] *= 1e-3
+        first.bias[dead] *= 1e-3
+        model.features[3].weight[:, dead] *= 1e-3  # and their uses in the next layer
+    return model.eval()
+
+
+@pytest.mark.parametrize("criterion", ["l1", "l2"])
+def test_magnitude_criteria_remove_the_weakest_channels(criterion: str) -> None:
+    model = _cnn_with_dead_channels([1, 5])
+    outcome = engine.apply_plan(
+        model, engine.PrunePlan(ratios={"features.0": 0.25}, importance=criterion), DIGITS_SHAPE
+    )
+    assert outcome.removed == {"features.0": [1, 5]}
+    assert model.features[0].out_channels == 6
+
+
+def test_threshold_mode_removes_channels_below_normalised_importance() -> None:
+    model = _cnn_with_dead_channels([0, 2, 3])
+    plan = engine.PrunePlan(threshold=0.05, importance="l1")
+    outcome = engine.apply_plan(model, plan, DIGITS_SHAPE)
+    assert outcome.removed["features.0"] == [0, 2, 3]
+    assert outcome.kept["features.0"] == 5
+
+
+def test_random_criterion_is_seeded() -> None:
+    model = models.build(config.CNNModel(arch="cnn"), DIGITS_SHAPE, 10).eval()
+    removed = [
+        engine.apply_plan(copy.deepcopy(model), engine.PrunePlan(ratios={"features.4": 0.5}, importance="random", seed=s), DIGITS_SHAPE).removed
+        for s in (1, 1, 2)
+    ]
+    assert removed[0] == removed[1] != removed[2]
+
+
+def test_taylor_needs_batches_and_uses_them(digits) -> None:
+    model = models.build(config.CNNModel(arch="cnn"), DIGITS_SHAPE, 10).eval()
+    plan = engine.PrunePlan(ratios={"features.0": 0.5}, importance="taylor")
+    with pytest.raises(PruningError, match="taylor criterion needs labelled batches"):
+        engine.apply_plan(copy.deepcopy(model), plan, DIGITS_SHAPE)
+    batches = list(digits.train.batches(64))[:2]
+    outcome = engine.apply_plan(model, plan, DIGITS_SHAPE, batches=batches)
+    assert outcome.kept["features.0"] == 16
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_bn_scale_falls_back_to_l1_without_batchnorm() -> None:
+    model = _cnn_with_dead_channels([4])
+    outcome = engine.apply_plan(model, engine.PrunePlan(keep={"features.0": 7}, importance="bn_scale"), DIGITS_SHAPE)
+    assert outcome.removed == {"features.0": [4]}
+
+
+def test_round_to_and_min_channels() -> None:
+    plan = engine.PrunePlan(ratios={"g": 0.7}, round_to=8, min_channels=4)
+    assert plan.kept_channels("g", 64) == 24  # 64 - floor(44.8) = 20 -> nearest multiple of 8
+    assert engine.PrunePlan(ratios={"g": 0.95}, min_channels=4).kept_channels("g", 32) == 4
+    assert engine.PrunePlan(ratios={"g": 0.99}).kept_channels("g", 8) == 1
+
+
+# --- bad plans: one clear error naming the group or key --------------------------------------------
+
+
+def test_unknown_group_name_is_named_with_a_suggestion() -> None:
+    model = models.build(config.CNNModel(arch="cnn"), DIGITS_SHAPE, 10)
+    with pytest.raises(PruningError, match=r"group 'features.5', which this model does not have; did you mean 'features.4'\?"):
+        engine.apply_plan(model, engine.PrunePlan(ratios={"features.5": 0.5}), DIGITS_SHAPE)
+
+
+@pytest.mark.parametrize("ratio", [1.0, 1.2, -0.1])
+def test_ratio_outside_unit_interval(ratio: float) -> None:
+    with pytest.raises(PruningError, match=rf"The 'ratio' of group 'layer2.0.conv1' must be in \[0, 1\). Got {ratio} instead."):
+        engine.PrunePlan(ratios={"layer2.0.conv1": ratio})
+
+
+def test_plan_that_would_leave_zero_channels() -> None:
+    with pytest.raises(PruningError, match="'keep' count of group 'features.0' must be >= 1: keeping 0 channels"):
+        engine.PrunePlan(keep={"features.0": 0})
+    with pytest.raises(PruningError, match="'min_channels' must be >= 1"):
+        engine.PrunePlan(ratios={"features.0": 0.5}, min_channels=0)
+
+
+def test_unknown_importance_and_bad_json() -> None:
+    with pytest.raises(PruningError, match="'importance' must be one of l1, l2, bn_scale, taylor, random. Got 'l3'"):
+        engine.PrunePlan(importance="l3")
+    with pytest.raises(PruningError, match="must be a JSON object"):
+        engine.PrunePlan.from_json("[1, 2]")
+    with pytest.raises(PruningError, match="unknown prune plan field"):
+        engine.PrunePlan.from_dict({"ratio": {}})
+
+
+def test_factory_path_that_does_not_import() -> None:
+    factory = config.FactoryModel(arch="factory", factory="no_such_package.models:build")
+    with pytest.raises(ConfigError, match=r"model.factory: cannot import 'no_such_package.models'"):
+        models.build(factory, DIGITS_SHAPE, 10)

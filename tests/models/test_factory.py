@@ -1,0 +1,70 @@
+"""Building models from configs, specs, checkpoints and the user's factory."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+
+from autoprune import config, models
+from autoprune.errors import ModelError
+
+from ..conftest import ZOO
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 28, 28), (2, 13, 17)])
+def test_zoo_adapts_to_input_shape_and_classes(name: str, shape: tuple[int, ...]) -> None:
+    model = models.build(ZOO[name], shape, 7).eval()
+    assert model(torch.randn(2, *shape)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("depth", [20, 32, 56])
+def test_resnet_depths(depth: int) -> None:
+    model = models.build(config.ResNetModel(arch="resnet", depth=depth), (3, 16, 16), 10)
+    convs = sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) for m in model.modules())
+    assert convs == depth - 1  # stem + 2 per block; the classifier makes depth
+
+
+def test_spec_round_trip_builds_the_same_architecture() -> None:
+    cfg = config.CNNModel(arch="cnn", widths=[8, 16, 32], hidden=64)
+    spec = models.model_spec(cfg)
+    assert spec["widths"] == [8, 16, 32] and "train" not in spec
+    rebuilt = models.build_from_spec(spec, (1, 8, 8), 10)
+    original = models.build(cfg, (1, 8, 8), 10)
+    assert [p.shape for p in rebuilt.parameters()] == [p.shape for p in original.parameters()]
+
+
+def test_conv_arch_on_flat_features_names_the_key() -> None:
+    with pytest.raises(ModelError, match="model.arch: arch 'cnn' needs image inputs"):
+        models.build(config.CNNModel(arch="cnn"), (20,), 3)
+    assert models.build(config.MLPModel(arch="mlp"), (20,), 3)(torch.randn(2, 20)).shape == (2, 3)
+
+
+def test_factory_model(tmp_path) -> None:
+    (tmp_path / "user_models.py").write_text(textwrap.dedent("""
+        import torch.nn as nn
+        def tiny(input_shape, num_classes, hidden=8):
+            c, h, w = input_shape
+            return nn.Sequential(nn.Conv2d(c, hidden, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(hidden, num_classes))
+        def not_a_module(**kwargs):
+            return "model"
+    """))
+    model = models.build(config.FactoryModel(arch="factory", factory="user_models:tiny", kwargs={"hidden": 5}), (1, 8, 8), 4, search_dirs=[tmp_path])
+    assert model[0].out_channels == 5
+    with pytest.raises(ModelError, match="model.factory: user_models:not_a_module must return a torch.nn.Module, but returned str"):
+        models.build(config.FactoryModel(arch="factory", factory="user_models:not_a_module"), (1, 8, 8), 4, search_dirs=[tmp_path])
+
+
+def test_checkpoint_loading_is_weights_only(tmp_path) -> None:
+    cfg = config.CNNModel(arch="cnn")
+    model = models.build(cfg, (1, 8, 8), 10)
+    torch.save(model.state_dict(), tmp_path / "dense.pt")
+    loaded = models.load_checkpoint(models.build(cfg, (1, 8, 8), 10), tmp_path / "dense.pt")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    torch.save({"evil": object()}, tmp_path / "pickle.pt")
+    with pytest.raises(ModelError, match="cannot load .* as a state dict: UnpicklingError"):
+        models.load_checkpoint(model, tmp_path / "pickle.pt")
+    with pytest.raises(ModelError, match="does not fit the configured model"):
+        models.load_checkpoint(models.build(config.CNNModel(arch="cnn", widths=[8]), (1, 8, 8), 10), tmp_path / "dense.pt")
