@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 quickstart: setup
-	$(BIN)/autoprune demo
+	$(BIN)/autoprune run pipelines/quickstart_digits.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q

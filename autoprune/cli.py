@@ -1,19 +1,53 @@
-"""The ``autoprune`` command line: thin wrappers that parse, call the library and print."""
+"""The ``autoprune`` command line: thin wrappers that parse, call the library and print.
+
+Known errors (bad input, unreachable stores) print one red line ``file:line: key: message`` and exit
+with status 2; Ctrl-C exits with 130 after saying how to resume.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
+from .config import LoadedPipeline, load_pipeline
 from .errors import AutoPruneError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="AutoML structured-pruning search for PyTorch.")
-console = Console()
+console = Console(log_path=False)
 err_console = Console(stderr=True)
+DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
+
+PIPELINE = typer.Argument(..., exists=False, dir_okay=False, help="Pipeline YAML file.")
+SET = typer.Option([], "--set", "-s", metavar="KEY.PATH=VALUE", help="Override a value of the pipeline (repeatable).")
+
+
+class UsageError(AutoPruneError):
+    """A command-line problem that is not in a file."""
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = RichHandler(console=err_console, show_path=False, show_time=False, markup=False)
+    logger = logging.getLogger("autoprune")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+    for noisy in ("onnxscript", "onnx_ir", "torch.onnx", "torch._export", "mlflow", "alembic", "optuna"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _load(path: Path, overrides: Sequence[str]) -> LoadedPipeline:
+    return load_pipeline(path, overrides)
 
 
 def _version(value: bool) -> None:
@@ -26,49 +60,198 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
-    """AutoML structured-pruning search for PyTorch."""
+    """AutoML structured-pruning search for PyTorch: per-layer pruning ratios and fine-tune settings,
+    searched for the Pareto front of accuracy, size and latency, tracked in MLflow."""
 
 
 @app.command()
-def demo(
-    ratios: str = typer.Option("0.25,0.5,0.75", help="Comma-separated uniform pruning ratios."),
-    epochs: int = typer.Option(2, min=0, help="Fine-tune epochs after pruning."),
+def run(
+    pipeline: Path = PIPELINE,
+    resume: bool = typer.Option(False, "--resume", help="Continue the latest search of this pipeline."),
+    overrides: list[str] = SET,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each phase and trial."),
 ) -> None:
-    """Train the digits CNN, prune it uniformly at a few ratios, fine-tune and measure each."""
-    import torch
+    """Search a pipeline: prune, fine-tune and measure candidates; log them and the front to MLflow."""
+    from . import pipeline as pipelines
+    from ._progress import SearchProgress
 
-    from . import config, data, engine, models
+    _setup_logging(verbose)
+    loaded = _load(pipeline, overrides)
+    try:
+        with SearchProgress(console) as progress:
+            result = pipelines.run(loaded, resume=resume, observer=progress)
+    except KeyboardInterrupt:
+        command = f"autoprune run {pipeline} --resume" + "".join(f" --set {o}" for o in overrides)
+        err_console.print(f"[yellow]interrupted[/]: finished trials are kept. Continue with\n  {escape(command)}")
+        raise typer.Exit(130) from None
+    except AutoPruneError as exc:
+        raise loaded.locate(exc) from None
+    _print_result(result, pipeline)
 
-    torch.manual_seed(0)
-    splits = data.load(config.DigitsData(), seed=0)
-    console.print(f"[bold]data[/] {splits.summary()}")
-    dense = models.build(config.CNNModel(arch="cnn"), splits.input_shape, splits.num_classes)
-    with console.status("training the dense CNN (15 epochs)"):
-        engine.finetune(dense, splits, engine.FinetuneConfig(epochs=15, lr=0.05))
-    groups = engine.discover(dense, splits.input_shape)
-    console.print("[bold]groups[/] " + ", ".join(f"{g.name} ({g.size} ch)" for g in groups))
-    table = Table("ratio", "test acc", "params", "MACs", "latency ms", "speed-up", "train samples/s")
-    dense_test = engine.evaluate(dense, splits.test).accuracy
-    table.add_row("dense", f"{dense_test:.3f}", f"{engine.count_params(dense):,}",
-                  f"{engine.count_macs(dense, splits.input_shape):,}", "", "1.00x", "")  # fmt: skip
-    for ratio in (float(r) for r in ratios.split(",")):
-        candidate = engine.Candidate(engine.PrunePlan.uniform(groups, ratio), engine.FinetuneConfig(epochs=epochs))
-        with console.status(f"ratio {ratio}: prune, fine-tune, measure"):
-            result = engine.evaluate_candidate(
-                dense, candidate, splits, measure=engine.MeasureConfig(train_throughput=True)
-            )
-        test = engine.evaluate(result.model, splits.test).accuracy
+
+def _share(value: float, reference: float) -> str:
+    return f"{value:,.0f} ({value / reference:.0%})"
+
+
+def _print_result(result: Any, pipeline: Path) -> None:
+    dense = result.dense
+    completed = sum(r.state == "complete" for r in result.records)
+    failed = sum(r.state == "failed" for r in result.records)
+    title = f"Pareto front of {result.config.name}: {len(result.front)} of {completed} trials" + (
+        f" ({failed} failed)" if failed else ""
+    )
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("trial", "version", "aliases", "test acc", "params", "MACs", "latency ms", "speed-up", "run id"):
+        table.add_column(column, justify="left" if column in ("aliases", "run id") else "right", no_wrap=True)
+    table.add_row("dense", "", "", f"{dense.test_accuracy:.4f}", f"{dense.params:,}", f"{dense.macs:,}",
+                  f"{dense.latency_ms:.3f}", "1.00x", "", style="dim")  # fmt: skip
+    for row in sorted(result.front, key=lambda r: r["final_macs"]):
         table.add_row(
-            f"{ratio:.2f}", f"{test:.3f}", f"{result.params:,}", f"{result.macs:,}", f"{result.latency_ms:.3f}",
-            f"{result.speedup_vs_dense:.2f}x", f"{result.train_samples_per_s:,.0f} (dense {result.dense_train_samples_per_s:,.0f})",
+            str(row["trial"]), str(row.get("version", "")), row.get("aliases", ""), f"{row['test_accuracy']:.4f}",
+            _share(row["final_params"], dense.params), _share(row["final_macs"], dense.macs),
+            f"{row['final_latency_ms']:.3f}", f"{row['final_speedup_vs_dense']:.2f}x", row["run_id"][:12],
         )  # fmt: skip
     console.print(table)
+    if result.stop_reason:
+        console.print(f"[yellow]The search stopped early:[/] {escape(result.stop_reason)}")
+    console.print(f"hypervolume {result.hypervolume:.4f} · study {result.study} in {result.storage}")
+    console.print(f"Experiment:       {result.experiment_url}")
+    if result.model_url:
+        console.print(f"Registered model: {result.model_url}")
+    console.print(f'Open the UI with: autoprune ui {pipeline}   then filter the runs with tags.pareto = "true"', soft_wrap=True)
 
 
-def main() -> None:
-    """Console-script entry point: known errors become one red line and exit status 2."""
+@app.command()
+def validate(pipeline: Path = PIPELINE, overrides: list[str] = SET) -> None:
+    """Check a pipeline without training: data, model, dependency groups, search space, ONNX export."""
+    from ._preflight import preflight
+
+    _setup_logging(False)
+    loaded = _load(pipeline, overrides)
+    with console.status("checking data, model, groups and ONNX export"):
+        try:
+            report = preflight(loaded)
+        except AutoPruneError as exc:
+            raise loaded.locate(exc) from None
+    console.print(f"[bold]data[/]   {report.data_summary}")
+    console.print(f"[bold]model[/]  {loaded.config.model.arch}: {report.params:,} params, {report.macs:,} MACs per input")
+    table = Table("group", "channels", "coupled modules", title=f"{len(report.groups)} prunable dependency groups", title_justify="left")
+    for group in report.groups:
+        table.add_row(group.name, str(group.size), ", ".join(group.members))
+    console.print(table)
+    for name, reason in report.unprunable:
+        console.print(f"[dim]not prunable: {name} ({reason})[/]")
+    console.print(f"[bold]search[/] {len(report.searched)} searched settings, {len(report.fixed)} fixed; storage {report.storage}")
+    console.print(f"[bold]checks[/] zero-ratio prune: outputs unchanged; ONNX export matches torch (max diff {report.onnx_max_diff:.1e})")
+    for note in report.notes:
+        console.print(f"[dim]note: {note}[/]")
+    console.print(f"[green]OK[/] {pipeline} is ready to run")
+
+
+def _tracker(pipeline: Path | None, overrides: Sequence[str], tracking_uri: str | None, experiment: str | None) -> Any:
+    from .tracking import Tracker
+
+    if pipeline is not None:
+        config = _load(pipeline, overrides).config
+        return Tracker(tracking_uri or config.tracking.uri, experiment or config.experiment)
+    if experiment is None:
+        raise UsageError("give a pipeline file, or --experiment NAME (and --tracking-uri if not the default)")
+    return Tracker(tracking_uri or DEFAULT_TRACKING_URI, experiment)
+
+
+@app.command()
+def pareto(
+    pipeline: Path = typer.Argument(None, dir_okay=False, help="Pipeline YAML (gives the store and experiment)."),
+    experiment: str = typer.Option(None, help="Experiment name, when no pipeline file is given."),
+    tracking_uri: str = typer.Option(None, help=f"Tracking URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."),
+    search_run: str = typer.Option(None, "--run", help="Parent run id of a search (default: the latest search)."),
+    overrides: list[str] = SET,
+) -> None:
+    """Print the Pareto front of a finished search, read back from MLflow."""
+    from .tracking import latest_front
+
+    _setup_logging(False)
+    tracker = _tracker(pipeline, overrides, tracking_uri, experiment)
+    view = latest_front(tracker, search_run)
+    table = Table(title=f"{view.parent_name}: front of {len(view.rows)} among {view.trials} trials", title_justify="left")
+    for column in ("trial", "run id", "test acc", "val acc", "params", "MACs", "latency ms", "speed-up"):
+        table.add_column(column, justify="left" if column == "run id" else "right")
+    for row in view.rows:
+        def fmt(key: str, spec: str) -> str:
+            return format(row[key], spec) if row[key] is not None else "-"
+
+        table.add_row(str(row["trial"]), row["run_id"], fmt("test_accuracy", ".4f"), fmt("val_accuracy", ".4f"),
+                      fmt("params", ",.0f"), fmt("macs", ",.0f"), fmt("latency_ms", ".3f"), fmt("speedup_vs_dense", ".2f"))  # fmt: skip
+    console.print(table)
+    console.print(f"Experiment:       {tracker.experiment_url}")
+    console.print(f"Search run:       {tracker.run_url(view.parent_run_id)}")
+
+
+@app.command()
+def export(
+    run_id: str = typer.Argument(..., help="Run id of a front member (see `autoprune pareto`)."),
+    export_format: str = typer.Option("onnx", "--format", "-f", help="onnx or state-dict (plan.json + state_dict.pt)."),
+    out: Path = typer.Option(Path("exported"), "--out", "-o", file_okay=False, help="Output directory."),
+    pipeline: Path = typer.Option(None, "--pipeline", "-p", dir_okay=False, help="Pipeline YAML (gives the store)."),
+    tracking_uri: str = typer.Option(None, help=f"Tracking URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."),
+) -> None:
+    """Write a front member's model as ONNX, or as its replayable plan and state dict."""
+    from .tracking import Tracker, export_run
+
+    _setup_logging(False)
+    uri = tracking_uri or (_load(pipeline, ()).config.tracking.uri if pipeline else DEFAULT_TRACKING_URI)
+    tracker = Tracker(uri, None)
+    for path in export_run(tracker, run_id, export_format, out):
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def ui(
+    pipeline: Path = typer.Argument(None, dir_okay=False, help="Pipeline YAML (gives the store)."),
+    tracking_uri: str = typer.Option(None, help=f"Backend store URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (127.0.0.1 keeps it on this machine)."),
+    port: int = typer.Option(5000, help="Port."),
+) -> None:
+    """Start the MLflow UI over the project's store (one worker); Ctrl-C stops it."""
+    from .tracking import MlflowServer, Tracker
+
+    _setup_logging(False)
+    config = _load(pipeline, ()).config if pipeline else None
+    uri = tracking_uri or (config.tracking.uri if config else DEFAULT_TRACKING_URI)
+    server = MlflowServer(uri, host=host, port=port)
+    with console.status(f"starting mlflow server on {server.url}"):
+        server.start()
+    console.print(f"MLflow UI:        {server.url}")
+    if config is not None:
+        tracker = Tracker(uri, config.experiment, ui=server.url)
+        console.print(f"Experiment:       {tracker.experiment_url}")
+        console.print(f"Registered model: {tracker.model_url(config.registered_model)}")
+        console.print('Filter the runs with: tags.pareto = "true"')
+    console.print("[dim]Ctrl-C stops the server[/]")
     try:
-        app()
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: known errors become one red line and exit status 2."""
+    import click
+
+    try:
+        status = app(args=argv, standalone_mode=False)
     except AutoPruneError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except (KeyboardInterrupt, click.Abort):
+        sys.exit(130)
+    except click.ClickException as exc:  # usage errors: unknown option, missing argument
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

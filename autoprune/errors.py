@@ -24,15 +24,18 @@ class AutoPruneError(Exception):
     Args:
         message: What went wrong and what must hold instead, in one line.
         key: Dotted path of the configuration key the error is about (``"data.path"``), if any.
+        location: Where that key was written (``"pipelines/x.yaml:12"``), once known.
     """
 
-    def __init__(self, message: str, *, key: str | None = None) -> None:
+    def __init__(self, message: str, *, key: str | None = None, location: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.key = key
+        self.location = location
 
     def __str__(self) -> str:
-        return f"{self.key}: {self.message}" if self.key else self.message
+        parts = [part for part in (self.location, self.key) if part]
+        return ": ".join([*parts, self.message])
 
 
 class ConfigError(AutoPruneError):

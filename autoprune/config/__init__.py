@@ -1,4 +1,5 @@
-"""Typed configuration: pydantic models of a pipeline and a search space, loaded from YAML."""
+"""Typed configuration: pydantic models of a pipeline and a search space, loaded from YAML with the
+file and line of every key, so each error is one line ``file:line: key.path: message``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ._data import (
     ImageFolderData,
     NpzData,
 )
+from ._loader import LoadedPipeline, SourceMap, load_pipeline, load_space, read_yaml
 from ._model import (
     CNNModel,
     DenseTraining,
@@ -21,6 +23,17 @@ from ._model import (
     ModelConfig,
     ResNetModel,
 )
+from ._pipeline import (
+    OBJECTIVE_METRICS,
+    ChampionConfig,
+    Constraints,
+    FinalizeConfig,
+    LatencySettings,
+    PipelineConfig,
+    SearchConfig,
+    TrackingConfig,
+)
+from ._space import IMPORTANCE_NAMES, FinetuneSpace, Param, PruningSpace, RatioOverride, RatioRange, SpaceConfig
 
 __all__ = [
     "FASHION_MNIST_DIR",
@@ -30,6 +43,11 @@ __all__ = [
     "FashionMnistData",
     "ImageFolderData",
     "NpzData",
+    "LoadedPipeline",
+    "SourceMap",
+    "load_pipeline",
+    "load_space",
+    "read_yaml",
     "CNNModel",
     "DenseTraining",
     "FactoryModel",
@@ -38,4 +56,19 @@ __all__ = [
     "MobileNetV2Model",
     "ModelConfig",
     "ResNetModel",
+    "OBJECTIVE_METRICS",
+    "ChampionConfig",
+    "Constraints",
+    "FinalizeConfig",
+    "LatencySettings",
+    "PipelineConfig",
+    "SearchConfig",
+    "TrackingConfig",
+    "IMPORTANCE_NAMES",
+    "FinetuneSpace",
+    "Param",
+    "PruningSpace",
+    "RatioOverride",
+    "RatioRange",
+    "SpaceConfig",
 ]

@@ -69,7 +69,7 @@ class ResNetModel(_ModelBase):
     @classmethod
     def _six_n_plus_two(cls, depth: int) -> int:
         if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"depth must be 6n+2 with n >= 1 (20, 32, 56, ...), but got {depth}")
+            raise ValueError(f"must be 6n+2 with n >= 1 (20, 32, 56, ...), but got {depth}")
         return depth
 
 

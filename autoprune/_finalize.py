@@ -1,0 +1,135 @@
+"""After the search: the front's members are fine-tuned longer, evaluated once on the held-out test
+split, exported (plan + state dict, ONNX), and the registry aliases are chosen."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from . import engine, models
+from .config import PipelineConfig
+from .data import Splits
+from .search import DenseReference, Objectives, SearchSpace, TrialRecord, non_dominated, pareto_ranks
+
+__all__ = ["FrontMember", "front_of", "finalize_member", "choose_aliases", "ALIASES"]
+
+log = logging.getLogger("autoprune")
+
+ALIASES = ("champion", "smallest", "fastest", "most-accurate")
+
+
+@dataclass
+class FrontMember:
+    """A Pareto-optimal trial after its final fine-tune, with what it exported."""
+
+    record: TrialRecord
+    candidate: engine.Candidate
+    result: engine.CandidateResult
+    test_accuracy: float
+    export_dir: Path
+    onnx_path: Path | None = None
+
+    @property
+    def number(self) -> int:
+        return self.record.number
+
+    @property
+    def latency_ratio(self) -> float:
+        return self.result.latency_ms / self.result.dense_latency_ms
+
+    def summary(self) -> dict[str, Any]:
+        """The final figures, named as they are logged on the member's run."""
+        return {
+            "trial": self.number,
+            "test_accuracy": self.test_accuracy,
+            "final_val_accuracy": self.result.val_accuracy,
+            "final_params": self.result.params,
+            "final_macs": self.result.macs,
+            "final_size_bytes": self.result.size_bytes,
+            "final_latency_ms": self.result.latency_ms,
+            "final_latency_ratio": self.latency_ratio,
+            "final_speedup_vs_dense": self.result.speedup_vs_dense,
+        }
+
+
+def front_of(records: Sequence[TrialRecord], objectives: Objectives, dense: DenseReference) -> tuple[list[int], dict[int, int]]:
+    """Trial numbers on the front (feasible, non-dominated) and the Pareto rank of every feasible trial."""
+    feasible = [r for r in records if r.feasible]
+    losses = [objectives.losses(r.metrics, dense) for r in feasible]
+    front = sorted(feasible[i].number for i in non_dominated(losses))
+    ranks = {r.number: rank for r, rank in zip(feasible, pareto_ranks(losses))}
+    return front, ranks
+
+
+def finalize_member(
+    record: TrialRecord,
+    *,
+    space: SearchSpace,
+    dense: nn.Module,
+    splits: Splits,
+    config: PipelineConfig,
+    measure: engine.MeasureConfig,
+    export_dir: Path,
+) -> FrontMember:
+    """Re-run a front trial's candidate with the final fine-tune, test it once, export it."""
+    candidate = space.candidate(record.params)
+    if config.finalize.epochs is not None:
+        finetune = dataclasses.replace(
+            candidate.finetune, epochs=max(config.finalize.epochs, candidate.finetune.epochs), train_fraction=1.0
+        )
+        candidate = dataclasses.replace(candidate, finetune=finetune)
+    result = engine.evaluate_candidate(dense, candidate, splits, measure=measure)
+    assert result.model is not None
+    test = engine.evaluate(result.model, splits.test)
+    metadata = {
+        "model": models.model_spec(config.model),
+        "num_classes": splits.num_classes,
+        "class_names": list(splits.class_names),
+        "normalization": {"mean": list(splits.mean), "std": list(splits.std)},
+        "pipeline": config.name,
+        "trial": record.number,
+        "original_plan": candidate.plan.to_dict(),
+    }
+    plan = candidate.plan.resolved(result.kept)
+    engine.save_pruned(result.model, plan, export_dir, input_shape=splits.input_shape, metadata=metadata)
+    onnx_path = None
+    if config.finalize.onnx:
+        onnx_path = export_dir / "model.onnx"
+        engine.export_onnx(result.model, splits.input_shape, onnx_path)
+    log.info("front trial %d: test accuracy %.4f", record.number, test.accuracy)
+    return FrontMember(record, candidate, result, test.accuracy, export_dir, onnx_path)
+
+
+def choose_aliases(rows: Sequence[Mapping[str, Any]], config: PipelineConfig, dense: DenseReference) -> dict[str, int]:
+    """Alias -> trial number for front members (rows with ``trial``, ``test_accuracy`` and the
+    ``final_*`` figures): ``smallest`` (params), ``fastest`` (latency vs dense), ``most-accurate``
+    (test accuracy), and ``champion``: the best by the pipeline's ``champion.prefer`` among members
+    within ``champion.max_accuracy_drop`` of the dense test accuracy (the most accurate if none is)."""
+    if not rows:
+        return {}
+    cost_key = {"params": "final_params", "macs": "final_macs", "size_bytes": "final_size_bytes",
+                "latency_ms": "final_latency_ratio"}  # fmt: skip
+
+    def best(candidates: Sequence[Mapping[str, Any]], metric: str) -> int:
+        return int(min(candidates, key=lambda r: (float(r[metric]), -float(r["test_accuracy"])))["trial"])
+
+    most_accurate = int(max(rows, key=lambda r: (float(r["test_accuracy"]), -float(r["final_macs"])))["trial"])
+    aliases = {
+        "smallest": best(rows, "final_params"),
+        "fastest": best(rows, "final_latency_ratio"),
+        "most-accurate": most_accurate,
+    }
+    rule = config.champion
+    eligible = [r for r in rows if float(r["test_accuracy"]) >= dense.test_accuracy - rule.max_accuracy_drop - 1e-12]
+    if not eligible or rule.prefer == "accuracy":
+        pool = eligible or rows
+        aliases["champion"] = int(max(pool, key=lambda r: (float(r["test_accuracy"]), -float(r["final_macs"])))["trial"])
+    else:
+        aliases["champion"] = best(eligible, cost_key[rule.prefer])
+    return aliases

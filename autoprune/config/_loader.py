@@ -1,0 +1,245 @@
+"""Loading pipeline and search-space YAML with the line of every key, so errors say where.
+
+Only PyYAML's safe loader is used (``!!python/...`` tags are refused); documents that expand to too
+many nodes (alias bombs) or nest too deep are refused before they are built. Every error is a
+`ConfigError` whose text is one line: ``file:line: key.path: what must hold, what was given``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import AutoPruneError, ConfigError
+from ._errors import first_error_message
+from ._pipeline import PipelineConfig
+from ._space import SpaceConfig
+
+__all__ = ["SourceMap", "LoadedPipeline", "load_pipeline", "load_space", "read_yaml", "MAX_NODES", "MAX_DEPTH"]
+
+MAX_NODES = 20_000
+MAX_DEPTH = 32
+_YAML_TAG = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {"str", "int", "float", "bool", "null", "map", "seq"}
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader that also reads ``1e-4`` as a float (YAML 1.2 style), not as a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+@dataclass
+class SourceMap:
+    """Where each dotted key was written: ``"search.trials" -> "pipelines/x.yaml:7"``."""
+
+    entries: dict[str, str] = field(default_factory=dict)
+    root: str = ""
+
+    def locate(self, key: str | None) -> str:
+        """The location of ``key``, or of its closest written parent, or of the file."""
+        while key:
+            if key in self.entries:
+                return self.entries[key]
+            key = key.rpartition(".")[0]
+        return self.root
+
+    def merge(self, other: SourceMap, prefix: str) -> None:
+        for key, where in other.entries.items():
+            self.entries[f"{prefix}.{key}" if key else prefix] = where
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it (short, machine-independent)."""
+    try:
+        return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd().resolve()) else str(path)
+    except ValueError:
+        return str(path)
+
+
+def _mark_line(error: yaml.MarkedYAMLError) -> int:
+    mark = error.problem_mark or error.context_mark
+    return mark.line + 1 if mark is not None else 1
+
+
+def _walk(node: yaml.Node, prefix: str, shown: str, out: SourceMap, depth: int = 0, count: list[int] | None = None) -> None:
+    """Record key lines, refusing duplicate keys, deep nesting and alias bombs (counted as expanded)."""
+    count = count if count is not None else [0]
+    count[0] += 1
+    line = node.start_mark.line + 1
+    if count[0] > MAX_NODES:
+        raise ConfigError(f"the document expands to more than {MAX_NODES} nodes (an alias bomb?)", location=f"{shown}:{line}")
+    standard = node.tag.removeprefix(_YAML_TAG)
+    if standard not in _PLAIN_TAGS:
+        shown_tag = f"!!{standard}" if node.tag.startswith(_YAML_TAG) else node.tag
+        raise ConfigError(
+            f"the tag {shown_tag!r} is not allowed: only plain YAML values are accepted",
+            key=prefix or None,
+            location=f"{shown}:{line}",
+        )
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"nesting is deeper than {MAX_DEPTH} levels", key=prefix or None, location=f"{shown}:{line}")
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ConfigError("keys must be plain strings", key=prefix or None, location=f"{shown}:{key_node.start_mark.line + 1}")
+            key_line = key_node.start_mark.line + 1
+            dotted = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+            if key_node.value in seen:
+                raise ConfigError(
+                    f"duplicate key '{key_node.value}' (first written on line {seen[key_node.value]})",
+                    key=dotted,
+                    location=f"{shown}:{key_line}",
+                )
+            seen[key_node.value] = key_line
+            out.entries.setdefault(dotted, f"{shown}:{key_line}")
+            _walk(value_node, dotted, shown, out, depth + 1, count)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            dotted = f"{prefix}.{index}" if prefix else str(index)
+            out.entries.setdefault(dotted, f"{shown}:{item.start_mark.line + 1}")
+            _walk(item, dotted, shown, out, depth + 1, count)
+
+
+def read_yaml(path: Path, *, what: str = "pipeline") -> tuple[dict[str, Any], SourceMap, str]:
+    """A YAML mapping, the lines of its keys, and its text.
+
+    Raises:
+        ConfigError: The file is missing, unreadable, not valid YAML, unsafe, or not a mapping.
+    """
+    shown = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} file does not exist", location=shown) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the {what} file: {exc}", location=shown) from exc
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"YAML syntax error: {problem}", location=f"{shown}:{_mark_line(exc)}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"YAML error: {exc}", location=shown) from exc
+    if node is None:
+        raise ConfigError(f"the {what} file is empty", location=f"{shown}:1")
+    if not isinstance(node, yaml.MappingNode):
+        raise ConfigError(f"a {what} file must be a mapping of keys to values", location=f"{shown}:{node.start_mark.line + 1}")
+    sources = SourceMap(root=f"{shown}:1")
+    _walk(node, "", shown, sources)
+    try:
+        data = _Loader(text).construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError(f"{exc.problem or 'unsupported YAML'} (only plain YAML is accepted)", location=f"{shown}:{_mark_line(exc)}") from exc
+    return data, sources, text
+
+
+def _apply_override(data: dict[str, Any], expression: str, sources: SourceMap) -> None:
+    key, sep, raw = expression.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set expects key.path=value, but got {expression!r}", location="--set")
+    try:
+        value = yaml.load(raw, Loader=_Loader) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot parse the value {raw!r}: {exc}", key=key, location=f"--set {expression}") from exc
+    target = data
+    parts = key.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        child = target.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(
+                f"cannot set inside {'.'.join(parts[: depth + 1])}, which is not a mapping", key=key, location=f"--set {expression}"
+            )
+        target = child
+    target[parts[-1]] = value
+    sources.entries = {k: v for k, v in sources.entries.items() if not (k == key or k.startswith(key + "."))}
+    sources.entries[key] = f"--set {expression}"
+
+
+@dataclass
+class LoadedPipeline:
+    """A validated pipeline, where its keys were written, and the texts it was read from."""
+
+    config: PipelineConfig
+    path: Path
+    sources: SourceMap
+    text: str
+    space_path: Path | None = None
+    space_text: str | None = None
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def locate(self, error: AutoPruneError) -> AutoPruneError:
+        """Give ``error`` the file:line of its key (if it has a key and no location yet)."""
+        if error.location is None and error.key is not None:
+            error.location = self.sources.locate(error.key)
+        return error
+
+
+def _include_space(data: dict[str, Any], base: Path, sources: SourceMap) -> tuple[Path | None, str | None]:
+    search = data.get("search")
+    if not isinstance(search, dict) or not isinstance(search.get("space"), str):
+        return None, None
+    path = (base / search["space"]).resolve() if not Path(search["space"]).is_absolute() else Path(search["space"])
+    if not path.is_file():
+        raise ConfigError(
+            f"search space file {search['space']!r} does not exist (paths are relative to the pipeline file)",
+            key="search.space",
+            location=sources.locate("search.space"),
+        )
+    space, space_sources, text = read_yaml(path, what="search space")
+    search["space"] = space
+    sources.merge(space_sources, "search.space")
+    return path, text
+
+
+def _validate(model: type, data: Mapping[str, Any], sources: SourceMap, prefix: str = "") -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        key, message = first_error_message(exc, model, data)
+        full = f"{prefix}.{key}" if prefix and key else prefix or key
+        raise ConfigError(message, key=full or None, location=sources.locate(full)) from None
+
+
+def load_pipeline(path: str | Path, overrides: Iterable[str] = ()) -> LoadedPipeline:
+    """Read, include, override and validate a pipeline file.
+
+    Precedence: ``--set`` overrides over the YAML over the defaults. Search-space paths are relative
+    to the pipeline file.
+
+    Raises:
+        ConfigError: Anything wrong, as one ``file:line: key: message`` line.
+    """
+    path = Path(path)
+    data, sources, text = read_yaml(path)
+    space_path, space_text = _include_space(data, path.parent, sources)
+    overrides = tuple(overrides)
+    for expression in overrides:
+        _apply_override(data, expression, sources)
+    config = _validate(PipelineConfig, data, sources)
+    return LoadedPipeline(config, path, sources, text, space_path, space_text, overrides)
+
+
+def load_space(path: str | Path) -> tuple[SpaceConfig, SourceMap]:
+    """Read and validate a search-space file on its own."""
+    data, sources, _ = read_yaml(Path(path), what="search space")
+    return _validate(SpaceConfig, data, sources), sources

@@ -1,0 +1,191 @@
+"""Typed configuration of a whole pipeline: data, model, search, objectives, tracking."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from ._base import Strict
+from ._data import DataConfig, DigitsData
+from ._model import CNNModel, ModelConfig
+from ._space import SpaceConfig
+
+__all__ = [
+    "OBJECTIVE_METRICS",
+    "SearchConfig",
+    "Constraints",
+    "LatencySettings",
+    "TrackingConfig",
+    "FinalizeConfig",
+    "ChampionConfig",
+    "PipelineConfig",
+]
+
+# metric name -> the only direction that makes sense for it
+OBJECTIVE_METRICS: dict[str, str] = {
+    "accuracy": "max",
+    "params": "min",
+    "macs": "min",
+    "size_bytes": "min",
+    "latency_ms": "min",
+}
+SAMPLERS = ("tpe", "nsga2", "random", "qmc")
+_URI_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql", "http", "https", "file")
+
+
+class SearchConfig(Strict):
+    backend: Literal["optuna", "ray"] = "optuna"
+    space: SpaceConfig = Field(default_factory=SpaceConfig)
+    sampler: Literal["tpe", "nsga2", "random", "qmc"] = "nsga2"
+    trials: int = Field(24, ge=1, description="completed trials the search ends with")
+    timeout_s: float | None = Field(None, gt=0, description="stop starting new trials after this many seconds")
+    storage: str | None = Field(None, description="Optuna RDB URL; default sqlite beside the tracking store")
+    study: str | None = Field(None, description="Optuna study name; default the pipeline name")
+    train_fraction: float = Field(1.0, gt=0, le=1, description="share of the training split each trial fine-tunes on")
+    population_size: int | None = Field(None, ge=2, description="NSGA-II population; default trials // 4, 4..50")
+    max_failed_trials: int | None = Field(None, ge=1, description="end the search after this many failures")
+    heartbeat_s: int = Field(10, ge=1, description="RDB heartbeat; a silent trial is failed after 3 beats")
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_url(cls, value: str | None) -> str | None:
+        if value is not None and value.split(":", 1)[0] not in _URI_SCHEMES[:6]:
+            raise ValueError(
+                "must be an RDB URL such as sqlite:///path/optuna.db or postgresql://user@host/db, "
+                f"but got {value!r}"
+            )
+        return value
+
+
+class Constraints(Strict):
+    """Trials that break a constraint are kept (and logged) but never put on the front."""
+
+    max_accuracy_drop: float | None = Field(None, ge=0, le=1, description="vs the dense model's val accuracy")
+    max_latency_ms: float | None = Field(None, gt=0)
+    max_params: int | None = Field(None, ge=1)
+    max_macs: int | None = Field(None, ge=1)
+    max_size_bytes: int | None = Field(None, ge=1)
+
+    def active(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.model_dump().items() if v is not None}
+
+
+class LatencySettings(Strict):
+    batch_size: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)
+    warmup: int = Field(20, ge=0)
+    repeats: int = Field(100, ge=1)
+    runtime: Literal["torch", "onnxruntime"] = "torch"
+
+
+class TrackingConfig(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    uri: str = Field("sqlite:///mlflow/mlflow.db", description="MLflow tracking URI")
+    experiment: str | None = Field(None, description="default: the pipeline name")
+    register_models: bool = Field(True, alias="register", description="register front models in the registry")
+    registered_model: str | None = Field(None, description="default: the pipeline name")
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0] if ":" in value else ""
+        if scheme not in _URI_SCHEMES:
+            raise ValueError(
+                "must be a tracking URI such as sqlite:///mlflow/mlflow.db, postgresql://user@host/db or "
+                f"http://127.0.0.1:5000, but got {value!r}"
+            )
+        if scheme == "sqlite" and not value.startswith("sqlite:///"):
+            raise ValueError(f"a sqlite URI needs three slashes (sqlite:///relative.db), but got {value!r}")
+        return value
+
+
+class FinalizeConfig(Strict):
+    """Front members only: a longer fine-tune before the single test-split evaluation."""
+
+    epochs: int | None = Field(10, ge=0, description="null: keep each trial's own fine-tune")
+    onnx: bool = Field(True, description="export front models to ONNX")
+
+
+class ChampionConfig(Strict):
+    """Which front member gets the ``champion`` alias: the best by ``prefer`` among those within
+    ``max_accuracy_drop`` of the dense model's test accuracy (the most accurate if none is)."""
+
+    prefer: Literal["accuracy", "params", "macs", "size_bytes", "latency_ms"] = "macs"
+    max_accuracy_drop: float = Field(0.01, ge=0, le=1)
+
+
+class PipelineConfig(Strict):
+    name: str
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DigitsData)
+    model: ModelConfig = Field(default_factory=lambda: CNNModel(arch="cnn"))
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    objectives: dict[str, str] = Field(default_factory=lambda: {"accuracy": "max", "macs": "min"})
+    constraints: Constraints = Field(default_factory=Constraints)
+    latency: LatencySettings = Field(default_factory=LatencySettings)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    finalize: FinalizeConfig = Field(default_factory=FinalizeConfig)
+    champion: ChampionConfig = Field(default_factory=ChampionConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value):
+            raise ValueError(
+                "must start with a letter or digit and hold only letters, digits, '_', '.' and '-' (at most 100): "
+                f"it names the experiment, the study and the registered model; got {value!r}"
+            )
+        return value
+
+    @field_validator("data", "model", mode="before")
+    @classmethod
+    def _default_kind(cls, value: Any, info: ValidationInfo) -> Any:
+        tag, default = ("source", "digits") if info.field_name == "data" else ("arch", "cnn")
+        if isinstance(value, dict) and tag not in value:
+            return {tag: default, **value}
+        return value
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _objectives(cls, value: Any) -> Any:
+        if isinstance(value, list):  # [accuracy, macs] is accepted: directions are implied
+            if len(set(map(str, value))) != len(value):
+                raise ValueError(f"each objective may appear once, but got {value}")
+            value = {name: OBJECTIVE_METRICS.get(name, "max") for name in value}
+        if not isinstance(value, dict) or not value:
+            raise ValueError(f"give 1 to 3 objectives from {', '.join(OBJECTIVE_METRICS)}, but got {value!r}")
+        if len(value) > 3:
+            raise ValueError(f"give at most 3 objectives, but got {len(value)}: {', '.join(value)}")
+        for name, direction in value.items():
+            if name not in OBJECTIVE_METRICS:
+                close = difflib.get_close_matches(str(name), OBJECTIVE_METRICS, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ValueError(f"unknown objective {name!r}{hint}; choose from {', '.join(OBJECTIVE_METRICS)}")
+            if direction != OBJECTIVE_METRICS[name]:
+                raise ValueError(
+                    f"{name} can only be {'maximised' if OBJECTIVE_METRICS[name] == 'max' else 'minimised'} "
+                    f"({name}: {OBJECTIVE_METRICS[name]}), but got {direction!r}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineConfig:
+        if "latency_ms" in self.objectives and self.latency.repeats < 5:
+            raise ValueError("latency_ms as an objective needs latency.repeats >= 5 for a usable median")
+        return self
+
+    @property
+    def experiment(self) -> str:
+        return self.tracking.experiment or self.name
+
+    @property
+    def registered_model(self) -> str:
+        return self.tracking.registered_model or self.name
+
+    @property
+    def study_name(self) -> str:
+        return self.search.study or self.name

@@ -1,0 +1,171 @@
+"""Typed configuration of a search space: per-group pruning ratios and fine-tune settings.
+
+A fine-tune setting is written as a fixed value (``lr: 0.01``), a list of choices
+(``optimizer: [sgd, adamw]``) or a range (``lr: {low: 1e-4, high: 0.1, log: true}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from ._base import Strict
+
+__all__ = ["Param", "RatioRange", "RatioOverride", "PruningSpace", "FinetuneSpace", "SpaceConfig", "IMPORTANCE_NAMES"]
+
+IMPORTANCE_NAMES = ("l1", "l2", "bn_scale", "taylor", "random")
+Importance = Literal["l1", "l2", "bn_scale", "taylor", "random"]
+
+
+class Param(Strict):
+    """One searchable setting: exactly one of ``value``, ``choices`` or ``low``/``high``."""
+
+    value: float | int | str | None = None
+    choices: list[float | int | str] | None = Field(None, min_length=1)
+    low: float | None = None
+    high: float | None = None
+    step: float | None = Field(None, gt=0)
+    log: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, list):
+            return {"choices": data}
+        if isinstance(data, (int, float, str)) and not isinstance(data, bool):
+            return {"value": data}
+        return data
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Param:
+        is_range = self.low is not None or self.high is not None
+        forms = [self.value is not None, self.choices is not None, is_range]
+        if sum(forms) != 1:
+            raise ValueError("write a fixed value, a list of choices, or a range {low, high}; exactly one of them")
+        if is_range:
+            if self.low is None or self.high is None:
+                raise ValueError(f"a range needs both low and high, but got low={self.low}, high={self.high}")
+            if self.low > self.high:
+                raise ValueError(f"low <= high must hold, but got low={self.low}, high={self.high}")
+            if self.log and self.low <= 0:
+                raise ValueError(f"a log range needs low > 0, but got low={self.low}")
+            if self.log and self.step is not None:
+                raise ValueError("a range cannot have both log: true and a step")
+        elif self.step is not None or self.log:
+            raise ValueError("step and log apply to ranges {low, high} only")
+        return self
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.value is not None
+
+    def values_within(self, low: float, high: float) -> bool:
+        """True when every value this setting can take lies in [low, high]."""
+        if self.value is not None:
+            return isinstance(self.value, (int, float)) and low <= self.value <= high
+        if self.choices is not None:
+            return all(isinstance(c, (int, float)) and low <= c <= high for c in self.choices)
+        return low <= self.low <= self.high <= high  # type: ignore[operator]
+
+
+class RatioRange(Strict):
+    """The range each group's pruning ratio is drawn from."""
+
+    low: float = Field(0.0, ge=0, lt=1)
+    high: float = Field(0.85, ge=0, lt=1)
+    step: float | None = Field(0.05, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RatioRange:
+        if self.low > self.high:
+            raise ValueError(f"low <= high must hold, but got low={self.low}, high={self.high}")
+        return self
+
+
+class RatioOverride(Strict):
+    """A partial `RatioRange` for the groups a glob matches."""
+
+    low: float | None = Field(None, ge=0, lt=1)
+    high: float | None = Field(None, ge=0, lt=1)
+    step: float | None = Field(None, gt=0, lt=1)
+
+
+class PruningSpace(Strict):
+    ratio: RatioRange = Field(default_factory=RatioRange)
+    uniform: bool = Field(False, description="one ratio shared by all groups instead of one per group")
+    overrides: dict[str, RatioOverride] = Field(default_factory=dict, description="glob on group names -> range")
+    exclude: list[str] = Field(default_factory=list, description="globs of groups never pruned")
+    importance: list[Importance] = Field(default_factory=lambda: ["l1"], min_length=1)
+    round_to: int | None = Field(None, ge=1)
+    min_channels: int = Field(1, ge=1)
+
+    @field_validator("importance", mode="before")
+    @classmethod
+    def _single_importance(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("importance")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"importance criteria must be unique, but got {value}")
+        return value
+
+
+class FinetuneSpace(Strict):
+    lr: Param = Field(default_factory=lambda: Param(value=0.01))
+    epochs: Param = Field(default_factory=lambda: Param(value=2))
+    weight_decay: Param = Field(default_factory=lambda: Param(value=5e-4))
+    distill_alpha: Param = Field(default_factory=lambda: Param(value=0.0))
+    temperature: Param = Field(default_factory=lambda: Param(value=4.0))
+    label_smoothing: Param = Field(default_factory=lambda: Param(value=0.0))
+    momentum: Param = Field(default_factory=lambda: Param(value=0.9))
+    optimizer: Param = Field(default_factory=lambda: Param(value="sgd"))
+    batch_size: int | None = Field(None, ge=1, description="defaults to data.batch_size")
+
+    @field_validator("lr", "epochs", "weight_decay", "distill_alpha", "temperature", "label_smoothing", "momentum")
+    @classmethod
+    def _within_bounds(cls, param: Param, info: ValidationInfo) -> Param:
+        low, high = _BOUNDS[info.field_name]
+        if not param.values_within(low, high):
+            raise ValueError(f"values must lie in [{low:g}, {high:g}], but got {_show(param)}")
+        if info.field_name == "epochs":
+            numbers = [param.value, *(param.choices or [])] if param.low is None else [param.low, param.high]
+            if any(isinstance(v, float) and not v.is_integer() for v in numbers if v is not None):
+                raise ValueError(f"epochs must be whole numbers, but got {_show(param)}")
+        return param
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, param: Param) -> Param:
+        options = [param.value] if param.value is not None else param.choices or []
+        if param.low is not None or any(option not in ("sgd", "adamw") for option in options):
+            raise ValueError(f"must be sgd or adamw (or a list of them), but got {_show(param)}")
+        return param
+
+
+_BOUNDS = {
+    "lr": (1e-12, 10.0),
+    "epochs": (0, 10_000),
+    "weight_decay": (0.0, 1.0),
+    "distill_alpha": (0.0, 1.0),
+    "temperature": (1e-3, 100.0),
+    "label_smoothing": (0.0, 0.99),
+    "momentum": (0.0, 0.999),
+}
+
+
+def _show(param: Param) -> str:
+    if param.value is not None:
+        return repr(param.value)
+    if param.choices is not None:
+        return repr(param.choices)
+    return f"{{low: {param.low}, high: {param.high}}}"
+
+
+class SpaceConfig(Strict):
+    """A search space file: ``pruning`` (ratios per group, importance) and ``finetune`` settings."""
+
+    pruning: PruningSpace = Field(default_factory=PruningSpace)
+    finetune: FinetuneSpace = Field(default_factory=FinetuneSpace)

@@ -1,0 +1,37 @@
+"""The search: a space bound to a model's groups, the objective around the engine call, backends,
+and Pareto fronts. It never imports MLflow: results go out through a `TrialReporter`."""
+
+from __future__ import annotations
+
+from ._objective import (
+    CandidateEvaluator,
+    DenseReference,
+    NullReporter,
+    Objectives,
+    TrialRecord,
+    TrialReporter,
+    constraint_values,
+)
+from ._pareto import dominates, hypervolume, non_dominated, pareto_ranks
+from ._space import FINETUNE_PARAMS, RATIO_PREFIX, SearchSpace
+from .backends import Budget, OptunaBackend, SearchBackend
+
+__all__ = [
+    "CandidateEvaluator",
+    "DenseReference",
+    "NullReporter",
+    "Objectives",
+    "TrialRecord",
+    "TrialReporter",
+    "constraint_values",
+    "dominates",
+    "hypervolume",
+    "non_dominated",
+    "pareto_ranks",
+    "FINETUNE_PARAMS",
+    "RATIO_PREFIX",
+    "SearchSpace",
+    "Budget",
+    "OptunaBackend",
+    "SearchBackend",
+]

@@ -1,0 +1,192 @@
+"""`SearchSpace`: the space file resolved against a model's dependency groups.
+
+It turns a `SpaceConfig` into Optuna distributions (one ratio per group, or one shared ratio; the
+importance criterion; fine-tune settings) and turns sampled parameters back into a `Candidate`.
+Parameter names are the ones logged to MLflow: ``ratio.<group>``, ``importance``, ``lr``, ...
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from ..config import Param, RatioRange, SpaceConfig
+from ..engine import Candidate, FinetuneConfig, Group, PrunePlan
+from ..errors import ConfigError
+
+__all__ = ["SearchSpace", "RATIO_PREFIX", "FINETUNE_PARAMS"]
+
+RATIO_PREFIX = "ratio."
+FINETUNE_PARAMS = ("lr", "epochs", "weight_decay", "distill_alpha", "temperature", "label_smoothing", "momentum", "optimizer")
+_KEY = "search.space"
+
+
+def _ratio_distribution(ratio: RatioRange | Mapping[str, Any]) -> BaseDistribution | float:
+    low, high, step = (ratio["low"], ratio["high"], ratio["step"]) if isinstance(ratio, Mapping) else (ratio.low, ratio.high, ratio.step)
+    if high <= low:
+        return float(low)
+    if step is not None:
+        high = low + math.floor((high - low) / step + 1e-9) * step  # keep high on the step grid
+        return FloatDistribution(round(low, 10), round(high, 10), step=step) if high > low else float(low)
+    return FloatDistribution(low, high)
+
+
+def _param_distribution(name: str, param: Param) -> BaseDistribution | Any:
+    if param.value is not None:
+        return int(param.value) if name == "epochs" else param.value
+    if param.choices is not None:
+        choices = [int(c) for c in param.choices] if name == "epochs" else list(param.choices)
+        return choices[0] if len(choices) == 1 else CategoricalDistribution(choices)
+    assert param.low is not None and param.high is not None  # guaranteed by Param's validation
+    if param.low == param.high:
+        return int(param.low) if name == "epochs" else param.low
+    if name == "epochs":
+        return IntDistribution(int(param.low), int(param.high), step=int(param.step or 1), log=param.log)
+    return FloatDistribution(param.low, param.high, step=param.step, log=param.log)
+
+
+class SearchSpace:
+    """A space file bound to a model's groups.
+
+    Args:
+        config: The parsed space.
+        groups: The dense model's dependency groups.
+        batch_size: Fine-tune batch size when the space does not set one.
+        train_fraction: Share of the training split each trial fine-tunes on.
+        seed: Seed for fine-tuning and the random criterion.
+
+    Raises:
+        ConfigError: An override or exclude glob matches no group, or every group is excluded.
+    """
+
+    def __init__(
+        self,
+        config: SpaceConfig,
+        groups: Sequence[Group],
+        *,
+        batch_size: int = 128,
+        train_fraction: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        self.config = config
+        self.groups = list(groups)
+        self.batch_size = config.finetune.batch_size or batch_size
+        self.train_fraction = train_fraction
+        self.seed = seed
+        names = [group.name for group in self.groups]
+        self.excluded = self._match_all(config.pruning.exclude, names, "exclude")
+        self.searched = [name for name in names if name not in self.excluded]
+        if not self.searched:
+            raise ConfigError(
+                f"every group is excluded; the model's groups are {', '.join(names)}", key=f"{_KEY}.pruning.exclude"
+            )
+        self._distributions, self._fixed = self._build(names)
+
+    @staticmethod
+    def _match_all(globs: Sequence[str], names: Sequence[str], what: str) -> set[str]:
+        matched: set[str] = set()
+        for index, pattern in enumerate(globs):
+            hits = set(fnmatch.filter(names, pattern))
+            if not hits:
+                raise ConfigError(
+                    f"{pattern!r} matches no group; the model's groups are {', '.join(names)}",
+                    key=f"{_KEY}.pruning.{what}.{index}",
+                )
+            matched |= hits
+        return matched
+
+    def _ratio_range(self, name: str) -> dict[str, Any]:
+        ratio = self.config.pruning.ratio.model_dump()
+        for pattern, override in self.config.pruning.overrides.items():
+            if fnmatch.fnmatch(name, pattern):
+                ratio.update({k: v for k, v in override.model_dump().items() if v is not None})
+        if ratio["low"] > ratio["high"]:
+            raise ConfigError(
+                f"low <= high must hold for group '{name}' after overrides, but got low={ratio['low']}, high={ratio['high']}",
+                key=f"{_KEY}.pruning.overrides",
+            )
+        return ratio
+
+    def _build(self, names: Sequence[str]) -> tuple[dict[str, BaseDistribution], dict[str, Any]]:
+        for index, pattern in enumerate(self.config.pruning.overrides):
+            if not fnmatch.filter(names, pattern):
+                raise ConfigError(
+                    f"{pattern!r} matches no group; the model's groups are {', '.join(names)}",
+                    key=f"{_KEY}.pruning.overrides.{pattern}",
+                )
+        entries: dict[str, Any] = {}
+        if self.config.pruning.uniform:
+            entries["ratio"] = _ratio_distribution(self.config.pruning.ratio)
+        else:
+            for name in self.searched:
+                entries[RATIO_PREFIX + name] = _ratio_distribution(self._ratio_range(name))
+        importance = self.config.pruning.importance
+        entries["importance"] = importance[0] if len(importance) == 1 else CategoricalDistribution(list(importance))
+        for name in FINETUNE_PARAMS:
+            entries[name] = _param_distribution(name, getattr(self.config.finetune, name))
+        distributions = {k: v for k, v in entries.items() if isinstance(v, BaseDistribution)}
+        fixed = {k: v for k, v in entries.items() if not isinstance(v, BaseDistribution)}
+        return distributions, fixed
+
+    @property
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """What the sampler searches, by parameter name."""
+        return dict(self._distributions)
+
+    @property
+    def fixed(self) -> dict[str, Any]:
+        """Settings that are not searched (single values), by parameter name."""
+        return dict(self._fixed)
+
+    def candidate(self, params: Mapping[str, Any]) -> Candidate:
+        """The candidate for sampled ``params`` (fixed settings filled in)."""
+        values = {**self._fixed, **params}
+        if self.config.pruning.uniform:
+            ratios = {name: float(values["ratio"]) for name in self.searched}
+        else:
+            ratios = {name: float(values[RATIO_PREFIX + name]) for name in self.searched}
+        plan = PrunePlan(
+            ratios={name: ratio for name, ratio in ratios.items() if ratio > 0},
+            importance=str(values["importance"]),
+            round_to=self.config.pruning.round_to,
+            min_channels=self.config.pruning.min_channels,
+            seed=self.seed,
+        )
+        finetune = FinetuneConfig(
+            epochs=int(values["epochs"]),
+            lr=float(values["lr"]),
+            optimizer=str(values["optimizer"]),
+            momentum=float(values["momentum"]),
+            weight_decay=float(values["weight_decay"]),
+            label_smoothing=float(values["label_smoothing"]),
+            distill_alpha=float(values["distill_alpha"]),
+            temperature=float(values["temperature"]),
+            batch_size=self.batch_size,
+            train_fraction=self.train_fraction,
+            seed=self.seed,
+        )
+        return Candidate(plan, finetune)
+
+    def params_of(self, candidate: Candidate) -> dict[str, Any]:
+        """The searched parameters that reproduce ``candidate`` (for enqueueing known candidates)."""
+        ratios = dict(candidate.plan.ratios)
+        values: dict[str, Any] = {"importance": candidate.plan.importance}
+        if self.config.pruning.uniform:
+            values["ratio"] = max(ratios.values(), default=0.0)
+        else:
+            values.update({RATIO_PREFIX + name: ratios.get(name, 0.0) for name in self.searched})
+        values.update({name: getattr(candidate.finetune, name) for name in FINETUNE_PARAMS})
+        return {name: value for name, value in values.items() if name in self._distributions}
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able view of the resolved space (logged beside the search)."""
+        return {
+            "searched": {name: repr(dist) for name, dist in self._distributions.items()},
+            "fixed": self._fixed,
+            "excluded_groups": sorted(self.excluded),
+            "groups": {group.name: group.size for group in self.groups},
+        }

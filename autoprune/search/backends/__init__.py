@@ -1,0 +1,8 @@
+"""Search backends: Optuna (one machine or a shared RDB storage) and, at scale, Ray Tune."""
+
+from __future__ import annotations
+
+from ._base import Budget, SearchBackend
+from ._optuna import OptunaBackend, make_sampler, open_storage, to_record
+
+__all__ = ["Budget", "SearchBackend", "OptunaBackend", "make_sampler", "open_storage", "to_record"]

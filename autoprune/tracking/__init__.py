@@ -1,0 +1,36 @@
+"""MLflow tracking (the only package that imports mlflow): experiment and run layout, the trial
+reporter, Pareto tags, front artifacts, plots, the model registry and its aliases."""
+
+from __future__ import annotations
+
+from ._client import KIND_TAG, PARENT_TAG, STATE_TAG, TRIAL_TAG, Tracker, sqlite_path, ui_base
+from ._front import MEMBER_METRICS, finalized_members, log_member, mark_front, register_members
+from ._query import EXPORT_FORMATS, FrontView, export_run, latest_front
+from ._reporter import MlflowReporter, run_name
+from ._server import MlflowServer
+from ._summary import PARENT_DESCRIPTION, log_search_inputs, log_summary
+
+__all__ = [
+    "KIND_TAG",
+    "PARENT_TAG",
+    "STATE_TAG",
+    "TRIAL_TAG",
+    "Tracker",
+    "sqlite_path",
+    "ui_base",
+    "MEMBER_METRICS",
+    "finalized_members",
+    "log_member",
+    "mark_front",
+    "register_members",
+    "EXPORT_FORMATS",
+    "FrontView",
+    "export_run",
+    "latest_front",
+    "MlflowServer",
+    "MlflowReporter",
+    "run_name",
+    "PARENT_DESCRIPTION",
+    "log_search_inputs",
+    "log_summary",
+]

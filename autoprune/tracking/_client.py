@@ -1,0 +1,175 @@
+"""`Tracker`: the MLflow client wrapper (experiment, parent run per search, child run per trial).
+
+This package is the only place autoprune imports MLflow. The core is an explicit `MlflowClient`; the
+fluent API is touched only where MLflow offers nothing else (``log_model``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from .._sqlite import tune_sqlite
+from ..errors import ConfigError
+
+__all__ = ["Tracker", "ui_base", "sqlite_path", "PARENT_TAG", "TRIAL_TAG", "STATE_TAG", "KIND_TAG"]
+
+PARENT_TAG = "mlflow.parentRunId"
+TRIAL_TAG = "autoprune.trial"
+STATE_TAG = "autoprune.state"
+KIND_TAG = "autoprune.kind"
+DEFAULT_UI = "http://127.0.0.1:5000"
+
+# quiet MLflow before it is imported: no telemetry, no progress bars, warnings only
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+log = logging.getLogger("autoprune")
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative to the working directory), else None."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def ui_base(uri: str) -> str:
+    """Where a person opens the UI for this store: the server itself, or what ``autoprune ui`` starts."""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else DEFAULT_UI
+
+
+class Tracker:
+    """An MLflow experiment and the runs of one search in it.
+
+    Args:
+        uri: Tracking URI (the registry uses the same store).
+        experiment: Experiment name; created if missing (None: only run-level calls are used). For sqlite stores its artifacts go to an
+            ``artifacts/`` folder beside the database, so the whole store lives in one place.
+        ui: Base address of the UI for links (default: the server, or what ``autoprune ui`` starts).
+    """
+
+    def __init__(self, uri: str, experiment: str | None, *, ui: str | None = None) -> None:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.uri = uri
+        self.ui = ui or ui_base(uri)
+        database = sqlite_path(uri)
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
+            tune_sqlite()
+        mlflow.set_tracking_uri(uri)  # log_model and the registry read the global URI
+        self.client = MlflowClient(tracking_uri=uri)
+        self.experiment = experiment
+        self.experiment_id = ""
+        if experiment is None:  # run-level access only (export)
+            return
+        try:
+            found = self.client.get_experiment_by_name(experiment)
+        except Exception as exc:  # unreachable server, bad database: one clear line
+            raise ConfigError(f"cannot reach the MLflow store {uri!r}: {type(exc).__name__}: {exc}", key="tracking.uri") from exc
+        if found is None:
+            location = (database.parent / "artifacts").resolve().as_uri() if database is not None else None
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        else:
+            self.experiment_id = found.experiment_id
+
+    # --- runs ------------------------------------------------------------------------------------
+
+    def create_run(self, name: str, *, tags: Mapping[str, str], parent: str | None = None) -> str:
+        all_tags = dict(tags)
+        if parent:
+            all_tags[PARENT_TAG] = parent
+        return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
+
+    def reopen(self, run_id: str) -> None:
+        self.client.update_run(run_id, status="RUNNING")
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def log(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        step: int = 0,
+        steps: Mapping[int, Mapping[str, float]] | None = None,
+    ) -> None:
+        """Params, metrics (at ``step``, plus per-step series in ``steps``) and tags in one batched call
+        (MLflow splits batches above its limits)."""
+        import time
+
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        series = [Metric(k, float(v), now, s) for s, values in (steps or {}).items() for k, v in values.items()]
+        self.client.log_batch(
+            run_id,
+            metrics=series + [Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
+            params=[Param(k, _param_text(v)) for k, v in (params or {}).items()],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
+
+    def log_metric(self, run_id: str, key: str, value: float, step: int = 0) -> None:
+        self.client.log_metric(run_id, key, float(value), step=step)
+
+    def children(self, parent: str) -> dict[int, Any]:
+        """Child runs of ``parent`` by trial number (every worker's, every session's)."""
+        runs = self.search(f"tags.`{PARENT_TAG}` = '{parent}'")
+        by_trial: dict[int, Any] = {}
+        for run in runs:
+            number = run.data.tags.get(TRIAL_TAG)
+            if number is not None and number.isdigit():
+                by_trial.setdefault(int(number), run)
+        return by_trial
+
+    def search(self, filter_string: str) -> list[Any]:
+        runs: list[Any] = []
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], filter_string=filter_string, max_results=1000, page_token=token
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    # --- artifacts -------------------------------------------------------------------------------
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        self.client.log_text(run_id, text, path)
+
+    def log_dict(self, run_id: str, data: Mapping[str, Any], path: str) -> None:
+        self.client.log_dict(run_id, dict(data), path)
+
+    def log_figure(self, run_id: str, figure: Any, path: str) -> None:
+        self.client.log_figure(run_id, figure, path)
+
+    def log_files(self, run_id: str, files: Iterable[Path], artifact_path: str) -> None:
+        for file in files:
+            self.client.log_artifact(run_id, str(file), artifact_path=artifact_path)
+
+    # --- addresses -------------------------------------------------------------------------------
+
+    @property
+    def experiment_url(self) -> str:
+        return f"{self.ui}/#/experiments/{self.experiment_id}"
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.experiment_url}/runs/{run_id}"
+
+    def model_url(self, name: str) -> str:
+        return f"{self.ui}/#/models/{quote(name, safe='')}"
+
+
+def _param_text(value: Any) -> str:
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    return text[:6000]

@@ -1,0 +1,141 @@
+"""Marking the Pareto front in MLflow: tags on every trial run, artifacts and models for front members,
+a registered model version per member, and aliases a person can pick from."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from ._client import TRIAL_TAG, Tracker
+
+__all__ = ["mark_front", "finalized_members", "log_member", "register_members", "MEMBER_METRICS"]
+
+log = logging.getLogger("autoprune")
+
+FINALIZED_TAG = "autoprune.finalized"
+MODEL_URI_TAG = "autoprune.model_uri"
+MEMBER_METRICS = ("test_accuracy", "final_val_accuracy", "final_params", "final_macs", "final_size_bytes",
+                  "final_latency_ms", "final_latency_ratio", "final_speedup_vs_dense")  # fmt: skip
+
+
+def mark_front(tracker: Tracker, parent: str, front: Sequence[int], ranks: Mapping[int, int]) -> dict[int, str]:
+    """Tag every trial run of ``parent``: ``pareto`` true/false and ``pareto_rank`` (or ``infeasible``).
+
+    Returns the run id of every trial.
+    """
+    runs = tracker.children(parent)
+    members = set(front)
+    for number, run in runs.items():
+        rank = ranks.get(number)
+        state = run.data.tags.get("autoprune.state")
+        tags = {
+            "pareto": str(number in members).lower(),
+            "pareto_rank": str(rank) if rank is not None else ("infeasible" if state == "complete" else state or "failed"),
+        }
+        if any(run.data.tags.get(k) != v for k, v in tags.items()):
+            tracker.log(run.info.run_id, tags=tags)
+    return {number: run.info.run_id for number, run in runs.items()}
+
+
+def finalized_members(tracker: Tracker, parent: str) -> dict[int, dict[str, Any]]:
+    """Front members an earlier session already finalized: trial -> their logged figures."""
+    done = {}
+    for number, run in tracker.children(parent).items():
+        if run.data.tags.get(FINALIZED_TAG) == "true":
+            metrics = run.data.metrics
+            done[number] = {
+                "trial": number,
+                "run_id": run.info.run_id,
+                "model_uri": run.data.tags.get(MODEL_URI_TAG),
+                **{key: metrics.get(key) for key in MEMBER_METRICS},
+            }
+    return done
+
+
+def log_member(
+    tracker: Tracker,
+    run_id: str,
+    summary: Mapping[str, float],
+    *,
+    export_dir: Path,
+    model: nn.Module,
+    example: np.ndarray,
+) -> str:
+    """Log a front member's final figures, exported files and MLflow model; return the model URI."""
+    import mlflow
+
+    tracker.log(run_id, metrics={key: summary[key] for key in MEMBER_METRICS if key in summary})
+    tracker.log_files(run_id, sorted(p for p in export_dir.iterdir() if p.is_file()), "pruned")
+    mlflow.set_experiment(experiment_id=tracker.experiment_id)  # else the model lands in experiment 0
+    model.eval()
+    info = mlflow.pytorch.log_model(
+        model,
+        name="model",
+        input_example=example.astype(np.float32),
+        pip_requirements=["torch==2.13.0"],
+        run_id=run_id,
+    )
+    tracker.log(run_id, tags={FINALIZED_TAG: "true", MODEL_URI_TAG: info.model_uri})
+    return info.model_uri
+
+
+def _description(summary: Mapping[str, Any], dense: Mapping[str, float], run_url: str) -> str:
+    return (
+        f"Pareto-front model from trial {summary['trial']}. "
+        f"Test accuracy {summary['test_accuracy']:.4f} (dense {dense['test_accuracy']:.4f}); "
+        f"{int(summary['final_params']):,} params ({summary['final_params'] / dense['params']:.0%} of dense); "
+        f"{int(summary['final_macs']):,} MACs ({summary['final_macs'] / dense['macs']:.0%}); "
+        f"latency {summary['final_latency_ms']:.3f} ms, {summary['final_speedup_vs_dense']:.2f}x the dense model's speed. "
+        f"Run: {run_url}"
+    )
+
+
+def register_members(
+    tracker: Tracker,
+    name: str,
+    members: Sequence[Mapping[str, Any]],
+    *,
+    parent: str,
+    dense: Mapping[str, float],
+    aliases: Mapping[str, int],
+) -> dict[int, int]:
+    """One registered version per front member (reused if this search registered it already), with a
+    description, tags and the aliases. Returns trial -> version."""
+    client = tracker.client
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(
+            name, description="Pareto-front models found by autoprune. Aliases: champion, smallest, fastest, most-accurate."
+        )
+    existing = {
+        int(v.tags[TRIAL_TAG]): int(v.version)
+        for v in client.search_model_versions(f"name = '{name}'")
+        if v.tags.get("autoprune.parent_run") == parent and TRIAL_TAG in v.tags
+    }
+    versions: dict[int, int] = {}
+    for member in members:
+        number = int(member["trial"])
+        description = _description(member, dense, tracker.run_url(member["run_id"]))
+        if number in existing:
+            versions[number] = existing[number]
+            client.update_model_version(name, str(existing[number]), description=description)
+            continue
+        version = client.create_model_version(
+            name,
+            source=member["model_uri"],
+            run_id=member["run_id"],
+            description=description,
+            tags={TRIAL_TAG: str(number), "autoprune.parent_run": parent, "pareto": "true"},
+        )
+        versions[number] = int(version.version)
+    front = set(versions)
+    for number, version in existing.items():
+        if number not in front:  # left the front when the search went on
+            client.set_model_version_tag(name, str(version), "pareto", "false")
+    for alias, number in aliases.items():
+        client.set_registered_model_alias(name, alias, str(versions[number]))
+    return versions

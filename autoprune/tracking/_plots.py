@@ -1,0 +1,81 @@
+"""Pareto scatter plots and the hypervolume curve (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..search import TrialRecord
+
+__all__ = ["pareto_figure", "hypervolume_figure", "front_csv"]
+
+_LABELS = {
+    "params": "parameters",
+    "macs": "MACs (one input)",
+    "size_bytes": "serialized bytes",
+    "latency_ratio": "latency / dense latency",
+}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def pareto_figure(records: Sequence[TrialRecord], front: set[int], cost: str, dense_cost: float, title: str) -> Any:
+    """Validation accuracy against one cost: feasible trials, infeasible ones, and the front as a step line."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    done = [r for r in records if r.state == "complete"]
+    feasible = [r for r in done if r.feasible and r.number not in front]
+    infeasible = [r for r in done if not r.feasible]
+    members = sorted((r for r in done if r.number in front), key=lambda r: r.metrics[cost])
+    axis.scatter([r.metrics[cost] for r in feasible], [r.metrics["val_accuracy"] for r in feasible],
+                 s=22, c="#9aa5b1", label="trial")  # fmt: skip
+    if infeasible:
+        axis.scatter([r.metrics[cost] for r in infeasible], [r.metrics["val_accuracy"] for r in infeasible],
+                     s=22, marker="x", c="#d64545", label="breaks a constraint")  # fmt: skip
+    xs = [r.metrics[cost] for r in members]
+    ys = [r.metrics["val_accuracy"] for r in members]
+    axis.step(xs, ys, where="post", c="#1f6feb", lw=1.2, alpha=0.6)
+    axis.scatter(xs, ys, s=46, c="#1f6feb", edgecolors="black", linewidths=0.6, label="Pareto front", zorder=3)
+    for record, x, y in zip(members, xs, ys):
+        axis.annotate(f"t{record.number}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    axis.axvline(dense_cost, c="black", ls=":", lw=1, label="dense model")
+    axis.set_xlabel(_LABELS.get(cost, cost))
+    axis.set_ylabel("validation accuracy")
+    axis.set_title(title, fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def hypervolume_figure(history: Sequence[tuple[int, float]], title: str) -> Any:
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    axis.plot([n for n, _ in history], [v for _, v in history], marker=".", c="#1f6feb")
+    axis.set_xlabel("trial")
+    axis.set_ylabel("hypervolume (normalised)")
+    axis.set_title(title, fontsize=10)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def front_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows (dicts with the same keys) as CSV text."""
+    import csv
+    import io
+
+    if not rows:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

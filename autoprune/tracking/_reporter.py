@@ -1,0 +1,162 @@
+"""`MlflowReporter`: one child run per trial, opened when the trial starts, closed when it ends.
+
+A trial's run is RUNNING while it fine-tunes, then FINISHED with every metric (per-epoch validation
+accuracy as steps), or FAILED with the error as a tag.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..engine import EpochReport
+from ..search import TrialRecord
+from ._client import KIND_TAG, STATE_TAG, TRIAL_TAG, Tracker
+
+__all__ = ["MlflowReporter", "run_name"]
+
+log = logging.getLogger("autoprune")
+
+
+def _short(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return f"{value:.0f}"
+
+
+def run_name(record: TrialRecord) -> str:
+    """A name that reads as a summary in a run list: ``t012 acc=0.981 macs=0.31M lat=0.21ms``."""
+    if record.state != "complete":
+        return f"t{record.number:03d} {record.state}"
+    m = record.metrics
+    return f"t{record.number:03d} acc={m['val_accuracy']:.3f} macs={_short(m['macs'])} lat={m['latency_ms']:.2f}ms"
+
+
+class MlflowReporter:
+    """Implements `autoprune.search.TrialReporter` on a `Tracker`, under one parent run.
+
+    MLflow calls run on a background thread, in order, so the next trial does not wait for the store
+    (three calls per trial: create the run, log its params, one final batch of metrics, tags and the
+    new name before closing it). `flush` waits for them and raises the first error. Per-epoch accuracy
+    is logged live only when epochs are slow enough (``live_after_s``) for a person to watch them.
+
+    Optuna's storage stays the record of truth: `reconcile` brings MLflow in line with it (trials a
+    killed process never closed, or whose logging was lost), so each trial has exactly one child run.
+    """
+
+    def __init__(self, tracker: Tracker, parent: str, *, live_after_s: float = 5.0) -> None:
+        self.tracker = tracker
+        self.parent = parent
+        self.live_after_s = live_after_s
+        self.runs: dict[int, str] = {}
+        self._logged_epochs: dict[int, int] = {}
+        self._queue: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue()
+        self._errors: list[BaseException] = []
+        self._worker = threading.Thread(target=self._drain, name="autoprune-mlflow", daemon=True)
+        self._worker.start()
+
+    # --- the background thread -------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                function, args = item
+                function(*args)
+            except Exception as exc:  # kept and raised by flush(), in the caller's thread
+                log.warning("MLflow logging failed: %s: %s", type(exc).__name__, exc)
+                self._errors.append(exc)
+            finally:
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until everything queued is logged; raise the first logging error, if any."""
+        self._queue.join()
+        if self._errors:
+            error, self._errors = self._errors[0], []
+            raise error
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._worker.join(timeout=60)
+
+    # --- TrialReporter ---------------------------------------------------------------------------
+
+    def trial_started(self, number: int, params: Mapping[str, Any]) -> None:
+        self._queue.put((self._start, (number, dict(params))))
+
+    def epoch_finished(self, number: int, report: EpochReport) -> None:
+        if report.seconds >= self.live_after_s:
+            self._queue.put((self._epoch, (number, report)))
+
+    def trial_finished(self, record: TrialRecord) -> None:
+        self._queue.put((self._finish, (record,)))
+
+    # --- the MLflow calls ------------------------------------------------------------------------
+
+    def _create(self, number: int, params: Mapping[str, Any]) -> str:
+        run_id = self.tracker.create_run(
+            f"t{number:03d} running",
+            tags={TRIAL_TAG: str(number), STATE_TAG: "running", KIND_TAG: "trial", "pareto": "pending"},
+            parent=self.parent,
+        )
+        self.tracker.log(run_id, params=params)
+        return run_id
+
+    def _start(self, number: int, params: Mapping[str, Any]) -> None:
+        self.runs[number] = self._create(number, params)
+
+    def _epoch(self, number: int, report: EpochReport) -> None:
+        run_id = self.runs.get(number)
+        if run_id is not None:
+            self.tracker.log(run_id, metrics={"val_accuracy": report.val_accuracy}, step=report.epoch)
+            self._logged_epochs[number] = report.epoch
+
+    def _finish(self, record: TrialRecord) -> None:
+        run_id = self.runs.pop(record.number, None)
+        if run_id is not None:  # trials started by another process are closed by that process
+            self._close(run_id, record, logged_epochs=self._logged_epochs.pop(record.number, 0))
+
+    def _close(self, run_id: str, record: TrialRecord, *, logged_epochs: int = 0) -> None:
+        tags = {STATE_TAG: record.state, "feasible": str(record.feasible).lower(), "mlflow.runName": run_name(record)}
+        metrics = dict(record.metrics)
+        if record.state == "complete":
+            metrics.update({f"kept.{name}": count for name, count in record.kept.items()})
+            metrics.update({f"constraint.{name}": value for name, value in record.constraints.items()})
+        else:
+            error = record.error or "the trial did not finish: its process stopped (killed or interrupted)"
+            tags["autoprune.error"] = error[:5000]
+        if record.epochs:  # the final val_accuracy is the last epoch's: it comes with the series
+            metrics.pop("val_accuracy", None)
+        metrics["trial_seconds"] = record.seconds
+        steps = {epoch: {"val_accuracy": value} for epoch, value in enumerate(record.epochs, 1) if epoch > logged_epochs}
+        self.tracker.log(run_id, metrics=metrics, tags=tags, step=len(record.epochs), steps=steps)
+        self.tracker.finish(run_id, "FINISHED" if record.state == "complete" else "FAILED")
+
+    def reconcile(self, records: Sequence[TrialRecord]) -> int:
+        """Give every finished trial exactly one closed child run that says how it ended.
+
+        Returns how many runs were created or corrected. Trials still running (in another worker) are
+        left alone.
+        """
+        self.flush()
+        children = self.tracker.children(self.parent)
+        fixed = 0
+        for record in records:
+            if record.state not in ("complete", "failed"):
+                continue
+            run = children.get(record.number)
+            if run is None:
+                self._close(self._create(record.number, record.params), record)
+            elif run.info.status not in ("FINISHED", "FAILED") or run.data.tags.get(STATE_TAG) != record.state:
+                self._close(run.info.run_id, record)
+            else:
+                continue
+            fixed += 1
+        return fixed

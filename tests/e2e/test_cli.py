@@ -1,0 +1,96 @@
+"""The CLI around a finished search: export, ui, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+
+import onnxruntime as ort
+import pytest
+from mlflow.tracking import MlflowClient
+
+from autoprune.tracking import MlflowServer
+
+from .conftest import Store, run_cli
+
+
+def _runs(store: Store, pareto: str) -> list:
+    client = MlflowClient(store.uri)
+    experiment = client.get_experiment_by_name("e2e-digits")
+    return client.search_runs([experiment.experiment_id], filter_string=f"tags.pareto = '{pareto}'")
+
+
+def test_export_onnx_and_state_dict(finished_search: Store, tmp_path) -> None:
+    member = _runs(finished_search, "true")[0].info.run_id
+    uri = finished_search.uri
+    assert run_cli("export", member, "--format", "onnx", "--out", str(tmp_path / "o"), "--tracking-uri", uri) == 0
+    session = ort.InferenceSession(str(tmp_path / "o" / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": __import__("numpy").zeros((5, 1, 8, 8), "float32")})[0].shape == (5, 10)
+    assert run_cli("export", member, "-f", "state-dict", "-o", str(tmp_path / "s"), "--pipeline", str(finished_search.pipeline)) == 0
+    record = json.loads((tmp_path / "s" / "plan.json").read_text())
+    assert set(record["plan"]["keep"]) == {"features.0", "features.4"} and record["metadata"]["model"]["arch"] == "cnn"
+
+    from autoprune import engine, models
+
+    rebuilt = engine.load_pruned(tmp_path / "s", lambda: models.build_from_spec(record["metadata"]["model"], (1, 8, 8), 10))
+    assert rebuilt.features[0].out_channels == record["plan"]["keep"]["features.0"]
+
+
+def test_export_of_a_non_front_run_says_why(finished_search: Store, tmp_path, capsys) -> None:
+    others = _runs(finished_search, "false")
+    if not others:
+        pytest.skip("every trial landed on the front")
+    assert run_cli("export", others[0].info.run_id, "--out", str(tmp_path), "--tracking-uri", finished_search.uri) == 2
+    err = capsys.readouterr().err
+    assert "has no model.onnx (only Pareto-front runs, tagged pareto=true, have exports)" in err
+
+
+def test_bad_pipeline_exits_2_with_one_line(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text("name: x\nsearch:\n  sampler: nsgaa\n")
+    assert run_cli("run", "p.yaml") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: p.yaml:3: search.sampler: must be 'tpe', 'nsga2', 'random' or 'qmc', but got 'nsgaa' (did you mean 'nsga2'?)"
+    assert not (tmp_path / "mlflow").exists()  # nothing written
+
+
+def test_validate_locates_a_glob_that_matches_no_group(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text(
+        "name: x\nmodel: {arch: cnn, widths: [8, 16]}\nsearch:\n  space:\n    pruning:\n      overrides:\n        layer3.*: {high: 0.5}\n"
+    )
+    assert run_cli("validate", "p.yaml") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: p.yaml:7: search.space.pruning.overrides.layer3.*: 'layer3.*' matches no group;")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ui_server_serves_the_store_and_stops_its_process_group(finished_search: Store) -> None:
+    server = MlflowServer(finished_search.uri, port=_free_port())
+    server.start()
+    try:
+        query = urllib.request.Request(
+            f"{server.url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=e2e-digits", method="GET"
+        )
+        with urllib.request.urlopen(query, timeout=10) as response:
+            assert json.load(response)["experiment"]["name"] == "e2e-digits"
+        group = os.getpgid(server.process.pid)
+        assert group == server.process.pid  # its own process group
+    finally:
+        server.stop()
+    leftover = subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""
+
+
+def test_console_script_is_installed() -> None:
+    result = subprocess.run([sys.executable, "-m", "autoprune.cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "autoprune" in result.stdout

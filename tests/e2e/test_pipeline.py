@@ -1,0 +1,138 @@
+"""The main job end to end: parent and child runs, the front, test accuracy, registry and aliases."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from .conftest import Store
+
+
+def _runs(store: Store):
+    client = MlflowClient(store.uri)
+    experiment = client.get_experiment_by_name("e2e-digits")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("autoprune.kind") == "search"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    return client, parents, children
+
+
+def _dominates(a, b) -> bool:
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def test_one_parent_and_one_child_per_trial_after_resume(finished_search: Store) -> None:
+    _, parents, children = _runs(finished_search)
+    assert len(parents) == 1
+    parent = parents[0]
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    numbers = sorted(int(c.data.tags["autoprune.trial"]) for c in children)
+    assert numbers == list(range(9))  # --resume added 3 trials and duplicated none
+    assert parent.info.status == "FINISHED" and all(c.info.status == "FINISHED" for c in children)
+    assert all(c.info.run_name.startswith(f"t{int(c.data.tags['autoprune.trial']):03d} acc=") for c in children)
+    params = children[0].data.params
+    assert {"importance", "lr", "epochs", "distill_alpha", "ratio.features.0", "ratio.features.4"} <= set(params)
+
+
+def test_pareto_tags_are_exactly_the_non_dominated_feasible_set(finished_search: Store) -> None:
+    _, parents, children = _runs(finished_search)
+    dense_val = parents[0].data.metrics["dense_val_accuracy"]
+    feasible = [c for c in children if dense_val - c.data.metrics["val_accuracy"] <= 0.05 + 1e-12]
+    points = {c.info.run_id: (-c.data.metrics["val_accuracy"], c.data.metrics["macs"], c.data.metrics["latency_ratio"]) for c in feasible}
+    expected = {rid for rid, p in points.items() if not any(_dominates(q, p) for q in points.values())}
+    tagged = {c.info.run_id for c in children if c.data.tags["pareto"] == "true"}
+    assert tagged == expected and tagged
+    for c in children:
+        rank = c.data.tags["pareto_rank"]
+        if c.info.run_id in expected:
+            assert rank == "1"
+        elif c in feasible:
+            assert rank.isdigit() and int(rank) > 1
+        else:
+            assert rank == "infeasible"
+
+
+def test_front_matches_optunas_best_trials(finished_search: Store) -> None:
+    _, _, children = _runs(finished_search)
+    storage = f"sqlite:///{finished_search.root / 'store' / 'optuna.db'}"
+    study = optuna.load_study(study_name="e2e-digits", storage=storage)
+    assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 9
+    tagged = {int(c.data.tags["autoprune.trial"]) for c in children if c.data.tags["pareto"] == "true"}
+    assert {t.number for t in study.best_trials} == tagged
+
+
+def test_front_members_have_test_accuracy_plan_model_and_version(finished_search: Store) -> None:
+    client, _, children = _runs(finished_search)
+    versions = {int(v.tags["autoprune.trial"]): v for v in client.search_model_versions("name = 'e2e-digits'")}
+    for child in children:
+        number = int(child.data.tags["autoprune.trial"])
+        if child.data.tags["pareto"] != "true":
+            assert "test_accuracy" not in child.data.metrics  # the test split is used for the front only
+            continue
+        assert 0.5 < child.data.metrics["test_accuracy"] <= 1.0
+        files = {a.path for a in client.list_artifacts(child.info.run_id, "pruned")}
+        assert {"pruned/plan.json", "pruned/state_dict.pt", "pruned/model.onnx"} <= files
+        assert versions[number].run_id == child.info.run_id
+        assert versions[number].tags["pareto"] == "true"
+        assert "Test accuracy" in versions[number].description
+
+
+def test_aliases_point_at_the_right_versions(finished_search: Store) -> None:
+    client, parents, children = _runs(finished_search)
+    front = [c for c in children if c.data.tags["pareto"] == "true"]
+    metric = {int(c.data.tags["autoprune.trial"]): c.data.metrics for c in front}
+    dense_test = parents[0].data.metrics["dense_test_accuracy"]
+    eligible = [n for n, m in metric.items() if m["test_accuracy"] >= dense_test - 0.02]
+    expected = {
+        "smallest": min(metric, key=lambda n: (metric[n]["final_params"], -metric[n]["test_accuracy"])),
+        "fastest": min(metric, key=lambda n: (metric[n]["final_latency_ratio"], -metric[n]["test_accuracy"])),
+        "most-accurate": max(metric, key=lambda n: (metric[n]["test_accuracy"], -metric[n]["final_macs"])),
+    }
+    expected["champion"] = (
+        min(eligible, key=lambda n: (metric[n]["final_macs"], -metric[n]["test_accuracy"])) if eligible else expected["most-accurate"]
+    )
+    for alias, number in expected.items():
+        version = client.get_model_version_by_alias("e2e-digits", alias)
+        assert int(version.tags["autoprune.trial"]) == number, alias
+
+
+def test_champion_loads_by_alias_and_predicts(finished_search: Store) -> None:
+    import mlflow
+    import numpy as np
+    import torch
+
+    from autoprune import config, data
+
+    mlflow.set_tracking_uri(finished_search.uri)
+    model = mlflow.pytorch.load_model("models:/e2e-digits@champion")
+    splits = data.load(config.DigitsData(batch_size=64), seed=0)
+    with torch.no_grad():
+        predictions = model(splits.test.x[:64]).argmax(1)
+    accuracy = float((predictions == splits.test.y[:64]).float().mean())
+    assert accuracy > 0.8 and math.isfinite(accuracy)
+    pyfunc = mlflow.pyfunc.load_model("models:/e2e-digits@champion")
+    assert pyfunc.predict(splits.test.x[:3].numpy().astype(np.float32)).shape == (3, 10)
+
+
+def test_parent_run_holds_the_inputs_and_the_summary(finished_search: Store) -> None:
+    client, parents, _ = _runs(finished_search)
+    parent = parents[0]
+    files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"pipeline.yaml", "resolved_space.json", "front.csv", "pareto_macs.png", "pareto_latency_ratio.png", "hypervolume.png"} <= files
+    history = client.get_metric_history(parent.info.run_id, "hypervolume")
+    values = [m.value for m in sorted(history, key=lambda m: m.step)]
+    assert values and all(b >= a - 1e-12 for a, b in zip(values, values[1:]))  # the front only grows
+    assert "tags.pareto" in parent.data.tags["mlflow.note.content"]
+    assert parent.data.metrics["trials_completed"] == 9
+
+
+@pytest.mark.parametrize("command", ["pareto", "validate"])
+def test_cli_reads_the_store(finished_search: Store, command: str, capsys) -> None:
+    from .conftest import run_cli
+
+    assert run_cli(command, str(finished_search.pipeline)) == 0
+    out = capsys.readouterr().out
+    assert ("front of" in out) if command == "pareto" else ("OK" in out and "features.0" in out)

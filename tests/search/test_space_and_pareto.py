@@ -1,0 +1,113 @@
+"""The search space bound to groups, and the Pareto utilities."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import random
+
+import numpy as np
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from autoprune import config, engine, models, search
+from autoprune.errors import ConfigError
+
+from ..conftest import DIGITS_SHAPE
+
+
+@pytest.fixture(scope="module")
+def resnet_groups() -> list[engine.Group]:
+    return engine.discover(models.build(config.ResNetModel(arch="resnet"), DIGITS_SHAPE, 10), DIGITS_SHAPE)
+
+
+def _space(**pruning) -> config.SpaceConfig:
+    return config.SpaceConfig.model_validate(
+        {"pruning": pruning, "finetune": {"lr": {"low": 1e-3, "high": 0.1, "log": True}, "epochs": [1, 2], "optimizer": "adamw"}}
+    )
+
+
+def test_one_ratio_per_group_with_overrides_and_excludes(resnet_groups) -> None:
+    space = search.SearchSpace(
+        _space(ratio={"low": 0.0, "high": 0.8, "step": 0.1}, overrides={"layer3.*": {"high": 0.5}}, exclude=["conv1"],
+               importance=["l1", "taylor"]),
+        resnet_groups, batch_size=64, seed=3,
+    )  # fmt: skip
+    dists = space.distributions
+    assert "ratio.conv1" not in dists and space.excluded == {"conv1"}
+    assert dists["ratio.layer1.0.conv1"] == FloatDistribution(0.0, 0.8, step=0.1)
+    assert dists["ratio.layer3.1.conv1"] == FloatDistribution(0.0, 0.5, step=0.1)
+    assert dists["importance"] == CategoricalDistribution(["l1", "taylor"])
+    assert dists["lr"] == FloatDistribution(1e-3, 0.1, log=True) and dists["epochs"] == CategoricalDistribution([1, 2])
+    assert space.fixed["optimizer"] == "adamw" and "weight_decay" in space.fixed
+    params = {name: 0.3 for name in dists if name.startswith("ratio.")} | {"importance": "taylor", "lr": 0.01, "epochs": 2}
+    candidate = space.candidate(params)
+    assert candidate.plan.ratios["layer2.0.conv1"] == 0.3 and "conv1" not in candidate.plan.ratios
+    assert candidate.plan.importance == "taylor" and candidate.plan.seed == 3
+    assert (candidate.finetune.epochs, candidate.finetune.lr, candidate.finetune.optimizer, candidate.finetune.batch_size) == (2, 0.01, "adamw", 64)
+    assert space.candidate(space.params_of(candidate)) == candidate
+
+
+def test_uniform_space_has_one_ratio(resnet_groups) -> None:
+    space = search.SearchSpace(_space(uniform=True, ratio={"low": 0.1, "high": 0.55, "step": 0.1}), resnet_groups)
+    assert space.distributions["ratio"] == FloatDistribution(0.1, 0.5, step=0.1)  # high kept on the step grid
+    plan = space.candidate({"ratio": 0.4, "lr": 0.01, "epochs": 1}).plan
+    assert set(plan.ratios) == {g.name for g in resnet_groups} and set(plan.ratios.values()) == {0.4}
+
+
+def test_integer_epoch_ranges(resnet_groups) -> None:
+    cfg = config.SpaceConfig.model_validate({"finetune": {"epochs": {"low": 1, "high": 5}}})
+    assert search.SearchSpace(cfg, resnet_groups).distributions["epochs"] == IntDistribution(1, 5)
+
+
+@pytest.mark.parametrize(
+    ("pruning", "key", "message"),
+    [
+        ({"overrides": {"layer9.*": {"high": 0.3}}}, "search.space.pruning.overrides.layer9.*", re.escape("'layer9.*' matches no group")),
+        ({"exclude": ["conv1", "head*"]}, "search.space.pruning.exclude.1", re.escape("'head*' matches no group")),
+        ({"exclude": ["*"]}, "search.space.pruning.exclude", "every group is excluded"),
+        ({"ratio": {"low": 0.5, "high": 0.8}, "overrides": {"layer1.*": {"high": 0.3}}}, "search.space.pruning.overrides",
+         "low <= high must hold for group 'layer1.0.conv1' after overrides"),
+    ],
+)
+def test_space_errors_name_their_key(resnet_groups, pruning, key: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        search.SearchSpace(_space(**pruning), resnet_groups)
+    assert info.value.key == key
+
+
+def test_non_dominated_and_ranks() -> None:
+    points = [(1, 5), (2, 2), (3, 1), (3, 3), (4, 4), (2, 2)]
+    assert search.non_dominated(points) == [0, 1, 2, 5]
+    assert search.pareto_ranks(points) == [1, 1, 1, 2, 3, 1]
+    assert search.dominates((1, 1), (1, 2)) and not search.dominates((1, 2), (1, 2))
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_hypervolume_matches_optuna(dims: int) -> None:
+    from optuna._hypervolume import compute_hypervolume
+
+    rng = random.Random(dims)
+    for _ in range(20):
+        points = [tuple(rng.uniform(0, 1.2) for _ in range(dims)) for _ in range(rng.randint(1, 25))]
+        reference = [1.0] * dims
+        inside = np.array([p for p in points if all(x < 1 for x in p)]).reshape(-1, dims)
+        expected = compute_hypervolume(inside, np.array(reference)) if len(inside) else 0.0
+        assert search.hypervolume(points, reference) == pytest.approx(expected, abs=1e-12)
+
+
+def test_hypervolume_of_simple_shapes() -> None:
+    assert search.hypervolume([(0.5, 0.5)], [1, 1]) == pytest.approx(0.25)
+    assert search.hypervolume([(0.0, 0.5), (0.5, 0.0)], [1, 1]) == pytest.approx(0.75)
+    assert search.hypervolume([(0.5, 0.5, 0.5)], [1, 1, 1]) == pytest.approx(0.125)
+    assert search.hypervolume([(1.5, 0.1)], [1, 1]) == 0.0
+
+
+def test_objectives_losses_are_normalised() -> None:
+    objectives = search.Objectives(["accuracy", "macs", "latency_ms"])
+    dense = search.DenseReference(0.99, 0.98, 1000, 2000, 4000, 0.5)
+    metrics = {"val_accuracy": 0.9, "macs": 500.0, "latency_ratio": 0.8}
+    assert objectives.directions == ["maximize", "minimize", "minimize"]
+    assert objectives.values(metrics) == [0.9, 500.0, 0.8]
+    assert objectives.losses(metrics, dense) == pytest.approx([0.1, 0.25, 0.8])
+    assert list(itertools.chain(objectives.metrics)) == ["val_accuracy", "macs", "latency_ratio"]
