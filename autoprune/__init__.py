@@ -13,6 +13,7 @@ from .errors import (
     DataError,
     ModelError,
     PruningError,
+    TrackingError,
     TrialDiverged,
     TrialFailed,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "DataError",
     "ModelError",
     "PruningError",
+    "TrackingError",
     "TrialDiverged",
     "TrialFailed",
 ]

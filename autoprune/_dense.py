@@ -4,6 +4,7 @@ checkpoint, and measured once as the reference every candidate is compared with.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -17,9 +18,10 @@ from torch import nn
 from . import __version__, engine, models
 from .config import PipelineConfig
 from .data import Splits
+from .errors import ModelError, TrialDiverged
 from .search import DenseReference
 
-__all__ = ["DenseModel", "prepare_dense", "dense_cache_key"]
+__all__ = ["DenseModel", "build_dense", "prepare_dense", "dense_cache_key", "checkpoint_path"]
 
 log = logging.getLogger("autoprune")
 
@@ -30,38 +32,63 @@ class DenseModel:
     reference: DenseReference
     source: str  # "trained", "cache" or "checkpoint"
     seconds: float
+    key: str = ""  # dense_cache_key: what the weights were trained from
     cache_path: Path | None = None
 
 
-def dense_cache_key(config: PipelineConfig, splits: Splits) -> str:
-    """A hash of everything that determines the trained dense weights."""
+def _data_fingerprint(splits: Splits) -> str:
+    """A hash of the training and validation tensors: edited files or factories change it."""
+    digest = hashlib.sha256()
+    for tensor in (splits.train.x, splits.train.y, splits.val.x, splits.val.y):
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _code_fingerprint(model: nn.Module) -> str:
+    """A hash of the source file defining the model's class (a factory's module can change)."""
+    try:
+        return hashlib.sha256(Path(inspect.getfile(type(model))).read_bytes()).hexdigest()
+    except (TypeError, OSError):
+        return type(model).__qualname__
+
+
+def dense_cache_key(config: PipelineConfig, splits: Splits, model: nn.Module) -> str:
+    """A hash of everything that determines the trained dense weights: the training recipe, the
+    data itself and the code of the model."""
     recipe = {
-        "data": config.data.model_dump(mode="json"),
         "model": config.model.model_dump(mode="json"),
         "seed": config.seed,
-        "input_shape": list(splits.input_shape),
-        "num_classes": splits.num_classes,
+        "data": _data_fingerprint(splits),
+        "code": _code_fingerprint(model),
         "versions": [__version__, torch.__version__],
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def checkpoint_path(config: PipelineConfig, base_dir: Path) -> Path | None:
+    """The dense checkpoint named in the pipeline, relative to the pipeline file."""
+    checkpoint = config.model.checkpoint
+    if checkpoint is None:
+        return None
+    return checkpoint if checkpoint.is_absolute() else base_dir / checkpoint
+
+
 def _train(model: nn.Module, config: PipelineConfig, splits: Splits) -> None:
     train = config.model.train
     torch.manual_seed(config.seed)
-    engine.finetune(
-        model,
-        splits,
-        engine.FinetuneConfig(
-            epochs=train.epochs,
-            lr=train.lr,
-            optimizer=train.optimizer,
-            weight_decay=train.weight_decay,
-            label_smoothing=train.label_smoothing,
-            batch_size=train.batch_size or splits.batch_size,
-            seed=config.seed,
-        ),
+    recipe = engine.FinetuneConfig(
+        epochs=train.epochs,
+        lr=train.lr,
+        optimizer=train.optimizer,
+        weight_decay=train.weight_decay,
+        label_smoothing=train.label_smoothing,
+        batch_size=train.batch_size or splits.batch_size,
+        seed=config.seed,
     )
+    try:
+        engine.finetune(model, splits, recipe)
+    except TrialDiverged as exc:
+        raise ModelError(f"training the dense model diverged ({exc.message})", key="model.train.lr") from exc
 
 
 def _save_atomically(model: nn.Module, path: Path) -> None:
@@ -71,31 +98,41 @@ def _save_atomically(model: nn.Module, path: Path) -> None:
     os.replace(partial, path)  # readers never see half a file
 
 
+def build_dense(config: PipelineConfig, splits: Splits, *, base_dir: Path) -> nn.Module:
+    """The dense architecture, freshly initialised from the pipeline's seed (no weights loaded yet)."""
+    torch.manual_seed(config.seed)
+    return models.build(config.model, splits.input_shape, splits.num_classes, search_dirs=[base_dir])
+
+
 def prepare_dense(
     config: PipelineConfig,
     splits: Splits,
+    model: nn.Module,
     *,
     base_dir: Path,
     cache_dir: Path | None,
     latency: engine.LatencyConfig,
 ) -> DenseModel:
-    """Build the dense model and give it weights: checkpoint, else cache, else train (and cache)."""
+    """Give the model from `build_dense` its weights: checkpoint, else cache, else train (and cache);
+    then measure it once as the reference."""
     start = time.perf_counter()
-    torch.manual_seed(config.seed)
-    model = models.build(config.model, splits.input_shape, splits.num_classes, search_dirs=[base_dir])
-    cache_path = cache_dir / f"dense-{dense_cache_key(config, splits)}.pt" if cache_dir else None
-    if config.model.checkpoint is not None:
-        checkpoint = config.model.checkpoint
-        models.load_checkpoint(model, checkpoint if checkpoint.is_absolute() else base_dir / checkpoint)
+    checkpoint = checkpoint_path(config, base_dir)
+    key = dense_cache_key(config, splits, model)
+    cache_path = cache_dir / f"dense-{key}.pt" if cache_dir else None
+    source = "trained"
+    if checkpoint is not None:
+        models.load_checkpoint(model, checkpoint)
         source = "checkpoint"
     elif cache_path is not None and cache_path.is_file():
-        models.load_checkpoint(model, cache_path, key="model")
-        source = "cache"
-    else:
+        try:
+            models.load_checkpoint(model, cache_path, key="model")
+            source = "cache"
+        except ModelError as exc:  # a damaged or stale cache entry is rebuilt, not fatal
+            log.warning("ignoring the cached dense model %s: %s", cache_path.name, exc.message)
+    if source == "trained":
         _train(model, config, splits)
         if cache_path is not None:
             _save_atomically(model, cache_path)
-        source = "trained"
     model.eval()
     val = engine.evaluate(model, splits.val)
     test = engine.evaluate(model, splits.test)
@@ -108,4 +145,4 @@ def prepare_dense(
         latency_ms=engine.measure_latency({"dense": model}, splits.input_shape, latency)["dense"],
     )
     log.info("dense model (%s): val %.4f, test %.4f", source, val.accuracy, test.accuracy)
-    return DenseModel(model, reference, source, time.perf_counter() - start, cache_path)
+    return DenseModel(model, reference, source, time.perf_counter() - start, key, cache_path)

@@ -17,12 +17,9 @@ from .config import PipelineConfig
 from .data import Splits
 from .search import DenseReference, Objectives, SearchSpace, TrialRecord, non_dominated, pareto_ranks
 
-__all__ = ["FrontMember", "front_of", "finalize_member", "choose_aliases", "ALIASES"]
+__all__ = ["FrontMember", "front_of", "finalize_member", "choose_aliases"]
 
 log = logging.getLogger("autoprune")
-
-ALIASES = ("champion", "smallest", "fastest", "most-accurate")
-
 
 @dataclass
 class FrontMember:
@@ -116,20 +113,18 @@ def choose_aliases(rows: Sequence[Mapping[str, Any]], config: PipelineConfig, de
     cost_key = {"params": "final_params", "macs": "final_macs", "size_bytes": "final_size_bytes",
                 "latency_ms": "final_latency_ratio"}  # fmt: skip
 
-    def best(candidates: Sequence[Mapping[str, Any]], metric: str) -> int:
+    def cheapest(candidates: Sequence[Mapping[str, Any]], metric: str) -> int:
         return int(min(candidates, key=lambda r: (float(r[metric]), -float(r["test_accuracy"])))["trial"])
 
-    most_accurate = int(max(rows, key=lambda r: (float(r["test_accuracy"]), -float(r["final_macs"])))["trial"])
-    aliases = {
-        "smallest": best(rows, "final_params"),
-        "fastest": best(rows, "final_latency_ratio"),
-        "most-accurate": most_accurate,
-    }
+    def most_accurate(candidates: Sequence[Mapping[str, Any]]) -> int:
+        return int(max(candidates, key=lambda r: (float(r["test_accuracy"]), -float(r["final_macs"])))["trial"])
+
     rule = config.champion
     eligible = [r for r in rows if float(r["test_accuracy"]) >= dense.test_accuracy - rule.max_accuracy_drop - 1e-12]
-    if not eligible or rule.prefer == "accuracy":
-        pool = eligible or rows
-        aliases["champion"] = int(max(pool, key=lambda r: (float(r["test_accuracy"]), -float(r["final_macs"])))["trial"])
-    else:
-        aliases["champion"] = best(eligible, cost_key[rule.prefer])
-    return aliases
+    champion = cheapest(eligible, cost_key[rule.prefer]) if eligible and rule.prefer != "accuracy" else most_accurate(eligible or rows)
+    return {
+        "smallest": cheapest(rows, "final_params"),
+        "fastest": cheapest(rows, "final_latency_ratio"),
+        "most-accurate": most_accurate(rows),
+        "champion": champion,
+    }

@@ -24,7 +24,8 @@ def import_callable(path: str, *, key: str, search_dirs: Sequence[str | Path] = 
     """Import ``"package.module:attribute"`` and return the callable it names.
 
     ``search_dirs`` (typically the pipeline file's directory) and the working directory are tried
-    before the installed packages, so a ``models.py`` beside the pipeline is found.
+    before the installed packages, so a ``models.py`` beside the pipeline is found. They stay on
+    ``sys.path`` afterwards, so the factory can import its sibling modules when it is called.
 
     Raises:
         ConfigError: The path is malformed, does not import, or does not name a callable; the error
@@ -34,15 +35,11 @@ def import_callable(path: str, *, key: str, search_dirs: Sequence[str | Path] = 
         raise ConfigError(f"must look like 'package.module:function'. Got {path!r}.", key=key)
     module_name, attribute = path.split(":", 1)
     extra = [str(Path(d).resolve()) for d in (*search_dirs, Path.cwd())]
-    added = [d for d in extra if d not in sys.path]
-    sys.path[:0] = added
+    sys.path[:0] = [d for d in dict.fromkeys(extra) if d not in sys.path]
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any error while importing user code is reported the same way
         raise ConfigError(f"cannot import '{module_name}' for {path!r}: {type(exc).__name__}: {exc}", key=key) from exc
-    finally:
-        for directory in added:
-            sys.path.remove(directory)
     target: Any = module
     for part in attribute.split("."):
         if not hasattr(target, part):

@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from . import data, engine, models
-from .config import LoadedPipeline
-from .errors import ModelError
-from .search import Objectives, SearchSpace
+from ._dense import build_dense, checkpoint_path
+from .config import Constraints, LoadedPipeline
+from .errors import ConfigError, ModelError
+from .search import SearchSpace
 
-__all__ = ["Preflight", "preflight"]
+__all__ = ["Preflight", "preflight", "check_constraints"]
 
 
 @dataclass
@@ -28,13 +30,55 @@ class Preflight:
     fixed: dict[str, object]
     zero_prune_max_diff: float
     onnx_max_diff: float
+    smallest_params: int
     storage: str
     notes: list[str] = field(default_factory=list)
 
 
+def check_constraints(model: nn.Module, space: SearchSpace, constraints: Constraints, input_shape: tuple[int, ...]) -> None:
+    """Refuse size constraints that no candidate of the space can meet (every trial would be infeasible).
+
+    Raises:
+        ConfigError: Naming the constraint, its limit and the smallest value the space reaches.
+    """
+    limits = {"params": constraints.max_params, "macs": constraints.max_macs, "size_bytes": constraints.max_size_bytes}
+    if all(limit is None for limit in limits.values()):
+        return
+    smallest = copy.deepcopy(model)
+    engine.apply_plan(smallest, space.smallest_plan(), input_shape)
+    reached = {
+        "params": engine.count_params(smallest),
+        "macs": engine.count_macs(smallest, input_shape),
+        "size_bytes": engine.size_bytes(smallest),
+    }
+    for metric, limit in limits.items():
+        if limit is not None and reached[metric] > limit:
+            raise ConfigError(
+                f"{limit:,} can never hold: the smallest model this search space reaches (every group at its "
+                f"highest ratio) has {reached[metric]:,} {metric.replace('_', ' ')}; raise the limit or the ratios",
+                key=f"constraints.max_{metric}",
+            )
+
+
+def _smallest_runs(model: nn.Module, space: SearchSpace, splits: data.Splits) -> tuple[nn.Module, int]:
+    """Prune a copy to the smallest model the space reaches and run it forward and backward."""
+    smallest = copy.deepcopy(model)
+    engine.apply_plan(smallest, space.smallest_plan(), splits.input_shape)
+    try:
+        smallest.train()
+        smallest(splits.train.x[:4]).sum().backward()
+        smallest.eval()
+    except Exception as exc:  # user models may hard-code widths that pruning changes
+        raise ModelError(
+            f"the model fails once pruned (every group at its highest ratio): {type(exc).__name__}: {exc}", key="model"
+        ) from exc
+    return smallest, engine.count_params(smallest)
+
+
 def preflight(loaded: LoadedPipeline) -> Preflight:
     """Load the data, build the model (untrained, or from its checkpoint), resolve the search space
-    against its groups, and check that a zero-ratio prune changes nothing and that ONNX export works.
+    against its groups, check the constraints can be met, that a zero-ratio prune changes nothing,
+    that the smallest model of the space runs, and that it exports to ONNX.
 
     Raises:
         AutoPruneError: The first problem found, with the key it comes from.
@@ -43,24 +87,24 @@ def preflight(loaded: LoadedPipeline) -> Preflight:
 
     config = loaded.config
     splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
-    torch.manual_seed(config.seed)
-    model = models.build(config.model, splits.input_shape, splits.num_classes, search_dirs=[loaded.base_dir])
-    if config.model.checkpoint is not None:
-        checkpoint = config.model.checkpoint
-        models.load_checkpoint(model, checkpoint if checkpoint.is_absolute() else loaded.base_dir / checkpoint)
+    model = build_dense(config, splits, base_dir=loaded.base_dir)
+    checkpoint = checkpoint_path(config, loaded.base_dir)
+    if checkpoint is not None:
+        models.load_checkpoint(model, checkpoint)
     model.eval()
     graph = engine.GroupGraph(model, splits.input_shape)
     space = SearchSpace(config.search.space, graph.groups, batch_size=splits.batch_size, seed=config.seed)
-    Objectives(list(config.objectives))
+    check_constraints(model, space, config.constraints, splits.input_shape)
     sample = splits.val.x[:8]
-    pruned = copy.deepcopy(model)
-    engine.apply_plan(pruned, engine.PrunePlan.uniform(graph.groups, 0.0), splits.input_shape)
+    unchanged = copy.deepcopy(model)
+    engine.apply_plan(unchanged, engine.PrunePlan.uniform(graph.groups, 0.0), splits.input_shape)
     with torch.no_grad():
-        difference = float((pruned(sample) - model(sample)).abs().max())
+        difference = float((unchanged(sample) - model(sample)).abs().max())
     if difference != 0.0:
         raise ModelError(f"a zero-ratio prune changed the model's outputs by {difference:.2e}", key="model")
+    smallest, smallest_params = _smallest_runs(model, space, splits)
     with tempfile.TemporaryDirectory(prefix="autoprune-validate-") as workdir:
-        onnx_difference = engine.export_onnx(model, splits.input_shape, Path(workdir) / "model.onnx")
+        onnx_difference = engine.export_onnx(smallest, splits.input_shape, Path(workdir) / "model.onnx")
     notes = []
     if config.model.checkpoint is None:
         notes.append(f"the dense model will be trained for {config.model.train.epochs} epochs (cached afterwards)")
@@ -74,6 +118,7 @@ def preflight(loaded: LoadedPipeline) -> Preflight:
         fixed=space.fixed,
         zero_prune_max_diff=difference,
         onnx_max_diff=onnx_difference,
+        smallest_params=smallest_params,
         storage=storage_url(config),
         notes=notes,
     )

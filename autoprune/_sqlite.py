@@ -10,9 +10,10 @@ writers wait for the lock instead of failing.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-__all__ = ["tune_sqlite"]
+__all__ = ["tune_sqlite", "sqlite_path"]
 
 _installed = False
 
@@ -27,6 +28,11 @@ def _on_connect(connection: Any, record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative to the working directory), else None."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
 def tune_sqlite() -> None:

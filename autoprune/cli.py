@@ -6,14 +6,15 @@ with status 2; Ctrl-C exits with 130 after saying how to resume.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
@@ -73,12 +74,13 @@ def run(
 ) -> None:
     """Search a pipeline: prune, fine-tune and measure candidates; log them and the front to MLflow."""
     from . import pipeline as pipelines
-    from ._progress import SearchProgress
+    from ._display import SearchProgress
+    from .tracking import store_errors
 
     _setup_logging(verbose)
     loaded = _load(pipeline, overrides)
     try:
-        with SearchProgress(console) as progress:
+        with SearchProgress(console) as progress, store_errors():
             result = pipelines.run(loaded, resume=resume, observer=progress)
     except KeyboardInterrupt:
         command = f"autoprune run {pipeline} --resume" + "".join(f" --set {o}" for o in overrides)
@@ -87,31 +89,26 @@ def run(
     except AutoPruneError as exc:
         raise loaded.locate(exc) from None
     _print_result(result, pipeline)
-
-
-def _share(value: float, reference: float) -> str:
-    return f"{value:,.0f} ({value / reference:.0%})"
+    if result.failed_out:
+        raise typer.Exit(1)
 
 
 def _print_result(result: Any, pipeline: Path) -> None:
-    dense = result.dense
+    from ._display import front_table
+
     completed = sum(r.state == "complete" for r in result.records)
     failed = sum(r.state == "failed" for r in result.records)
+    if not result.concluded:
+        console.print(f"This worker is done ({completed} trials completed in the study); other workers still run "
+                      "trials, and the last one to finish concludes the search.")  # fmt: skip
+        return
     title = f"Pareto front of {result.config.name}: {len(result.front)} of {completed} trials" + (
         f" ({failed} failed)" if failed else ""
     )
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("trial", "version", "aliases", "test acc", "params", "MACs", "latency ms", "speed-up", "run id"):
-        table.add_column(column, justify="left" if column in ("aliases", "run id") else "right", no_wrap=True)
-    table.add_row("dense", "", "", f"{dense.test_accuracy:.4f}", f"{dense.params:,}", f"{dense.macs:,}",
-                  f"{dense.latency_ms:.3f}", "1.00x", "", style="dim")  # fmt: skip
-    for row in sorted(result.front, key=lambda r: r["final_macs"]):
-        table.add_row(
-            str(row["trial"]), str(row.get("version", "")), row.get("aliases", ""), f"{row['test_accuracy']:.4f}",
-            _share(row["final_params"], dense.params), _share(row["final_macs"], dense.macs),
-            f"{row['final_latency_ms']:.3f}", f"{row['final_speedup_vs_dense']:.2f}x", row["run_id"][:12],
-        )  # fmt: skip
-    console.print(table)
+    console.print(front_table(title, result.front, result.dense.__dict__))
+    if not result.front:
+        console.print("[yellow]No trial is on the front:[/] every trial failed or broke a constraint (see the runs' "
+                      "autoprune.error tags and constraint.* metrics).")  # fmt: skip
     if result.stop_reason:
         console.print(f"[yellow]The search stopped early:[/] {escape(result.stop_reason)}")
     console.print(f"hypervolume {result.hypervolume:.4f} · study {result.study} in {result.storage}")
@@ -142,21 +139,25 @@ def validate(pipeline: Path = PIPELINE, overrides: list[str] = SET) -> None:
     for name, reason in report.unprunable:
         console.print(f"[dim]not prunable: {name} ({reason})[/]")
     console.print(f"[bold]search[/] {len(report.searched)} searched settings, {len(report.fixed)} fixed; storage {report.storage}")
-    console.print(f"[bold]checks[/] zero-ratio prune: outputs unchanged; ONNX export matches torch (max diff {report.onnx_max_diff:.1e})")
+    console.print(
+        f"[bold]checks[/] zero-ratio prune leaves outputs unchanged; the smallest model of the space "
+        f"({report.smallest_params:,} params) runs and exports to ONNX (max diff {report.onnx_max_diff:.1e})"
+    )
     for note in report.notes:
         console.print(f"[dim]note: {note}[/]")
     console.print(f"[green]OK[/] {pipeline} is ready to run")
 
 
 def _tracker(pipeline: Path | None, overrides: Sequence[str], tracking_uri: str | None, experiment: str | None) -> Any:
+    """A read-only view of an existing experiment (never creates one)."""
     from .tracking import Tracker
 
     if pipeline is not None:
         config = _load(pipeline, overrides).config
-        return Tracker(tracking_uri or config.tracking.uri, experiment or config.experiment)
+        return Tracker(tracking_uri or config.tracking.uri, experiment or config.experiment, create=False)
     if experiment is None:
         raise UsageError("give a pipeline file, or --experiment NAME (and --tracking-uri if not the default)")
-    return Tracker(tracking_uri or DEFAULT_TRACKING_URI, experiment)
+    return Tracker(tracking_uri or DEFAULT_TRACKING_URI, experiment, create=False)
 
 
 @app.command()
@@ -167,22 +168,19 @@ def pareto(
     search_run: str = typer.Option(None, "--run", help="Parent run id of a search (default: the latest search)."),
     overrides: list[str] = SET,
 ) -> None:
-    """Print the Pareto front of a finished search, read back from MLflow."""
-    from .tracking import latest_front
+    """Print the Pareto front of a search, read back from MLflow."""
+    from ._display import front_table
+    from .tracking import latest_front, store_errors
 
     _setup_logging(False)
-    tracker = _tracker(pipeline, overrides, tracking_uri, experiment)
-    view = latest_front(tracker, search_run)
-    table = Table(title=f"{view.parent_name}: front of {len(view.rows)} among {view.trials} trials", title_justify="left")
-    for column in ("trial", "run id", "test acc", "val acc", "params", "MACs", "latency ms", "speed-up"):
-        table.add_column(column, justify="left" if column == "run id" else "right")
-    for row in view.rows:
-        def fmt(key: str, spec: str) -> str:
-            return format(row[key], spec) if row[key] is not None else "-"
-
-        table.add_row(str(row["trial"]), row["run_id"], fmt("test_accuracy", ".4f"), fmt("val_accuracy", ".4f"),
-                      fmt("params", ",.0f"), fmt("macs", ",.0f"), fmt("latency_ms", ".3f"), fmt("speedup_vs_dense", ".2f"))  # fmt: skip
-    console.print(table)
+    with store_errors():
+        tracker = _tracker(pipeline, overrides, tracking_uri, experiment)
+        view = latest_front(tracker, search_run)
+    title = f"{view.parent_name} ({view.status.lower()}): front of {len(view.rows)} among {view.trials} trials"
+    if view.dense:
+        console.print(front_table(title, view.rows, view.dense))
+    else:
+        console.print(f"{title}: the search has not logged its dense reference yet")
     console.print(f"Experiment:       {tracker.experiment_url}")
     console.print(f"Search run:       {tracker.run_url(view.parent_run_id)}")
 
@@ -196,13 +194,13 @@ def export(
     tracking_uri: str = typer.Option(None, help=f"Tracking URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."),
 ) -> None:
     """Write a front member's model as ONNX, or as its replayable plan and state dict."""
-    from .tracking import Tracker, export_run
+    from .tracking import Tracker, export_run, store_errors
 
     _setup_logging(False)
     uri = tracking_uri or (_load(pipeline, ()).config.tracking.uri if pipeline else DEFAULT_TRACKING_URI)
-    tracker = Tracker(uri, None)
-    for path in export_run(tracker, run_id, export_format, out):
-        console.print(f"wrote {path}")
+    with store_errors():
+        for path in export_run(Tracker(uri, None), run_id, export_format, out):
+            console.print(f"wrote {path}")
 
 
 @app.command()
@@ -213,31 +211,29 @@ def ui(
     port: int = typer.Option(5000, help="Port."),
 ) -> None:
     """Start the MLflow UI over the project's store (one worker); Ctrl-C stops it."""
-    from .tracking import MlflowServer, Tracker
+    from .tracking import MlflowServer, Tracker, store_errors
 
     _setup_logging(False)
     config = _load(pipeline, ()).config if pipeline else None
     uri = tracking_uri or (config.tracking.uri if config else DEFAULT_TRACKING_URI)
-    server = MlflowServer(uri, host=host, port=port)
-    with console.status(f"starting mlflow server on {server.url}"):
-        server.start()
-    console.print(f"MLflow UI:        {server.url}")
-    if config is not None:
-        tracker = Tracker(uri, config.experiment, ui=server.url)
-        console.print(f"Experiment:       {tracker.experiment_url}")
-        console.print(f"Registered model: {tracker.model_url(config.registered_model)}")
-        console.print('Filter the runs with: tags.pareto = "true"')
-    console.print("[dim]Ctrl-C stops the server[/]")
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    with MlflowServer(uri, host=host, port=port) as server:
+        console.print(f"MLflow UI:        {server.url}")
+        if config is not None:
+            with store_errors():
+                tracker = Tracker(uri, config.experiment, ui=server.url, create=False)
+            console.print(f"Experiment:       {tracker.experiment_url}")
+            console.print(f"Registered model: {tracker.model_url(config.registered_model)}")
+            console.print('Filter the runs with: tags.pareto = "true"')
+        console.print("[dim]Ctrl-C stops the server[/]")
+        with contextlib.suppress(KeyboardInterrupt):
+            status = server.wait()
+            if status != 0:
+                raise UsageError(f"mlflow server exited with status {status}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point: known errors become one red line and exit status 2."""
+    """Console-script entry point. Known errors become one red line and exit status 2; an unexpected
+    one becomes one line and status 1 (``AUTOPRUNE_DEBUG=1`` shows its traceback); Ctrl-C is 130."""
     import click
 
     try:
@@ -250,6 +246,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.ClickException as exc:  # usage errors: unknown option, missing argument
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        if os.environ.get("AUTOPRUNE_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        err_console.print(
+            f"[red]unexpected error:[/] {escape(type(exc).__name__)}: {escape(first)} (set AUTOPRUNE_DEBUG=1 for the traceback)",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+        sys.exit(1)
     sys.exit(status if isinstance(status, int) else 0)
 
 

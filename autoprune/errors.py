@@ -15,6 +15,7 @@ __all__ = [
     "PruningError",
     "TrialFailed",
     "TrialDiverged",
+    "TrackingError",
 ]
 
 
@@ -52,6 +53,10 @@ class ModelError(AutoPruneError):
 
 class PruningError(AutoPruneError):
     """A prune plan cannot be applied to a model (unknown group, bad ratio, empty layer)."""
+
+
+class TrackingError(AutoPruneError):
+    """The MLflow store refused or failed a call (unreachable server, deleted run, ...)."""
 
 
 class TrialFailed(AutoPruneError):

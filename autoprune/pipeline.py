@@ -1,14 +1,16 @@
 """One pipeline run, end to end (used by ``autoprune run`` and, later, ``retrain``).
 
-data → dense model (trained once, cached) → search (every trial one engine call, one MLflow child
-run) → front (our non-dominated set, cross-checked with Optuna's) → front members fine-tuned longer,
-tested once, exported, logged → registry versions and aliases → parent-run summary.
+Order matters for the promise "bad input writes nothing": data, model, groups, search space and
+constraints are checked first; then the stores are connected; then the dense model is trained (or
+loaded); only then are the study and the MLflow parent run created. After the search, the last
+worker to finish (under the study's lock) tags the front, finalizes and registers it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,24 +18,30 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import data, engine
-from ._dense import DenseModel, prepare_dense
-from ._finalize import choose_aliases, finalize_member, front_of
+from ._conclude import Conclusion, SearchState, conclude
+from ._dense import DenseModel, build_dense, prepare_dense
+from ._preflight import check_constraints
+from ._sqlite import sqlite_path
 from .config import LoadedPipeline, PipelineConfig
+from .errors import ConfigError
 from .search import (
     Budget,
     CandidateEvaluator,
+    DenseReference,
     NullReporter,
     Objectives,
     OptunaBackend,
     SearchSpace,
     TrialRecord,
     TrialReporter,
-    hypervolume,
 )
 
 __all__ = ["run", "PipelineResult", "Observer", "state_dir", "storage_url", "measure_config"]
 
 log = logging.getLogger("autoprune")
+PARENT_ATTR = "mlflow_parent_run_id"
+CONCLUDED_ATTR = "concluded_trials"
+SIGNATURE_ATTR = "signature"
 
 
 class Observer(TrialReporter, Protocol):
@@ -41,14 +49,18 @@ class Observer(TrialReporter, Protocol):
 
     def phase(self, text: str) -> None: ...
 
-    def search_started(self, total: int, earlier: Sequence[TrialRecord]) -> None: ...
+    def search_started(
+        self, total: int, earlier: Sequence[TrialRecord], objectives: Objectives, reference: DenseReference
+    ) -> None: ...
 
 
 class _Quiet(NullReporter):
     def phase(self, text: str) -> None:
         log.info(text)
 
-    def search_started(self, total: int, earlier: Sequence[TrialRecord]) -> None:
+    def search_started(
+        self, total: int, earlier: Sequence[TrialRecord], objectives: Objectives, reference: DenseReference
+    ) -> None:
         pass
 
 
@@ -73,7 +85,7 @@ class _Tee:
 
 @dataclass
 class PipelineResult:
-    """What a finished pipeline run leaves behind, and where to look at it."""
+    """What a pipeline run leaves behind, and where to look at it."""
 
     config: PipelineConfig
     study: str
@@ -88,13 +100,13 @@ class PipelineResult:
     aliases: dict[str, int] = field(default_factory=dict)
     hypervolume: float = 0.0
     stop_reason: str | None = None
+    failed_out: bool = False
+    concluded: bool = True
     seconds: dict[str, float] = field(default_factory=dict)
 
 
 def state_dir(config: PipelineConfig) -> Path:
     """Where local state lives: beside a sqlite tracking store, else ``./mlflow``."""
-    from .tracking import sqlite_path
-
     database = sqlite_path(config.tracking.uri)
     return database.parent if database is not None else Path("mlflow")
 
@@ -108,20 +120,36 @@ def measure_config(config: PipelineConfig) -> engine.MeasureConfig:
     return engine.MeasureConfig(latency=engine.LatencyConfig(**config.latency.model_dump()))
 
 
-def _hypervolume_history(records: Sequence[TrialRecord], objectives: Objectives, dense: Any) -> list[tuple[int, float]]:
-    history, points = [], []
-    for record in sorted(records, key=lambda r: r.number):
-        if record.feasible:
-            points.append(objectives.losses(record.metrics, dense))
-            history.append((record.number, hypervolume(points, [1.0] * len(objectives.names))))
-    return history
+@dataclass
+class _Checked:
+    """Everything known valid before a store is touched."""
+
+    splits: data.Splits
+    model: Any
+    space: SearchSpace
+    objectives: Objectives
+
+
+def _check(loaded: LoadedPipeline, observer: Observer) -> _Checked:
+    config = loaded.config
+    observer.phase("loading data")
+    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
+    observer.phase(f"{splits.summary()}; building the model")
+    model = build_dense(config, splits, base_dir=loaded.base_dir)
+    groups = engine.discover(model, splits.input_shape)
+    space = SearchSpace(
+        config.search.space, groups, batch_size=splits.batch_size, train_fraction=config.search.train_fraction, seed=config.seed
+    )
+    check_constraints(model, space, config.constraints, splits.input_shape)
+    return _Checked(splits, model, space, Objectives(list(config.objectives)))
 
 
 def _open_parent(tracker: Any, backend: OptunaBackend, loaded: LoadedPipeline, space: SearchSpace, dense: DenseModel) -> str:
+    """The search's MLflow parent run: the study's (every worker and session shares it), else a new one."""
     from .tracking import KIND_TAG, PARENT_DESCRIPTION, log_search_inputs
 
     config = loaded.config
-    parent = backend.attrs.get("mlflow_parent_run_id")
+    parent = backend.attrs.get(PARENT_ATTR)
     if parent:
         tracker.reopen(parent)
         return str(parent)
@@ -132,190 +160,154 @@ def _open_parent(tracker: Any, backend: OptunaBackend, loaded: LoadedPipeline, s
         f"search {backend.study_name}",
         tags={KIND_TAG: "search", "autoprune.study": backend.study_name, "mlflow.note.content": description},
     )
-    backend.set_attr("mlflow_parent_run_id", parent)
+    backend.set_attr(PARENT_ATTR, parent)
+    settings = {
+        "study": backend.study_name,
+        "sampler": config.search.sampler,
+        "trials": config.search.trials,
+        "objectives": ",".join(config.objectives),
+        "constraints": ",".join(f"{k}={v:g}" for k, v in config.constraints.active().items()) or "none",
+        "dense_source": dense.source,
+        "overrides": " ".join(loaded.overrides) or "none",
+    }
     log_search_inputs(
-        tracker,
-        parent,
-        pipeline_text=loaded.text,
-        space_text=loaded.space_text,
-        resolved_space=space.describe(),
-        dense={**dense.reference.__dict__},
-        settings={
-            "study": backend.study_name,
-            "sampler": config.search.sampler,
-            "trials": config.search.trials,
-            "objectives": ",".join(config.objectives),
-            "constraints": ",".join(f"{k}={v:g}" for k, v in config.constraints.active().items()) or "none",
-            "dense_source": dense.source,
-            "overrides": " ".join(loaded.overrides) or "none",
-        },
-    )
+        tracker, parent, pipeline_text=loaded.text, space_text=loaded.space_text, resolved_space=space.describe(),
+        dense=dense.reference.__dict__, settings=settings,
+    )  # fmt: skip
     return parent
 
 
-def _finalize_front(
-    tracker: Any,
-    parent: str,
-    front: Sequence[int],
-    run_ids: Mapping[int, str],
-    records: Sequence[TrialRecord],
-    context: dict[str, Any],
-) -> list[dict[str, Any]]:
-    from .tracking import finalized_members, log_member
-
-    observer: Observer = context["observer"]
-    done = finalized_members(tracker, parent)
-    by_number = {r.number: r for r in records}
-    rows = []
-    for index, number in enumerate(front, 1):
-        if number in done:
-            rows.append(done[number])
-            continue
-        observer.phase(f"finalizing front member {index}/{len(front)} (trial {number})")
-        with tempfile.TemporaryDirectory(prefix="autoprune-front-") as workdir:
-            member = finalize_member(by_number[number], export_dir=Path(workdir), **context["finalize"])
-            summary = {**member.summary(), "run_id": run_ids[number]}
-            splits: data.Splits = context["finalize"]["splits"]
-            summary["model_uri"] = log_member(
-                tracker, run_ids[number], summary, export_dir=Path(workdir), model=member.result.model,
-                example=splits.test.x[:4].numpy(),
-            )  # fmt: skip
-        rows.append(summary)
-    return rows
-
-
-@dataclass
-class _Context:
-    """Everything a search needs, prepared once."""
-
-    loaded: LoadedPipeline
-    splits: data.Splits
-    dense: DenseModel
-    space: SearchSpace
-    objectives: Objectives
-    measure: engine.MeasureConfig
-    observer: Observer
-
-    @property
-    def config(self) -> PipelineConfig:
-        return self.loaded.config
-
-
-def _prepare(loaded: LoadedPipeline, observer: Observer, seconds: dict[str, float]) -> _Context:
-    config = loaded.config
-    clock = time.perf_counter()
-    observer.phase("loading data")
-    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
-    observer.phase(f"{splits.summary()}; preparing the dense model")
-    measure = measure_config(config)
-    cache = state_dir(config) / "cache"
-    dense = prepare_dense(config, splits, base_dir=loaded.base_dir, cache_dir=cache, latency=measure.latency)
-    seconds["dense"] = time.perf_counter() - clock
-    groups = engine.discover(dense.model, splits.input_shape)
-    space = SearchSpace(
-        config.search.space, groups, batch_size=splits.batch_size, train_fraction=config.search.train_fraction, seed=config.seed
-    )
-    return _Context(loaded, splits, dense, space, Objectives(list(config.objectives)), measure, observer)
-
-
-def _backend(config: PipelineConfig, objectives: Objectives, resume: bool) -> OptunaBackend:
-    return OptunaBackend(
-        storage_url(config),
-        config.study_name,
-        objectives=objectives,
-        sampler=config.search.sampler,
-        seed=config.seed,
-        trials=config.search.trials,
-        population_size=config.search.population_size,
-        resume=resume,
-        heartbeat_s=config.search.heartbeat_s,
-    )
-
-
-def _search(ctx: _Context, backend: OptunaBackend, reporter: Any) -> list[TrialRecord]:
-    config = ctx.config
+def _search(checked: _Checked, dense: DenseModel, config: PipelineConfig, backend: OptunaBackend, reporter: Any, observer: Observer) -> list[TrialRecord]:
     evaluator = CandidateEvaluator(
-        ctx.dense.model, ctx.splits, ctx.space, measure=ctx.measure, reference=ctx.dense.reference,
+        dense.model, checked.splits, checked.space, measure=measure_config(config), reference=dense.reference,
         constraints=config.constraints.active(),
     )  # fmt: skip
     budget = Budget(config.search.trials, config.search.timeout_s, config.search.max_failed_trials or config.search.trials)
-    ctx.observer.search_started(config.search.trials, backend.records())
-    return backend.run(evaluator, ctx.objectives, _Tee(reporter, ctx.observer), budget)
+    observer.search_started(config.search.trials, backend.records(), checked.objectives, dense.reference)
+    return backend.run(evaluator, checked.objectives, _Tee(reporter, observer), budget)
 
 
-def _conclude(ctx: _Context, tracker: Any, parent: str, records: list[TrialRecord], optuna_front: set[int]) -> dict[str, Any]:
-    """Front, finalize, registry and summary; returns the rows, aliases and hypervolume history."""
-    from .tracking import log_summary, mark_front, register_members
+def _signature(loaded: LoadedPipeline, space: SearchSpace, dense: DenseModel) -> dict[str, Any]:
+    """What must not change when a study is resumed, by the key to name when it does."""
+    config = loaded.config
+    return {
+        "search.space": space.describe(),
+        "objectives": list(config.objectives),
+        "constraints": config.constraints.active(),
+        "model": dense.key,
+    }
 
-    config, reference = ctx.config, ctx.dense.reference
-    front, ranks = front_of(records, ctx.objectives, reference)
-    if set(front) != optuna_front:
-        log.warning("our front %s differs from Optuna's best_trials %s", front, sorted(optuna_front))
-    run_ids = mark_front(tracker, parent, front, ranks)
-    finalize = {"space": ctx.space, "dense": ctx.dense.model, "splits": ctx.splits, "config": config, "measure": ctx.measure}
-    rows = _finalize_front(tracker, parent, front, run_ids, records, {"observer": ctx.observer, "finalize": finalize})
-    aliases = choose_aliases(rows, config, reference)
-    if config.tracking.register_models and rows:
-        ctx.observer.phase("registering front models")
-        versions = register_members(tracker, config.registered_model, rows, parent=parent, dense=reference.__dict__, aliases=aliases)
-        for row in rows:
-            row["version"] = versions[int(row["trial"])]
-    for row in rows:
-        row["aliases"] = ",".join(sorted(a for a, n in aliases.items() if n == row["trial"]))
-    history = _hypervolume_history(records, ctx.objectives, reference)
-    log_summary(
-        tracker, parent, records=records, front=front,
-        cost_metrics=[m for m in ctx.objectives.metrics if m != "val_accuracy"] or ["macs"],
-        dense_costs={**reference.__dict__, "latency_ratio": 1.0}, hypervolume=history, front_rows=rows,
-        title=f"{config.name}: {len(records)} trials, front of {len(front)}",
-    )  # fmt: skip
-    return {"rows": rows, "aliases": aliases, "history": history}
+
+def _check_resumable(backend: OptunaBackend, signature: Mapping[str, Any]) -> None:
+    stored = backend.attrs.get(SIGNATURE_ATTR)
+    if stored is None:
+        backend.set_attr(SIGNATURE_ATTR, signature)
+        return
+    for key, value in signature.items():
+        if stored.get(key) != json.loads(json.dumps(value)):
+            what = "the data or the dense model" if key == "model" else key
+            raise ConfigError(
+                f"{what} changed since study {backend.study_name!r} started, so its trials are not comparable; "
+                "start a new search (run without --resume) or restore it",
+                key=key,
+            )
+
+
+def _open(backend: OptunaBackend, tracker: Any, loaded: LoadedPipeline, space: SearchSpace, dense: DenseModel, resume: bool) -> str:
+    """Open the study (checking a resumed one still fits) and its parent run, under the study's lock."""
+    with backend.lock(":open"):
+        created = backend.open(resume=resume)
+        try:
+            _check_resumable(backend, _signature(loaded, space, dense))
+            tracker.use_experiment(loaded.config.experiment)
+            return _open_parent(tracker, backend, loaded, space, dense)
+        except BaseException:
+            if created:
+                backend.discard()  # leave no empty study for the next --resume to pick
+            raise
+
+
+def _conclude_if_last(state: SearchState, backend: OptunaBackend, tracker: Any, parent: str) -> tuple[list[TrialRecord], Conclusion | None]:
+    """Conclude the search unless another worker still runs trials (the last one out concludes).
+
+    Trials of a killed worker are RUNNING until their heartbeat is stale: wait that long for them.
+    """
+    with backend.lock(":conclude"):
+        backend.settle(4 * backend.heartbeat_s)
+        records = backend.records()
+        if any(r.state == "running" for r in records):
+            log.info("other workers still run trials; the last one to finish concludes the search")
+            return records, None
+        conclusion = conclude(state, tracker, parent, records, backend.best_trial_numbers())
+        backend.set_attr(CONCLUDED_ATTR, sum(r.state in ("complete", "failed") for r in records))
+        return records, conclusion
+
+
+def _result(config: PipelineConfig, backend: OptunaBackend, tracker: Any, parent: str, dense: DenseModel,
+            records: list[TrialRecord], conclusion: Conclusion | None, seconds: dict[str, float]) -> PipelineResult:  # fmt: skip
+    return PipelineResult(
+        config=config,
+        study=backend.study_name,
+        storage=storage_url(config),
+        experiment_id=tracker.experiment_id,
+        experiment_url=tracker.experiment_url,
+        model_url=tracker.model_url(config.registered_model) if config.tracking.register_models else None,
+        parent_run_id=parent,
+        dense=dense.reference,
+        records=records,
+        front=conclusion.rows if conclusion else [],
+        aliases=conclusion.aliases if conclusion else {},
+        hypervolume=conclusion.hypervolume if conclusion else 0.0,
+        stop_reason=backend.stop_reason,
+        failed_out=backend.failed_out,
+        concluded=conclusion is not None,
+        seconds=seconds,
+    )
 
 
 def run(loaded: LoadedPipeline, *, resume: bool = False, observer: Observer | None = None) -> PipelineResult:
     """Run (or with ``resume``, continue) the search a loaded pipeline describes.
 
     Raises:
-        AutoPruneError: Bad data, model or space (with the key that caused it); tracking unreachable.
+        AutoPruneError: Bad data, model, space or constraints (with the key that caused it), or an
+            unreachable store; in those cases nothing has been written.
     """
     from .tracking import MlflowReporter, Tracker
 
+    config, observer = loaded.config, observer or _Quiet()
     seconds: dict[str, float] = {}
-    ctx = _prepare(loaded, observer or _Quiet(), seconds)
-    backend = _backend(ctx.config, ctx.objectives, resume)
-    tracker = Tracker(ctx.config.tracking.uri, ctx.config.experiment)
-    parent = _open_parent(tracker, backend, loaded, ctx.space, ctx.dense)
+    clock = time.perf_counter()
+    checked = _check(loaded, observer)
+    backend = OptunaBackend(
+        storage_url(config), config.study_name, objectives=checked.objectives, sampler=config.search.sampler,
+        seed=config.seed, trials=config.search.trials, population_size=config.search.population_size,
+        heartbeat_s=config.search.heartbeat_s,
+    )  # fmt: skip
+    tracker = Tracker(config.tracking.uri, None)
+    observer.phase("preparing the dense model")
+    measure = measure_config(config)
+    dense = prepare_dense(config, checked.splits, checked.model, base_dir=loaded.base_dir,
+                          cache_dir=state_dir(config) / "cache", latency=measure.latency)  # fmt: skip
+    seconds["dense"] = time.perf_counter() - clock
+    parent = _open(backend, tracker, loaded, checked.space, dense, resume)
     reporter = MlflowReporter(tracker, parent)
-    status = "FAILED"
+    state = SearchState(config, checked.splits, dense.model, dense.reference, checked.space, checked.objectives, measure, observer.phase)
+    status: str | None = "FAILED"
     try:
         clock = time.perf_counter()
-        records = _search(ctx, backend, reporter)
+        records = _search(checked, dense, config, backend, reporter, observer)
         reporter.reconcile(records)  # waits for the background logging, closes runs of killed trials
-        seconds["search"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        outcome = _conclude(ctx, tracker, parent, records, backend.best_trial_numbers())
+        seconds["search"], clock = time.perf_counter() - clock, time.perf_counter()
+        records, conclusion = _conclude_if_last(state, backend, tracker, parent)
         seconds["finalize"] = time.perf_counter() - clock
-        status = "FINISHED"
+        status = "FINISHED" if conclusion else None  # still RUNNING while other workers search
     except KeyboardInterrupt:
         status = "KILLED"
-        reporter.reconcile(backend.records())  # the interrupted trial ends FAILED, not RUNNING
+        with contextlib.suppress(Exception):  # the resume hint matters more than a logging error now
+            reporter.reconcile(backend.records())  # the interrupted trial ends FAILED, not RUNNING
         raise
     finally:
         reporter.close()
-        tracker.finish(parent, status)
-    return PipelineResult(
-        config=ctx.config,
-        study=backend.study_name,
-        storage=storage_url(ctx.config),
-        experiment_id=tracker.experiment_id,
-        experiment_url=tracker.experiment_url,
-        model_url=tracker.model_url(ctx.config.registered_model) if ctx.config.tracking.register_models else None,
-        parent_run_id=parent,
-        dense=ctx.dense.reference,
-        records=records,
-        front=outcome["rows"],
-        aliases=outcome["aliases"],
-        hypervolume=outcome["history"][-1][1] if outcome["history"] else 0.0,
-        stop_reason=backend.stop_reason,
-        seconds=seconds,
-    )
+        if status:
+            tracker.finish(parent, status)
+    return _result(config, backend, tracker, parent, dense, records, conclusion, seconds)

@@ -12,7 +12,7 @@ from ._data import (
     ImageFolderData,
     NpzData,
 )
-from ._loader import LoadedPipeline, SourceMap, load_pipeline, load_space, read_yaml
+from ._loader import LoadedPipeline, SourceMap, load_pipeline, read_yaml
 from ._model import (
     CNNModel,
     DenseTraining,
@@ -33,7 +33,7 @@ from ._pipeline import (
     SearchConfig,
     TrackingConfig,
 )
-from ._space import IMPORTANCE_NAMES, FinetuneSpace, Param, PruningSpace, RatioOverride, RatioRange, SpaceConfig
+from ._space import FinetuneSpace, Param, PruningSpace, RatioOverride, RatioRange, SpaceConfig
 
 __all__ = [
     "FASHION_MNIST_DIR",
@@ -46,7 +46,6 @@ __all__ = [
     "LoadedPipeline",
     "SourceMap",
     "load_pipeline",
-    "load_space",
     "read_yaml",
     "CNNModel",
     "DenseTraining",
@@ -64,7 +63,6 @@ __all__ = [
     "PipelineConfig",
     "SearchConfig",
     "TrackingConfig",
-    "IMPORTANCE_NAMES",
     "FinetuneSpace",
     "Param",
     "PruningSpace",

@@ -19,9 +19,8 @@ import yaml
 from ..errors import AutoPruneError, ConfigError
 from ._errors import first_error_message
 from ._pipeline import PipelineConfig
-from ._space import SpaceConfig
 
-__all__ = ["SourceMap", "LoadedPipeline", "load_pipeline", "load_space", "read_yaml", "MAX_NODES", "MAX_DEPTH"]
+__all__ = ["SourceMap", "LoadedPipeline", "load_pipeline", "read_yaml", "MAX_NODES", "MAX_DEPTH"]
 
 MAX_NODES = 20_000
 MAX_DEPTH = 32
@@ -231,15 +230,15 @@ def load_pipeline(path: str | Path, overrides: Iterable[str] = ()) -> LoadedPipe
     """
     path = Path(path)
     data, sources, text = read_yaml(path)
-    space_path, space_text = _include_space(data, path.parent, sources)
     overrides = tuple(overrides)
-    for expression in overrides:
+    # --set search.space=other.yaml picks the file to include; every other override applies after it
+    choosing = [o for o in overrides if o.partition("=")[0].strip() == "search.space"]
+    for expression in choosing:
         _apply_override(data, expression, sources)
+    space_path, space_text = _include_space(data, path.parent, sources)
+    for expression in overrides:
+        if expression not in choosing:
+            _apply_override(data, expression, sources)
     config = _validate(PipelineConfig, data, sources)
     return LoadedPipeline(config, path, sources, text, space_path, space_text, overrides)
 
-
-def load_space(path: str | Path) -> tuple[SpaceConfig, SourceMap]:
-    """Read and validate a search-space file on its own."""
-    data, sources, _ = read_yaml(Path(path), what="search space")
-    return _validate(SpaceConfig, data, sources), sources

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from .._vocab import OBJECTIVE_METRICS, RUNTIMES, SAMPLERS
 from ._base import Strict
 from ._data import DataConfig, DigitsData
 from ._model import CNNModel, ModelConfig
@@ -24,22 +25,14 @@ __all__ = [
     "PipelineConfig",
 ]
 
-# metric name -> the only direction that makes sense for it
-OBJECTIVE_METRICS: dict[str, str] = {
-    "accuracy": "max",
-    "params": "min",
-    "macs": "min",
-    "size_bytes": "min",
-    "latency_ms": "min",
-}
-SAMPLERS = ("tpe", "nsga2", "random", "qmc")
-_URI_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql", "http", "https", "file")
+_DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql")
+_URI_SCHEMES = (*_DATABASE_SCHEMES, "http", "https", "file")
 
 
 class SearchConfig(Strict):
-    backend: Literal["optuna", "ray"] = "optuna"
+    backend: Literal["optuna"] = Field("optuna", description="the Ray Tune backend is not available yet")
     space: SpaceConfig = Field(default_factory=SpaceConfig)
-    sampler: Literal["tpe", "nsga2", "random", "qmc"] = "nsga2"
+    sampler: Literal[SAMPLERS] = "nsga2"  # type: ignore[valid-type]
     trials: int = Field(24, ge=1, description="completed trials the search ends with")
     timeout_s: float | None = Field(None, gt=0, description="stop starting new trials after this many seconds")
     storage: str | None = Field(None, description="Optuna RDB URL; default sqlite beside the tracking store")
@@ -49,14 +42,23 @@ class SearchConfig(Strict):
     max_failed_trials: int | None = Field(None, ge=1, description="end the search after this many failures")
     heartbeat_s: int = Field(10, ge=1, description="RDB heartbeat; a silent trial is failed after 3 beats")
 
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _available_backend(cls, value: Any) -> Any:
+        if value == "ray":
+            raise ValueError("the Ray Tune backend is not available yet; use backend: optuna")
+        return value
+
     @field_validator("storage")
     @classmethod
     def _storage_url(cls, value: str | None) -> str | None:
-        if value is not None and value.split(":", 1)[0] not in _URI_SCHEMES[:6]:
+        if value is not None and value.split(":", 1)[0] not in _DATABASE_SCHEMES:
             raise ValueError(
                 "must be an RDB URL such as sqlite:///path/optuna.db or postgresql://user@host/db, "
                 f"but got {value!r}"
             )
+        if value is not None and value.startswith("sqlite:") and not value.startswith("sqlite:///"):
+            raise ValueError(f"a sqlite URL needs three slashes (sqlite:///relative.db), but got {value!r}")
         return value
 
 
@@ -78,7 +80,7 @@ class LatencySettings(Strict):
     threads: int = Field(1, ge=1)
     warmup: int = Field(20, ge=0)
     repeats: int = Field(100, ge=1)
-    runtime: Literal["torch", "onnxruntime"] = "torch"
+    runtime: Literal[RUNTIMES] = "torch"  # type: ignore[valid-type]
 
 
 class TrackingConfig(Strict):

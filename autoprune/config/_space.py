@@ -10,12 +10,12 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from .._vocab import IMPORTANCES, OPTIMIZERS
 from ._base import Strict
 
-__all__ = ["Param", "RatioRange", "RatioOverride", "PruningSpace", "FinetuneSpace", "SpaceConfig", "IMPORTANCE_NAMES"]
+__all__ = ["Param", "RatioRange", "RatioOverride", "PruningSpace", "FinetuneSpace", "SpaceConfig"]
 
-IMPORTANCE_NAMES = ("l1", "l2", "bn_scale", "taylor", "random")
-Importance = Literal["l1", "l2", "bn_scale", "taylor", "random"]
+Importance = Literal[IMPORTANCES]  # type: ignore[valid-type]
 
 
 class Param(Strict):
@@ -131,16 +131,16 @@ class FinetuneSpace(Strict):
         if not param.values_within(low, high):
             raise ValueError(f"values must lie in [{low:g}, {high:g}], but got {_show(param)}")
         if info.field_name == "epochs":
-            numbers = [param.value, *(param.choices or [])] if param.low is None else [param.low, param.high]
-            if any(isinstance(v, float) and not v.is_integer() for v in numbers if v is not None):
-                raise ValueError(f"epochs must be whole numbers, but got {_show(param)}")
+            numbers = [param.value, *(param.choices or [])] if param.low is None else [param.low, param.high, param.step]
+            if any(isinstance(v, float) and not v.is_integer() for v in numbers if v is not None) or param.log:
+                raise ValueError(f"epochs must be whole numbers (and a range linear), but got {_show(param)}")
         return param
 
     @field_validator("optimizer")
     @classmethod
     def _known_optimizer(cls, param: Param) -> Param:
         options = [param.value] if param.value is not None else param.choices or []
-        if param.low is not None or any(option not in ("sgd", "adamw") for option in options):
+        if param.low is not None or any(option not in OPTIMIZERS for option in options):
             raise ValueError(f"must be sgd or adamw (or a list of them), but got {_show(param)}")
         return param
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ def read_idx(path: Path, *, key: str = "data.path") -> np.ndarray:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except FileNotFoundError as exc:
         raise DataError(f"{path} does not exist", key=key) from exc
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"cannot read {path}: {exc}", key=key) from exc
     if len(raw) < 4:
         raise DataError(f"{path} is too short to be an IDX file ({len(raw)} bytes)", key=key)

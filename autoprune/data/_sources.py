@@ -228,8 +228,14 @@ def _factory(config: FactoryData, base: Path) -> tuple[np.ndarray, np.ndarray, l
             test = _materialise(result["test"], key=key)
     else:
         x, y = _materialise(result, key=key)
-    if len(x) != len(y):
-        raise DataError(f"the factory returned {len(x)} inputs but {len(y)} labels", key=key)
+    for part, (inputs, labels) in (("train", (x, y)), ("test", test or (x, y))):
+        if len(inputs) != len(labels):
+            raise DataError(f"the factory returned {len(inputs)} {part} inputs but {len(labels)} labels", key=key)
+    if test is not None and test[0].shape[1:] != x.shape[1:]:
+        raise DataError(
+            f"the factory's test inputs have shape {list(test[0].shape[1:])}, its train inputs {list(x.shape[1:])}",
+            key=key,
+        )
     codes, names = _encode_labels(np.concatenate([y, test[1]]) if test else y, key=key)
     train_codes = codes[: len(y)]
     test_pair = (_as_images(test[0], key=key), codes[len(y) :]) if test else None

@@ -71,7 +71,9 @@ class Splits:
         )
 
 
-def stratified_indices(labels: np.ndarray, first_size: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_indices(
+    labels: np.ndarray, first_size: int, *, seed: int, key: str = "data"
+) -> tuple[np.ndarray, np.ndarray]:
     """Split ``range(len(labels))`` into a stratified part of ``first_size`` and the rest."""
     from sklearn.model_selection import train_test_split
 
@@ -79,7 +81,7 @@ def stratified_indices(labels: np.ndarray, first_size: int, *, seed: int) -> tup
     try:
         first, rest = train_test_split(indices, train_size=first_size, stratify=labels, random_state=seed)
     except ValueError as exc:
-        raise DataError(f"cannot make a stratified split of {len(labels)} samples: {exc}") from exc
+        raise DataError(f"cannot make a stratified split of {len(labels)} samples: {exc}", key=key) from exc
     return np.asarray(first), np.asarray(rest)
 
 
@@ -139,7 +141,7 @@ def make_splits(
     train_local, val_local = stratified_indices(y[rest], len(rest) - val_size, seed=seed + 1)
     train_index, val_index = rest[train_local], rest[val_local]
     if max_train_samples is not None and max_train_samples < len(train_index):
-        keep, _ = stratified_indices(y[train_index], max_train_samples, seed=seed + 2)
+        keep, _ = stratified_indices(y[train_index], max_train_samples, seed=seed + 2, key="data.max_train_samples")
         train_index = train_index[keep]
     splits = Splits(
         train=_as_split(x, y, np.sort(train_index)),

@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .._vocab import OPTIMIZERS
 from ..data import Splits, TensorSplit
 from ..errors import AutoPruneError, TrialDiverged
 from ._evaluate import evaluate
 
 __all__ = ["FinetuneConfig", "EpochReport", "FinetuneHistory", "finetune", "OPTIMIZERS"]
-
-OPTIMIZERS = ("sgd", "adamw")
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ class GroupGraph:
                 example = torch.zeros(2, *input_shape)
                 return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
         except Exception as exc:  # tracing runs user code: report it as a model problem
-            raise ModelError(f"cannot trace the model on an input of shape {list(input_shape)}: {exc}") from exc
+            raise ModelError(f"cannot trace the model on an input of shape {list(input_shape)}: {exc}", key="model") from exc
         finally:
             model.train(was_training)
 
@@ -98,6 +98,10 @@ class GroupGraph:
         return any(
             not dep.target.outputs and self.graph.is_out_channel_pruning_fn(dep.handler) for dep, _ in tp_group
         )
+
+    def _feeds_output(self, module: nn.Module) -> bool:
+        node = self.graph.module2node.get(module)
+        return node is not None and not node.outputs
 
     @property
     def groups(self) -> list[Group]:
@@ -130,8 +134,10 @@ class GroupGraph:
                 continue
             if module not in self.graph.module2node:
                 reason = "not reached by the traced forward pass"
-            elif isinstance(module, _ROOT_TYPES):
+            elif isinstance(module, _ROOT_TYPES) and self._feeds_output(module):
                 reason = "its outputs are the model's outputs"
+            elif isinstance(module, _ROOT_TYPES):
+                reason = "no dependency group is rooted at it (e.g. a grouped convolution)"
             else:
                 reason = f"{type(module).__name__} has no channel-pruning rule"
             rows.append((name, reason))

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .._vocab import RUNTIMES
 from ..errors import AutoPruneError
 
 __all__ = [
@@ -32,8 +33,6 @@ __all__ = [
     "measure_train_throughput",
     "torch_threads",
 ]
-
-RUNTIMES = ("torch", "onnxruntime")
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .._vocab import IMPORTANCES
 from ..errors import PruningError
 
 __all__ = ["IMPORTANCES", "PrunePlan"]
-
-IMPORTANCES = ("l1", "l2", "bn_scale", "taylor", "random")
 
 
 def _check_ratio(name: str, ratio: float, what: str = "ratio") -> None:

@@ -16,7 +16,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from ..config import Param, RatioRange, SpaceConfig
 from ..engine import Candidate, FinetuneConfig, Group, PrunePlan
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 
 __all__ = ["SearchSpace", "RATIO_PREFIX", "FINETUNE_PARAMS"]
 
@@ -78,6 +78,8 @@ class SearchSpace:
         self.train_fraction = train_fraction
         self.seed = seed
         names = [group.name for group in self.groups]
+        if not names:
+            raise ModelError("the model has no prunable dependency group (no conv/linear layer whose outputs can shrink)", key="model")
         self.excluded = self._match_all(config.pruning.exclude, names, "exclude")
         self.searched = [name for name in names if name not in self.excluded]
         if not self.searched:
@@ -170,6 +172,19 @@ class SearchSpace:
             seed=self.seed,
         )
         return Candidate(plan, finetune)
+
+    def smallest_plan(self) -> PrunePlan:
+        """Every searched group at the highest ratio the space allows: the smallest reachable model."""
+        highest = {}
+        for name in self.searched:
+            key = "ratio" if self.config.pruning.uniform else RATIO_PREFIX + name
+            value = self._distributions.get(key, self._fixed.get(key, 0.0))
+            highest[name] = float(value.high if isinstance(value, (FloatDistribution, IntDistribution)) else value)
+        return PrunePlan(
+            ratios={name: ratio for name, ratio in highest.items() if ratio > 0},
+            round_to=self.config.pruning.round_to,
+            min_channels=self.config.pruning.min_channels,
+        )
 
     def params_of(self, candidate: Candidate) -> dict[str, Any]:
         """The searched parameters that reproduce ``candidate`` (for enqueueing known candidates)."""

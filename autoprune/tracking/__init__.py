@@ -3,7 +3,7 @@ reporter, Pareto tags, front artifacts, plots, the model registry and its aliase
 
 from __future__ import annotations
 
-from ._client import KIND_TAG, PARENT_TAG, STATE_TAG, TRIAL_TAG, Tracker, sqlite_path, ui_base
+from ._client import KIND_TAG, PARENT_TAG, STATE_TAG, TRIAL_TAG, Tracker, sqlite_path, store_errors, ui_base
 from ._front import MEMBER_METRICS, finalized_members, log_member, mark_front, register_members
 from ._query import EXPORT_FORMATS, FrontView, export_run, latest_front
 from ._reporter import MlflowReporter, run_name
@@ -17,6 +17,7 @@ __all__ = [
     "TRIAL_TAG",
     "Tracker",
     "sqlite_path",
+    "store_errors",
     "ui_base",
     "MEMBER_METRICS",
     "finalized_members",

@@ -6,17 +6,18 @@ fluent API is touched only where MLflow offers nothing else (``log_model``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .._sqlite import tune_sqlite
-from ..errors import ConfigError
+from .._sqlite import sqlite_path, tune_sqlite
+from ..errors import ConfigError, TrackingError
 
-__all__ = ["Tracker", "ui_base", "sqlite_path", "PARENT_TAG", "TRIAL_TAG", "STATE_TAG", "KIND_TAG"]
+__all__ = ["Tracker", "store_errors", "ui_base", "sqlite_path", "PARENT_TAG", "TRIAL_TAG", "STATE_TAG", "KIND_TAG"]
 
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "autoprune.trial"
@@ -30,11 +31,6 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 log = logging.getLogger("autoprune")
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI (relative to the working directory), else None."""
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
 def ui_base(uri: str) -> str:
@@ -52,7 +48,7 @@ class Tracker:
         ui: Base address of the UI for links (default: the server, or what ``autoprune ui`` starts).
     """
 
-    def __init__(self, uri: str, experiment: str | None, *, ui: str | None = None) -> None:
+    def __init__(self, uri: str, experiment: str | None, *, ui: str | None = None, create: bool = True) -> None:
         import mlflow
         from mlflow.tracking import MlflowClient
 
@@ -66,17 +62,36 @@ class Tracker:
         self.client = MlflowClient(tracking_uri=uri)
         self.experiment = experiment
         self.experiment_id = ""
-        if experiment is None:  # run-level access only (export)
-            return
-        try:
-            found = self.client.get_experiment_by_name(experiment)
-        except Exception as exc:  # unreachable server, bad database: one clear line
-            raise ConfigError(f"cannot reach the MLflow store {uri!r}: {type(exc).__name__}: {exc}", key="tracking.uri") from exc
+        if database is None:  # a server or database: say now if it cannot be reached
+            try:
+                with _few_retries():
+                    self.client.search_experiments(max_results=1)
+            except Exception as exc:  # MlflowException, connection errors, bad database URLs
+                reason = str(exc).splitlines()[0] if str(exc) else ""
+                raise ConfigError(f"cannot reach the MLflow store {uri!r}: {type(exc).__name__}: {reason}", key="tracking.uri") from exc
+        if experiment is not None:
+            self.use_experiment(experiment, create=create)
+
+    def use_experiment(self, name: str, *, create: bool = True) -> str:
+        """Select the experiment ``name``, creating it if missing and ``create`` (for sqlite stores
+        with its artifacts in an ``artifacts/`` folder beside the database)."""
+        found = self.client.get_experiment_by_name(name)
+        if found is not None and found.lifecycle_stage == "deleted":
+            raise ConfigError(
+                f"experiment {name!r} was deleted in {self.uri}; restore it in the UI, remove it for good with "
+                "'mlflow gc', or choose another tracking.experiment",
+                key="tracking.experiment",
+            )
+        if found is None and not create:
+            raise TrackingError(f"no experiment {name!r} in {self.uri}: run the pipeline first")
         if found is None:
+            database = sqlite_path(self.uri)
             location = (database.parent / "artifacts").resolve().as_uri() if database is not None else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            self.experiment_id = self.client.create_experiment(name, artifact_location=location)
         else:
             self.experiment_id = found.experiment_id
+        self.experiment = name
+        return self.experiment_id
 
     # --- runs ------------------------------------------------------------------------------------
 
@@ -168,6 +183,40 @@ class Tracker:
 
     def model_url(self, name: str) -> str:
         return f"{self.ui}/#/models/{quote(name, safe='')}"
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn MLflow's exceptions (and the HTTP errors behind them) into one-line `TrackingError`s."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise TrackingError(f"MLflow: {_first_line(exc.message)}") from exc
+    except OSError as exc:  # requests' connection errors are OSErrors
+        if type(exc).__module__.startswith(("requests", "urllib3")):
+            raise TrackingError(f"MLflow server: {type(exc).__name__}: {_first_line(str(exc))}") from exc
+        raise
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+@contextlib.contextmanager
+def _few_retries() -> Iterator[None]:
+    """MLflow retries an unreachable server for minutes; a first contact should fail in seconds."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _param_text(value: Any) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from ._client import TRIAL_TAG, Tracker
@@ -77,7 +78,7 @@ def log_member(
         model,
         name="model",
         input_example=example.astype(np.float32),
-        pip_requirements=["torch==2.13.0"],
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         run_id=run_id,
     )
     tracker.log(run_id, tags={FINALIZED_TAG: "true", MODEL_URI_TAG: info.model_uri})
@@ -138,4 +139,10 @@ def register_members(
             client.set_model_version_tag(name, str(version), "pareto", "false")
     for alias, number in aliases.items():
         client.set_registered_model_alias(name, alias, str(versions[number]))
+    if not members:
+        for alias in ("champion", "smallest", "fastest", "most-accurate"):  # this search's front is empty
+            current = {str(v) for v in existing.values()}
+            model = client.get_registered_model(name)
+            if str((model.aliases or {}).get(alias)) in current:
+                client.delete_registered_model_alias(name, alias)
     return versions

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import AutoPruneError
 from ._client import KIND_TAG, PARENT_TAG, TRIAL_TAG, Tracker
+from ._front import MEMBER_METRICS
 
 __all__ = ["FrontView", "latest_front", "export_run", "EXPORT_FORMATS"]
 
@@ -19,36 +20,51 @@ EXPORT_FORMATS = {"onnx": ("model.onnx",), "state-dict": ("plan.json", "state_di
 class FrontView:
     parent_run_id: str
     parent_name: str
+    status: str
     trials: int
+    dense: dict[str, float]
     rows: list[dict[str, Any]]
 
 
+def _versions(tracker: Tracker, parent: str) -> dict[int, tuple[int, list[str]]]:
+    """trial -> (version, aliases) of the registered versions this search created."""
+    found: dict[int, tuple[int, list[str]]] = {}
+    for model in tracker.client.search_registered_models():
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (model.aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        for version in tracker.client.search_model_versions(f"name = '{model.name}'"):
+            if version.tags.get("autoprune.parent_run") == parent and TRIAL_TAG in version.tags:
+                found[int(version.tags[TRIAL_TAG])] = (int(version.version), sorted(aliases.get(str(version.version), [])))
+    return found
+
+
 def latest_front(tracker: Tracker, parent: str | None = None) -> FrontView:
-    """The front of search ``parent`` (default: the most recent search in the experiment)."""
+    """The front of search ``parent`` (default: the most recent search in the experiment), with the
+    final figures of its members, as ``autoprune run`` printed them."""
     if parent is None:
         searches = tracker.client.search_runs(
             [tracker.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'search'", order_by=["attributes.start_time DESC"], max_results=1
         )
         if not searches:
-            raise AutoPruneError(f"experiment {tracker.experiment!r} in {tracker.uri} has no finished search yet")
+            raise AutoPruneError(f"experiment {tracker.experiment!r} in {tracker.uri} has no search yet")
         parent_run = searches[0]
     else:
         parent_run = tracker.client.get_run(parent)
     parent_id = parent_run.info.run_id
     runs = tracker.search(f"tags.`{PARENT_TAG}` = '{parent_id}'")
+    versions = _versions(tracker, parent_id)
     rows = []
     for run in runs:
-        if run.data.tags.get("pareto") != "true":
-            continue
         metrics = run.data.metrics
-        rows.append({
-            "trial": int(run.data.tags.get(TRIAL_TAG, -1)),
-            "run_id": run.info.run_id,
-            "name": run.info.run_name,
-            **{k: metrics.get(k) for k in ("test_accuracy", "val_accuracy", "params", "macs", "latency_ms", "speedup_vs_dense")},
-        })  # fmt: skip
-    rows.sort(key=lambda r: (r["macs"] or 0))
-    return FrontView(parent_id, parent_run.info.run_name, len(runs), rows)
+        if run.data.tags.get("pareto") != "true" or "test_accuracy" not in metrics:
+            continue
+        trial = int(run.data.tags.get(TRIAL_TAG, -1))
+        version, aliases = versions.get(trial, ("", []))
+        rows.append({"trial": trial, "run_id": run.info.run_id, "version": version, "aliases": ",".join(aliases),
+                     **{key: metrics.get(key) for key in MEMBER_METRICS}})  # fmt: skip
+    dense = {key.removeprefix("dense_"): value for key, value in parent_run.data.metrics.items() if key.startswith("dense_")}
+    return FrontView(parent_id, parent_run.info.run_name, parent_run.info.status, len(runs), dense, rows)
 
 
 def export_run(tracker: Tracker, run_id: str, export_format: str, out: Path) -> list[Path]:

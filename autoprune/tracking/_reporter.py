@@ -14,7 +14,7 @@ from typing import Any
 
 from ..engine import EpochReport
 from ..search import TrialRecord
-from ._client import KIND_TAG, STATE_TAG, TRIAL_TAG, Tracker
+from ._client import KIND_TAG, STATE_TAG, TRIAL_TAG, Tracker, store_errors
 
 __all__ = ["MlflowReporter", "run_name"]
 
@@ -80,7 +80,8 @@ class MlflowReporter:
         self._queue.join()
         if self._errors:
             error, self._errors = self._errors[0], []
-            raise error
+            with store_errors():
+                raise error
 
     def close(self) -> None:
         self._queue.put(None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,13 +53,34 @@ class MlflowServer:
             command += ["--allowed-hosts", f"{self.host},{self.host}:{self.port},localhost,127.0.0.1"]
         return command
 
+    def _check_port_free(self) -> None:
+        with socket.socket() as probe:
+            try:
+                probe.bind((self.host, self.port))
+            except OSError as exc:
+                raise AutoPruneError(f"cannot serve on {self.url}: {exc.strerror} (another server?); choose --port") from exc
+
     def start(self, *, timeout_s: float = 90.0) -> MlflowServer:
+        """Start the server and wait until it answers; stop it again if anything goes wrong (Ctrl-C too)."""
         database = sqlite_path(self.uri)
         if database is not None and not database.is_file():
             raise AutoPruneError(f"no tracking store at {database}: run a pipeline first (autoprune run ...)")
+        self._check_port_free()
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-        output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(self.command(), env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        if self.log_file:
+            with open(self.log_file, "ab") as output:  # the child keeps its own copy of the handle
+                self.process = subprocess.Popen(self.command(), env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        else:
+            self.process = subprocess.Popen(self.command(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._wait_ready(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -66,10 +88,9 @@ class MlflowServer:
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
                     if response.status == 200:
-                        return self
+                        return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.5)
-        self.stop()
         raise AutoPruneError(f"mlflow server did not answer on {self.url} within {timeout_s:.0f} s")
 
     def wait(self) -> int:

@@ -65,8 +65,10 @@ def log_summary(
         figure = hypervolume_figure(hypervolume, title)
         tracker.log_figure(parent, figure, "hypervolume.png")
         figure.clf()
+        logged = {m.step for m in tracker.client.get_metric_history(parent, "hypervolume")}
         for number, value in hypervolume:
-            tracker.log_metric(parent, "hypervolume", value, step=number)
+            if number not in logged:  # a resumed search adds only its new trials' points
+                tracker.log_metric(parent, "hypervolume", value, step=number)
     tracker.log_text(parent, front_csv(front_rows), "front.csv")
     completed = sum(r.state == "complete" for r in records)
     failed = sum(r.state == "failed" for r in records)

@@ -96,7 +96,7 @@ def test_error_inside_an_included_space_names_the_space_file(tmp_path, monkeypat
     (tmp_path / "p.yaml").write_text("name: x\nsearch:\n  space: spaces/s.yaml\n")
     with pytest.raises(ConfigError) as info:
         load_pipeline("p.yaml")
-    assert str(info.value) == "spaces/s.yaml:4: search.space.finetune.epochs: epochs must be whole numbers, but got {low: 1.0, high: 2.5}"
+    assert str(info.value) == "spaces/s.yaml:4: search.space.finetune.epochs: epochs must be whole numbers (and a range linear), but got {low: 1.0, high: 2.5}"
 
 
 def test_set_overrides_take_precedence_and_are_located(tmp_path, monkeypatch) -> None:
@@ -129,3 +129,14 @@ def test_alias_bomb_and_deep_nesting_are_refused(tmp_path, monkeypatch) -> None:
     (tmp_path / "deep.yaml").write_text("name: x\nseed: " + "[" * 40 + "]" * 40 + "\n")
     with pytest.raises(ConfigError, match=r"^deep.yaml:2: seed(\.0)+: nesting is deeper than 32 levels$"):
         load_pipeline("deep.yaml")
+
+
+def test_set_can_swap_the_included_space(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.yaml").write_text("pruning: {importance: [l1]}\n")
+    (tmp_path / "b.yaml").write_text("pruning: {importance: [taylor]}\n")
+    (tmp_path / "p.yaml").write_text("name: x\nsearch:\n  space: a.yaml\n")
+    loaded = load_pipeline("p.yaml", ["search.space.pruning.round_to=8", "search.space=b.yaml"])
+    assert loaded.config.search.space.pruning.importance == ["taylor"]
+    assert loaded.config.search.space.pruning.round_to == 8
+    assert loaded.space_path.name == "b.yaml"

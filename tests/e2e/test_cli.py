@@ -92,5 +92,6 @@ def test_ui_server_serves_the_store_and_stops_its_process_group(finished_search:
 
 
 def test_console_script_is_installed() -> None:
-    result = subprocess.run([sys.executable, "-m", "autoprune.cli", "--version"], capture_output=True, text=True)
-    assert result.returncode == 0 and "autoprune" in result.stdout
+    script = os.path.join(os.path.dirname(sys.executable), "autoprune")
+    result = subprocess.run([script, "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("autoprune ")

@@ -7,8 +7,10 @@ number maps to exactly one MLflow child run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,16 +19,18 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from ..._sqlite import tune_sqlite
+from ..._sqlite import sqlite_path, tune_sqlite
 from ...errors import ConfigError, TrialFailed
 from .._objective import CandidateEvaluator, Objectives, TrialRecord, TrialReporter
 from ._base import Budget, SearchBackend
+from ._lock import storage_lock
 
 __all__ = ["OptunaBackend", "make_sampler", "open_storage"]
 
 log = logging.getLogger("autoprune")
 
 RESULT_ATTR = "autoprune"
+DUPLICATE_ATTR = "duplicate_of"
 _STATES = {
     TrialState.COMPLETE: "complete",
     TrialState.FAIL: "failed",
@@ -53,6 +57,9 @@ def make_sampler(name: str, *, seed: int, trials: int, population_size: int | No
 def open_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:
     """An RDB storage with a heartbeat, so trials of killed processes end FAIL instead of RUNNING."""
     tune_sqlite()
+    database = sqlite_path(url)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat: stable in practice
@@ -63,7 +70,8 @@ def open_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:
                 engine_kwargs={"connect_args": {"timeout": 30}} if url.startswith("sqlite") else None,
             )
     except Exception as exc:  # sqlalchemy raises many types for a bad URL or an unreachable server
-        raise ConfigError(f"cannot open the Optuna storage {url!r}: {type(exc).__name__}: {exc}", key="search.storage") from exc
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise ConfigError(f"cannot open the Optuna storage {url!r}: {type(exc).__name__}: {reason}", key="search.storage") from exc
 
 
 def _suggest(trial: Trial, name: str, distribution: BaseDistribution) -> Any:
@@ -93,16 +101,79 @@ def to_record(trial: FrozenTrial, fixed: Mapping[str, Any] | None = None) -> Tri
     )
 
 
+class _Session:
+    """One `OptunaBackend.run`: the objective and the after-trial callback Optuna calls."""
+
+    def __init__(
+        self, backend: OptunaBackend, evaluator: CandidateEvaluator, objectives: Objectives,
+        reporter: TrialReporter, budget: Budget,
+    ) -> None:  # fmt: skip
+        self.backend = backend
+        self.evaluator = evaluator
+        self.objectives = objectives
+        self.reporter = reporter
+        self.budget = budget
+        self.failures_at_start = backend._count(TrialState.FAIL)
+        self.duplicates = 0
+
+    def _twin(self, study: optuna.Study, params: Mapping[str, Any]) -> FrozenTrial | None:
+        if self.duplicates >= self.budget.trials:
+            return None
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        return next((t for t in done if t.params == params), None)
+
+    def objective(self, trial: Trial) -> list[float]:
+        # another worker may have filled the budget while this one was finishing a trial
+        busy = len(trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))) - 1
+        if busy >= self.budget.trials:
+            trial.study.stop()
+            raise optuna.TrialPruned("the study's trial budget is already taken")
+        space = self.evaluator.space
+        params = {name: _suggest(trial, name, dist) for name, dist in space.distributions.items()}
+        twin = self._twin(trial.study, params)
+        if twin is not None:
+            self.duplicates += 1
+            trial.set_user_attr(DUPLICATE_ATTR, twin.number)
+            raise optuna.TrialPruned(f"duplicate of trial {twin.number}")
+        self.reporter.trial_started(trial.number, {**space.fixed, **params})
+        record, _ = self.evaluator(trial.number, params, on_epoch=lambda r: self.reporter.epoch_finished(trial.number, r))
+        outcome = {"metrics": record.metrics, "epochs": record.epochs, "kept": record.kept, "error": record.error}
+        trial.set_user_attr(RESULT_ATTR, outcome)  # one storage write for everything the trial measured
+        if record.state == "failed":
+            raise TrialFailed(record.error or "trial failed")
+        for key, value in record.constraints.items():
+            trial.set_constraint(key, value)
+        return self.objectives.values(record.metrics)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state != TrialState.PRUNED:
+            self.reporter.trial_finished(to_record(trial, self.evaluator.space.fixed))
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        complete = sum(t.state == TrialState.COMPLETE for t in finished)
+        failed = len(finished) - complete - self.failures_at_start
+        if complete >= self.budget.trials:
+            study.stop()
+        elif self.budget.max_failed_trials is not None and failed >= self.budget.max_failed_trials:
+            self.backend._stop_reason = f"{failed} trials failed (search.max_failed_trials = {self.budget.max_failed_trials})"
+            self.backend.failed_out = True
+            study.stop()
+
+
 class OptunaBackend(SearchBackend):
     """Runs the search as an Optuna study.
 
+    Creating the backend only connects to the storage; `open` then picks or creates the study, so a
+    bad storage URL is reported before anything is trained or written.
+
     Args:
         storage_url: Optuna RDB URL.
-        study_name: Base study name (the pipeline's); a new search without ``resume`` takes the first
-            free name of ``name``, ``name-2``, ``name-3``... so earlier searches are never touched.
-        resume: Continue the latest study of that name (create it if there is none).
-        sampler: Sampler name; ``seed``, ``population_size`` as for `make_sampler`.
+        study_name: Base study name (the pipeline's). A new search takes the first free name of
+            ``name``, ``name#2``, ``name#3``... (``#`` cannot appear in a pipeline name, so two
+            pipelines never share a study) and earlier searches are never touched; ``resume``
+            continues the latest of them.
         objectives: What the study optimises (sets its directions and metric names).
+        sampler: Sampler name; ``seed``, ``trials`` and ``population_size`` as for `make_sampler`.
+        heartbeat_s: Heartbeat of running trials; a trial silent for 3 beats is failed.
     """
 
     name = "optuna"
@@ -117,43 +188,81 @@ class OptunaBackend(SearchBackend):
         seed: int = 0,
         trials: int = 24,
         population_size: int | None = None,
-        resume: bool = False,
         heartbeat_s: int = 10,
     ) -> None:
+        self.storage_url = storage_url
+        self.heartbeat_s = heartbeat_s
         self.storage = open_storage(storage_url, heartbeat_s=heartbeat_s)
-        self.study_name = self._pick_name(study_name, resume)
-        self.study = optuna.create_study(
-            storage=self.storage,
-            study_name=self.study_name,
-            directions=objectives.directions,
-            sampler=make_sampler(sampler, seed=seed, trials=trials, population_size=population_size),
-            load_if_exists=True,
+        self.base_name = study_name
+        self.objectives = objectives
+        self._sampler_args = {"name": sampler, "seed": seed, "trials": trials, "population_size": population_size}
+        self._study: optuna.Study | None = None
+        self._fixed: dict[str, Any] = {}
+        self._stop_reason: str | None = None
+        self.failed_out = False
+
+    def lock(self, purpose: str = "") -> contextlib.AbstractContextManager[None]:
+        """An exclusive lock among the processes working on this pipeline's studies."""
+        return storage_lock(self.storage_url, getattr(self.storage, "engine", None), f"autoprune:{self.base_name}{purpose}")
+
+    def open(self, *, resume: bool) -> bool:
+        """Load the latest study (``resume``) or create a new one; hold `lock` around this.
+        Returns True when the study was created now."""
+        name = self._pick_name(self.base_name, resume)
+        created = name not in set(optuna.get_all_study_names(self.storage))
+        study = optuna.create_study(
+            storage=self.storage, study_name=name, directions=self.objectives.directions, load_if_exists=True
         )
-        if list(self.study.directions) != [optuna.study.StudyDirection[d.upper()] for d in objectives.directions]:
+        # a resumed session continues the random stream instead of replaying the first session's proposals
+        args = dict(self._sampler_args)
+        args["seed"] += len(study.get_trials(deepcopy=False))
+        study.sampler = make_sampler(args.pop("name"), **args)
+        if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in self.objectives.directions]:
             raise ConfigError(
-                f"study {self.study_name!r} optimises other objectives than this pipeline's; "
-                "start a new search (drop --resume) or restore the objectives",
+                f"study {name!r} optimises other objectives than this pipeline's; start a new search "
+                "(drop --resume) or restore the objectives",
                 key="objectives",
             )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.study.set_metric_names(objectives.metrics)
-        self._fixed: dict[str, Any] = {}
-        self._stop_reason: str | None = None
+            study.set_metric_names(self.objectives.metrics)
+        self._study = study
+        return created
+
+    def discard(self) -> None:
+        """Delete the study if it holds no trial (undo an `open` whose setup failed)."""
+        if self._study is not None and not self._study.get_trials(deepcopy=False):
+            optuna.delete_study(study_name=self._study.study_name, storage=self.storage)
+            self._study = None
+
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            raise RuntimeError("call OptunaBackend.open() first")
+        return self._study
+
+    @property
+    def study_name(self) -> str:
+        return self.study.study_name
 
     def _pick_name(self, base: str, resume: bool) -> str:
         existing = set(optuna.get_all_study_names(self.storage))
         numbered = sorted(
             (int(m.group(1)) if m.group(1) else 1, name)
             for name in existing
-            if (m := re.fullmatch(re.escape(base) + r"(?:-(\d+))?", name))
+            if (m := re.fullmatch(re.escape(base) + r"(?:#(\d+))?", name))
         )
         if resume:
             return numbered[-1][1] if numbered else base
         if base not in existing:
             return base
-        number = numbered[-1][0] + 1
-        return f"{base}-{number}"
+        return f"{base}#{numbered[-1][0] + 1}"
+
+    def fail_stale_trials(self) -> None:
+        """Mark trials whose process stopped beating as failed (Optuna does it when a trial starts)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
 
     @property
     def attrs(self) -> Mapping[str, Any]:
@@ -176,50 +285,49 @@ class OptunaBackend(SearchBackend):
     def _count(self, *states: TrialState) -> int:
         return len(self.study.get_trials(deepcopy=False, states=states))
 
+    def settle(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until no trial is RUNNING: trials of killed workers are failed
+        once their heartbeat is stale; live workers' trials finish. Returns True when none runs."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.fail_stale_trials()
+            if not self._count(TrialState.RUNNING):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(1.0, self.heartbeat_s / 2))
+
     def run(
         self, evaluator: CandidateEvaluator, objectives: Objectives, reporter: TrialReporter, budget: Budget
     ) -> list[TrialRecord]:
-        space = evaluator.space
-        self._fixed = space.fixed
+        """Run trials until ``budget`` is spent (counted in the storage, across workers and sessions).
+
+        Proposals identical to a finished trial are skipped (kept as PRUNED, "duplicate of tN") rather
+        than trained again; after ``budget.trials`` such skips they are evaluated anyway.
+        """
+        self._fixed = evaluator.space.fixed
         self._stop_reason = None
-        failures_at_start = self._count(TrialState.FAIL)
-
-        def objective(trial: Trial) -> list[float]:
-            # another worker may have filled the budget while this one was finishing a trial
-            busy = len(trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))) - 1
-            if busy >= budget.trials:
-                trial.study.stop()
-                raise optuna.TrialPruned("the study's trial budget is already taken by other workers")
-            params = {name: _suggest(trial, name, dist) for name, dist in space.distributions.items()}
-            reporter.trial_started(trial.number, {**self._fixed, **params})
-            record, _ = evaluator(trial.number, params, on_epoch=lambda r: reporter.epoch_finished(trial.number, r))
-            outcome = {"metrics": record.metrics, "epochs": record.epochs, "kept": record.kept, "error": record.error}
-            trial.set_user_attr(RESULT_ATTR, outcome)  # one storage write for everything the trial measured
-            if record.state == "failed":
-                raise TrialFailed(record.error or "trial failed")
-            for key, value in record.constraints.items():
-                trial.set_constraint(key, value)
-            return objectives.values(record.metrics)
-
-        def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-            if trial.state != TrialState.PRUNED:
-                reporter.trial_finished(to_record(trial, self._fixed))
-            finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-            complete = sum(t.state == TrialState.COMPLETE for t in finished)
-            failed = len(finished) - complete - failures_at_start
-            if complete >= budget.trials:
-                study.stop()
-            elif budget.max_failed_trials is not None and failed >= budget.max_failed_trials:
-                self._stop_reason = f"{failed} trials failed (search.max_failed_trials = {budget.max_failed_trials})"
-                study.stop()
-
-        if self._count(TrialState.COMPLETE) < budget.trials:
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
-            self.study.optimize(
-                objective, timeout=budget.timeout_s, callbacks=[after_trial], catch=(TrialFailed,), gc_after_trial=False
-            )
-            if self._stop_reason is None and self._count(TrialState.COMPLETE) < budget.trials and budget.timeout_s:
+        self.failed_out = False
+        session = _Session(self, evaluator, objectives, reporter, budget)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        started = time.monotonic()
+        while self._count(TrialState.COMPLETE) < budget.trials and self._stop_reason is None:
+            timeout = None if budget.timeout_s is None else budget.timeout_s - (time.monotonic() - started)
+            if timeout is not None and timeout <= 0:
                 self._stop_reason = f"the time budget of {budget.timeout_s:g} s ran out"
+                break
+            self.study.optimize(
+                session.objective, timeout=timeout, callbacks=[session.after_trial], catch=(TrialFailed,),
+                gc_after_trial=False,
+            )  # fmt: skip
+            if self._count(TrialState.COMPLETE) >= budget.trials or self._stop_reason is not None:
+                break
+            if budget.timeout_s is not None and time.monotonic() - started >= budget.timeout_s:
+                self._stop_reason = f"the time budget of {budget.timeout_s:g} s ran out"
+                break
+            # the budget looked taken: by live workers (they finish it), or by trials of a killed one
+            if not self.settle(4 * self.heartbeat_s):
+                break
         return self.records()
 
     def best_trial_numbers(self) -> set[int]:

@@ -1,17 +1,43 @@
-"""The progress display of ``autoprune run``: phases, then a bar of trials with the live front."""
+"""What the CLI shows: the progress of ``autoprune run`` (phases, then a bar of trials with the live
+front) and the front as a table (``run`` and ``pareto`` print the same figures)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from .engine import EpochReport
-from .search import TrialRecord, non_dominated
+from .search import DenseReference, Objectives, TrialRecord, non_dominated
 
-__all__ = ["SearchProgress"]
+__all__ = ["SearchProgress", "front_table"]
+
+
+def _share(value: float, reference: float) -> str:
+    return f"{value:,.0f} ({value / reference:.0%})" if reference else f"{value:,.0f}"
+
+
+def front_table(title: str, rows: Sequence[Mapping[str, Any]], dense: Mapping[str, float]) -> Table:
+    """Front members by MACs with their final figures; latency is the dense model's latency times the
+    ratio measured interleaved with it (stable where absolute milliseconds drift)."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption="latency: dense latency × the pruned/dense ratio measured side by side", caption_justify="left")  # fmt: skip
+    for column in ("trial", "version", "aliases", "test acc", "params", "MACs", "latency ms", "speed-up", "run id"):
+        table.add_column(column, justify="left" if column in ("aliases", "run id") else "right", no_wrap=True)
+    table.add_row("dense", "", "", f"{dense['test_accuracy']:.4f}", f"{dense['params']:,.0f}", f"{dense['macs']:,.0f}",
+                  f"{dense['latency_ms']:.3f}", "1.00x", "", style="dim")  # fmt: skip
+    for row in sorted(rows, key=lambda r: r["final_macs"]):
+        table.add_row(
+            str(row["trial"]), str(row.get("version", "")), row.get("aliases", ""), f"{row['test_accuracy']:.4f}",
+            _share(row["final_params"], dense["params"]), _share(row["final_macs"], dense["macs"]),
+            f"{dense['latency_ms'] * row['final_latency_ratio']:.3f}", f"{1 / row['final_latency_ratio']:.2f}x",
+            row["run_id"][:12],
+        )  # fmt: skip
+    return table
 
 
 class SearchProgress:
@@ -19,6 +45,8 @@ class SearchProgress:
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self.objectives: Objectives | None = None
+        self.reference: DenseReference | None = None
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -42,14 +70,21 @@ class SearchProgress:
     def phase(self, text: str) -> None:
         self.console.log(text)
 
-    def search_started(self, total: int, earlier: Sequence[TrialRecord]) -> None:
+    def search_started(
+        self, total: int, earlier: Sequence[TrialRecord], objectives: Objectives | None = None,
+        reference: DenseReference | None = None,
+    ) -> None:  # fmt: skip
+        self.objectives, self.reference = objectives, reference
         self.done = [r for r in earlier if r.state == "complete"]
         self.failed = sum(r.state == "failed" for r in earlier)
         self.task = self.progress.add_task("trials", total=total, completed=min(len(self.done), total), status=self._status())
 
     def _status(self, running: str = "") -> str:
         feasible = [r for r in self.done if r.feasible]
-        points = [(-r.metrics["val_accuracy"], r.metrics["macs"], r.metrics.get("latency_ratio", 0.0)) for r in feasible]
+        if self.objectives is not None and self.reference is not None:
+            points = [self.objectives.losses(r.metrics, self.reference) for r in feasible]
+        else:
+            points = [(-r.metrics["val_accuracy"], r.metrics["macs"]) for r in feasible]
         front = len(non_dominated(points)) if points else 0
         best = max((r.metrics["val_accuracy"] for r in self.done), default=None)
         parts = [f"front {front}", f"best acc {best:.4f}" if best is not None else "best acc -"]

@@ -1,0 +1,118 @@
+"""After the search, in MLflow: tag the front, finalize its members (longer fine-tune, the test split
+once, exports, model), register them with aliases, and summarise the search on its parent run."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import engine
+from ._finalize import choose_aliases, finalize_member, front_of
+from .config import PipelineConfig
+from .data import Splits
+from .errors import AutoPruneError
+from .search import DenseReference, Objectives, SearchSpace, TrialRecord, hypervolume
+
+__all__ = ["Conclusion", "SearchState", "conclude", "hypervolume_history"]
+
+log = logging.getLogger("autoprune")
+
+
+@dataclass
+class SearchState:
+    """What concluding a search needs from the pipeline run."""
+
+    config: PipelineConfig
+    splits: Splits
+    dense_model: Any
+    reference: DenseReference
+    space: SearchSpace
+    objectives: Objectives
+    measure: engine.MeasureConfig
+    phase: Any  # callable(str) reporting progress
+
+
+@dataclass
+class Conclusion:
+    rows: list[dict[str, Any]]
+    aliases: dict[str, int]
+    history: list[tuple[int, float]]
+
+    @property
+    def hypervolume(self) -> float:
+        return self.history[-1][1] if self.history else 0.0
+
+
+def hypervolume_history(records: Sequence[TrialRecord], objectives: Objectives, dense: DenseReference) -> list[tuple[int, float]]:
+    """Hypervolume of the feasible front after each trial, in the normalised loss space, reference (1, ..., 1)."""
+    history, points = [], []
+    for record in sorted(records, key=lambda r: r.number):
+        if record.feasible:
+            points.append(objectives.losses(record.metrics, dense))
+            history.append((record.number, hypervolume(points, [1.0] * len(objectives.names))))
+    return history
+
+
+def _finalize_members(
+    state: SearchState, tracker: Any, parent: str, front: Sequence[int], run_ids: Mapping[int, str], records: Sequence[TrialRecord]
+) -> list[dict[str, Any]]:
+    """Final figures of every front member: finalized now, or read back when a session already did it."""
+    from .tracking import finalized_members, log_member
+
+    done = finalized_members(tracker, parent)
+    by_number = {r.number: r for r in records}
+    rows = []
+    for index, number in enumerate(front, 1):
+        if number in done:
+            rows.append(done[number])
+            continue
+        state.phase(f"finalizing front member {index}/{len(front)} (trial {number})")
+        with tempfile.TemporaryDirectory(prefix="autoprune-front-") as workdir:
+            try:
+                member = finalize_member(
+                    by_number[number], space=state.space, dense=state.dense_model, splits=state.splits,
+                    config=state.config, measure=state.measure, export_dir=Path(workdir),
+                )  # fmt: skip
+            except AutoPruneError as exc:  # e.g. the longer fine-tune diverged: skip this member, keep the rest
+                log.warning("front trial %d could not be finalized: %s", number, exc)
+                tracker.log(run_ids[number], tags={"autoprune.finalize_error": str(exc)[:5000]})
+                continue
+            summary = {**member.summary(), "run_id": run_ids[number]}
+            summary["model_uri"] = log_member(
+                tracker, run_ids[number], summary, export_dir=Path(workdir), model=member.result.model,
+                example=state.splits.test.x[:4].numpy(),
+            )  # fmt: skip
+        rows.append(summary)
+    return rows
+
+
+def conclude(state: SearchState, tracker: Any, parent: str, records: list[TrialRecord], optuna_front: set[int]) -> Conclusion:
+    """Front, finalize, registry and the parent run's summary."""
+    from .tracking import log_summary, mark_front, register_members
+
+    config, reference = state.config, state.reference
+    front, ranks = front_of(records, state.objectives, reference)
+    if set(front) != optuna_front:
+        log.warning("our front %s differs from Optuna's best_trials %s", front, sorted(optuna_front))
+    run_ids = mark_front(tracker, parent, front, ranks)
+    rows = _finalize_members(state, tracker, parent, front, run_ids, records)
+    aliases = choose_aliases(rows, config, reference)
+    if config.tracking.register_models:
+        state.phase("registering front models")
+        versions = register_members(tracker, config.registered_model, rows, parent=parent, dense=reference.__dict__, aliases=aliases)
+        for row in rows:
+            row["version"] = versions[int(row["trial"])]
+    for row in rows:
+        row["aliases"] = ",".join(sorted(a for a, n in aliases.items() if n == row["trial"]))
+    history = hypervolume_history(records, state.objectives, reference)
+    log_summary(
+        tracker, parent, records=records, front=front,
+        cost_metrics=[m for m in state.objectives.metrics if m != "val_accuracy"] or ["macs"],
+        dense_costs={**reference.__dict__, "latency_ratio": 1.0}, hypervolume=history, front_rows=rows,
+        title=f"{config.name}: {len(records)} trials, front of {len(front)}",
+    )  # fmt: skip
+    return Conclusion(rows, aliases, history)

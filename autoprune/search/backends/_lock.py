@@ -1,0 +1,73 @@
+"""A lock shared by every worker of one study, held where two workers must not act at once
+(choosing a study name, creating the search's MLflow parent run, finalizing the front).
+
+It lives where the study lives: a file lock beside a sqlite storage (sqlite files are local, so its
+workers share a machine), an advisory lock in PostgreSQL (``pg_advisory_lock``) or MySQL
+(``GET_LOCK``) for shared servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..._sqlite import sqlite_path
+from ...errors import AutoPruneError
+
+__all__ = ["storage_lock"]
+
+log = logging.getLogger("autoprune")
+
+
+def _key(name: str) -> int:
+    """A signed 64-bit key for advisory locks."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _database_lock(engine: Any, name: str) -> Iterator[None]:
+    from sqlalchemy import text
+
+    dialect = engine.dialect.name
+    with engine.connect() as connection:
+        if dialect == "postgresql":
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _key(name)})
+            release = text("SELECT pg_advisory_unlock(:key)")
+            params: dict[str, Any] = {"key": _key(name)}
+        else:  # mysql / mariadb: GET_LOCK answers 1 when it got the lock
+            got = connection.execute(text("SELECT GET_LOCK(:name, 3600)"), {"name": name[:64]}).scalar()
+            if got != 1:
+                raise AutoPruneError(f"could not take the study lock {name!r} within an hour")
+            release, params = text("SELECT RELEASE_LOCK(:name)"), {"name": name[:64]}
+        try:
+            yield
+        finally:
+            connection.execute(release, params)
+
+
+def storage_lock(url: str, engine: Any, name: str) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock called ``name`` among all processes using the Optuna storage at ``url``."""
+    database = sqlite_path(url)
+    if database is not None:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+        return _file_lock(database.with_name(f"{database.name}.{digest}.lock"))
+    if engine is not None and engine.dialect.name in ("postgresql", "mysql", "mariadb"):
+        return _database_lock(engine, name)
+    log.debug("no cross-process lock for %s; workers of one study should not start at the same moment", url)
+    return contextlib.nullcontext()
