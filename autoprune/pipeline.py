@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import data, engine
+from . import data, engine, models
 from ._conclude import Conclusion, SearchState, conclude
-from ._dense import DenseModel, build_dense, prepare_dense
+from ._dense import DenseModel, build_dense, checkpoint_path, prepare_dense
 from ._preflight import check_constraints
 from ._sqlite import sqlite_path
 from .config import LoadedPipeline, PipelineConfig
@@ -136,6 +136,9 @@ def _check(loaded: LoadedPipeline, observer: Observer) -> _Checked:
     splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
     observer.phase(f"{splits.summary()}; building the model")
     model = build_dense(config, splits, base_dir=loaded.base_dir)
+    checkpoint = checkpoint_path(config, loaded.base_dir)
+    if checkpoint is not None:
+        models.load_checkpoint(model, checkpoint)  # a bad checkpoint is bad input: say so before any store
     groups = engine.discover(model, splits.input_shape)
     space = SearchSpace(
         config.search.space, groups, batch_size=splits.batch_size, train_fraction=config.search.train_fraction, seed=config.seed
@@ -283,7 +286,8 @@ def run(loaded: LoadedPipeline, *, resume: bool = False, observer: Observer | No
         seed=config.seed, trials=config.search.trials, population_size=config.search.population_size,
         heartbeat_s=config.search.heartbeat_s,
     )  # fmt: skip
-    tracker = Tracker(config.tracking.uri, None)
+    with backend.lock(":open"):  # workers starting together must not both create the MLflow tables
+        tracker = Tracker(config.tracking.uri, None)
     observer.phase("preparing the dense model")
     measure = measure_config(config)
     dense = prepare_dense(config, checked.splits, checked.model, base_dir=loaded.base_dir,

@@ -14,20 +14,38 @@ from pydantic import BaseModel, ValidationError
 __all__ = ["first_error_message"]
 
 
+def _union_tags() -> set[str]:
+    """The tag values of the discriminated unions (``cnn`` in ``model.cnn.widths``): never YAML keys."""
+    from ._data import DataConfig
+    from ._model import ModelConfig
+
+    tags: set[str] = set()
+    for union in (DataConfig, ModelConfig):
+        for member in typing.get_args(typing.get_args(union)[0]):
+            for info in member.model_fields.values():
+                if typing.get_origin(info.annotation) is typing.Literal:
+                    tags.update(typing.get_args(info.annotation))
+    return tags
+
+
+_TAGS = _union_tags()
+
+
 def _dotted_key(loc: tuple[Any, ...], data: Any) -> tuple[str, list[str]]:
     """The YAML key path of a pydantic ``loc`` (skipping union tags, which are not keys) and its parts."""
     parts: list[str] = []
     node = data
     for index, item in enumerate(loc):
         following = loc[index + 1] if index + 1 < len(loc) else None
+        is_tag = item in _TAGS and isinstance(node, Mapping) and (item not in node or (following is not None and following in node))
+        if is_tag:
+            continue  # pydantic's name for the union member, not a key
         if isinstance(node, Mapping) and item in node:
             parts.append(str(item))
             node = node[item]
         elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
             parts.append(str(item))
             node = node[item]
-        elif isinstance(node, Mapping) and (following is not None and following in node or item in node.values()):
-            continue  # a union tag pydantic inserted ('cnn' in model.cnn.widths): not a key
         elif isinstance(item, str) and _looks_like_key(item):
             parts.append(item)  # a missing key
             node = None
@@ -104,6 +122,7 @@ def _describe(error: Mapping[str, Any], root: type[BaseModel], data: Any) -> tup
     if message.startswith("Value error, "):
         return key, message.removeprefix("Value error, ")
     message = re.sub(r"^Input should be ", "must be ", message)
+    message = re.sub(r", got .*$", "", message)  # pydantic's own "got ..." is replaced by ours
     message = re.sub(r"^Input ", "value ", message)
     if kind == "literal_error":
         return key, f"{message}, but got {given!r}{_suggest(given, _quoted(str(ctx.get('expected', ''))))}"

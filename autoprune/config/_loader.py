@@ -78,7 +78,11 @@ def _walk(node: yaml.Node, prefix: str, shown: str, out: SourceMap, depth: int =
     count[0] += 1
     line = node.start_mark.line + 1
     if count[0] > MAX_NODES:
-        raise ConfigError(f"the document expands to more than {MAX_NODES} nodes (an alias bomb?)", location=f"{shown}:{line}")
+        raise ConfigError(
+            f"the document expands to more than {MAX_NODES} nodes (an alias bomb?)",
+            key=prefix.split(".")[0] or None,
+            location=f"{shown}:{line}",
+        )
     standard = node.tag.removeprefix(_YAML_TAG)
     if standard not in _PLAIN_TAGS:
         shown_tag = f"!!{standard}" if node.tag.startswith(_YAML_TAG) else node.tag
@@ -88,7 +92,7 @@ def _walk(node: yaml.Node, prefix: str, shown: str, out: SourceMap, depth: int =
             location=f"{shown}:{line}",
         )
     if depth > MAX_DEPTH:
-        raise ConfigError(f"nesting is deeper than {MAX_DEPTH} levels", key=prefix or None, location=f"{shown}:{line}")
+        raise ConfigError(f"nesting is deeper than {MAX_DEPTH} levels", key=prefix.split(".")[0] or None, location=f"{shown}:{line}")
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -85,7 +86,14 @@ class FactoryModel(_ModelBase):
     ``num_classes`` when its signature accepts them, plus ``kwargs``."""
 
     arch: Literal["factory"]
-    factory: str = Field(pattern=FACTORY_PATTERN)
+    factory: str
+
+    @field_validator("factory")
+    @classmethod
+    def _import_path(cls, value: str) -> str:
+        if not re.match(FACTORY_PATTERN, value):
+            raise ValueError(f"must look like 'package.module:function', but got {value!r}")
+        return value
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 

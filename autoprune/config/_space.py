@@ -133,7 +133,7 @@ class FinetuneSpace(Strict):
         if info.field_name == "epochs":
             numbers = [param.value, *(param.choices or [])] if param.low is None else [param.low, param.high, param.step]
             if any(isinstance(v, float) and not v.is_integer() for v in numbers if v is not None) or param.log:
-                raise ValueError(f"epochs must be whole numbers (and a range linear), but got {_show(param)}")
+                raise ValueError(f"must be whole numbers (a range with a whole step, not log), but got {_show(param)}")
         return param
 
     @field_validator("optimizer")
@@ -161,7 +161,8 @@ def _show(param: Param) -> str:
         return repr(param.value)
     if param.choices is not None:
         return repr(param.choices)
-    return f"{{low: {param.low}, high: {param.high}}}"
+    extras = (f", step: {param.step:g}" if param.step is not None else "") + (", log: true" if param.log else "")
+    return f"{{low: {param.low:g}, high: {param.high:g}{extras}}}"
 
 
 class SpaceConfig(Strict):

@@ -128,6 +128,8 @@ def _as_images(x: np.ndarray, *, key: str) -> np.ndarray:
 
 
 def _npz(path: Path, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise DataError(f"{str(path)!r} is not an .npz archive (numpy.savez writes a zip file)", key="data.path")
     try:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,12 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, key: str = "model.che
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, or a pickle that weights_only refuses
-        raise ModelError(f"cannot load {str(path)!r} as a state dict: {type(exc).__name__}: {exc}", key=key) from exc
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if refused:
+            reason = f"it holds pickled Python objects ({refused.group(1)}), not only tensors, and is loaded with weights_only=True"
+        else:
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        raise ModelError(f"cannot load {str(path)!r} as a state dict: {reason}", key=key) from exc
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping):

@@ -62,13 +62,12 @@ class Tracker:
         self.client = MlflowClient(tracking_uri=uri)
         self.experiment = experiment
         self.experiment_id = ""
-        if database is None:  # a server or database: say now if it cannot be reached
-            try:
-                with _few_retries():
-                    self.client.search_experiments(max_results=1)
-            except Exception as exc:  # MlflowException, connection errors, bad database URLs
-                reason = str(exc).splitlines()[0] if str(exc) else ""
-                raise ConfigError(f"cannot reach the MLflow store {uri!r}: {type(exc).__name__}: {reason}", key="tracking.uri") from exc
+        try:  # say now if the store cannot be reached (this also creates a new store's tables)
+            with _few_retries():
+                self.client.search_experiments(max_results=1)
+        except Exception as exc:  # MlflowException, connection errors, bad database URLs
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            raise ConfigError(f"cannot reach the MLflow store {uri!r}: {type(exc).__name__}: {reason}", key="tracking.uri") from exc
         if experiment is not None:
             self.use_experiment(experiment, create=create)
 

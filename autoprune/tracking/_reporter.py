@@ -7,7 +7,9 @@ accuracy as steps), or FAILED with the error as a tag.
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -19,6 +21,9 @@ from ._client import KIND_TAG, STATE_TAG, TRIAL_TAG, Tracker, store_errors
 __all__ = ["MlflowReporter", "run_name"]
 
 log = logging.getLogger("autoprune")
+
+WORKER_TAG = "autoprune.worker"
+WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial (several may share a study)
 
 
 def _short(value: float) -> str:
@@ -104,7 +109,7 @@ class MlflowReporter:
     def _create(self, number: int, params: Mapping[str, Any]) -> str:
         run_id = self.tracker.create_run(
             f"t{number:03d} running",
-            tags={TRIAL_TAG: str(number), STATE_TAG: "running", KIND_TAG: "trial", "pareto": "pending"},
+            tags={TRIAL_TAG: str(number), STATE_TAG: "running", KIND_TAG: "trial", "pareto": "pending", WORKER_TAG: WORKER},
             parent=self.parent,
         )
         self.tracker.log(run_id, params=params)

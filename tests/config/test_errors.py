@@ -96,7 +96,7 @@ def test_error_inside_an_included_space_names_the_space_file(tmp_path, monkeypat
     (tmp_path / "p.yaml").write_text("name: x\nsearch:\n  space: spaces/s.yaml\n")
     with pytest.raises(ConfigError) as info:
         load_pipeline("p.yaml")
-    assert str(info.value) == "spaces/s.yaml:4: search.space.finetune.epochs: epochs must be whole numbers (and a range linear), but got {low: 1.0, high: 2.5}"
+    assert str(info.value) == "spaces/s.yaml:4: search.space.finetune.epochs: must be whole numbers (a range with a whole step, not log), but got {low: 1, high: 2.5}"
 
 
 def test_set_overrides_take_precedence_and_are_located(tmp_path, monkeypatch) -> None:
@@ -124,10 +124,10 @@ def test_alias_bomb_and_deep_nesting_are_refused(tmp_path, monkeypatch) -> None:
     levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     (tmp_path / "bomb.yaml").write_text("name: x\n" + "\n".join(levels) + "\n")
-    with pytest.raises(ConfigError, match=r"^bomb.yaml:\d+: the document expands to more than 20000 nodes \(an alias bomb\?\)$"):
+    with pytest.raises(ConfigError, match=r"^bomb.yaml:\d+: a\d: the document expands to more than 20000 nodes \(an alias bomb\?\)$"):
         load_pipeline("bomb.yaml")
     (tmp_path / "deep.yaml").write_text("name: x\nseed: " + "[" * 40 + "]" * 40 + "\n")
-    with pytest.raises(ConfigError, match=r"^deep.yaml:2: seed(\.0)+: nesting is deeper than 32 levels$"):
+    with pytest.raises(ConfigError, match=r"^deep.yaml:2: seed: nesting is deeper than 32 levels$"):
         load_pipeline("deep.yaml")
 
 

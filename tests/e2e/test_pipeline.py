@@ -136,3 +136,16 @@ def test_cli_reads_the_store(finished_search: Store, command: str, capsys) -> No
     assert run_cli(command, str(finished_search.pipeline)) == 0
     out = capsys.readouterr().out
     assert ("front of" in out) if command == "pareto" else ("OK" in out and "features.0" in out)
+
+
+def test_resume_refuses_a_changed_search(finished_search: Store, capsys) -> None:
+    from .conftest import run_cli
+
+    pipeline = str(finished_search.pipeline)
+    assert run_cli("run", pipeline, "--resume", "--set", "search.space.pruning.importance=[taylor]") == 2
+    err = capsys.readouterr().err
+    assert "search.space: search.space changed since study 'e2e-digits' started, so its trials are not comparable" in err
+    assert run_cli("run", pipeline, "--resume", "--set", "constraints.max_accuracy_drop=0.2") == 2
+    assert "constraints: constraints changed since study 'e2e-digits' started" in capsys.readouterr().err
+    _, _, children = _runs(finished_search)
+    assert len(children) == 9  # nothing was added

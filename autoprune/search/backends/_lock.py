@@ -61,12 +61,22 @@ def _database_lock(engine: Any, name: str) -> Iterator[None]:
             connection.execute(release, params)
 
 
+def _null_pool() -> Any:
+    from sqlalchemy.pool import NullPool
+
+    return NullPool
+
+
 def storage_lock(url: str, engine: Any, name: str) -> contextlib.AbstractContextManager[None]:
     """An exclusive lock called ``name`` among all processes using the Optuna storage at ``url``."""
     database = sqlite_path(url)
     if database is not None:
         digest = hashlib.sha256(name.encode()).hexdigest()[:12]
         return _file_lock(database.with_name(f"{database.name}.{digest}.lock"))
+    if engine is None and url.split(":", 1)[0].split("+")[0] in ("postgresql", "mysql", "mariadb"):
+        from sqlalchemy import create_engine
+
+        engine = create_engine(url, poolclass=_null_pool())  # before Optuna's storage exists
     if engine is not None and engine.dialect.name in ("postgresql", "mysql", "mariadb"):
         return _database_lock(engine, name)
     log.debug("no cross-process lock for %s; workers of one study should not start at the same moment", url)

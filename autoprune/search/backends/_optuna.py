@@ -123,8 +123,10 @@ class _Session:
         return next((t for t in done if t.params == params), None)
 
     def objective(self, trial: Trial) -> list[float]:
-        # another worker may have filled the budget while this one was finishing a trial
-        busy = len(trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))) - 1
+        # Workers share the budget: a trial goes ahead only if the completed trials plus those still
+        # running with a smaller number leave room for it (numbers order the workers' claims).
+        taken = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        busy = sum(t.state == TrialState.COMPLETE or t.number < trial.number for t in taken)
         if busy >= self.budget.trials:
             trial.study.stop()
             raise optuna.TrialPruned("the study's trial budget is already taken")
@@ -192,7 +194,8 @@ class OptunaBackend(SearchBackend):
     ) -> None:
         self.storage_url = storage_url
         self.heartbeat_s = heartbeat_s
-        self.storage = open_storage(storage_url, heartbeat_s=heartbeat_s)
+        with storage_lock(storage_url, None, "autoprune:storage"):  # workers starting together create tables once
+            self.storage = open_storage(storage_url, heartbeat_s=heartbeat_s)
         self.base_name = study_name
         self.objectives = objectives
         self._sampler_args = {"name": sampler, "seed": seed, "trials": trials, "population_size": population_size}
