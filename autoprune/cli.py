@@ -112,10 +112,10 @@ def _print_result(result: Any, pipeline: Path) -> None:
     if result.stop_reason:
         console.print(f"[yellow]The search stopped early:[/] {escape(result.stop_reason)}")
     console.print(f"hypervolume {result.hypervolume:.4f} · study {result.study} in {result.storage}")
-    console.print(f"Experiment:       {result.experiment_url}")
+    console.print(f"Pareto front:     {result.front_url}", soft_wrap=True)
     if result.model_url:
         console.print(f"Registered model: {result.model_url}")
-    console.print(f'Open the UI with: autoprune ui {pipeline}   then filter the runs with tags.pareto = "true"', soft_wrap=True)
+    console.print(f"Open the UI with: autoprune ui {pipeline}   (the addresses above work while it runs)", soft_wrap=True)
 
 
 @app.command()
@@ -181,8 +181,10 @@ def pareto(
         console.print(front_table(title, view.rows, view.dense))
     else:
         console.print(f"{title}: the search has not logged its dense reference yet")
-    console.print(f"Experiment:       {tracker.experiment_url}")
+    console.print(f"Pareto front:     {tracker.front_url}", soft_wrap=True)
     console.print(f"Search run:       {tracker.run_url(view.parent_run_id)}")
+    if view.registered_model:
+        console.print(f"Registered model: {tracker.model_url(view.registered_model)}")
 
 
 @app.command()
@@ -221,9 +223,9 @@ def ui(
         if config is not None:
             with store_errors():
                 tracker = Tracker(uri, config.experiment, ui=server.url, create=False)
-            console.print(f"Experiment:       {tracker.experiment_url}")
+            console.print(f"Pareto front:     {tracker.front_url}", soft_wrap=True)
             console.print(f"Registered model: {tracker.model_url(config.registered_model)}")
-            console.print('Filter the runs with: tags.pareto = "true"')
+            console.print("[dim]expand the search's row (+) to see its front runs[/]")
         console.print("[dim]Ctrl-C stops the server[/]")
         with contextlib.suppress(KeyboardInterrupt):
             status = server.wait()

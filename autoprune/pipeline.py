@@ -92,6 +92,7 @@ class PipelineResult:
     storage: str
     experiment_id: str
     experiment_url: str
+    front_url: str
     model_url: str | None
     parent_run_id: str
     dense: Any
@@ -254,6 +255,7 @@ def _result(config: PipelineConfig, backend: OptunaBackend, tracker: Any, parent
         storage=storage_url(config),
         experiment_id=tracker.experiment_id,
         experiment_url=tracker.experiment_url,
+        front_url=tracker.front_url,
         model_url=tracker.model_url(config.registered_model) if config.tracking.register_models else None,
         parent_run_id=parent,
         dense=dense.reference,

@@ -23,6 +23,8 @@ PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "autoprune.trial"
 STATE_TAG = "autoprune.state"
 KIND_TAG = "autoprune.kind"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+FRONT_FILTER = 'tags.pareto = "true"'
 DEFAULT_UI = "http://127.0.0.1:5000"
 
 # quiet MLflow before it is imported: no telemetry, no progress bars, warnings only
@@ -89,6 +91,9 @@ class Tracker:
             self.experiment_id = self.client.create_experiment(name, artifact_location=location)
         else:
             self.experiment_id = found.experiment_id
+        if create and (found is None or EXPERIMENT_KIND_TAG not in found.tags):
+            # open in the UI's "model training" view (runs and charts), not the GenAI traces overview
+            self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
         self.experiment = name
         return self.experiment_id
 
@@ -176,6 +181,11 @@ class Tracker:
     @property
     def experiment_url(self) -> str:
         return f"{self.ui}/#/experiments/{self.experiment_id}"
+
+    @property
+    def front_url(self) -> str:
+        """The experiment's runs, already filtered to the Pareto front."""
+        return f"{self.experiment_url}/runs?searchFilter={quote(FRONT_FILTER)}"
 
     def run_url(self, run_id: str) -> str:
         return f"{self.experiment_url}/runs/{run_id}"

@@ -24,11 +24,13 @@ class FrontView:
     trials: int
     dense: dict[str, float]
     rows: list[dict[str, Any]]
+    registered_model: str | None = None
 
 
-def _versions(tracker: Tracker, parent: str) -> dict[int, tuple[int, list[str]]]:
-    """trial -> (version, aliases) of the registered versions this search created."""
+def _versions(tracker: Tracker, parent: str) -> tuple[str | None, dict[int, tuple[int, list[str]]]]:
+    """The registered model this search created versions of, and trial -> (version, aliases)."""
     found: dict[int, tuple[int, list[str]]] = {}
+    name = None
     for model in tracker.client.search_registered_models():
         aliases: dict[str, list[str]] = {}
         for alias, version in (model.aliases or {}).items():
@@ -36,7 +38,8 @@ def _versions(tracker: Tracker, parent: str) -> dict[int, tuple[int, list[str]]]
         for version in tracker.client.search_model_versions(f"name = '{model.name}'"):
             if version.tags.get("autoprune.parent_run") == parent and TRIAL_TAG in version.tags:
                 found[int(version.tags[TRIAL_TAG])] = (int(version.version), sorted(aliases.get(str(version.version), [])))
-    return found
+                name = model.name
+    return name, found
 
 
 def latest_front(tracker: Tracker, parent: str | None = None) -> FrontView:
@@ -53,7 +56,7 @@ def latest_front(tracker: Tracker, parent: str | None = None) -> FrontView:
         parent_run = tracker.client.get_run(parent)
     parent_id = parent_run.info.run_id
     runs = tracker.search(f"tags.`{PARENT_TAG}` = '{parent_id}'")
-    versions = _versions(tracker, parent_id)
+    registered, versions = _versions(tracker, parent_id)
     rows = []
     for run in runs:
         metrics = run.data.metrics
@@ -64,7 +67,7 @@ def latest_front(tracker: Tracker, parent: str | None = None) -> FrontView:
         rows.append({"trial": trial, "run_id": run.info.run_id, "version": version, "aliases": ",".join(aliases),
                      **{key: metrics.get(key) for key in MEMBER_METRICS}})  # fmt: skip
     dense = {key.removeprefix("dense_"): value for key, value in parent_run.data.metrics.items() if key.startswith("dense_")}
-    return FrontView(parent_id, parent_run.info.run_name, parent_run.info.status, len(runs), dense, rows)
+    return FrontView(parent_id, parent_run.info.run_name, parent_run.info.status, len(runs), dense, rows, registered)
 
 
 def export_run(tracker: Tracker, run_id: str, export_format: str, out: Path) -> list[Path]:

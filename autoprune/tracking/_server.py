@@ -55,6 +55,7 @@ class MlflowServer:
 
     def _check_port_free(self) -> None:
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is fine
             try:
                 probe.bind((self.host, self.port))
             except OSError as exc:

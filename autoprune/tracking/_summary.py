@@ -15,8 +15,9 @@ PARENT_DESCRIPTION = """\
 **autoprune search** `{name}`: {trials} trials, each a structurally pruned and fine-tuned copy of the dense model.
 
 How to pick a model:
-1. In this experiment's run list, filter with `tags.pareto = "true"`: those runs are the Pareto front of
-   {objectives} (validation split; runs tagged `pareto_rank` = 2, 3, ... are the next layers).
+1. In this experiment's run list, filter with `tags.pareto = "true"` and expand this search's row (+):
+   the runs left are the Pareto front of {objectives} on the validation split (`pareto_rank` 2, 3, ...
+   tags the next layers; `infeasible` broke a constraint).
 2. Select them and press *Compare*, or open the chart view and plot `val_accuracy` against `macs` or `latency_ms`.
 3. Each front run has `test_accuracy` (held-out split, measured once), the pruned model (`model`), its ONNX file and
    the replayable prune plan under `pruned/`.
