@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -52,13 +54,24 @@ def _study(root: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{root}/store/optuna.db")
 
 
+def _tables_ready(database: Path) -> bool:
+    """True once the worker has created Optuna's tables (reading earlier would race its creation)."""
+    if not database.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as connection:
+            return bool(connection.execute("SELECT COUNT(*) FROM alembic_version").fetchone()[0])
+    except sqlite3.Error:
+        return False
+
+
 def _wait_mid_trial(root: Path, name: str, process: subprocess.Popen[str], completed: int, timeout: float = 240) -> list:
     """Wait until ``completed`` trials are done and another one has been running for a while."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
         trials = []
-        if (root / "store" / "optuna.db").exists():
+        if _tables_ready(root / "store" / "optuna.db"):
             try:
                 trials = _study(root, name).get_trials(deepcopy=False)
             except KeyError:  # the study does not exist yet
