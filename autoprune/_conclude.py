@@ -34,13 +34,15 @@ class SearchState:
     objectives: Objectives
     measure: engine.MeasureConfig
     phase: Any  # callable(str) reporting progress
+    hold_champion: bool = False  # retrain: choose the champion candidate, but leave the alias to the caller
 
 
 @dataclass
 class Conclusion:
     rows: list[dict[str, Any]]
-    aliases: dict[str, int]
+    aliases: dict[str, int]  # the aliases set in the registry
     history: list[tuple[int, float]]
+    candidate: int | None = None  # the front member the champion rule picks (it has the alias unless held)
 
     @property
     def hypervolume(self) -> float:
@@ -100,7 +102,8 @@ def conclude(state: SearchState, tracker: Any, parent: str, records: list[TrialR
         log.warning("our front %s differs from Optuna's best_trials %s", front, sorted(optuna_front))
     run_ids = mark_front(tracker, parent, front, ranks)
     rows = _finalize_members(state, tracker, parent, front, run_ids, records)
-    aliases = choose_aliases(rows, config, reference)
+    chosen = choose_aliases(rows, config, reference)
+    aliases = {alias: n for alias, n in chosen.items() if not (state.hold_champion and alias == "champion")}
     if config.tracking.register_models:
         state.phase("registering front models")
         versions = register_members(tracker, config.registered_model, rows, parent=parent, dense=reference.__dict__, aliases=aliases)
@@ -115,4 +118,4 @@ def conclude(state: SearchState, tracker: Any, parent: str, records: list[TrialR
         dense_costs={**reference.__dict__, "latency_ratio": 1.0}, hypervolume=history, front_rows=rows,
         title=f"{config.name}: {len(records)} trials, front of {len(front)}",
     )  # fmt: skip
-    return Conclusion(rows, aliases, history)
+    return Conclusion(rows, aliases, history, chosen.get("champion"))

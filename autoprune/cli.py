@@ -32,6 +32,15 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
 PIPELINE = typer.Argument(..., exists=False, dir_okay=False, help="Pipeline YAML file.")
 SET = typer.Option([], "--set", "-s", metavar="KEY.PATH=VALUE", help="Override a value of the pipeline (repeatable).")
 
+BACKEND = typer.Option(None, "--backend", help="optuna or ray (default: the pipeline's search.backend).")
+ADDRESS = typer.Option(None, "--address", help="Ray cluster address (default: ray.address, RAY_ADDRESS, or local).")
+VERBOSE = typer.Option(False, "--verbose", "-v", help="Log each phase and trial.")
+
+
+def _with_backend(overrides: Sequence[str], backend: str | None, address: str | None) -> list[str]:
+    """``--backend``/``--address`` are shorthands for ``--set search.backend=...``/``--set ray.address=...``."""
+    return [*overrides, *([f"search.backend={backend}"] if backend else []), *([f"ray.address={address}"] if address else [])]
+
 
 class UsageError(AutoPruneError):
     """A command-line problem that is not in a file."""
@@ -70,7 +79,9 @@ def run(
     pipeline: Path = PIPELINE,
     resume: bool = typer.Option(False, "--resume", help="Continue the latest search of this pipeline."),
     overrides: list[str] = SET,
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each phase and trial."),
+    backend: str | None = BACKEND,
+    address: str | None = ADDRESS,
+    verbose: bool = VERBOSE,
 ) -> None:
     """Search a pipeline: prune, fine-tune and measure candidates; log them and the front to MLflow."""
     from . import pipeline as pipelines
@@ -78,6 +89,7 @@ def run(
     from .tracking import store_errors
 
     _setup_logging(verbose)
+    overrides = _with_backend(overrides, backend, address)
     loaded = _load(pipeline, overrides)
     try:
         with SearchProgress(console) as progress, store_errors():
@@ -91,6 +103,59 @@ def run(
     _print_result(result, pipeline)
     if result.failed_out:
         raise typer.Exit(1)
+
+
+@app.command()
+def retrain(
+    pipeline: Path = PIPELINE,
+    overrides: list[str] = SET,
+    backend: str | None = BACKEND,
+    address: str | None = ADDRESS,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Scheduled retraining: a new search warm-started from the last front; champion moves only if the new model wins."""
+    from ._display import SearchProgress
+    from .retrain import retrain as run_retrain
+    from .tracking import store_errors
+
+    _setup_logging(verbose)
+    loaded = _load(pipeline, _with_backend(overrides, backend, address))
+    try:
+        with SearchProgress(console) as progress, store_errors():
+            report, result = run_retrain(loaded, observer=progress)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: finished trials are kept; the champion was not moved.")
+        raise typer.Exit(130) from None
+    except AutoPruneError as exc:
+        raise loaded.locate(exc) from None
+    _print_result(result, pipeline)
+    colour = "green" if report.decision in ("promoted", "first-champion") else "yellow"
+    console.print(f"[bold {colour}]retrain: {report.decision}[/] - {escape(report.reason)}")
+    console.print(f"report: retrain_report.md on {result.experiment_url}/runs/{result.parent_run_id}", soft_wrap=True)
+
+
+schedule_app = typer.Typer(no_args_is_help=True, help="Scheduled retraining: render Kubernetes and cron manifests.")
+app.add_typer(schedule_app, name="schedule")
+
+
+@schedule_app.command("render")
+def schedule_render(
+    pipeline: Path = PIPELINE,
+    overrides: list[str] = SET,
+    out: Path = typer.Option(Path("deploy"), "--out", "-o", help="Folder for the manifests."),
+) -> None:
+    """Write a Kubernetes CronJob, a KubeRay RayJob and RayCronJob, and a crontab line from the schedule: block."""
+    from .schedule import render
+
+    _setup_logging(False)
+    loaded = _load(pipeline, overrides)
+    try:
+        written = render(loaded, out)
+    except AutoPruneError as exc:
+        raise loaded.locate(exc) from None
+    for path in written:
+        console.print(f"wrote {path}")
+    console.print(f"apply with: kubectl apply -f {out / (loaded.config.name + '-cronjob.yaml')}")
 
 
 def _print_result(result: Any, pipeline: Path) -> None:

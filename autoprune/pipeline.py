@@ -31,12 +31,15 @@ from .search import (
     NullReporter,
     Objectives,
     OptunaBackend,
+    RayBackend,
     SearchSpace,
     TrialRecord,
     TrialReporter,
+    join_ray,
+    leave_ray,
 )
 
-__all__ = ["run", "PipelineResult", "Observer", "state_dir", "storage_url", "measure_config"]
+__all__ = ["run", "make_backend", "PipelineResult", "Observer", "state_dir", "storage_url", "measure_config"]
 
 log = logging.getLogger("autoprune")
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -99,6 +102,7 @@ class PipelineResult:
     records: list[TrialRecord]
     front: list[dict[str, Any]]
     aliases: dict[str, int] = field(default_factory=dict)
+    candidate: int | None = None
     hypervolume: float = 0.0
     stop_reason: str | None = None
     failed_out: bool = False
@@ -129,6 +133,17 @@ class _Checked:
     model: Any
     space: SearchSpace
     objectives: Objectives
+
+
+def make_backend(config: PipelineConfig, objectives: Objectives) -> OptunaBackend:
+    """The pipeline's search backend, connected to its study storage (no study opened yet)."""
+    args: dict[str, Any] = dict(
+        objectives=objectives, sampler=config.search.sampler, seed=config.seed, trials=config.search.trials,
+        population_size=config.search.population_size, heartbeat_s=config.search.heartbeat_s,
+    )  # fmt: skip
+    if config.search.backend == "ray":
+        return RayBackend(storage_url(config), config.study_name, ray=config.ray, results_dir=state_dir(config) / "ray", **args)
+    return OptunaBackend(storage_url(config), config.study_name, **args)
 
 
 def _check(loaded: LoadedPipeline, observer: Observer) -> _Checked:
@@ -217,12 +232,29 @@ def _check_resumable(backend: OptunaBackend, signature: Mapping[str, Any]) -> No
             )
 
 
-def _open(backend: OptunaBackend, tracker: Any, loaded: LoadedPipeline, space: SearchSpace, dense: DenseModel, resume: bool) -> str:
-    """Open the study (checking a resumed one still fits) and its parent run, under the study's lock."""
+def _enqueue(backend: OptunaBackend, space: SearchSpace, members: Sequence[Mapping[str, Any]]) -> None:
+    """Queue earlier front members (``study``, ``trial``, logged ``params``) that fit ``space``:
+    their exact values from their study when it is in this storage, else their logged text."""
+    queued = []
+    for member in members:
+        exact = backend.trial_params(member["study"], member["trial"]) if member.get("study") else None
+        params = space.parse_params(exact or member["params"])
+        if params is not None:
+            queued.append(params)
+    log.info("warm start: %d of %d earlier front candidates fit this space", len(queued), len(members))
+    backend.enqueue(queued)
+
+
+def _open(backend: OptunaBackend, tracker: Any, loaded: LoadedPipeline, space: SearchSpace, dense: DenseModel,
+          resume: bool, warm_start: Sequence[Mapping[str, Any]]) -> str:  # fmt: skip
+    """Open the study (checking a resumed one still fits) and its parent run, under the study's lock;
+    a new study first tries the ``warm_start`` candidates (logged params of an earlier front)."""
     with backend.lock(":open"):
         created = backend.open(resume=resume)
         try:
             _check_resumable(backend, _signature(loaded, space, dense))
+            if created and warm_start:
+                _enqueue(backend, space, warm_start)
             tracker.use_experiment(loaded.config.experiment)
             return _open_parent(tracker, backend, loaded, space, dense)
         except BaseException:
@@ -262,6 +294,7 @@ def _result(config: PipelineConfig, backend: OptunaBackend, tracker: Any, parent
         records=records,
         front=conclusion.rows if conclusion else [],
         aliases=conclusion.aliases if conclusion else {},
+        candidate=conclusion.candidate if conclusion else None,
         hypervolume=conclusion.hypervolume if conclusion else 0.0,
         stop_reason=backend.stop_reason,
         failed_out=backend.failed_out,
@@ -270,24 +303,45 @@ def _result(config: PipelineConfig, backend: OptunaBackend, tracker: Any, parent
     )
 
 
-def run(loaded: LoadedPipeline, *, resume: bool = False, observer: Observer | None = None) -> PipelineResult:
+def run(
+    loaded: LoadedPipeline,
+    *,
+    resume: bool = False,
+    observer: Observer | None = None,
+    warm_start: Sequence[Mapping[str, Any]] = (),
+    hold_champion: bool = False,
+) -> PipelineResult:
     """Run (or with ``resume``, continue) the search a loaded pipeline describes.
+
+    ``warm_start``: parameter sets (as logged in MLflow) a new study tries first. ``hold_champion``:
+    pick the champion candidate (`PipelineResult.candidate`) but leave the registry's alias alone.
 
     Raises:
         AutoPruneError: Bad data, model, space or constraints (with the key that caused it), or an
             unreachable store; in those cases nothing has been written.
     """
-    from .tracking import MlflowReporter, Tracker
-
     config, observer = loaded.config, observer or _Quiet()
-    seconds: dict[str, float] = {}
     clock = time.perf_counter()
     checked = _check(loaded, observer)
-    backend = OptunaBackend(
-        storage_url(config), config.study_name, objectives=checked.objectives, sampler=config.search.sampler,
-        seed=config.seed, trials=config.search.trials, population_size=config.search.population_size,
-        heartbeat_s=config.search.heartbeat_s,
-    )  # fmt: skip
+    joined = False
+    if config.search.backend == "ray":
+        observer.phase("joining the Ray cluster")
+        joined = join_ray(config.ray.address)  # an unreachable cluster is reported before anything is written
+    try:
+        backend = make_backend(config, checked.objectives)
+        return _run_checked(loaded, checked, backend, observer, clock, resume, warm_start, hold_champion)
+    finally:
+        if joined:
+            leave_ray()
+
+
+def _run_checked(loaded: LoadedPipeline, checked: _Checked, backend: OptunaBackend, observer: Observer, clock: float,
+                 resume: bool, warm_start: Sequence[Mapping[str, Any]], hold_champion: bool) -> PipelineResult:  # fmt: skip
+    """`run` once the input is known valid: stores, dense model, study, search, conclusion."""
+    from .tracking import MlflowReporter, Tracker
+
+    config = loaded.config
+    seconds: dict[str, float] = {}
     with backend.lock(":open"):  # workers starting together must not both create the MLflow tables
         tracker = Tracker(config.tracking.uri, None)
     observer.phase("preparing the dense model")
@@ -295,9 +349,10 @@ def run(loaded: LoadedPipeline, *, resume: bool = False, observer: Observer | No
     dense = prepare_dense(config, checked.splits, checked.model, base_dir=loaded.base_dir,
                           cache_dir=state_dir(config) / "cache", latency=measure.latency)  # fmt: skip
     seconds["dense"] = time.perf_counter() - clock
-    parent = _open(backend, tracker, loaded, checked.space, dense, resume)
+    parent = _open(backend, tracker, loaded, checked.space, dense, resume, warm_start)
     reporter = MlflowReporter(tracker, parent)
-    state = SearchState(config, checked.splits, dense.model, dense.reference, checked.space, checked.objectives, measure, observer.phase)
+    state = SearchState(config, checked.splits, dense.model, dense.reference, checked.space, checked.objectives, measure,
+                        observer.phase, hold_champion)  # fmt: skip
     status: str | None = "FAILED"
     try:
         clock = time.perf_counter()

@@ -25,6 +25,10 @@ from ._model import (
 )
 from ._pipeline import (
     OBJECTIVE_METRICS,
+    AshaSettings,
+    ScheduleConfig,
+    ScheduleResources,
+    RaySettings,
     ChampionConfig,
     Constraints,
     FinalizeConfig,
@@ -56,6 +60,10 @@ __all__ = [
     "ModelConfig",
     "ResNetModel",
     "OBJECTIVE_METRICS",
+    "AshaSettings",
+    "ScheduleConfig",
+    "ScheduleResources",
+    "RaySettings",
     "ChampionConfig",
     "Constraints",
     "FinalizeConfig",

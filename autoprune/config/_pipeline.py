@@ -16,6 +16,10 @@ from ._space import SpaceConfig
 
 __all__ = [
     "OBJECTIVE_METRICS",
+    "AshaSettings",
+    "ScheduleConfig",
+    "ScheduleResources",
+    "RaySettings",
     "SearchConfig",
     "Constraints",
     "LatencySettings",
@@ -29,8 +33,29 @@ _DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "my
 _URI_SCHEMES = (*_DATABASE_SCHEMES, "http", "https", "file")
 
 
+class AshaSettings(Strict):
+    """Asynchronous successive halving on validation accuracy per fine-tune epoch (Ray backend only)."""
+
+    enabled: bool = False
+    grace_period: int = Field(1, ge=1, description="epochs every trial gets before it may be stopped")
+    reduction_factor: float = Field(2.0, gt=1, description="keep 1/reduction_factor of the trials at each rung")
+    rank_by: Literal["accuracy", "pareto"] = Field(
+        "pareto", description="rank a rung by Pareto dominance on all objectives, or by validation accuracy (Ray's ASHA)"
+    )
+
+
+class RaySettings(Strict):
+    """How the Ray Tune backend runs trials (``search.backend: ray``)."""
+
+    address: str | None = Field(None, description="a running cluster (auto, host:port, ray://...); default local")
+    max_concurrent_trials: int = Field(1, ge=1)
+    cpus_per_trial: float = Field(1.0, gt=0, description="also the torch threads of each trial (rounded up)")
+    gpus_per_trial: float = Field(0.0, ge=0, description="reserved per trial where the cluster has GPUs")
+    asha: AshaSettings = Field(default_factory=AshaSettings)
+
+
 class SearchConfig(Strict):
-    backend: Literal["optuna"] = Field("optuna", description="the Ray Tune backend is not available yet")
+    backend: Literal["optuna", "ray"] = "optuna"
     space: SpaceConfig = Field(default_factory=SpaceConfig)
     sampler: Literal[SAMPLERS] = "nsga2"  # type: ignore[valid-type]
     trials: int = Field(24, ge=1, description="completed trials the search ends with")
@@ -41,13 +66,6 @@ class SearchConfig(Strict):
     population_size: int | None = Field(None, ge=2, description="NSGA-II population; default trials // 4, 4..50")
     max_failed_trials: int | None = Field(None, ge=1, description="end the search after this many failures")
     heartbeat_s: int = Field(10, ge=1, description="RDB heartbeat; a silent trial is failed after 3 beats")
-
-    @field_validator("backend", mode="before")
-    @classmethod
-    def _available_backend(cls, value: Any) -> Any:
-        if value == "ray":
-            raise ValueError("the Ray Tune backend is not available yet; use backend: optuna")
-        return value
 
     @field_validator("storage")
     @classmethod
@@ -118,6 +136,42 @@ class ChampionConfig(Strict):
 
     prefer: Literal["accuracy", "params", "macs", "size_bytes", "latency_ms"] = "macs"
     max_accuracy_drop: float = Field(0.01, ge=0, le=1)
+    retrain_margin: float = Field(
+        0.0, ge=0, le=1, description="retrain moves champion only if the new candidate's test accuracy is higher by more than this"
+    )
+
+
+_CRON_FIELD = r"(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*|[A-Za-z]{3}(-[A-Za-z]{3})?"
+
+
+class ScheduleResources(Strict):
+    """What one retraining pod (or each Ray node) asks Kubernetes for."""
+
+    cpu: float = Field(2.0, gt=0)
+    memory: str = Field("4Gi", pattern=r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", description="a Kubernetes quantity")
+    gpu: int = Field(0, ge=0)
+
+
+class ScheduleConfig(Strict):
+    """Scheduled retraining (``autoprune schedule render`` writes the manifests into ``deploy/``)."""
+
+    cron: str = Field(..., description="five fields: minute hour day-of-month month day-of-week")
+    timezone: str | None = Field(None, description="IANA name, e.g. Europe/Berlin (default: the controller's)")
+    image: str = Field("autoprune:latest", min_length=1, description="a container image with this project installed")
+    namespace: str = "default"
+    pipeline_path: str | None = Field(None, description="the pipeline's path inside the image (default: pipelines/<file>)")
+    ray_address: str | None = Field(None, description="the CronJob submits to this running cluster (default: Ray in the pod)")
+    workers: int = Field(1, ge=0, description="worker pods of the RayJob's cluster")
+    args: list[str] = Field(default_factory=list, description="extra retrain arguments, e.g. [--set, tracking.uri=http://mlflow:5000]")
+    resources: ScheduleResources = Field(default_factory=ScheduleResources)
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) != 5 or not all(re.fullmatch(_CRON_FIELD, f) for f in fields):
+            raise ValueError(f"a cron expression has five fields (minute hour day month weekday), e.g. '0 3 * * *'; got {value!r}")
+        return value
 
 
 class PipelineConfig(Strict):
@@ -129,9 +183,11 @@ class PipelineConfig(Strict):
     objectives: dict[str, str] = Field(default_factory=lambda: {"accuracy": "max", "macs": "min"})
     constraints: Constraints = Field(default_factory=Constraints)
     latency: LatencySettings = Field(default_factory=LatencySettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     finalize: FinalizeConfig = Field(default_factory=FinalizeConfig)
     champion: ChampionConfig = Field(default_factory=ChampionConfig)
+    schedule: ScheduleConfig | None = None
 
     @field_validator("name")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,12 +119,15 @@ def evaluate_candidate(
     *,
     measure: MeasureConfig = MeasureConfig(),
     on_epoch: EpochCallback | None = None,
+    on_measured: Callable[[CandidateResult], None] | None = None,
 ) -> CandidateResult:
-    """Prune a copy of ``dense`` with ``candidate.plan``, fine-tune it (distilling from ``dense`` when
-    ``distill_alpha > 0``), evaluate it on the validation split and measure its costs.
+    """Prune a copy of ``dense`` with ``candidate.plan``, measure its costs, fine-tune it (distilling
+    from ``dense`` when ``distill_alpha > 0``) and evaluate it on the validation split.
 
-    ``dense`` is never modified. Errors (`PruningError`, `TrialDiverged`, ...) propagate: the search
-    decides how to record them.
+    Costs are measured right after pruning (they depend on the architecture, not on the weights), so
+    ``on_measured`` can pass them on before a possibly long fine-tune, and an early-stopped trial still
+    has them. ``dense`` is never modified. Errors (`PruningError`, `TrialDiverged`, ...) propagate:
+    the search decides how to record them.
     """
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -135,29 +139,27 @@ def evaluate_candidate(
     seconds["prune"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    result = CandidateResult(kept=outcome.kept, model=model)
+    _measure_into(result, dense, model, splits, measure)
+    seconds["measure"] = time.perf_counter() - clock
+    if on_measured is not None:
+        on_measured(result)
+
+    clock = time.perf_counter()
     teacher = dense if candidate.finetune.distill_alpha > 0 else None
     history = finetune(model, splits, candidate.finetune, teacher=teacher, on_epoch=on_epoch)
     seconds["finetune"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     if history.epochs:
-        val_accuracy, val_loss = history.epochs[-1].val_accuracy, history.epochs[-1].val_loss
+        result.val_accuracy, result.val_loss = history.epochs[-1].val_accuracy, history.epochs[-1].val_loss
     else:
         val = evaluate(model, splits.val)
-        val_accuracy, val_loss = val.accuracy, val.loss
+        result.val_accuracy, result.val_loss = val.accuracy, val.loss
     seconds["evaluate"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    result = CandidateResult(
-        status="stopped" if history.stopped_early else "ok",
-        val_accuracy=val_accuracy,
-        val_loss=val_loss,
-        val_accuracy_per_epoch=[report.val_accuracy for report in history.epochs],
-        kept=outcome.kept,
-        model=model.eval(),
-    )
-    _measure_into(result, dense, model, splits, measure)
-    seconds["measure"] = time.perf_counter() - clock
+    result.status = "stopped" if history.stopped_early else "ok"
+    result.val_accuracy_per_epoch = [report.val_accuracy for report in history.epochs]
+    result.model = model.eval()
     result.seconds = seconds
     return result
 

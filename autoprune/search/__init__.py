@@ -14,7 +14,7 @@ from ._objective import (
 )
 from ._pareto import dominates, hypervolume, non_dominated, pareto_ranks
 from ._space import FINETUNE_PARAMS, RATIO_PREFIX, SearchSpace
-from .backends import Budget, OptunaBackend, SearchBackend
+from .backends import Budget, OptunaBackend, RayBackend, SearchBackend, join_ray, leave_ray
 
 __all__ = [
     "CandidateEvaluator",
@@ -33,5 +33,8 @@ __all__ = [
     "SearchSpace",
     "Budget",
     "OptunaBackend",
+    "RayBackend",
+    "join_ray",
+    "leave_ray",
     "SearchBackend",
 ]

@@ -179,19 +179,27 @@ class CandidateEvaluator:
         number: int,
         params: Mapping[str, Any],
         on_epoch: Callable[[EpochReport], bool | None] | None = None,
+        on_measured: Callable[[dict[str, float]], None] | None = None,
     ) -> tuple[TrialRecord, CandidateResult | None]:
+        """Evaluate the candidate of ``params``; ``on_measured`` receives its cost metrics (named as
+        the objectives read them) right after pruning, before the fine-tune."""
         start = time.perf_counter()
+
+        def measured(result: CandidateResult) -> None:
+            if on_measured is not None:
+                on_measured(self.costs(result))
+
         try:
             result = evaluate_candidate(
-                self.dense, self.space.candidate(params), self.splits, measure=self.measure, on_epoch=on_epoch
-            )
+                self.dense, self.space.candidate(params), self.splits, measure=self.measure, on_epoch=on_epoch,
+                on_measured=measured,
+            )  # fmt: skip
         except Exception as exc:  # a failing trial is recorded as failed; the search goes on
             error = f"{type(exc).__name__}: {exc}"
             log.warning("trial %d failed: %s", number, error)
             log.debug("trial %d traceback:\n%s", number, traceback.format_exc())
             return TrialRecord(number, "failed", dict(params), error=error, seconds=time.perf_counter() - start), None
-        metrics = result.metrics()
-        metrics["latency_ratio"] = result.latency_ms / result.dense_latency_ms
+        metrics = {**result.metrics(), **self.costs(result)}
         metrics["engine_seconds"] = sum(result.seconds.values())  # prune + fine-tune + evaluate + measure
         if not all(math.isfinite(metrics.get(m, math.nan)) for m in ("val_accuracy", "latency_ratio")):
             error = "the candidate produced non-finite metrics"
@@ -207,3 +215,14 @@ class CandidateEvaluator:
             seconds=time.perf_counter() - start,
         )
         return record, result
+
+    @staticmethod
+    def costs(result: CandidateResult) -> dict[str, float]:
+        """The cost metrics of a measured candidate, ``latency_ratio`` included."""
+        return {
+            "params": float(result.params),
+            "macs": float(result.macs),
+            "size_bytes": float(result.size_bytes),
+            "latency_ms": float(result.latency_ms),
+            "latency_ratio": result.latency_ms / result.dense_latency_ms,
+        }

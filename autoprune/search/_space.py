@@ -197,6 +197,28 @@ class SearchSpace:
         values.update({name: getattr(candidate.finetune, name) for name in FINETUNE_PARAMS})
         return {name: value for name, value in values.items() if name in self._distributions}
 
+    def parse_params(self, logged: Mapping[str, Any]) -> dict[str, Any] | None:
+        """This space's searched parameters from known values or their logged text (MLflow keeps
+        params as strings), or ``None`` when one is missing or no longer fits its distribution."""
+        values: dict[str, Any] = {}
+        for name, distribution in self._distributions.items():
+            text = logged.get(name)
+            if text is None:
+                return None
+            try:
+                if isinstance(distribution, CategoricalDistribution):
+                    value = next(c for c in distribution.choices if c == text or str(c) == str(text))
+                elif isinstance(distribution, IntDistribution):
+                    value = int(float(text))
+                else:
+                    value = float(text)
+            except (StopIteration, ValueError):
+                return None
+            if not isinstance(distribution, CategoricalDistribution) and not distribution.low <= value <= distribution.high:
+                return None
+            values[name] = value
+        return values
+
     def describe(self) -> dict[str, Any]:
         """A JSON-able view of the resolved space (logged beside the search)."""
         return {

@@ -170,7 +170,13 @@ class Tracker:
         self.client.log_dict(run_id, dict(data), path)
 
     def log_figure(self, run_id: str, figure: Any, path: str) -> None:
-        self.client.log_figure(run_id, figure, path)
+        """Log a matplotlib figure as an image, then close it (pyplot keeps every open figure)."""
+        import matplotlib.pyplot as plt
+
+        try:
+            self.client.log_figure(run_id, figure, path)
+        finally:
+            plt.close(figure)
 
     def log_files(self, run_id: str, files: Iterable[Path], artifact_path: str) -> None:
         for file in files:

@@ -110,3 +110,18 @@ def test_latency_is_measured_interleaved_for_every_model() -> None:
     assert set(latency) == {"big", "small"} and latency["big"] > latency["small"] > 0
     with pytest.raises(AutoPruneError, match="The 'runtime' must be one of torch, onnxruntime"):
         engine.LatencyConfig(runtime="tensorrt")
+
+
+def test_costs_are_measured_before_the_fine_tune(digits, trained_cnn) -> None:
+    seen = []
+    plan = engine.PrunePlan(ratios={"features.4": 0.5})
+
+    def measured(result: engine.CandidateResult) -> None:
+        seen.append((result.macs, result.latency_ms, list(result.val_accuracy_per_epoch)))
+
+    result = engine.evaluate_candidate(
+        trained_cnn, engine.Candidate(plan, engine.FinetuneConfig(epochs=1)), digits,
+        measure=engine.MeasureConfig(latency=engine.LatencyConfig(repeats=5, warmup=1)), on_measured=measured,
+    )  # fmt: skip
+    assert seen == [(result.macs, result.latency_ms, [])] and result.macs > 0  # measured, then trained
+    assert len(result.val_accuracy_per_epoch) == 1

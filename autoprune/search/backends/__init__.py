@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from ._base import Budget, SearchBackend
 from ._optuna import OptunaBackend, make_sampler, open_storage, to_record
+from ._ray import RayBackend, join_ray, leave_ray
 
-__all__ = ["Budget", "SearchBackend", "OptunaBackend", "make_sampler", "open_storage", "to_record"]
+__all__ = ["Budget", "SearchBackend", "OptunaBackend", "RayBackend", "join_ray", "leave_ray", "make_sampler", "open_storage", "to_record"]

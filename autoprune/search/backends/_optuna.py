@@ -101,8 +101,12 @@ def to_record(trial: FrozenTrial, fixed: Mapping[str, Any] | None = None) -> Tri
     )
 
 
-class _Session:
-    """One `OptunaBackend.run`: the objective and the after-trial callback Optuna calls."""
+class _Accounting:
+    """One backend session's evaluator, objectives and reporter, and the budget rules every backend
+    applies to a shared study: completed trials count toward the
+    budget, a RUNNING trial holds a place only for later-numbered ones (numbers order the workers'
+    claims), duplicate proposals are skipped up to ``budget.trials`` times, and failures beyond
+    ``max_failed_trials`` end the session."""
 
     def __init__(
         self, backend: OptunaBackend, evaluator: CandidateEvaluator, objectives: Objectives,
@@ -116,27 +120,45 @@ class _Session:
         self.failures_at_start = backend._count(TrialState.FAIL)
         self.duplicates = 0
 
-    def _twin(self, study: optuna.Study, params: Mapping[str, Any]) -> FrozenTrial | None:
+    def budget_taken(self, number: int | None) -> bool:
+        """Whether the budget leaves no room for trial ``number`` (``None``: a trial not asked yet)."""
+        taken = self.backend.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        busy = sum(t.state == TrialState.COMPLETE or number is None or t.number < number for t in taken)
+        return busy >= self.budget.trials
+
+    def twin(self, params: Mapping[str, Any]) -> int | None:
+        """The number of a finished trial with the same parameters, while skips are allowed."""
         if self.duplicates >= self.budget.trials:
             return None
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-        return next((t for t in done if t.params == params), None)
+        done = self.backend.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        twin = next((t.number for t in done if t.params == params), None)
+        self.duplicates += twin is not None
+        return twin
+
+    def failed_out(self) -> bool:
+        """True (and the backend's stop reason set) once this session saw ``max_failed_trials`` failures."""
+        limit = self.budget.max_failed_trials
+        failed = self.backend._count(TrialState.FAIL) - self.failures_at_start
+        if limit is not None and failed >= limit:
+            self.backend._stop_reason = f"{failed} trials failed (search.max_failed_trials = {limit})"
+            self.backend.failed_out = True
+            return True
+        return False
+
+
+class _Session(_Accounting):
+    """One `OptunaBackend.run`: the objective and the after-trial callback Optuna calls."""
 
     def objective(self, trial: Trial) -> list[float]:
-        # Workers share the budget: a trial goes ahead only if the completed trials plus those still
-        # running with a smaller number leave room for it (numbers order the workers' claims).
-        taken = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-        busy = sum(t.state == TrialState.COMPLETE or t.number < trial.number for t in taken)
-        if busy >= self.budget.trials:
+        if self.budget_taken(trial.number):
             trial.study.stop()
             raise optuna.TrialPruned("the study's trial budget is already taken")
         space = self.evaluator.space
         params = {name: _suggest(trial, name, dist) for name, dist in space.distributions.items()}
-        twin = self._twin(trial.study, params)
+        twin = self.twin(params)
         if twin is not None:
-            self.duplicates += 1
-            trial.set_user_attr(DUPLICATE_ATTR, twin.number)
-            raise optuna.TrialPruned(f"duplicate of trial {twin.number}")
+            trial.set_user_attr(DUPLICATE_ATTR, twin)
+            raise optuna.TrialPruned(f"duplicate of trial {twin}")
         self.reporter.trial_started(trial.number, {**space.fixed, **params})
         record, _ = self.evaluator(trial.number, params, on_epoch=lambda r: self.reporter.epoch_finished(trial.number, r))
         outcome = {"metrics": record.metrics, "epochs": record.epochs, "kept": record.kept, "error": record.error}
@@ -150,14 +172,7 @@ class _Session:
     def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state != TrialState.PRUNED:
             self.reporter.trial_finished(to_record(trial, self.evaluator.space.fixed))
-        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-        complete = sum(t.state == TrialState.COMPLETE for t in finished)
-        failed = len(finished) - complete - self.failures_at_start
-        if complete >= self.budget.trials:
-            study.stop()
-        elif self.budget.max_failed_trials is not None and failed >= self.budget.max_failed_trials:
-            self.backend._stop_reason = f"{failed} trials failed (search.max_failed_trials = {self.budget.max_failed_trials})"
-            self.backend.failed_out = True
+        if self.backend._count(TrialState.COMPLETE) >= self.budget.trials or self.failed_out():
             study.stop()
 
 
@@ -281,6 +296,14 @@ class OptunaBackend(SearchBackend):
     def enqueue(self, params: Sequence[Mapping[str, Any]]) -> None:
         for values in params:
             self.study.enqueue_trial(dict(values), skip_if_exists=True)
+
+    def trial_params(self, study_name: str, number: int) -> dict[str, Any] | None:
+        """The exact parameters of trial ``number`` of another study in this storage, if it exists."""
+        try:
+            trials = optuna.load_study(study_name=study_name, storage=self.storage).get_trials(deepcopy=False)
+        except KeyError:  # no such study
+            return None
+        return dict(trials[number].params) if 0 <= number < len(trials) and trials[number].number == number else None
 
     def records(self) -> list[TrialRecord]:
         return [to_record(t, self._fixed) for t in self.study.get_trials(deepcopy=False)]

@@ -1,0 +1,439 @@
+"""The Ray Tune backend: the same Optuna study, with trials spread over a Ray cluster's CPUs.
+
+Ray Tune's `OptunaSearch` proposes candidates from the pipeline's study (same storage, sampler,
+objectives), so the study stays the record of truth exactly as with the Optuna backend: the budget,
+duplicate skipping, constraints, heartbeats and ``--resume`` all work on it, and the MLflow layout is
+the same. What Ray adds: trials run as Ray tasks (``max_concurrent_trials`` at once, ``cpus_per_trial``
+each, torch threads matched), the dense model and data reach the workers once through the object
+store, and ASHA can stop fine-tunes early on validation accuracy.
+
+Everything that talks to the study or to MLflow runs in the driver (the searcher's callbacks);
+workers only call the engine and report epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from ...engine import EpochReport, FinetuneConfig
+from ...errors import ConfigError
+from .._objective import CandidateEvaluator, Objectives, TrialRecord, TrialReporter, constraint_values
+from ._base import Budget
+from ._optuna import DUPLICATE_ATTR, RESULT_ATTR, OptunaBackend, _Accounting, to_record
+
+if TYPE_CHECKING:
+    from ...config import RaySettings
+
+__all__ = ["RayBackend", "join_ray", "leave_ray", "max_epochs"]
+
+log = logging.getLogger("autoprune")
+
+OUTCOME_KEY = "autoprune_outcome"  # the final report of a trial carries the whole TrialRecord
+NUMBER_KEY = "autoprune_trial"  # the study's trial number, passed to the worker with the params
+COST_KEYS = ("params", "macs", "size_bytes", "latency_ms", "latency_ratio")
+_RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",  # a failed trial's report has no accuracy
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",  # Ctrl-C reaches the pipeline, which marks the trials it ran
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "RAY_DEDUP_LOGS": "0",
+}
+
+
+def max_epochs(evaluator: CandidateEvaluator) -> int:
+    """The most fine-tune epochs a candidate of this space can get (ASHA's ``max_t``)."""
+    distribution = evaluator.space.distributions.get("epochs")
+    if isinstance(distribution, IntDistribution):
+        return int(distribution.high)
+    if isinstance(distribution, CategoricalDistribution):
+        return int(max(distribution.choices))
+    return int(evaluator.space.fixed.get("epochs", FinetuneConfig().epochs))
+
+
+def _trainable(config: dict[str, Any], evaluator: CandidateEvaluator) -> None:
+    """One trial, in a Ray worker: the engine call, an epoch report per fine-tune epoch, one final report."""
+    import ray
+    import torch
+    from ray import tune
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch.set_num_threads(max(1, math.ceil(cpus)))
+    params = {key: value for key, value in config.items() if key != NUMBER_KEY}
+    costs: dict[str, float] = {}
+
+    def on_epoch(report: EpochReport) -> None:
+        tune.report({
+            "epoch": report.epoch, "val_accuracy": report.val_accuracy, "val_loss": report.val_loss,
+            "train_loss": report.train_loss, "epoch_seconds": report.seconds, **costs,
+        })  # fmt: skip
+
+    record, _ = evaluator(int(config.get(NUMBER_KEY, -1)), params, on_epoch=on_epoch, on_measured=costs.update)
+    outcome = {
+        "state": record.state, "metrics": record.metrics, "epochs": record.epochs, "kept": record.kept,
+        "error": record.error,
+    }  # fmt: skip
+    tune.report({"epoch": len(record.epochs), **record.metrics, OUTCOME_KEY: json.dumps(outcome)})  # Tune flattens dicts
+
+
+class _Heartbeat:
+    """Beats for the study trials this driver runs, so a killed driver's trials end FAIL (as with Optuna)."""
+
+    def __init__(self, storage: optuna.storages.RDBStorage, interval_s: float) -> None:
+        self.storage = storage
+        self.interval_s = interval_s
+        self.live: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="autoprune-heartbeat", daemon=True)
+        self._thread.start()
+
+    def add(self, trial_id: int) -> None:
+        self.live.add(trial_id)
+        self.storage.record_heartbeat(trial_id)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            for trial_id in list(self.live):
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception as exc:  # a missed beat is retried; a long outage fails the trial later
+                    log.debug("heartbeat of trial %d failed: %s", trial_id, exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _pareto_asha(objectives: Objectives, max_t: int, grace_period: int, reduction_factor: float) -> Any:
+    """ASHA that ranks a rung by Pareto dominance on all objectives instead of accuracy alone.
+
+    Successive halving on accuracy stops the heavily pruned candidates first (they trail in accuracy
+    after an epoch), though they make the cheap end of the front. Here a trial reaching a rung is
+    ranked among every trial recorded there by non-dominated sorting of (accuracy so far, costs),
+    ties broken by accuracy, and goes on if it is on the rung's front or within the best
+    ``1 / reduction_factor`` (the multi-objective ASHA of Schmucker et al., 2021, with
+    non-dominated sorting as the selection).
+    """
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+    from .._pareto import pareto_ranks
+
+    rungs, rung = [], grace_period
+    while rung < max_t:
+        rungs.append(rung)
+        rung = math.ceil(rung * reduction_factor)
+    signs = [-1.0 if direction == "maximize" else 1.0 for direction in objectives.directions]
+
+    class ParetoASHA(FIFOScheduler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.recorded: dict[int, dict[str, list[float]]] = {r: {} for r in rungs}
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+            epoch = int(result.get("epoch", 0))
+            if epoch not in self.recorded or OUTCOME_KEY in result or not all(m in result for m in objectives.metrics):
+                return TrialScheduler.CONTINUE
+            at_rung = self.recorded[epoch]
+            at_rung[trial.trial_id] = [sign * float(result[m]) for sign, m in zip(signs, objectives.metrics)]
+            ids = list(at_rung)
+            ranks = pareto_ranks([at_rung[i] for i in ids])
+            accuracy = objectives.metrics.index("val_accuracy") if "val_accuracy" in objectives.metrics else 0
+            order = sorted(range(len(ids)), key=lambda k: (ranks[k], at_rung[ids[k]][accuracy]))
+            keep = math.ceil(len(ids) / reduction_factor)
+            index = ids.index(trial.trial_id)
+            position = order.index(index)
+            on_front = ranks[index] == 1  # never stop a trial on the rung's own front
+            return TrialScheduler.CONTINUE if on_front or position < keep else TrialScheduler.STOP
+
+    return ParetoASHA()
+
+
+def _searcher_class() -> type:
+    from ray.tune.search import Searcher
+    from ray.tune.search.optuna import OptunaSearch
+
+    class StudySearcher(OptunaSearch):
+        """`OptunaSearch` on the pipeline's study, with the Optuna backend's bookkeeping.
+
+        It shares the budget with other workers, skips duplicate proposals, stores what each trial
+        measured, its constraints and its state in the study, and reports every event to MLflow.
+        """
+
+        def __init__(self, session: _RaySession, sampler: optuna.samplers.BaseSampler) -> None:
+            backend, objectives = session.backend, session.objectives
+            super().__init__(
+                space=dict(session.evaluator.space.distributions), metric=objectives.metrics,
+                mode=[direction[:3] for direction in objectives.directions], sampler=sampler,
+                study_name=backend.study_name, storage=backend.storage,
+            )  # fmt: skip
+            self.session = session
+            self.numbers: dict[str, int] = {}
+            self.last: dict[str, dict[str, Any]] = {}
+            self.epochs: dict[str, list[float]] = {}
+            self.finished = False
+
+        def __getstate__(self) -> dict[str, Any]:
+            # Tune pickles its configuration (for Tuner.restore); the session (MLflow, heartbeat) stays here
+            return {**self.__dict__, "session": None}
+
+        def save(self, checkpoint_path: str) -> None:
+            # the study is the searcher's state; Tune's checkpoint only says where it lives
+            state = {"study": self._study_name, "storage": self.session.backend.storage_url if self.session else None,
+                     "trials": self.numbers}  # fmt: skip
+            Path(checkpoint_path).write_text(json.dumps(state))
+
+        def restore(self, checkpoint_path: str) -> None:
+            self.numbers = dict(json.loads(Path(checkpoint_path).read_text()).get("trials", {}))
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+            session = self.session
+            if self.finished or session.failed_out() or session.budget_taken(None):
+                self.finished = True
+                return Searcher.FINISHED
+            while True:
+                with warnings.catch_warnings():  # our heartbeat thread beats for asked trials
+                    warnings.simplefilter("ignore", UserWarning)
+                    trial = self._ot_study.ask(fixed_distributions=self._space)
+                if session.budget_taken(trial.number):
+                    self._ot_study.tell(trial, state=TrialState.PRUNED)
+                    self.finished = True
+                    return Searcher.FINISHED
+                twin = session.twin(trial.params)
+                if twin is None:
+                    break
+                trial.set_user_attr(DUPLICATE_ATTR, twin)
+                self._ot_study.tell(trial, state=TrialState.PRUNED)
+            self._ot_trials[trial_id] = trial
+            self.numbers[trial_id] = trial.number
+            session.heartbeat.add(trial._trial_id)
+            session.reporter.trial_started(trial.number, {**session.evaluator.space.fixed, **trial.params})
+            return {**trial.params, NUMBER_KEY: trial.number}
+
+        def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+            if trial_id not in self.numbers or OUTCOME_KEY in result:
+                return
+            self.last[trial_id] = result
+            self.epochs.setdefault(trial_id, []).append(float(result["val_accuracy"]))
+            report = EpochReport(
+                int(result["epoch"]), float(result["train_loss"]), float(result["val_accuracy"]),
+                float(result["val_loss"]), float(result["epoch_seconds"]),
+            )  # fmt: skip
+            self.session.reporter.epoch_finished(self.numbers[trial_id], report)
+
+        def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+            trial = self._ot_trials.get(trial_id)
+            if trial is None or trial_id in self._completed_trials:
+                return
+            self._completed_trials.add(trial_id)
+            final = (result or {}).get(OUTCOME_KEY)
+            if not final and result and "val_accuracy" in result and int(result.get("epoch", 0)) > len(self.epochs.get(trial_id, [])):
+                self.on_trial_result(trial_id, result)  # the epoch the scheduler stopped the trial on
+            outcome = json.loads(final) if final else self._stopped_outcome(trial_id, error)
+            session = self.session
+            trial.set_user_attr(RESULT_ATTR, {k: outcome[k] for k in ("metrics", "epochs", "kept", "error")})
+            if outcome["state"] == "complete":
+                evaluator = session.evaluator
+                for key, value in constraint_values(evaluator.constraints, outcome["metrics"], evaluator.reference).items():
+                    trial.set_constraint(key, value)
+                frozen = self._ot_study.tell(trial, session.objectives.values(outcome["metrics"]))
+            else:
+                frozen = self._ot_study.tell(trial, state=TrialState.FAIL)
+            session.heartbeat.live.discard(trial._trial_id)
+            session.finished(to_record(frozen, session.evaluator.space.fixed))
+
+        def _stopped_outcome(self, trial_id: str, error: bool) -> dict[str, Any]:
+            """A trial without a final report: stopped by ASHA after an epoch, or its worker died."""
+            last = self.last.get(trial_id)
+            if error or last is None or not all(key in last for key in COST_KEYS):
+                reason = "the trial's Ray worker failed (see the Ray logs)" if error else "the trial ended without reporting"
+                return {"state": "failed", "metrics": {}, "epochs": self.epochs.get(trial_id, []), "kept": {}, "error": reason}
+            metrics = {key: float(last[key]) for key in (*COST_KEYS, "val_accuracy", "val_loss")}
+            metrics["epochs_run"] = float(len(self.epochs[trial_id]))
+            metrics["stopped_early"] = 1.0
+            return {"state": "complete", "metrics": metrics, "epochs": self.epochs[trial_id], "kept": {}, "error": None}
+
+        def release(self) -> None:
+            """Fail the study trials this searcher started that never finished (Ctrl-C, a crash)."""
+            for trial_id, trial in self._ot_trials.items():
+                if trial_id not in self._completed_trials:
+                    self._completed_trials.add(trial_id)
+                    trial.set_user_attr(RESULT_ATTR, {"error": "interrupted", "metrics": {}, "epochs": [], "kept": {}})
+                    frozen = self._ot_study.tell(trial, state=TrialState.FAIL)
+                    self.session.heartbeat.live.discard(trial._trial_id)
+                    self.session.reporter.trial_finished(to_record(frozen, self.session.evaluator.space.fixed))
+
+    return StudySearcher
+
+
+class _RaySession(_Accounting):
+    """One `RayBackend.run`: the budget rules (shared with the Optuna backend), the evaluator, the
+    reporter and the heartbeat the searcher uses."""
+
+    def __init__(
+        self, backend: RayBackend, evaluator: CandidateEvaluator, objectives: Objectives,
+        reporter: TrialReporter, budget: Budget,
+    ) -> None:  # fmt: skip
+        super().__init__(backend, evaluator, objectives, reporter, budget)
+        self.heartbeat = _Heartbeat(backend.storage, backend.heartbeat_s)
+
+    def finished(self, record: TrialRecord) -> None:
+        self.reporter.trial_finished(record)
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail fast on a ``host:port`` (or ``ray://host:port``) nobody listens on: Ray itself retries for minutes."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
+            return
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r} ({type(exc).__name__}); is it running? "
+                          "(scripts/ray-cluster.sh status)", key="ray.address") from exc  # fmt: skip
+
+
+def join_ray(address: str | None) -> bool:
+    """Join the Ray cluster at ``address`` (else ``RAY_ADDRESS``, else start a local one); returns
+    False when this process was in one already.
+
+    Raises:
+        ConfigError: Ray is not installed, or the cluster cannot be reached.
+    """
+    for key, value in _RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError("the ray backend needs Ray: pip install 'autoprune[ray]' (make setup installs it)",
+                          key="search.backend") from exc  # fmt: skip
+    if ray.is_initialized():
+        return False
+    target = address or os.environ.get("RAY_ADDRESS")
+    _check_reachable(target)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                 runtime_env={"env_vars": dict(_RAY_ENV)})  # fmt: skip
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {target!r} ({type(exc).__name__}); is it running? "
+                          "(scripts/ray-cluster.sh status)", key="ray.address") from exc  # fmt: skip
+    return True
+
+
+def leave_ray() -> None:
+    import ray
+
+    ray.shutdown()
+
+
+class RayBackend(OptunaBackend):
+    """Runs the pipeline's Optuna study with Ray Tune (see the module docstring).
+
+    Args:
+        ray: The pipeline's ``ray:`` settings (address, concurrency, resources, ASHA).
+        results_dir: Where Tune keeps its experiment folders.
+        Everything else as for `OptunaBackend`.
+    """
+
+    name = "ray"
+
+    def __init__(self, storage_url: str, study_name: str, *, ray: RaySettings, results_dir: Path, **kwargs: Any) -> None:
+        super().__init__(storage_url, study_name, **kwargs)
+        self.settings = ray
+        self.results_dir = Path(results_dir).resolve()
+        self.started_ray = False
+        self.last_fit: Any = None
+
+    def connect(self) -> None:
+        """Join the cluster (see `join_ray`) unless this process is in one already."""
+        self.started_ray = join_ray(self.settings.address) or self.started_ray
+
+    def shutdown(self) -> None:
+        """Leave the cluster if this backend joined it."""
+        if self.started_ray:
+            leave_ray()
+            self.started_ray = False
+
+    def run(
+        self, evaluator: CandidateEvaluator, objectives: Objectives, reporter: TrialReporter, budget: Budget
+    ) -> list[TrialRecord]:
+        """Run Tune experiments on the study until ``budget`` is spent (counted in the study)."""
+        self.connect()  # a no-op when the pipeline joined the cluster already
+        self._fixed = evaluator.space.fixed
+        self._stop_reason = None
+        self.failed_out = False
+        session = _RaySession(self, evaluator, objectives, reporter, budget)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        started = time.monotonic()
+        try:
+            while self._count(TrialState.COMPLETE) < budget.trials and not session.failed_out():
+                remaining = None if budget.timeout_s is None else budget.timeout_s - (time.monotonic() - started)
+                if remaining is not None and remaining <= 0:
+                    self._stop_reason = f"the time budget of {budget.timeout_s:g} s ran out"
+                    break
+                before = len(self.study.get_trials(deepcopy=False))
+                self._fit(session, remaining)
+                if self._count(TrialState.COMPLETE) >= budget.trials or session.failed_out():
+                    break
+                # nothing new was tried: the budget is held by other workers' running trials
+                if len(self.study.get_trials(deepcopy=False)) == before and not self.settle(4 * self.heartbeat_s):
+                    break
+        finally:
+            session.heartbeat.close()
+        return self.records()
+
+    def _fit(self, session: _RaySession, timeout_s: float | None) -> None:
+        from ray import tune
+        from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+        settings = self.settings
+        asha = settings.asha
+        # max_t one past the longest fine-tune: ASHA stops trials at its rungs, never at their natural end
+        max_t = max_epochs(session.evaluator) + 1
+        if not asha.enabled:
+            scheduler = FIFOScheduler()
+        elif asha.rank_by == "pareto":
+            scheduler = _pareto_asha(session.objectives, max_t, asha.grace_period, asha.reduction_factor)
+        else:
+            scheduler = ASHAScheduler(metric="val_accuracy", mode="max", time_attr="epoch", max_t=max_t,
+                                      grace_period=asha.grace_period, reduction_factor=asha.reduction_factor)  # fmt: skip
+        args = dict(self._sampler_args)
+        args["seed"] += len(self.study.get_trials(deepcopy=False))  # a new fit continues the random stream
+        searcher = _searcher_class()(session, _sampler(args))
+        resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+        trainable = tune.with_resources(tune.with_parameters(_trainable, evaluator=session.evaluator), resources)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, scheduler=scheduler, num_samples=-1,
+                max_concurrent_trials=settings.max_concurrent_trials, time_budget_s=timeout_s, reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=self.study_name.replace("#", "-"), storage_path=str(self.results_dir), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0),
+            ),
+        )  # fmt: skip
+        try:
+            self.last_fit = tuner.fit()
+        finally:
+            searcher.release()
+
+
+def _sampler(args: dict[str, Any]) -> optuna.samplers.BaseSampler:
+    from ._optuna import make_sampler
+
+    args = dict(args)
+    return make_sampler(args.pop("name"), **args)

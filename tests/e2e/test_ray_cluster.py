@@ -1,0 +1,83 @@
+"""A real Ray cluster on loopback: ``ray job submit`` runs the quickstart on it, and only that cluster is stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process is left in the process group."""
+    listing = subprocess.run(["ps", "-eo", "pgid=,stat="], capture_output=True, text=True).stdout
+    rows = [line.split() for line in listing.splitlines()]
+    return any(row[0] == str(pgid) and not row[1].startswith("Z") for row in rows if len(row) == 2)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[dict[str, str]]:
+    if not (BIN / "ray").exists():
+        pytest.skip("ray is not installed")
+    temp = tempfile.mkdtemp(prefix="apray", dir="/tmp")  # Ray's socket paths must stay short
+    env = {**os.environ, "RAY_TEMP_DIR": temp, "RAY_PORT": str(_free_port()), "RAY_DASHBOARD_PORT": str(_free_port()),
+           "RAY_NUM_CPUS": "2", "VENV": str(BIN.parent)}  # fmt: skip
+    script = str(ROOT / "scripts" / "ray-cluster.sh")
+    started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stdout + started.stderr
+    pgid = int(Path(temp, "head.pid").read_text())
+    try:
+        yield {**env, "RAY_ADDRESS": f"http://127.0.0.1:{env['RAY_DASHBOARD_PORT']}", "PGID": str(pgid)}
+    finally:
+        stopped = subprocess.run([script, "stop"], env=env, capture_output=True, text=True, timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        assert not _group_alive(pgid)  # every process of the cluster it started is gone
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_ray_job_submit_runs_the_quickstart_on_the_cluster(cluster: dict[str, str], tmp_path: Path) -> None:
+    db = tmp_path / "mlflow.db"
+    command = [
+        str(BIN / "ray"), "job", "submit", "--address", cluster["RAY_ADDRESS"], "--submission-id", "quickstart-test", "--",
+        "autoprune", "run", str(ROOT / "pipelines" / "quickstart_digits.yaml"), "--backend", "ray",
+        "--set", f"tracking.uri=sqlite:///{db}", "--set", "search.trials=4", "--set", "ray.max_concurrent_trials=2",
+        "--set", "finalize.epochs=1",
+    ]  # fmt: skip
+    submitted = subprocess.run(command, env=cluster, capture_output=True, text=True, timeout=600)
+    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+    assert "Pareto front of quickstart-digits" in submitted.stdout
+
+    status = subprocess.run([str(BIN / "ray"), "job", "status", "--address", cluster["RAY_ADDRESS"], "quickstart-test"],
+                            env=cluster, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert "succeeded" in (status.stdout + status.stderr).lower()
+    actors = subprocess.run([str(BIN / "ray"), "list", "actors", "--address", cluster["RAY_ADDRESS"], "--format", "json",
+                             "--limit", "1000"], env=cluster, capture_output=True, text=True, timeout=60)  # fmt: skip
+    trials = [a for a in json.loads(actors.stdout) if a["class_name"] == "ImplicitFunc"]
+    assert trials  # the trials ran as Tune actors of this cluster, not on a Ray the job started itself
+
+    client = MlflowClient(f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name("quickstart-digits").experiment_id], max_results=100)
+    parent = next(r for r in runs if r.data.tags.get("autoprune.kind") == "search")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED" and len(children) == 4
+    front = [c for c in children if c.data.tags["pareto"] == "true"]
+    assert front and all("test_accuracy" in c.data.metrics for c in front)
+    assert client.get_model_version_by_alias("quickstart-digits", "champion").run_id in {c.info.run_id for c in front}
