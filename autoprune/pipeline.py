@@ -39,7 +39,7 @@ from .search import (
     leave_ray,
 )
 
-__all__ = ["run", "make_backend", "PipelineResult", "Observer", "state_dir", "storage_url", "measure_config"]
+__all__ = ["run", "make_backend", "QuietObserver", "PipelineResult", "Observer", "state_dir", "storage_url", "measure_config"]
 
 log = logging.getLogger("autoprune")
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -57,7 +57,9 @@ class Observer(TrialReporter, Protocol):
     ) -> None: ...
 
 
-class _Quiet(NullReporter):
+class QuietObserver(NullReporter):
+    """An observer that only logs the phases (for library use without a display)."""
+
     def phase(self, text: str) -> None:
         log.info(text)
 
@@ -320,7 +322,7 @@ def run(
         AutoPruneError: Bad data, model, space or constraints (with the key that caused it), or an
             unreachable store; in those cases nothing has been written.
     """
-    config, observer = loaded.config, observer or _Quiet()
+    config, observer = loaded.config, observer or QuietObserver()
     clock = time.perf_counter()
     checked = _check(loaded, observer)
     joined = False

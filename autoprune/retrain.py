@@ -23,7 +23,7 @@ from . import data, engine
 from ._dense import build_dense
 from .config import LoadedPipeline
 from .errors import AutoPruneError
-from .pipeline import Observer, PipelineResult, run, storage_url
+from .pipeline import Observer, PipelineResult, QuietObserver, run, storage_url
 from .search.backends._lock import storage_lock
 
 __all__ = ["RetrainReport", "retrain"]
@@ -99,8 +99,12 @@ def retrain(loaded: LoadedPipeline, *, observer: Observer | None = None) -> tupl
     from .tracking import Tracker, champion_version, last_front_params, log_retrain_report, set_champion
 
     config = loaded.config
-    log.info("waiting for any other retrain of %s to finish", config.name)
-    with storage_lock(storage_url(config), None, f"autoprune:{config.study_name}:retrain"):
+    observer = observer or QuietObserver()
+
+    def waiting() -> None:
+        observer.phase(f"another retrain of {config.name} is running; waiting for it to finish")
+
+    with storage_lock(storage_url(config), None, f"autoprune:{config.study_name}:retrain", on_wait=waiting):
         tracker = Tracker(config.tracking.uri, None)
         previous, front = None, []
         if tracker.client.get_experiment_by_name(config.experiment) is not None:

@@ -70,3 +70,34 @@ def test_retrain_promotes_a_better_model_and_keeps_the_champion_otherwise(tmp_pa
     earlier = optuna.load_study(study_name="e2e-digits#2", storage=storage)
     numbers = [int(r.data.tags["autoprune.trial"]) for r in previous]
     assert sorted(map(str, first)) == sorted(str(earlier.trials[n].params) for n in numbers)  # exact values
+
+
+@pytest.mark.slow
+def test_two_retrains_at_once_run_one_after_the_other(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "store" / "mlflow.db"
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(textwrap.dedent(PIPELINE.format(db=db)))
+    small = ["--set", "search.trials=3", "--set", "finalize.epochs=1"]
+    assert run_cli("run", str(pipeline), *small) == 0
+    command = [sys.executable, "-m", "autoprune.cli", "retrain", str(pipeline), *small]
+    env = {**os.environ, "COLUMNS": "200"}
+    first = subprocess.Popen(command + ["--set", "seed=1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    second = subprocess.Popen(command + ["--set", "seed=2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    outputs = [process.communicate(timeout=600)[0] for process in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    assert sum("another retrain of e2e-digits is running; waiting" in out for out in outputs) == 1
+
+    client = MlflowClient(f"sqlite:///{db}")
+    experiment_id = client.get_experiment_by_name("e2e-digits").experiment_id
+    searches = client.search_runs([experiment_id], "tags.`autoprune.kind` = 'search'", order_by=["attributes.start_time ASC"])
+    assert [s.info.status for s in searches] == ["FINISHED"] * 3
+    reports = [json.loads(Path(client.download_artifacts(s.info.run_id, "retrain_report.json")).read_text()) for s in searches[1:]]
+    # the one that waited warm-started from the front of the one that ran first
+    assert reports[1]["previous_search"] == reports[0]["new_search"] == searches[1].info.run_id
+    assert all(r["decision"] in ("promoted", "kept", "first-champion", "no-candidate") and r["reason"] for r in reports), [(r["decision"], r["reason"]) for r in reports]
+    champion = client.get_model_version_by_alias("e2e-digits", "champion")
+    assert champion.tags["autoprune.parent_run"] in {s.info.run_id for s in searches}

@@ -12,7 +12,7 @@ import contextlib
 import fcntl
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,15 @@ def _key(name: str) -> int:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def _file_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -41,13 +46,17 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _database_lock(engine: Any, name: str) -> Iterator[None]:
+def _database_lock(engine: Any, name: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     from sqlalchemy import text
 
     dialect = engine.dialect.name
     with engine.connect() as connection:
         if dialect == "postgresql":
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _key(name)})
+            got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _key(name)}).scalar()
+            if not got:
+                if on_wait is not None:
+                    on_wait()
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _key(name)})
             release = text("SELECT pg_advisory_unlock(:key)")
             params: dict[str, Any] = {"key": _key(name)}
         else:  # mysql / mariadb: GET_LOCK answers 1 when it got the lock
@@ -67,17 +76,20 @@ def _null_pool() -> Any:
     return NullPool
 
 
-def storage_lock(url: str, engine: Any, name: str) -> contextlib.AbstractContextManager[None]:
-    """An exclusive lock called ``name`` among all processes using the Optuna storage at ``url``."""
+def storage_lock(
+    url: str, engine: Any, name: str, on_wait: Callable[[], None] | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock called ``name`` among all processes using the Optuna storage at ``url``;
+    ``on_wait`` is called once if another process holds it (then this one waits)."""
     database = sqlite_path(url)
     if database is not None:
         digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-        return _file_lock(database.with_name(f"{database.name}.{digest}.lock"))
+        return _file_lock(database.with_name(f"{database.name}.{digest}.lock"), on_wait)
     if engine is None and url.split(":", 1)[0].split("+")[0] in ("postgresql", "mysql", "mariadb"):
         from sqlalchemy import create_engine
 
         engine = create_engine(url, poolclass=_null_pool())  # before Optuna's storage exists
     if engine is not None and engine.dialect.name in ("postgresql", "mysql", "mariadb"):
-        return _database_lock(engine, name)
+        return _database_lock(engine, name, on_wait)
     log.debug("no cross-process lock for %s; workers of one study should not start at the same moment", url)
     return contextlib.nullcontext()
