@@ -1,0 +1,214 @@
+"""Search quality on Fashion-MNIST: autoprune's front against uniform L1 pruning and Torch-Pruning's
+global magnitude pruning, on the same budget of fine-tune epochs, judged on the held-out test split.
+
+1. autoprune runs the pipeline (per-group ratios + fine-tune settings; trials see the validation
+   split only); its front members are finalized and tested once (test accuracy, params, MACs,
+   latency ratio measured side by side with the dense model).
+2. The fine-tune budget it spent is counted in full-training-split epochs: each trial's epochs x
+   ``train_fraction`` plus each front member's finalize epochs.
+3. Two baselines spend the same budget over a sweep of ratios (equal epochs per point): (a) our
+   engine's uniform L1 plan (every group at the same ratio), (b) Torch-Pruning's
+   ``MagnitudePruner`` with ``global_pruning=True`` (L1 group importance ranked across layers).
+   Both fine-tune with one fixed recipe (SGD, lr 0.02, cosine, weight decay 5e-4).
+4. Each method's front (non-dominated on test accuracy and MACs) gets a hypervolume in normalised
+   (1 - test accuracy, MACs / dense MACs) space, reference point (1, 1).
+5. Also: the best accuracy at >= 4x fewer MACs than dense, the smallest autoprune model at
+   >= 92.5% test accuracy (the Fashion-MNIST table's "2 Conv <100K parameters: 92.5%"), the accuracy
+   kept at 10x fewer params, and the training throughput of front models vs dense (pruned models
+   train faster: the seed claim).
+
+Usage::
+
+    python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_lenet5.yaml --quick
+    python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_cnn.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import math
+import statistics
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_pruning as tp
+
+from autoprune import data, engine, pipeline
+from autoprune._dense import build_dense, prepare_dense
+from autoprune.config import load_pipeline
+from autoprune.search import hypervolume, non_dominated
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE = {"lr": 0.02, "weight_decay": 5e-4, "optimizer": "sgd"}
+
+
+def run_autoprune(path: Path, store: Path, overrides: list[str]) -> tuple[Any, Any, float]:
+    """The pipeline's search and finalize; returns (loaded pipeline, result, fine-tune epochs spent)."""
+    sets = [*overrides, f"tracking.uri=sqlite:///{store / 'mlflow.db'}", "tracking.register=false", "finalize.onnx=false"]
+    loaded = load_pipeline(path, sets)
+    result = pipeline.run(loaded)
+    config = loaded.config
+    fraction = config.search.train_fraction
+    search_epochs = sum(r.metrics["epochs_run"] * fraction for r in result.records if r.state == "complete")
+    trial_epochs = {r.number: r.metrics.get("epochs_run", 0.0) for r in result.records}
+    # finalize fine-tunes each member on the whole split for max(finalize.epochs, its trial's epochs)
+    final = sum(max(config.finalize.epochs or 0, trial_epochs[int(row["trial"])]) for row in result.front)
+    return loaded, result, search_epochs + final
+
+
+def _classifier(model: torch.nn.Module) -> torch.nn.Module:
+    return model.classifier  # every zoo model names its output layer so
+
+
+def _measure(dense: torch.nn.Module, model: torch.nn.Module, splits: data.Splits, latency: engine.LatencyConfig) -> dict[str, float]:
+    times = engine.measure_latency({"dense": dense, "pruned": model}, splits.input_shape, latency)
+    return {
+        "test_accuracy": engine.evaluate(model, splits.test).accuracy,
+        "params": engine.count_params(model),
+        "macs": engine.count_macs(model, splits.input_shape),
+        "latency_ratio": times["pruned"] / times["dense"],
+    }
+
+
+def uniform_l1(dense: torch.nn.Module, splits: data.Splits, ratio: float, epochs: int, latency: engine.LatencyConfig) -> dict[str, float]:
+    plan = engine.PrunePlan.uniform(engine.discover(dense, splits.input_shape), ratio, importance="l1")
+    finetune = engine.FinetuneConfig(epochs=epochs, batch_size=splits.batch_size, **RECIPE)
+    result = engine.evaluate_candidate(dense, engine.Candidate(plan, finetune), splits, measure=engine.MeasureConfig(latency=latency))
+    assert result.model is not None
+    return _measure(dense, result.model, splits, latency)
+
+
+def tp_global(dense: torch.nn.Module, splits: data.Splits, ratio: float, epochs: int, latency: engine.LatencyConfig) -> dict[str, float]:
+    model = copy.deepcopy(dense)
+    pruner = tp.pruner.MagnitudePruner(
+        model, torch.randn(2, *splits.input_shape), importance=tp.importance.GroupMagnitudeImportance(p=1),
+        pruning_ratio=ratio, global_pruning=True, ignored_layers=[_classifier(model)],
+    )  # fmt: skip
+    pruner.step()
+    engine.finetune(model, splits, engine.FinetuneConfig(epochs=epochs, batch_size=splits.batch_size, **RECIPE))
+    return _measure(dense, model.eval(), splits, latency)
+
+
+def front_hypervolume(rows: list[dict[str, float]], dense_macs: float) -> tuple[float, list[dict[str, float]]]:
+    points = [(1 - r["test_accuracy"], r["macs"] / dense_macs) for r in rows]
+    front = [rows[i] for i in non_dominated(points)]
+    return hypervolume(points, (1.0, 1.0)), sorted(front, key=lambda r: r["macs"])
+
+
+def throughput(dense: torch.nn.Module, loaded: Any, result: Any, splits: data.Splits) -> list[float]:
+    """Training samples/s of each front architecture relative to dense (weights do not matter)."""
+    from autoprune.search import SearchSpace
+
+    config = loaded.config
+    space = SearchSpace(config.search.space, engine.discover(dense, splits.input_shape), batch_size=splits.batch_size)
+    records = {r.number: r for r in result.records}
+    ratios = []
+    for row in result.front:
+        params = {k: v for k, v in records[int(row["trial"])].params.items() if k in space.distributions}
+        model = copy.deepcopy(dense)
+        engine.apply_plan(model, space.candidate(params).plan, splits.input_shape)
+        pair = engine.measure_train_throughput({"dense": dense, "pruned": model}, splits.train.x[:4096], splits.train.y[:4096],
+                                               batch_size=splits.batch_size)  # fmt: skip
+        ratios.append(pair["pruned"] / pair["dense"])
+    return ratios
+
+
+def plot(methods: dict[str, list[dict[str, float]]], dense: Any, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    for (name, rows), marker in zip(methods.items(), "osD"):
+        rows = sorted(rows, key=lambda r: r["macs"])
+        axis.plot([r["macs"] / dense.macs for r in rows], [r["test_accuracy"] for r in rows], marker=marker, label=name)
+    axis.axhline(dense.test_accuracy, c="black", ls=":", lw=1, label="dense model")
+    axis.set_xlabel("MACs / dense MACs")
+    axis.set_ylabel("test accuracy")
+    axis.set_title(title, fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "fashion_mnist_lenet5.yaml")
+    parser.add_argument("--quick", action="store_true", help="8 trials, finalize 2 epochs, 3 baseline ratios")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of the three fronts (default docs/images/quality_<name>.png)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    overrides = (["search.trials=8", "finalize.epochs=2"] if args.quick else []) + args.overrides
+    ratios = [0.3, 0.6, 0.85] if args.quick else [0.2, 0.4, 0.55, 0.7, 0.8, 0.9]
+
+    store = Path(tempfile.mkdtemp(prefix="autoprune-quality-"))
+    clock = time.perf_counter()
+    loaded, result, budget = run_autoprune(args.pipeline, store, overrides)
+    seconds = {"autoprune": time.perf_counter() - clock}
+    config = loaded.config
+    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
+    latency = pipeline.measure_config(config).latency
+    dense = prepare_dense(config, splits, build_dense(config, splits, base_dir=loaded.base_dir), base_dir=loaded.base_dir,
+                          cache_dir=store / "cache", latency=latency)  # fmt: skip
+    reference = dense.reference
+    ours = [{"test_accuracy": r["test_accuracy"], "params": r["final_params"], "macs": r["final_macs"],
+             "latency_ratio": r["final_latency_ratio"]} for r in result.front]  # fmt: skip
+    epochs = max(1, math.floor(budget / len(ratios)))
+    methods: dict[str, list[dict[str, float]]] = {"autoprune": ours, "uniform L1": [], "Torch-Pruning global": []}
+    for name, method in (("uniform L1", uniform_l1), ("Torch-Pruning global", tp_global)):
+        clock = time.perf_counter()
+        for ratio in ratios:
+            try:
+                methods[name].append({"ratio": ratio, **method(dense.model, splits, ratio, epochs, latency)})
+            except Exception as exc:  # e.g. global pruning emptying a layer: reported, not fatal
+                print(f"{name} at ratio {ratio}: failed: {type(exc).__name__}: {exc}")
+        seconds[name] = time.perf_counter() - clock
+
+    print(f"\n{date.today()} · python benchmarks/search_quality.py --pipeline {args.pipeline.relative_to(ROOT) if args.pipeline.is_absolute() else args.pipeline}"
+          f"{' --quick' if args.quick else ''} · dense: test {reference.test_accuracy:.4f}, {reference.params:,} params, "
+          f"{reference.macs:,} MACs")  # fmt: skip
+    print(f"fine-tune budget: autoprune {budget:.1f} full-split epochs ({len(result.records)} trials + finalize of "
+          f"{len(ours)}); each baseline {epochs * len(ratios)} ({len(ratios)} ratios x {epochs})")  # fmt: skip
+    hv = {}
+    print("\n| method | hypervolume | best test acc at <= 25% MACs | front (test acc @ MACs share, params, latency ratio) | seconds |")
+    print("|---|---:|---:|---|---:|")
+    for name, rows in methods.items():
+        hv[name], front = front_hypervolume(rows, reference.macs)
+        small = [r["test_accuracy"] for r in rows if r["macs"] <= reference.macs / 4]
+        points = "; ".join(f"{r['test_accuracy']:.4f} @ {r['macs'] / reference.macs:.0%}, {int(r['params']):,}, "
+                           f"{r['latency_ratio']:.2f}" for r in front)  # fmt: skip
+        best_small = f"{max(small):.4f}" if small else "-"
+        print(f"| {name} | {hv[name]:.4f} | {best_small} | {points} | {seconds[name]:.0f} |")
+    better = max(hv["uniform L1"], hv["Torch-Pruning global"])
+    print(f"\nautoprune / better baseline hypervolume: {hv['autoprune'] / better:.3f} (goal >= 1.10)" if better else "")
+    four_x = [r for r in ours if r["macs"] <= reference.macs / 4]
+    if four_x:
+        best = max(four_x, key=lambda r: r["test_accuracy"])
+        print(f"autoprune at >= 4x fewer MACs: test {best['test_accuracy']:.4f}, drop {100 * (reference.test_accuracy - best['test_accuracy']):.2f} "
+              f"points (goal <= 0.5) at {best['macs'] / reference.macs:.1%} MACs")  # fmt: skip
+    good = [r for r in ours if r["test_accuracy"] >= 0.925]
+    print("smallest autoprune model at >= 92.5% test: "
+          + (f"{int(min(good, key=lambda r: r['params'])['params']):,} params" if good else "none on this front"))  # fmt: skip
+    tenth = [r for r in ours if r["params"] <= reference.params / 10]
+    print("best test accuracy at >= 10x fewer params: " + (f"{max(r['test_accuracy'] for r in tenth):.4f}" if tenth else "none on this front"))
+    speed = throughput(dense.model, loaded, result, splits)
+    if speed:
+        print(f"training throughput of front models vs dense: median {statistics.median(speed):.2f}x "
+              f"(range {min(speed):.2f}-{max(speed):.2f}x, {len(speed)} models)")  # fmt: skip
+    path = args.plot or ROOT / "docs" / "images" / f"quality_{config.name}{'_quick' if args.quick else ''}.png"
+    plot(methods, reference, path, f"{config.name}: test accuracy vs MACs, same fine-tune budget")
+    print(f"plot: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
+if __name__ == "__main__":
+    main()
