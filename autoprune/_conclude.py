@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import engine
-from ._finalize import choose_aliases, finalize_member, front_of
+from ._finalize import choose_aliases, finalize_member, front_of, spread
 from .config import PipelineConfig
 from .data import Splits
 from .errors import AutoPruneError
@@ -67,12 +67,16 @@ def _finalize_members(
 
     done = finalized_members(tracker, parent)
     by_number = {r.number: r for r in records}
+    cost = next((m for m in state.objectives.metrics if m != "val_accuracy"), "val_accuracy")
+    chosen = spread(front, records, state.config.finalize.max_members, cost)
+    if len(chosen) < len(front):
+        log.info("finalizing %d of %d front members, spread along %s (finalize.max_members)", len(chosen), len(front), cost)
     rows = []
-    for index, number in enumerate(front, 1):
+    for index, number in enumerate(chosen, 1):
         if number in done:
             rows.append(done[number])
             continue
-        state.phase(f"finalizing front member {index}/{len(front)} (trial {number})")
+        state.phase(f"finalizing front member {index}/{len(chosen)} (trial {number})")
         with tempfile.TemporaryDirectory(prefix="autoprune-front-") as workdir:
             try:
                 member = finalize_member(

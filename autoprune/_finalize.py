@@ -17,7 +17,7 @@ from .config import PipelineConfig
 from .data import Splits
 from .search import DenseReference, Objectives, SearchSpace, TrialRecord, non_dominated, pareto_ranks
 
-__all__ = ["FrontMember", "front_of", "finalize_member", "choose_aliases"]
+__all__ = ["FrontMember", "front_of", "finalize_member", "choose_aliases", "spread"]
 
 log = logging.getLogger("autoprune")
 
@@ -62,6 +62,19 @@ def front_of(records: Sequence[TrialRecord], objectives: Objectives, dense: Dens
     front = sorted(feasible[i].number for i in non_dominated(losses))
     ranks = {r.number: rank for r, rank in zip(feasible, pareto_ranks(losses))}
     return front, ranks
+
+
+def spread(front: Sequence[int], records: Sequence[TrialRecord], count: int | None, metric: str) -> list[int]:
+    """At most ``count`` front members evenly spread along the front ordered by ``metric`` (both
+    ends included); all of them when ``count`` is None or not smaller."""
+    if count is None or len(front) <= count:
+        return list(front)
+    by_number = {r.number: r for r in records}
+    ordered = sorted(front, key=lambda n: by_number[n].metrics[metric])
+    if count == 1:
+        return [max(ordered, key=lambda n: by_number[n].metrics["val_accuracy"])]
+    picks = {ordered[round(i * (len(ordered) - 1) / (count - 1))] for i in range(count)}
+    return sorted(picks)
 
 
 def finalize_member(

@@ -257,6 +257,8 @@ def _open(backend: OptunaBackend, tracker: Any, loaded: LoadedPipeline, space: S
             _check_resumable(backend, _signature(loaded, space, dense))
             if created and warm_start:
                 _enqueue(backend, space, warm_start)
+            if created and loaded.config.search.seed_uniform:
+                backend.enqueue(space.uniform_seeds(loaded.config.search.seed_uniform))
             tracker.use_experiment(loaded.config.experiment)
             return _open_parent(tracker, backend, loaded, space, dense)
         except BaseException:

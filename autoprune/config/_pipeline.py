@@ -66,6 +66,9 @@ class SearchConfig(Strict):
     population_size: int | None = Field(None, ge=2, description="NSGA-II population; default trials // 4, 4..50")
     max_failed_trials: int | None = Field(None, ge=1, description="end the search after this many failures")
     heartbeat_s: int = Field(10, ge=1, description="RDB heartbeat; a silent trial is failed after 3 beats")
+    seed_uniform: int = Field(
+        0, ge=0, description="a new study first tries this many uniform plans spread up to the highest ratios (the rest sampled)"
+    )
 
     @field_validator("storage")
     @classmethod
@@ -128,6 +131,9 @@ class FinalizeConfig(Strict):
 
     epochs: int | None = Field(10, ge=0, description="null: keep each trial's own fine-tune")
     onnx: bool = Field(True, description="export front models to ONNX")
+    max_members: int | None = Field(
+        None, ge=1, description="finalize at most this many front members, spread along the front (null: all)"
+    )
 
 
 class ChampionConfig(Strict):

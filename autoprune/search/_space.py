@@ -197,6 +197,26 @@ class SearchSpace:
         values.update({name: getattr(candidate.finetune, name) for name in FINETUNE_PARAMS})
         return {name: value for name, value in values.items() if name in self._distributions}
 
+    def uniform_seeds(self, count: int) -> list[dict[str, float]]:
+        """``count`` partial parameter sets, each pruning every searched group at the same point of its
+        range (``i / count`` of the way from low to high, the last at the highest ratios); the other
+        parameters are left to the sampler."""
+        keys = ["ratio"] if self.config.pruning.uniform else [RATIO_PREFIX + name for name in self.searched]
+        seeds = []
+        for index in range(1, count + 1):
+            seed = {}
+            for key in keys:
+                distribution = self._distributions.get(key)
+                if not isinstance(distribution, FloatDistribution):
+                    continue  # a fixed ratio is not searched
+                value = distribution.low + (distribution.high - distribution.low) * index / count
+                if distribution.step:
+                    value = distribution.low + round((value - distribution.low) / distribution.step) * distribution.step
+                seed[key] = round(min(max(value, distribution.low), distribution.high), 10)
+            if seed and seed not in seeds:
+                seeds.append(seed)
+        return seeds
+
     def parse_params(self, logged: Mapping[str, Any]) -> dict[str, Any] | None:
         """This space's searched parameters from known values or their logged text (MLflow keeps
         params as strings), or ``None`` when one is missing or no longer fits its distribution."""

@@ -111,3 +111,26 @@ def test_objectives_losses_are_normalised() -> None:
     assert objectives.values(metrics) == [0.9, 500.0, 0.8]
     assert objectives.losses(metrics, dense) == pytest.approx([0.1, 0.25, 0.8])
     assert list(itertools.chain(objectives.metrics)) == ["val_accuracy", "macs", "latency_ratio"]
+
+
+def test_uniform_seeds_spread_each_group_over_its_own_range(resnet_groups) -> None:
+    space = search.SearchSpace(
+        _space(ratio={"low": 0.0, "high": 0.8, "step": 0.1}, overrides={"layer3.*": {"high": 0.5}}), resnet_groups, batch_size=64
+    )
+    seeds = space.uniform_seeds(4)
+    assert len(seeds) == 4
+    assert [s["ratio.layer1.0.conv1"] for s in seeds] == [0.2, 0.4, 0.6, 0.8]  # the last at the highest ratios
+    assert [s["ratio.layer3.1.conv1"] for s in seeds] == [0.1, 0.2, 0.4, 0.5]  # snapped to the step, within its range
+    assert all(set(s) == {k for k in space.distributions if k.startswith("ratio.")} for s in seeds)  # the rest is sampled
+
+
+def test_spread_keeps_both_ends_of_the_front() -> None:
+    from autoprune._finalize import spread
+
+    records = [search.TrialRecord(n, "complete", {}, metrics={"macs": float(m), "val_accuracy": 0.9}) for n, m in
+               enumerate([50, 10, 40, 20, 30, 60])]  # fmt: skip
+    front = [0, 1, 2, 3, 4, 5]
+    assert spread(front, records, None, "macs") == front
+    assert spread(front, records, 10, "macs") == front
+    assert spread(front, records, 2, "macs") == [1, 5]  # cheapest and costliest
+    assert spread(front, records, 3, "macs") == [1, 4, 5]  # evenly along the MACs order 10, 20, 30, 40, 50, 60

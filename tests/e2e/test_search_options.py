@@ -1,0 +1,32 @@
+"""search.seed_uniform (uniform plans tried first) and finalize.max_members (a spread subset finalized)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import optuna
+from mlflow.tracking import MlflowClient
+
+from .conftest import PIPELINE, run_cli
+
+
+def test_uniform_seeds_come_first_and_only_max_members_are_finalized(tmp_path: Path) -> None:
+    db = tmp_path / "store" / "mlflow.db"
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(textwrap.dedent(PIPELINE.format(db=db)))
+    sets = ["search.trials=5", "search.seed_uniform=2", "finalize.max_members=2", "finalize.epochs=1", "constraints.max_accuracy_drop=1.0"]
+    assert run_cli("run", str(pipeline), *[a for s in sets for a in ("--set", s)]) == 0
+
+    study = optuna.load_study(study_name="e2e-digits", storage=f"sqlite:///{tmp_path / 'store' / 'optuna.db'}")
+    first = [{k: v for k, v in t.params.items() if k.startswith("ratio.")} for t in study.trials[:2]]
+    assert first == [{"ratio.features.0": 0.4, "ratio.features.4": 0.4}, {"ratio.features.0": 0.8, "ratio.features.4": 0.8}]
+
+    client = MlflowClient(f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name("e2e-digits").experiment_id], "tags.pareto = 'true'")
+    finalized = [r for r in runs if "test_accuracy" in r.data.metrics]
+    assert len(finalized) == min(2, len(runs))
+    assert len(client.search_model_versions("name = 'e2e-digits'")) == len(finalized)
+    if len(runs) > 1:  # both ends of the front by MACs are among the finalized
+        by_macs = sorted(runs, key=lambda r: r.data.metrics["macs"])
+        assert {by_macs[0].info.run_id, by_macs[-1].info.run_id} == {r.info.run_id for r in finalized}
