@@ -355,7 +355,6 @@ class RayBackend(OptunaBackend):
         self.settings = ray
         self.results_dir = Path(results_dir).resolve()
         self.started_ray = False
-        self.last_fit: Any = None
 
     def connect(self) -> None:
         """Join the cluster (see `join_ray`) unless this process is in one already."""
@@ -427,7 +426,7 @@ class RayBackend(OptunaBackend):
             ),
         )  # fmt: skip
         try:
-            self.last_fit = tuner.fit()
+            tuner.fit()  # the outcome of every trial is in the study
         finally:
             searcher.release()
 
