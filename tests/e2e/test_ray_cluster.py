@@ -81,3 +81,56 @@ def test_ray_job_submit_runs_the_quickstart_on_the_cluster(cluster: dict[str, st
     front = [c for c in children if c.data.tags["pareto"] == "true"]
     assert front and all("test_accuracy" in c.data.metrics for c in front)
     assert client.get_model_version_by_alias("quickstart-digits", "champion").run_id in {c.info.run_id for c in front}
+
+
+def test_a_killed_ray_driver_loses_nothing_and_resume_finishes_the_budget(cluster: dict[str, str], tmp_path: Path) -> None:
+    import signal
+    import textwrap
+    import time
+
+    import optuna
+
+    from .conftest import PIPELINE
+
+    db = tmp_path / "store" / "mlflow.db"
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(textwrap.dedent(PIPELINE.format(db=db)))
+    gcs = f"127.0.0.1:{cluster['RAY_PORT']}"
+    command = [str(BIN / "autoprune"), "run", str(pipeline), "--backend", "ray", "--address", gcs, "--set", "search.trials=8",
+               "--set", "ray.max_concurrent_trials=2", "--set", "search.heartbeat_s=2", "--set", "finalize.epochs=1"]  # fmt: skip
+    env = {key: value for key, value in cluster.items() if key != "RAY_ADDRESS"}
+    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 - closed below
+    driver = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    storage = f"sqlite:///{tmp_path / 'store' / 'optuna.db'}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # kill it mid-search: some trials done, one running
+        time.sleep(0.5)
+        if driver.poll() is not None:
+            break
+        if "preparing the dense model" not in (tmp_path / "driver.log").read_text():
+            continue  # reading the storage while the driver creates its tables would break the driver's start
+        try:
+            trials = optuna.load_study(study_name="e2e-digits", storage=storage).trials
+        except Exception:  # the tables or the study are being created
+            continue
+        states = [t.state for t in trials]
+        if states.count(optuna.trial.TrialState.COMPLETE) >= 2 and optuna.trial.TrialState.RUNNING in states:
+            break
+    log.close()
+    assert driver.poll() is None, "the search ended before it could be killed:\n" + (tmp_path / "driver.log").read_text()[-3000:]
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=30)
+
+    resumed = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    study = optuna.load_study(study_name="e2e-digits", storage=storage)
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 8  # the budget exactly, no finished trial lost
+    assert optuna.trial.TrialState.FAIL in states and optuna.trial.TrialState.RUNNING not in states  # the killed ones
+    client = MlflowClient(f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name("e2e-digits").experiment_id], max_results=1000)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    numbers = [int(r.data.tags["autoprune.trial"]) for r in children]
+    assert len(numbers) == len(set(numbers))  # no trial has two child runs
+    assert all(r.info.status != "RUNNING" for r in runs)
+    assert sum(r.info.status == "FINISHED" for r in children) == 8
