@@ -12,7 +12,7 @@ pytest.importorskip("ray.tune")
 
 from ray.tune.schedulers import TrialScheduler  # noqa: E402
 
-from autoprune.search.backends._ray import _pareto_asha  # noqa: E402
+from autoprune.search.backends._ray_tune import ParetoASHA  # noqa: E402
 
 
 def _report(scheduler, name: str, epoch: int, accuracy: float, macs: float) -> str:
@@ -20,7 +20,7 @@ def _report(scheduler, name: str, epoch: int, accuracy: float, macs: float) -> s
 
 
 def test_a_small_model_that_trails_in_accuracy_goes_on_but_a_dominated_one_stops() -> None:
-    scheduler = _pareto_asha(Objectives(["accuracy", "macs"]), max_t=5, grace_period=1, reduction_factor=2)
+    scheduler = ParetoASHA(Objectives(["accuracy", "macs"]), max_t=5, grace_period=1, reduction_factor=2)
     assert _report(scheduler, "big", 1, 0.95, 1000.0) == TrialScheduler.CONTINUE  # the first at a rung always goes on
     # accuracy alone would stop it (0.60 < 0.95); it is the cheap end of the front, so it continues
     assert _report(scheduler, "small", 1, 0.60, 100.0) == TrialScheduler.CONTINUE

@@ -238,10 +238,6 @@ class OptunaBackend(SearchBackend):
         study = optuna.create_study(
             storage=self.storage, study_name=name, directions=self.objectives.directions, load_if_exists=True
         )
-        # a resumed session continues the random stream instead of replaying the first session's proposals
-        args = dict(self._sampler_args)
-        args["seed"] += len(study.get_trials(deepcopy=False))
-        study.sampler = make_sampler(args.pop("name"), **args)
         if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in self.objectives.directions]:
             raise ConfigError(
                 f"study {name!r} optimises other objectives than this pipeline's; start a new search "
@@ -252,7 +248,15 @@ class OptunaBackend(SearchBackend):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(self.objectives.metrics)
         self._study = study
+        study.sampler = self.fresh_sampler()
         return created
+
+    def fresh_sampler(self) -> optuna.samplers.BaseSampler:
+        """The pipeline's sampler, seeded past the study's trials: a resumed session continues the
+        random stream instead of replaying the first session's proposals."""
+        args = dict(self._sampler_args)
+        args["seed"] += len(self.study.get_trials(deepcopy=False))
+        return make_sampler(args.pop("name"), **args)
 
     def discard(self) -> None:
         """Delete the study if it holds no trial (undo an `open` whose setup failed)."""

@@ -7,8 +7,9 @@ the same. What Ray adds: trials run as Ray tasks (``max_concurrent_trials`` at o
 each, torch threads matched), the dense model and data reach the workers once through the object
 store, and ASHA can stop fine-tunes early on validation accuracy.
 
-Everything that talks to the study or to MLflow runs in the driver (the searcher's callbacks);
-workers only call the engine and report epochs.
+Everything that talks to the study or to MLflow runs in the driver (the searcher's callbacks, in
+`_ray_tune`, which imports Ray and so is imported only when a search starts); workers only call the
+engine and report epochs.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ import os
 import socket
 import threading
 import time
-import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +30,9 @@ from optuna.trial import TrialState
 
 from ...engine import EpochReport, FinetuneConfig
 from ...errors import ConfigError
-from .._objective import CandidateEvaluator, Objectives, TrialRecord, TrialReporter, constraint_values
+from .._objective import CandidateEvaluator, Objectives, TrialRecord, TrialReporter
 from ._base import Budget
-from ._optuna import DUPLICATE_ATTR, RESULT_ATTR, OptunaBackend, _Accounting, to_record
+from ._optuna import OptunaBackend, _Accounting
 
 if TYPE_CHECKING:
     from ...config import RaySettings
@@ -117,167 +116,6 @@ class _Heartbeat:
         self._thread.join(timeout=5)
 
 
-def _pareto_asha(objectives: Objectives, max_t: int, grace_period: int, reduction_factor: float) -> Any:
-    """ASHA that ranks a rung by Pareto dominance on all objectives instead of accuracy alone.
-
-    Successive halving on accuracy stops the heavily pruned candidates first (they trail in accuracy
-    after an epoch), though they make the cheap end of the front. Here a trial reaching a rung is
-    ranked among every trial recorded there by non-dominated sorting of (accuracy so far, costs),
-    ties broken by accuracy, and goes on if it is on the rung's front or within the best
-    ``1 / reduction_factor`` (the multi-objective ASHA of Schmucker et al., 2021, with
-    non-dominated sorting as the selection).
-    """
-    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-
-    from .._pareto import pareto_ranks
-
-    rungs, rung = [], grace_period
-    while rung < max_t:
-        rungs.append(rung)
-        rung = math.ceil(rung * reduction_factor)
-    signs = [-1.0 if direction == "maximize" else 1.0 for direction in objectives.directions]
-
-    class ParetoASHA(FIFOScheduler):
-        def __init__(self) -> None:
-            super().__init__()
-            self.recorded: dict[int, dict[str, list[float]]] = {r: {} for r in rungs}
-
-        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
-            epoch = int(result.get("epoch", 0))
-            if epoch not in self.recorded or OUTCOME_KEY in result or not all(m in result for m in objectives.metrics):
-                return TrialScheduler.CONTINUE
-            at_rung = self.recorded[epoch]
-            at_rung[trial.trial_id] = [sign * float(result[m]) for sign, m in zip(signs, objectives.metrics)]
-            ids = list(at_rung)
-            ranks = pareto_ranks([at_rung[i] for i in ids])
-            accuracy = objectives.metrics.index("val_accuracy") if "val_accuracy" in objectives.metrics else 0
-            order = sorted(range(len(ids)), key=lambda k: (ranks[k], at_rung[ids[k]][accuracy]))
-            keep = math.ceil(len(ids) / reduction_factor)
-            index = ids.index(trial.trial_id)
-            position = order.index(index)
-            on_front = ranks[index] == 1  # never stop a trial on the rung's own front
-            return TrialScheduler.CONTINUE if on_front or position < keep else TrialScheduler.STOP
-
-    return ParetoASHA()
-
-
-def _searcher_class() -> type:
-    from ray.tune.search import Searcher
-    from ray.tune.search.optuna import OptunaSearch
-
-    class StudySearcher(OptunaSearch):
-        """`OptunaSearch` on the pipeline's study, with the Optuna backend's bookkeeping.
-
-        It shares the budget with other workers, skips duplicate proposals, stores what each trial
-        measured, its constraints and its state in the study, and reports every event to MLflow.
-        """
-
-        def __init__(self, session: _RaySession, sampler: optuna.samplers.BaseSampler) -> None:
-            backend, objectives = session.backend, session.objectives
-            super().__init__(
-                space=dict(session.evaluator.space.distributions), metric=objectives.metrics,
-                mode=[direction[:3] for direction in objectives.directions], sampler=sampler,
-                study_name=backend.study_name, storage=backend.storage,
-            )  # fmt: skip
-            self.session = session
-            self.numbers: dict[str, int] = {}
-            self.last: dict[str, dict[str, Any]] = {}
-            self.epochs: dict[str, list[float]] = {}
-            self.finished = False
-
-        def __getstate__(self) -> dict[str, Any]:
-            # Tune pickles its configuration (for Tuner.restore); the session (MLflow, heartbeat) stays here
-            return {**self.__dict__, "session": None}
-
-        def save(self, checkpoint_path: str) -> None:
-            # the study is the searcher's state; Tune's checkpoint only says where it lives
-            state = {"study": self._study_name, "storage": self.session.backend.storage_url if self.session else None,
-                     "trials": self.numbers}  # fmt: skip
-            Path(checkpoint_path).write_text(json.dumps(state))
-
-        def restore(self, checkpoint_path: str) -> None:
-            self.numbers = dict(json.loads(Path(checkpoint_path).read_text()).get("trials", {}))
-
-        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-            session = self.session
-            if self.finished or session.failed_out() or session.budget_taken(None):
-                self.finished = True
-                return Searcher.FINISHED
-            while True:
-                with warnings.catch_warnings():  # our heartbeat thread beats for asked trials
-                    warnings.simplefilter("ignore", UserWarning)
-                    trial = self._ot_study.ask(fixed_distributions=self._space)
-                if session.budget_taken(trial.number):
-                    self._ot_study.tell(trial, state=TrialState.PRUNED)
-                    self.finished = True
-                    return Searcher.FINISHED
-                twin = session.twin(trial.params)
-                if twin is None:
-                    break
-                trial.set_user_attr(DUPLICATE_ATTR, twin)
-                self._ot_study.tell(trial, state=TrialState.PRUNED)
-            self._ot_trials[trial_id] = trial
-            self.numbers[trial_id] = trial.number
-            session.heartbeat.add(trial._trial_id)
-            session.reporter.trial_started(trial.number, {**session.evaluator.space.fixed, **trial.params})
-            return {**trial.params, NUMBER_KEY: trial.number}
-
-        def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-            if trial_id not in self.numbers or OUTCOME_KEY in result:
-                return
-            self.last[trial_id] = result
-            self.epochs.setdefault(trial_id, []).append(float(result["val_accuracy"]))
-            report = EpochReport(
-                int(result["epoch"]), float(result["train_loss"]), float(result["val_accuracy"]),
-                float(result["val_loss"]), float(result["epoch_seconds"]),
-            )  # fmt: skip
-            self.session.reporter.epoch_finished(self.numbers[trial_id], report)
-
-        def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-            trial = self._ot_trials.get(trial_id)
-            if trial is None or trial_id in self._completed_trials:
-                return
-            self._completed_trials.add(trial_id)
-            final = (result or {}).get(OUTCOME_KEY)
-            if not final and result and "val_accuracy" in result and int(result.get("epoch", 0)) > len(self.epochs.get(trial_id, [])):
-                self.on_trial_result(trial_id, result)  # the epoch the scheduler stopped the trial on
-            outcome = json.loads(final) if final else self._stopped_outcome(trial_id, error)
-            session = self.session
-            trial.set_user_attr(RESULT_ATTR, {k: outcome[k] for k in ("metrics", "epochs", "kept", "error")})
-            if outcome["state"] == "complete":
-                evaluator = session.evaluator
-                for key, value in constraint_values(evaluator.constraints, outcome["metrics"], evaluator.reference).items():
-                    trial.set_constraint(key, value)
-                frozen = self._ot_study.tell(trial, session.objectives.values(outcome["metrics"]))
-            else:
-                frozen = self._ot_study.tell(trial, state=TrialState.FAIL)
-            session.heartbeat.live.discard(trial._trial_id)
-            session.finished(to_record(frozen, session.evaluator.space.fixed))
-
-        def _stopped_outcome(self, trial_id: str, error: bool) -> dict[str, Any]:
-            """A trial without a final report: stopped by ASHA after an epoch, or its worker died."""
-            last = self.last.get(trial_id)
-            if error or last is None or not all(key in last for key in COST_KEYS):
-                reason = "the trial's Ray worker failed (see the Ray logs)" if error else "the trial ended without reporting"
-                return {"state": "failed", "metrics": {}, "epochs": self.epochs.get(trial_id, []), "kept": {}, "error": reason}
-            metrics = {key: float(last[key]) for key in (*COST_KEYS, "val_accuracy", "val_loss")}
-            metrics["epochs_run"] = float(len(self.epochs[trial_id]))
-            metrics["stopped_early"] = 1.0
-            return {"state": "complete", "metrics": metrics, "epochs": self.epochs[trial_id], "kept": {}, "error": None}
-
-        def release(self) -> None:
-            """Fail the study trials this searcher started that never finished (Ctrl-C, a crash)."""
-            for trial_id, trial in self._ot_trials.items():
-                if trial_id not in self._completed_trials:
-                    self._completed_trials.add(trial_id)
-                    trial.set_user_attr(RESULT_ATTR, {"error": "interrupted", "metrics": {}, "epochs": [], "kept": {}})
-                    frozen = self._ot_study.tell(trial, state=TrialState.FAIL)
-                    self.session.heartbeat.live.discard(trial._trial_id)
-                    self.session.reporter.trial_finished(to_record(frozen, self.session.evaluator.space.fixed))
-
-    return StudySearcher
-
-
 class _RaySession(_Accounting):
     """One `RayBackend.run`: the budget rules (shared with the Optuna backend), the evaluator, the
     reporter and the heartbeat the searcher uses."""
@@ -288,9 +126,6 @@ class _RaySession(_Accounting):
     ) -> None:  # fmt: skip
         super().__init__(backend, evaluator, objectives, reporter, budget)
         self.heartbeat = _Heartbeat(backend.storage, backend.heartbeat_s)
-
-    def finished(self, record: TrialRecord) -> None:
-        self.reporter.trial_finished(record)
 
 
 def _check_reachable(address: str | None) -> None:
@@ -354,23 +189,12 @@ class RayBackend(OptunaBackend):
         super().__init__(storage_url, study_name, **kwargs)
         self.settings = ray
         self.results_dir = Path(results_dir).resolve()
-        self.started_ray = False
-
-    def connect(self) -> None:
-        """Join the cluster (see `join_ray`) unless this process is in one already."""
-        self.started_ray = join_ray(self.settings.address) or self.started_ray
-
-    def shutdown(self) -> None:
-        """Leave the cluster if this backend joined it."""
-        if self.started_ray:
-            leave_ray()
-            self.started_ray = False
 
     def run(
         self, evaluator: CandidateEvaluator, objectives: Objectives, reporter: TrialReporter, budget: Budget
     ) -> list[TrialRecord]:
         """Run Tune experiments on the study until ``budget`` is spent (counted in the study)."""
-        self.connect()  # a no-op when the pipeline joined the cluster already
+        join_ray(self.settings.address)  # a no-op when the pipeline joined the cluster already
         self._fixed = evaluator.space.fixed
         self._stop_reason = None
         self.failed_out = False
@@ -398,6 +222,8 @@ class RayBackend(OptunaBackend):
         from ray import tune
         from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+        from ._ray_tune import ParetoASHA, StudySearcher
+
         settings = self.settings
         asha = settings.asha
         # max_t one past the longest fine-tune: ASHA stops trials at its rungs, never at their natural end
@@ -405,13 +231,11 @@ class RayBackend(OptunaBackend):
         if not asha.enabled:
             scheduler = FIFOScheduler()
         elif asha.rank_by == "pareto":
-            scheduler = _pareto_asha(session.objectives, max_t, asha.grace_period, asha.reduction_factor)
+            scheduler = ParetoASHA(session.objectives, max_t, asha.grace_period, asha.reduction_factor)
         else:
             scheduler = ASHAScheduler(metric="val_accuracy", mode="max", time_attr="epoch", max_t=max_t,
                                       grace_period=asha.grace_period, reduction_factor=asha.reduction_factor)  # fmt: skip
-        args = dict(self._sampler_args)
-        args["seed"] += len(self.study.get_trials(deepcopy=False))  # a new fit continues the random stream
-        searcher = _searcher_class()(session, _sampler(args))
+        searcher = StudySearcher(session, self.fresh_sampler())
         resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
         trainable = tune.with_resources(tune.with_parameters(_trainable, evaluator=session.evaluator), resources)
         tuner = tune.Tuner(
@@ -430,9 +254,3 @@ class RayBackend(OptunaBackend):
         finally:
             searcher.release()
 
-
-def _sampler(args: dict[str, Any]) -> optuna.samplers.BaseSampler:
-    from ._optuna import make_sampler
-
-    args = dict(args)
-    return make_sampler(args.pop("name"), **args)
