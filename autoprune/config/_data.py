@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from .._imports import FACTORY_PATTERN
-from ._base import Strict
+from ._base import FactoryPath, Strict
 
 __all__ = [
     "DataConfig",
@@ -78,14 +76,7 @@ class FactoryData(_DataBase):
     ``{"train": ..., "test": ...}`` of those."""
 
     source: Literal["factory"]
-    factory: str
-
-    @field_validator("factory")
-    @classmethod
-    def _import_path(cls, value: str) -> str:
-        if not re.match(FACTORY_PATTERN, value):
-            raise ValueError(f"must look like 'package.module:function', but got {value!r}")
-        return value
+    factory: FactoryPath
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from .._imports import FACTORY_PATTERN
-from ._base import Strict
+from ._base import FactoryPath, Strict
 
 __all__ = [
     "DenseTraining",
@@ -86,14 +84,7 @@ class FactoryModel(_ModelBase):
     ``num_classes`` when its signature accepts them, plus ``kwargs``."""
 
     arch: Literal["factory"]
-    factory: str
-
-    @field_validator("factory")
-    @classmethod
-    def _import_path(cls, value: str) -> str:
-        if not re.match(FACTORY_PATTERN, value):
-            raise ValueError(f"must look like 'package.module:function', but got {value!r}")
-        return value
+    factory: FactoryPath
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
