@@ -101,6 +101,7 @@ class PipelineResult:
     model_url: str | None
     parent_run_id: str
     dense: Any
+    splits: data.Splits
     records: list[TrialRecord]
     front: list[dict[str, Any]]
     aliases: dict[str, int] = field(default_factory=dict)
@@ -237,9 +238,10 @@ def _check_resumable(backend: OptunaBackend, signature: Mapping[str, Any]) -> No
 def _enqueue(backend: OptunaBackend, space: SearchSpace, members: Sequence[Mapping[str, Any]]) -> None:
     """Queue earlier front members (``study``, ``trial``, logged ``params``) that fit ``space``:
     their exact values from their study when it is in this storage, else their logged text."""
+    studies = {name: backend.study_params(name) for name in {m["study"] for m in members if m.get("study")}}
     queued = []
     for member in members:
-        exact = backend.trial_params(member["study"], member["trial"]) if member.get("study") else None
+        exact = studies.get(member.get("study"), {}).get(member["trial"])
         params = space.parse_params(exact or member["params"])
         if params is not None:
             queued.append(params)
@@ -283,7 +285,7 @@ def _conclude_if_last(state: SearchState, backend: OptunaBackend, tracker: Any, 
         return records, conclusion
 
 
-def _result(config: PipelineConfig, backend: OptunaBackend, tracker: Any, parent: str, dense: DenseModel,
+def _result(config: PipelineConfig, backend: OptunaBackend, tracker: Any, parent: str, dense: DenseModel, splits: data.Splits,
             records: list[TrialRecord], conclusion: Conclusion | None, seconds: dict[str, float]) -> PipelineResult:  # fmt: skip
     return PipelineResult(
         config=config,
@@ -295,6 +297,7 @@ def _result(config: PipelineConfig, backend: OptunaBackend, tracker: Any, parent
         model_url=tracker.model_url(config.registered_model) if config.tracking.register_models else None,
         parent_run_id=parent,
         dense=dense.reference,
+        splits=splits,
         records=records,
         front=conclusion.rows if conclusion else [],
         aliases=conclusion.aliases if conclusion else {},
@@ -375,4 +378,4 @@ def _run_checked(loaded: LoadedPipeline, checked: _Checked, backend: OptunaBacke
         reporter.close()
         if status:
             tracker.finish(parent, status)
-    return _result(config, backend, tracker, parent, dense, records, conclusion, seconds)
+    return _result(config, backend, tracker, parent, dense, checked.splits, records, conclusion, seconds)

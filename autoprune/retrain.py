@@ -24,7 +24,7 @@ from ._dense import build_dense
 from .config import LoadedPipeline
 from .errors import AutoPruneError
 from .pipeline import Observer, PipelineResult, QuietObserver, run, storage_url
-from .search.backends._lock import storage_lock
+from .search.backends import storage_lock
 
 __all__ = ["RetrainReport", "retrain"]
 
@@ -66,15 +66,14 @@ class RetrainReport:
         return "\n".join(lines) + "\n"
 
 
-def _champion_accuracy(loaded: LoadedPipeline, tracker: Any, run_id: str) -> float:
+def _champion_accuracy(loaded: LoadedPipeline, tracker: Any, run_id: str, splits: data.Splits) -> float:
     """Test accuracy of the champion's model (rebuilt from its plan and weights) on today's test split."""
-    from .tracking import download_pruned
+    from .tracking import export_run
 
     config = loaded.config
-    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
     with tempfile.TemporaryDirectory(prefix="autoprune-champion-") as workdir:
-        directory = download_pruned(tracker, run_id, Path(workdir))
-        model = engine.load_pruned(directory, lambda: build_dense(config, splits, base_dir=loaded.base_dir))
+        export_run(tracker, run_id, "state-dict", Path(workdir))
+        model = engine.load_pruned(workdir, lambda: build_dense(config, splits, base_dir=loaded.base_dir))
     return float(engine.evaluate(model, splits.test).accuracy)
 
 
@@ -116,7 +115,7 @@ def retrain(loaded: LoadedPipeline, *, observer: Observer | None = None) -> tupl
         champion_accuracy = None
         if champion is not None and result.candidate is not None:
             try:
-                champion_accuracy = _champion_accuracy(loaded, tracker, champion[1])
+                champion_accuracy = _champion_accuracy(loaded, tracker, champion[1], result.splits)
             except AutoPruneError as exc:
                 log.warning("the champion (version %d) could not be evaluated: %s", champion[0], exc)
         decision, reason = _decide(result, champion, champion_accuracy, config.champion.retrain_margin)

@@ -156,7 +156,7 @@ def main() -> None:
     loaded, result, budget = run_autoprune(args.pipeline, store, overrides)
     seconds = {"autoprune": time.perf_counter() - clock}
     config = loaded.config
-    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
+    splits = result.splits
     latency = pipeline.measure_config(config).latency
     dense = prepare_dense(config, splits, build_dense(config, splits, base_dir=loaded.base_dir), base_dir=loaded.base_dir,
                           cache_dir=store / "cache", latency=latency)  # fmt: skip

@@ -7,7 +7,7 @@ from ._client import KIND_TAG, PARENT_TAG, STATE_TAG, TRIAL_TAG, Tracker, sqlite
 from ._front import MEMBER_METRICS, finalized_members, log_member, mark_front, register_members
 from ._query import EXPORT_FORMATS, FrontView, export_run, latest_front
 from ._reporter import MlflowReporter, run_name
-from ._retrain import champion_version, download_pruned, last_front_params, log_retrain_report, set_champion
+from ._retrain import champion_version, last_front_params, log_retrain_report, set_champion
 from ._server import MlflowServer
 from ._summary import PARENT_DESCRIPTION, log_search_inputs, log_summary
 
@@ -33,7 +33,6 @@ __all__ = [
     "MlflowReporter",
     "run_name",
     "champion_version",
-    "download_pruned",
     "last_front_params",
     "log_retrain_report",
     "set_champion",

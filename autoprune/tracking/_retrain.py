@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ._client import KIND_TAG, PARENT_TAG, TRIAL_TAG, Tracker
-from ._query import export_run
 
-__all__ = ["last_front_params", "champion_version", "download_pruned", "set_champion", "log_retrain_report"]
+__all__ = ["last_front_params", "champion_version", "set_champion", "log_retrain_report"]
 
 REPORT_TAG = "autoprune.retrain.decision"
 
@@ -42,12 +40,6 @@ def champion_version(tracker: Tracker, model: str) -> tuple[int, str] | None:
         return None
     version = tracker.client.get_model_version(model, str(aliases["champion"]))
     return int(version.version), str(version.run_id)
-
-
-def download_pruned(tracker: Tracker, run_id: str, out: Path) -> Path:
-    """The plan and state dict of a front member's run, copied into ``out``."""
-    export_run(tracker, run_id, "state-dict", out)
-    return out
 
 
 def set_champion(tracker: Tracker, model: str, version: int) -> None:

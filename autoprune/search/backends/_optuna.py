@@ -308,13 +308,14 @@ class OptunaBackend(SearchBackend):
         for values in params:
             self.study.enqueue_trial(dict(values), skip_if_exists=True)
 
-    def trial_params(self, study_name: str, number: int) -> dict[str, Any] | None:
-        """The exact parameters of trial ``number`` of another study in this storage, if it exists."""
+    def study_params(self, study_name: str) -> dict[int, dict[str, Any]]:
+        """The exact parameters of every trial of another study in this storage, by trial number
+        (empty when there is no such study)."""
         try:
-            trials = optuna.load_study(study_name=study_name, storage=self.storage).get_trials(deepcopy=False)
+            study = optuna.load_study(study_name=study_name, storage=self.storage)
         except KeyError:  # no such study
-            return None
-        return dict(trials[number].params) if 0 <= number < len(trials) and trials[number].number == number else None
+            return {}
+        return {trial.number: dict(trial.params) for trial in study.get_trials(deepcopy=False)}
 
     def records(self) -> list[TrialRecord]:
         return [to_record(t, self._fixed) for t in self.study.get_trials(deepcopy=False)]
