@@ -12,8 +12,8 @@ import logging
 import re
 import time
 import warnings
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -151,6 +151,9 @@ class _Accounting:
             self.backend.failed_out = True
             return True
         return False
+
+
+_S = TypeVar("_S", bound=_Accounting)
 
 
 class _Session(_Accounting):
@@ -343,30 +346,45 @@ class OptunaBackend(SearchBackend):
         Proposals identical to a finished trial are skipped (kept as PRUNED, "duplicate of tN") rather
         than trained again; after ``budget.trials`` such skips they are evaluated anyway.
         """
-        self._fixed = evaluator.space.fixed
-        self._stop_reason = None
-        self.failed_out = False
-        session = _Session(self, evaluator, objectives, reporter, budget)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        started = time.monotonic()
-        while self._count(TrialState.COMPLETE) < budget.trials and self._stop_reason is None:
-            timeout = None if budget.timeout_s is None else budget.timeout_s - (time.monotonic() - started)
-            if timeout is not None and timeout <= 0:
-                self._stop_reason = f"the time budget of {budget.timeout_s:g} s ran out"
-                break
+        session = self._begin(_Session, evaluator, objectives, reporter, budget)
+
+        def optimize(timeout: float | None) -> None:
             self.study.optimize(
                 session.objective, timeout=timeout, callbacks=[session.after_trial], catch=(TrialFailed,),
                 gc_after_trial=False,
             )  # fmt: skip
-            if self._count(TrialState.COMPLETE) >= budget.trials or self._stop_reason is not None:
+
+        self._spend(session, optimize)
+        return self.records()
+
+    def _begin(self, kind: type[_S], evaluator: CandidateEvaluator, objectives: Objectives,
+               reporter: TrialReporter, budget: Budget) -> _S:  # fmt: skip
+        """Reset the per-run state and start a session of ``kind``."""
+        self._fixed = evaluator.space.fixed
+        self._stop_reason = None
+        self.failed_out = False
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return kind(self, evaluator, objectives, reporter, budget)
+
+    def _spend(self, session: _Accounting, run_round: Callable[[float | None], None]) -> None:
+        """Call ``run_round(seconds left)`` until the budget is spent, the time is up or too many
+        trials failed. A round that ends short of the budget found it taken: by live workers (they
+        finish it) or by trials of a killed one (failed once their heartbeat is stale), so wait for
+        them before the next round."""
+        budget, started = session.budget, time.monotonic()
+        while self._count(TrialState.COMPLETE) < budget.trials and not session.failed_out():
+            remaining = None if budget.timeout_s is None else budget.timeout_s - (time.monotonic() - started)
+            if remaining is not None and remaining <= 0:
+                self._stop_reason = f"the time budget of {budget.timeout_s:g} s ran out"
+                break
+            run_round(remaining)
+            if self._count(TrialState.COMPLETE) >= budget.trials or session.failed_out():
                 break
             if budget.timeout_s is not None and time.monotonic() - started >= budget.timeout_s:
                 self._stop_reason = f"the time budget of {budget.timeout_s:g} s ran out"
                 break
-            # the budget looked taken: by live workers (they finish it), or by trials of a killed one
             if not self.settle(4 * self.heartbeat_s):
                 break
-        return self.records()
 
     def best_trial_numbers(self) -> set[int]:
         """Optuna's own front (constraints considered), for cross-checking ours."""

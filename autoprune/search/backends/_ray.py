@@ -20,13 +20,11 @@ import math
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution, IntDistribution
-from optuna.trial import TrialState
 
 from ...engine import EpochReport, FinetuneConfig
 from ...errors import ConfigError
@@ -195,25 +193,9 @@ class RayBackend(OptunaBackend):
     ) -> list[TrialRecord]:
         """Run Tune experiments on the study until ``budget`` is spent (counted in the study)."""
         join_ray(self.settings.address)  # a no-op when the pipeline joined the cluster already
-        self._fixed = evaluator.space.fixed
-        self._stop_reason = None
-        self.failed_out = False
-        session = _RaySession(self, evaluator, objectives, reporter, budget)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        started = time.monotonic()
+        session = self._begin(_RaySession, evaluator, objectives, reporter, budget)
         try:
-            while self._count(TrialState.COMPLETE) < budget.trials and not session.failed_out():
-                remaining = None if budget.timeout_s is None else budget.timeout_s - (time.monotonic() - started)
-                if remaining is not None and remaining <= 0:
-                    self._stop_reason = f"the time budget of {budget.timeout_s:g} s ran out"
-                    break
-                before = len(self.study.get_trials(deepcopy=False))
-                self._fit(session, remaining)
-                if self._count(TrialState.COMPLETE) >= budget.trials or session.failed_out():
-                    break
-                # nothing new was tried: the budget is held by other workers' running trials
-                if len(self.study.get_trials(deepcopy=False)) == before and not self.settle(4 * self.heartbeat_s):
-                    break
+            self._spend(session, lambda timeout: self._fit(session, timeout))
         finally:
             session.heartbeat.close()
         return self.records()
