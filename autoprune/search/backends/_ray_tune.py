@@ -111,20 +111,26 @@ class StudySearcher(OptunaSearch):
             with warnings.catch_warnings():  # our heartbeat thread beats for asked trials
                 warnings.simplefilter("ignore", UserWarning)
                 trial = self._ot_study.ask(fixed_distributions=self._space)
+            # beat at once: a driver killed before a trial's first beat leaves it RUNNING for good
+            session.heartbeat.add(trial._trial_id)
             if session.budget_taken(trial.number):
-                self._ot_study.tell(trial, state=TrialState.PRUNED)
+                self._skip(trial)
                 self.finished = True
                 return Searcher.FINISHED
             twin = session.twin(trial.params)
             if twin is None:
                 break
             trial.set_user_attr(DUPLICATE_ATTR, twin)
-            self._ot_study.tell(trial, state=TrialState.PRUNED)
+            self._skip(trial)
         self._ot_trials[trial_id] = trial
         self.numbers[trial_id] = trial.number
-        session.heartbeat.add(trial._trial_id)
         session.reporter.trial_started(trial.number, {**session.evaluator.space.fixed, **trial.params})
         return {**trial.params, NUMBER_KEY: trial.number}
+
+    def _skip(self, trial: Trial) -> None:
+        """End an asked trial that will not run (budget taken, or a duplicate) as PRUNED."""
+        self._ot_study.tell(trial, state=TrialState.PRUNED)
+        self.session.heartbeat.live.discard(trial._trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id not in self.numbers or OUTCOME_KEY in result:
