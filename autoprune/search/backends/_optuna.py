@@ -8,6 +8,7 @@ number maps to exactly one MLflow child run.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import re
 import time
@@ -79,6 +80,11 @@ def open_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:
             reason = str(exc).splitlines()[0] if str(exc) else ""
             raise ConfigError(f"cannot open the Optuna storage {url!r}: {type(exc).__name__}: {reason}", key="search.storage") from exc
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _as_datetime(value: Any) -> datetime.datetime:
+    """A datetime column as read back (sqlite returns text)."""
+    return value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(str(value))
 
 
 def _suggest(trial: Trial, name: str, distribution: BaseDistribution) -> Any:
@@ -291,10 +297,34 @@ class OptunaBackend(SearchBackend):
         return f"{base}#{numbered[-1][0] + 1}"
 
     def fail_stale_trials(self) -> None:
-        """Mark trials whose process stopped beating as failed (Optuna does it when a trial starts)."""
+        """Mark trials whose process stopped beating as failed (Optuna does it when a trial starts),
+        and trials whose process died before their first beat (Optuna skips those: they would stay
+        RUNNING for good)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)
+        for trial_id in self._never_beaten(grace_s=3 * self.heartbeat_s):
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # it just finished
+                self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+    def _never_beaten(self, grace_s: float) -> list[int]:
+        """RUNNING trials of the study with no heartbeat row that started over ``grace_s`` ago.
+
+        A trial is created (RUNNING) before its process records the first heartbeat, after the
+        sampler's work; a process killed in between leaves such a trial. Optuna's public API cannot
+        see heartbeats, so this reads its schema's two tables.
+        """
+        from sqlalchemy import text
+
+        query = text(
+            "SELECT t.trial_id, t.datetime_start FROM trials t WHERE t.study_id = :study AND t.state = 'RUNNING' "
+            "AND NOT EXISTS (SELECT 1 FROM trial_heartbeats h WHERE h.trial_id = t.trial_id)"
+        )
+        study_id = self.storage.get_study_id_from_name(self.study.study_name)
+        with self.storage.engine.connect() as connection:
+            rows = connection.execute(query, {"study": study_id}).all()
+        now = datetime.datetime.now()  # Optuna stores datetime_start as naive local time
+        return [trial_id for trial_id, start in rows if start is not None and (now - _as_datetime(start)).total_seconds() > grace_s]
 
     @property
     def attrs(self) -> Mapping[str, Any]:
