@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import engine
-from ._finalize import choose_aliases, finalize_member, front_of, spread
+from ._finalize import choose_aliases, choose_members, finalize_member, front_of
 from .config import PipelineConfig
 from .data import Splits
 from .errors import AutoPruneError
@@ -67,10 +67,11 @@ def _finalize_members(
 
     done = finalized_members(tracker, parent)
     by_number = {r.number: r for r in records}
-    cost = next((m for m in state.objectives.metrics if m != "val_accuracy"), "val_accuracy")
-    chosen = spread(front, records, state.config.finalize.max_members, cost)
+    losses = {n: state.objectives.losses(by_number[n].metrics, state.reference) for n in front}
+    chosen = choose_members(front, losses, state.config.finalize.max_members)
     if len(chosen) < len(front):
-        log.info("finalizing %d of %d front members, spread along %s (finalize.max_members)", len(chosen), len(front), cost)
+        log.info("finalizing the %d of %d front members adding the most hypervolume (finalize.max_members)",
+                 len(chosen), len(front))  # fmt: skip
     rows = []
     for index, number in enumerate(chosen, 1):
         if number in done:

@@ -15,11 +15,12 @@ from torch import nn
 from . import engine, models
 from .config import PipelineConfig
 from .data import Splits
-from .search import DenseReference, Objectives, SearchSpace, TrialRecord, non_dominated, pareto_ranks
+from .search import DenseReference, Objectives, SearchSpace, TrialRecord, hypervolume, non_dominated, pareto_ranks
 
-__all__ = ["FrontMember", "front_of", "finalize_member", "choose_aliases", "spread"]
+__all__ = ["FrontMember", "front_of", "finalize_member", "choose_aliases", "choose_members"]
 
 log = logging.getLogger("autoprune")
+
 
 @dataclass
 class FrontMember:
@@ -64,16 +65,19 @@ def front_of(records: Sequence[TrialRecord], objectives: Objectives, dense: Dens
     return front, ranks
 
 
-def spread(front: Sequence[int], records: Sequence[TrialRecord], count: int | None, metric: str) -> list[int]:
-    """At most ``count`` front members evenly spread along the front ordered by ``metric`` (both
-    ends included); all of them when ``count`` is None or not smaller."""
+def choose_members(front: Sequence[int], losses: Mapping[int, Sequence[float]], count: int | None) -> list[int]:
+    """At most ``count`` front members, picked greedily by hypervolume: each pick is the member that
+    adds the most volume to the picks so far (``losses``: normalised, reference (1, ..., 1)), so the
+    picks cover the front where it matters rather than bunching where trials happened to cluster.
+    All of them when ``count`` is None or not smaller."""
     if count is None or len(front) <= count:
         return list(front)
-    by_number = {r.number: r for r in records}
-    ordered = sorted(front, key=lambda n: by_number[n].metrics[metric])
-    if count == 1:
-        return [max(ordered, key=lambda n: by_number[n].metrics["val_accuracy"])]
-    picks = {ordered[round(i * (len(ordered) - 1) / (count - 1))] for i in range(count)}
+    reference = [1.0] * len(next(iter(losses.values())))
+    picks: list[int] = []
+    for _ in range(count):
+        rest = [n for n in front if n not in picks]
+        volumes = {n: hypervolume([losses[p] for p in (*picks, n)], reference) for n in rest}
+        picks.append(max(rest, key=lambda n: (volumes[n], -n)))  # ties: the earlier trial
     return sorted(picks)
 
 

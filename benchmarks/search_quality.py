@@ -11,7 +11,10 @@ global magnitude pruning, on the same budget of fine-tune epochs, judged on the 
    ``MagnitudePruner`` with ``global_pruning=True`` (L1 group importance ranked across layers).
    Both fine-tune with one fixed recipe (SGD, lr 0.02, cosine, weight decay 5e-4).
 4. Each method's front (non-dominated on test accuracy and MACs) gets a hypervolume in normalised
-   (1 - test accuracy, MACs / dense MACs) space, reference point (1, 1).
+   (1 - test accuracy, MACs / dense MACs) space, at two reference points: (1, 1), which counts every
+   model better than zero accuracy (so most of the volume is the accuracy any model keeps, and no
+   front scores above about the dense accuracy), and (1 - dense test accuracy + 0.05, 1), which
+   counts only models within 5 points of dense, the region a user deploying a pruned model cares about.
 5. Also: the best accuracy at >= 4x fewer MACs than dense, the smallest autoprune model at
    >= 92.5% test accuracy (the Fashion-MNIST table's "2 Conv <100K parameters: 92.5%"), the accuracy
    kept at 10x fewer params, and the training throughput of front models vs dense (pruned models
@@ -46,6 +49,7 @@ from autoprune.search import hypervolume, non_dominated
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = {"lr": 0.02, "weight_decay": 5e-4, "optimizer": "sgd"}
+NEAR_DENSE = 0.05  # the second reference point counts only models within this of dense test accuracy
 
 
 def run_autoprune(path: Path, store: Path, overrides: list[str]) -> tuple[Any, Any, float]:
@@ -95,10 +99,12 @@ def tp_global(dense: torch.nn.Module, splits: data.Splits, ratio: float, epochs:
     return _measure(dense, model.eval(), splits, latency)
 
 
-def front_hypervolume(rows: list[dict[str, float]], dense_macs: float) -> tuple[float, list[dict[str, float]]]:
+def front_hypervolume(
+    rows: list[dict[str, float]], dense_macs: float, reference: tuple[float, float] = (1.0, 1.0)
+) -> tuple[float, list[dict[str, float]]]:
     points = [(1 - r["test_accuracy"], r["macs"] / dense_macs) for r in rows]
     front = [rows[i] for i in non_dominated(points)]
-    return hypervolume(points, (1.0, 1.0)), sorted(front, key=lambda r: r["macs"])
+    return hypervolume(points, reference), sorted(front, key=lambda r: r["macs"])
 
 
 def throughput(dense: torch.nn.Module, loaded: Any, result: Any, splits: data.Splits) -> list[float]:
@@ -179,18 +185,26 @@ def main() -> None:
           f"{reference.macs:,} MACs")  # fmt: skip
     print(f"fine-tune budget: autoprune {budget:.1f} full-split epochs ({len(result.records)} trials + finalize of "
           f"{len(ours)}); each baseline {epochs * len(ratios)} ({len(ratios)} ratios x {epochs})")  # fmt: skip
-    hv = {}
-    print("\n| method | hypervolume | best test acc at <= 25% MACs | front (test acc @ MACs share, params, latency ratio) | seconds |")
-    print("|---|---:|---:|---|---:|")
+    near = (1 - reference.test_accuracy + NEAR_DENSE, 1.0)
+    hv, hv_near = {}, {}
+    print("\n| method | hypervolume, ref (1, 1) | ref within 5 points | best test acc at <= 25% MACs "
+          "| front (test acc @ MACs share, params, latency ratio) | seconds |")  # fmt: skip
+    print("|---|---:|---:|---:|---|---:|")
     for name, rows in methods.items():
         hv[name], front = front_hypervolume(rows, reference.macs)
+        hv_near[name], _ = front_hypervolume(rows, reference.macs, near)
         small = [r["test_accuracy"] for r in rows if r["macs"] <= reference.macs / 4]
         points = "; ".join(f"{r['test_accuracy']:.4f} @ {r['macs'] / reference.macs:.0%}, {int(r['params']):,}, "
                            f"{r['latency_ratio']:.2f}" for r in front)  # fmt: skip
         best_small = f"{max(small):.4f}" if small else "-"
-        print(f"| {name} | {hv[name]:.4f} | {best_small} | {points} | {seconds[name]:.0f} |")
-    better = max(hv["uniform L1"], hv["Torch-Pruning global"])
-    print(f"\nautoprune / better baseline hypervolume: {hv['autoprune'] / better:.3f} (goal >= 1.10)" if better else "")
+        print(f"| {name} | {hv[name]:.4f} | {hv_near[name]:.4f} | {best_small} | {points} | {seconds[name]:.0f} |")
+    for label, volumes in (("ref (1, 1)", hv), (f"ref ({near[0]:.4f}, 1): models within {NEAR_DENSE:.0%} of dense", hv_near)):
+        better = max(volumes["uniform L1"], volumes["Torch-Pruning global"])
+        if better:
+            print(f"autoprune / better baseline hypervolume, {label}: {volumes['autoprune'] / better:.3f} (goal >= 1.10)")
+    best_possible = max(r["test_accuracy"] for rows in methods.values() for r in rows)
+    print(f"  (with ref (1, 1) no front can exceed about the best test accuracy seen, {best_possible:.4f}: "
+          f"{best_possible / max(hv['uniform L1'], hv['Torch-Pruning global']):.3f}x the better baseline at most)")
     four_x = [r for r in ours if r["macs"] <= reference.macs / 4]
     if four_x:
         best = max(four_x, key=lambda r: r["test_accuracy"])

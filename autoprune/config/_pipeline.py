@@ -132,7 +132,7 @@ class FinalizeConfig(Strict):
     epochs: int | None = Field(10, ge=0, description="null: keep each trial's own fine-tune")
     onnx: bool = Field(True, description="export front models to ONNX")
     max_members: int | None = Field(
-        None, ge=1, description="finalize at most this many front members, spread along the front (null: all)"
+        None, ge=1, description="finalize at most this many front members, those adding the most hypervolume (null: all)"
     )
 
 

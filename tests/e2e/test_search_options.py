@@ -1,4 +1,5 @@
-"""search.seed_uniform (uniform plans tried first) and finalize.max_members (a spread subset finalized)."""
+"""search.seed_uniform (uniform plans tried first) and finalize.max_members (only the members adding the
+most hypervolume are finalized)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import optuna
 from mlflow.tracking import MlflowClient
+
+from autoprune.search import hypervolume
 
 from .conftest import PIPELINE, run_cli
 
@@ -27,6 +30,10 @@ def test_uniform_seeds_come_first_and_only_max_members_are_finalized(tmp_path: P
     finalized = [r for r in runs if "test_accuracy" in r.data.metrics]
     assert len(finalized) == min(2, len(runs))
     assert len(client.search_model_versions("name = 'e2e-digits'")) == len(finalized)
-    if len(runs) > 1:  # both ends of the front by MACs are among the finalized
-        by_macs = sorted(runs, key=lambda r: r.data.metrics["macs"])
-        assert {by_macs[0].info.run_id, by_macs[-1].info.run_id} == {r.info.run_id for r in finalized}
+    if len(runs) > 2:  # greedily by hypervolume: the member dominating the most, then the one adding the most to it
+        dense = client.get_run(runs[0].data.tags["mlflow.parentRunId"]).data.metrics
+        losses = {r.info.run_id: (1 - r.data.metrics["val_accuracy"], r.data.metrics["macs"] / dense["dense_macs"],
+                                  r.data.metrics["latency_ratio"]) for r in runs}  # fmt: skip
+        first = max(losses, key=lambda i: hypervolume([losses[i]], [1, 1, 1]))
+        second = max(set(losses) - {first}, key=lambda i: hypervolume([losses[first], losses[i]], [1, 1, 1]))
+        assert {first, second} == {r.info.run_id for r in finalized}

@@ -124,13 +124,15 @@ def test_uniform_seeds_spread_each_group_over_its_own_range(resnet_groups) -> No
     assert all(set(s) == {k for k in space.distributions if k.startswith("ratio.")} for s in seeds)  # the rest is sampled
 
 
-def test_spread_keeps_both_ends_of_the_front() -> None:
-    from autoprune._finalize import spread
+def test_finalized_members_are_those_adding_the_most_hypervolume() -> None:
+    from autoprune._finalize import choose_members
 
-    records = [search.TrialRecord(n, "complete", {}, metrics={"macs": float(m), "val_accuracy": 0.9}) for n, m in
-               enumerate([50, 10, 40, 20, 30, 60])]  # fmt: skip
-    front = [0, 1, 2, 3, 4, 5]
-    assert spread(front, records, None, "macs") == front
-    assert spread(front, records, 10, "macs") == front
-    assert spread(front, records, 2, "macs") == [1, 5]  # cheapest and costliest
-    assert spread(front, records, 3, "macs") == [1, 4, 5]  # evenly along the MACs order 10, 20, 30, 40, 50, 60
+    # (1 - accuracy, MACs share): a knee at trial 2, a cheap end at 0, a bunch of near-copies at 3-5
+    losses = {0: (0.40, 0.05), 1: (0.05, 0.90), 2: (0.10, 0.20), 3: (0.08, 0.50), 4: (0.079, 0.51), 5: (0.078, 0.52)}
+    front = sorted(losses)
+    assert choose_members(front, losses, None) == front
+    assert choose_members(front, losses, 6) == front
+    assert choose_members(front, losses, 1) == [2]  # the largest volume alone: 0.9 x 0.8
+    assert choose_members(front, losses, 2) == [0, 2]  # the cheap end adds 0.15 x 0.6; a near-copy less
+    assert len(choose_members(front, losses, 3)) == 3
+    assert not {3, 4, 5} <= set(choose_members(front, losses, 4))  # never all of the bunch
