@@ -20,10 +20,14 @@ global magnitude pruning, on the same budget of fine-tune epochs, judged on the 
    kept at 10x fewer params, and the training throughput of front models vs dense (pruned models
    train faster: the seed claim).
 
-Usage::
+Usage (the settings BENCHMARKS.md uses: uniform seeds, no proxy constraint, 6 members finalized)::
 
-    python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_lenet5.yaml --quick
-    python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_cnn.yaml
+    S="--set search.seed_uniform=4 --set finalize.max_members=6 --set finalize.epochs=10 --set constraints.max_accuracy_drop=1.0"
+    python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_lenet5.yaml $S                 # ~11 min
+    python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=20 $S  # ~52 min
+    python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_lenet5.yaml --quick           # ~3 min
+
+The MLflow store of autoprune's run is kept (its path is printed last) for a look at the front.
 """
 
 from __future__ import annotations
@@ -198,7 +202,7 @@ def main() -> None:
                            f"{r['latency_ratio']:.2f}" for r in front)  # fmt: skip
         best_small = f"{max(small):.4f}" if small else "-"
         print(f"| {name} | {hv[name]:.4f} | {hv_near[name]:.4f} | {best_small} | {points} | {seconds[name]:.0f} |")
-    for label, volumes in (("ref (1, 1)", hv), (f"ref ({near[0]:.4f}, 1): models within {NEAR_DENSE:.0%} of dense", hv_near)):
+    for label, volumes in (("ref (1, 1)", hv), (f"ref ({near[0]:.4f}, 1), models within {100 * NEAR_DENSE:.0f} points of dense", hv_near)):
         better = max(volumes["uniform L1"], volumes["Torch-Pruning global"])
         if better:
             print(f"autoprune / better baseline hypervolume, {label}: {volumes['autoprune'] / better:.3f} (goal >= 1.10)")
@@ -222,6 +226,7 @@ def main() -> None:
     path = args.plot or ROOT / "docs" / "images" / f"quality_{config.name}{'_quick' if args.quick else ''}.png"
     plot(methods, reference, path, f"{config.name}: test accuracy vs MACs, same fine-tune budget")
     print(f"plot: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    print(f"autoprune's MLflow store (front runs, models): sqlite:///{store / 'mlflow.db'}")
 
 
 if __name__ == "__main__":
