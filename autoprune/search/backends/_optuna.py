@@ -8,7 +8,6 @@ number maps to exactly one MLflow child run.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import logging
 import re
 import time
@@ -20,13 +19,13 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from ..._sqlite import sqlite_path, tune_sqlite
 from ...errors import ConfigError, TrialFailed
 from .._objective import CandidateEvaluator, Objectives, TrialRecord, TrialReporter
 from ._base import Budget, SearchBackend
 from ._lock import storage_lock
+from ._storage import never_beaten, open_storage
 
-__all__ = ["OptunaBackend", "make_sampler", "open_storage"]
+__all__ = ["OptunaBackend", "make_sampler"]
 
 log = logging.getLogger("autoprune")
 
@@ -53,38 +52,6 @@ def make_sampler(name: str, *, seed: int, trials: int, population_size: int | No
     if name == "qmc":
         return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False)
     raise ConfigError(f"unknown sampler {name!r}; choose tpe, nsga2, random or qmc", key="search.sampler")
-
-
-def open_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:
-    """An RDB storage with a heartbeat, so trials of killed processes end FAIL instead of RUNNING."""
-    tune_sqlite()
-    database = sqlite_path(url)
-    if database is not None:
-        database.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(3):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat: stable in practice
-                return optuna.storages.RDBStorage(
-                    url,
-                    heartbeat_interval=heartbeat_s,
-                    grace_period=3 * heartbeat_s,
-                    engine_kwargs={"connect_args": {"timeout": 30}} if url.startswith("sqlite") else None,
-                )
-        except Exception as exc:  # sqlalchemy raises many types for a bad URL or an unreachable server
-            # Another process (a worker, or a reader such as optuna-dashboard) created the tables at the
-            # same moment: they exist now, so opening again succeeds.
-            if type(exc).__name__ == "IntegrityError" and attempt < 2:
-                time.sleep(0.5)
-                continue
-            reason = str(exc).splitlines()[0] if str(exc) else ""
-            raise ConfigError(f"cannot open the Optuna storage {url!r}: {type(exc).__name__}: {reason}", key="search.storage") from exc
-    raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-def _as_datetime(value: Any) -> datetime.datetime:
-    """A datetime column as read back (sqlite returns text)."""
-    return value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(str(value))
 
 
 def _suggest(trial: Trial, name: str, distribution: BaseDistribution) -> Any:
@@ -303,28 +270,9 @@ class OptunaBackend(SearchBackend):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)
-        for trial_id in self._never_beaten(grace_s=3 * self.heartbeat_s):
+        for trial_id in never_beaten(self.storage, self.study.study_name, grace_s=3 * self.heartbeat_s):
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # it just finished
                 self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
-
-    def _never_beaten(self, grace_s: float) -> list[int]:
-        """RUNNING trials of the study with no heartbeat row that started over ``grace_s`` ago.
-
-        A trial is created (RUNNING) before its process records the first heartbeat, after the
-        sampler's work; a process killed in between leaves such a trial. Optuna's public API cannot
-        see heartbeats, so this reads its schema's two tables.
-        """
-        from sqlalchemy import text
-
-        query = text(
-            "SELECT t.trial_id, t.datetime_start FROM trials t WHERE t.study_id = :study AND t.state = 'RUNNING' "
-            "AND NOT EXISTS (SELECT 1 FROM trial_heartbeats h WHERE h.trial_id = t.trial_id)"
-        )
-        study_id = self.storage.get_study_id_from_name(self.study.study_name)
-        with self.storage.engine.connect() as connection:
-            rows = connection.execute(query, {"study": study_id}).all()
-        now = datetime.datetime.now()  # Optuna stores datetime_start as naive local time
-        return [trial_id for trial_id, start in rows if start is not None and (now - _as_datetime(start)).total_seconds() > grace_s]
 
     @property
     def attrs(self) -> Mapping[str, Any]:
