@@ -3,6 +3,7 @@ checkpoint, and measured once as the reference every candidate is compared with.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -62,6 +63,8 @@ def dense_cache_key(config: PipelineConfig, splits: Splits, model: nn.Module) ->
         "code": _code_fingerprint(model),
         "versions": [__version__, torch.__version__],
     }
+    if splits.augment.active:  # only then, so keys of caches trained without it stay valid
+        recipe["augment"] = dataclasses.asdict(splits.augment)
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -13,11 +13,11 @@ from typing import Any
 from torch import nn
 
 from . import engine, models
-from .config import PipelineConfig
+from .config import FinalizeConfig, PipelineConfig
 from .data import Splits
 from .search import DenseReference, Objectives, SearchSpace, TrialRecord, hypervolume, non_dominated, pareto_ranks
 
-__all__ = ["FrontMember", "front_of", "finalize_member", "choose_aliases", "choose_members"]
+__all__ = ["FrontMember", "front_of", "final_candidate", "finalize_member", "choose_aliases", "choose_members"]
 
 log = logging.getLogger("autoprune")
 
@@ -81,6 +81,19 @@ def choose_members(front: Sequence[int], losses: Mapping[int, Sequence[float]], 
     return sorted(picks)
 
 
+def final_candidate(candidate: engine.Candidate, settings: FinalizeConfig) -> engine.Candidate:
+    """The trial's candidate with the final fine-tune: on the whole training split for at least
+    ``finalize.epochs`` (unless null), with ``finalize.lr`` / ``distill_alpha`` where they are set."""
+    changes: dict[str, Any] = {}
+    if settings.epochs is not None:
+        changes.update(epochs=max(settings.epochs, candidate.finetune.epochs), train_fraction=1.0)
+    if settings.lr is not None:
+        changes["lr"] = settings.lr
+    if settings.distill_alpha is not None:
+        changes["distill_alpha"] = settings.distill_alpha
+    return dataclasses.replace(candidate, finetune=dataclasses.replace(candidate.finetune, **changes))
+
+
 def finalize_member(
     record: TrialRecord,
     *,
@@ -92,12 +105,7 @@ def finalize_member(
     export_dir: Path,
 ) -> FrontMember:
     """Re-run a front trial's candidate with the final fine-tune, test it once, export it."""
-    candidate = space.candidate(record.params)
-    if config.finalize.epochs is not None:
-        finetune = dataclasses.replace(
-            candidate.finetune, epochs=max(config.finalize.epochs, candidate.finetune.epochs), train_fraction=1.0
-        )
-        candidate = dataclasses.replace(candidate, finetune=finetune)
+    candidate = final_candidate(space.candidate(record.params), config.finalize)
     result = engine.evaluate_candidate(dense, candidate, splits, measure=measure)
     assert result.model is not None
     test = engine.evaluate(result.model, splits.test)

@@ -36,6 +36,7 @@ import argparse
 import copy
 import logging
 import math
+import shutil
 import statistics
 import tempfile
 import time
@@ -156,12 +157,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="8 trials, finalize 2 epochs, 3 baseline ratios")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the three fronts (default docs/images/quality_<name>.png)")
+    parser.add_argument("--dense-cache", type=Path, default=None, metavar="DIR",
+                        help="reuse dense models trained by an earlier run (kept by their config hash) and keep new ones here")  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     overrides = (["search.trials=8", "finalize.epochs=2"] if args.quick else []) + args.overrides
     ratios = [0.3, 0.6, 0.85] if args.quick else [0.2, 0.4, 0.55, 0.7, 0.8, 0.9]
 
     store = Path(tempfile.mkdtemp(prefix="autoprune-quality-"))
+    if args.dense_cache is not None and args.dense_cache.is_dir():
+        shutil.copytree(args.dense_cache, store / "cache")
     clock = time.perf_counter()
     loaded, result, budget = run_autoprune(args.pipeline, store, overrides)
     seconds = {"autoprune": time.perf_counter() - clock}
@@ -171,6 +176,10 @@ def main() -> None:
     dense = prepare_dense(config, splits, build_dense(config, splits, base_dir=loaded.base_dir), base_dir=loaded.base_dir,
                           cache_dir=store / "cache", latency=latency)  # fmt: skip
     reference = dense.reference
+    if args.dense_cache is not None:
+        args.dense_cache.mkdir(parents=True, exist_ok=True)
+        for trained in (store / "cache").glob("dense-*.pt"):
+            shutil.copy2(trained, args.dense_cache / trained.name)
     ours = [{"test_accuracy": r["test_accuracy"], "params": r["final_params"], "macs": r["final_macs"],
              "latency_ratio": r["final_latency_ratio"]} for r in result.front]  # fmt: skip
     epochs = max(1, math.floor(budget / len(ratios)))

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from ._base import FactoryPath, Strict
 
 __all__ = [
+    "AugmentConfig",
     "DataConfig",
     "DigitsData",
     "FashionMnistData",
@@ -22,12 +23,20 @@ __all__ = [
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
+class AugmentConfig(Strict):
+    """Training-time augmentation of image inputs (validation and test are never augmented)."""
+
+    hflip: bool = Field(False, description="mirror a random half of each batch left-right")
+    shift: int = Field(0, ge=0, le=8, description="translate each image by up to this many pixels")
+
+
 class _DataBase(Strict):
     val_fraction: float = Field(0.15, gt=0, lt=1, description="share of the data held out for validation")
     test_fraction: float = Field(0.15, gt=0, lt=1, description="share held out for the final test")
     batch_size: int = Field(128, ge=1)
     normalize: bool = Field(True, description="standardise each channel with the training split's mean/std")
     max_train_samples: int | None = Field(None, ge=10, description="stratified cap on the training split")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> _DataBase:

@@ -130,6 +130,10 @@ class FinalizeConfig(Strict):
     """Front members only: a longer fine-tune before the single test-split evaluation."""
 
     epochs: int | None = Field(10, ge=0, description="null: keep each trial's own fine-tune")
+    lr: float | None = Field(None, gt=0, description="learning rate of the final fine-tune (null: each trial's own)")
+    distill_alpha: float | None = Field(
+        None, ge=0, le=1, description="distillation weight of the final fine-tune (null: each trial's own)"
+    )
     onnx: bool = Field(True, description="export front models to ONNX")
     max_members: int | None = Field(
         None, ge=1, description="finalize at most this many front members, those adding the most hypervolume (null: all)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from .._imports import import_callable
 from ..config import DataConfig, DigitsData, FactoryData, FashionMnistData, ImageFolderData, NpzData
 from ..errors import ConfigError, DataError
+from ._augment import Augment
 from ._idx import read_idx
 from ._splits import Splits, make_splits
 
@@ -46,7 +48,7 @@ def load(config: DataConfig, *, seed: int = 0, base_dir: str | Path | None = Non
         x, y, names, test = _factory(config, base)
     else:  # pragma: no cover - the config union is closed
         raise DataError(f"unknown data source {config!r}", key="data.source")
-    return make_splits(
+    splits = make_splits(
         x,
         y,
         val_fraction=config.val_fraction,
@@ -59,6 +61,15 @@ def load(config: DataConfig, *, seed: int = 0, base_dir: str | Path | None = Non
         max_train_samples=config.max_train_samples,
         batch_size=config.batch_size,
     )
+    return _with_augment(splits, config)
+
+
+def _with_augment(splits: Splits, config: DataConfig) -> Splits:
+    augment = Augment(hflip=config.augment.hflip, shift=config.augment.shift)
+    if augment.active and len(splits.input_shape) != 3:
+        shape = ", ".join(str(d) for d in splits.input_shape)
+        raise DataError(f"augmentation needs image inputs (channels, height, width), but each input has shape ({shape})", key="data.augment")
+    return dataclasses.replace(splits, augment=augment)
 
 
 def _resolve(base: Path, path: Path) -> Path:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ._augment import Augment
 
 __all__ = ["TensorSplit", "Splits", "make_splits", "stratified_indices"]
 
@@ -62,6 +63,7 @@ class Splits:
     std: tuple[float, ...] = ()
     source: str = ""
     batch_size: int = 128
+    augment: Augment = Augment()  # applied to training batches only
 
     def summary(self) -> str:
         shape = "x".join(str(d) for d in self.input_shape)

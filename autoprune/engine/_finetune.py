@@ -1,8 +1,10 @@
-"""Fine-tuning (and dense training): SGD/AdamW, cosine schedule, label smoothing, distillation.
+"""Fine-tuning (and dense training): SGD/AdamW, cosine schedule, label smoothing, distillation,
+and the splits' training-time augmentation (``data.augment``).
 
 Knowledge distillation follows Hinton et al. (2015): the loss is
 ``(1 - alpha) * CE(student, y) + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))``.
-Teacher logits are computed once per call for the whole (in-memory) training set.
+Teacher logits are computed once per call for the whole (in-memory) training set, on the
+un-augmented inputs: with augmentation on, the teacher is run on each augmented batch instead.
 """
 
 from __future__ import annotations
@@ -100,6 +102,19 @@ def _teacher_logits(teacher: nn.Module, split: TensorSplit) -> torch.Tensor:
     return logits
 
 
+def _teacher_batch(
+    teacher: nn.Module | None, soft_targets: torch.Tensor | None, index: torch.Tensor, inputs: torch.Tensor
+) -> torch.Tensor | None:
+    """The teacher's logits for this batch: precomputed, or (augmented inputs) computed now."""
+    if soft_targets is not None:
+        return soft_targets[index]
+    if teacher is None:
+        return None
+    teacher.eval()
+    with torch.inference_mode():
+        return teacher(inputs).clone()  # clone: inference tensors cannot be saved for backward
+
+
 def _loss(
     logits: torch.Tensor, targets: torch.Tensor, teacher: torch.Tensor | None, config: FinetuneConfig
 ) -> torch.Tensor:
@@ -135,7 +150,9 @@ def finetune(
     train = splits.train
     if config.train_fraction < 1:
         train = train.subset(max(1, int(len(train) * config.train_fraction)), seed=config.seed)
-    soft_targets = _teacher_logits(teacher, train) if teacher is not None and config.distill_alpha > 0 else None
+    distil = teacher if teacher is not None and config.distill_alpha > 0 else None
+    augment = splits.augment if splits.augment.active else None
+    soft_targets = _teacher_logits(distil, train) if distil is not None and augment is None else None
     optimizer = _optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
@@ -150,8 +167,9 @@ def finetune(
             index = order[begin : begin + config.batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
-            teacher_batch = soft_targets[index] if soft_targets is not None else None
-            loss = _loss(model(train.x[index]), train.y[index], teacher_batch, config)
+            inputs = augment(train.x[index], generator) if augment is not None else train.x[index]
+            teacher_batch = _teacher_batch(distil, soft_targets, index, inputs)
+            loss = _loss(model(inputs), train.y[index], teacher_batch, config)
             if not torch.isfinite(loss):
                 raise TrialDiverged(
                     f"fine-tune loss became {float(loss.detach())} at epoch {epoch}, step {step + 1} "

@@ -35,6 +35,7 @@ def main() -> None:
     fashion_like(HERE / "idx_bad_magic", magic=b"\x00\x00\x0d\x03")
     fashion_like(HERE / "idx_truncated", cut=500)
     np.savez(HERE / "mismatch.npz", x=np.zeros((30, 8, 8), np.float32), y=np.arange(29) % 3)
+    np.savez(HERE / "flat.npz", x=np.zeros((30, 5), np.float32), y=np.arange(30) % 3)
     (HERE / "not_an_npz.npz").write_text("this is not a numpy archive\n")
     one_class = HERE / "one_class" / "cats"
     one_class.mkdir(parents=True, exist_ok=True)

@@ -136,3 +136,20 @@ def test_finalized_members_are_those_adding_the_most_hypervolume() -> None:
     assert choose_members(front, losses, 2) == [0, 2]  # the cheap end adds 0.15 x 0.6; a near-copy less
     assert len(choose_members(front, losses, 3)) == 3
     assert not {3, 4, 5} <= set(choose_members(front, losses, 4))  # never all of the bunch
+
+
+def test_final_candidate_applies_the_finalize_recipe_over_the_trials() -> None:
+    from autoprune._finalize import final_candidate
+
+    plan = engine.PrunePlan(ratios={"features.0": 0.5})
+    trial = engine.Candidate(plan, engine.FinetuneConfig(epochs=1, lr=0.03, distill_alpha=0.5, train_fraction=0.2))
+    longer = final_candidate(trial, config.FinalizeConfig(epochs=10))
+    assert (longer.finetune.epochs, longer.finetune.train_fraction) == (10, 1.0)
+    assert (longer.finetune.lr, longer.finetune.distill_alpha) == (0.03, 0.5)  # the trial's own recipe
+    own = final_candidate(trial, config.FinalizeConfig(epochs=10, lr=0.02, distill_alpha=0.0))
+    assert (own.finetune.lr, own.finetune.distill_alpha, own.finetune.epochs) == (0.02, 0.0, 10)
+    assert own.plan is plan
+    kept = final_candidate(trial, config.FinalizeConfig(epochs=None, lr=0.01))
+    assert (kept.finetune.epochs, kept.finetune.train_fraction, kept.finetune.lr) == (1, 0.2, 0.01)
+    with pytest.raises(ValueError):
+        config.FinalizeConfig(distill_alpha=1.5)
