@@ -53,6 +53,9 @@ class FrontMember:
             "final_latency_ms": self.result.latency_ms,
             "final_latency_ratio": self.latency_ratio,
             "final_speedup_vs_dense": self.result.speedup_vs_dense,
+            "final_epochs": self.candidate.finetune.epochs,
+            "final_lr": self.candidate.finetune.lr,
+            "final_distill_alpha": self.candidate.finetune.distill_alpha,
         }
 
 

@@ -1,5 +1,5 @@
-"""search.seed_uniform (uniform plans tried first) and finalize.max_members (only the members adding the
-most hypervolume are finalized)."""
+"""search.seed_uniform (uniform plans tried first), finalize.max_members (only the members adding the
+most hypervolume are finalized) and finalize.lr / distill_alpha (the final fine-tune's own recipe)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def test_uniform_seeds_come_first_and_only_max_members_are_finalized(tmp_path: P
     db = tmp_path / "store" / "mlflow.db"
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(textwrap.dedent(PIPELINE.format(db=db)))
-    sets = ["search.trials=5", "search.seed_uniform=2", "finalize.max_members=2", "finalize.epochs=1", "constraints.max_accuracy_drop=1.0"]
+    sets = ["search.trials=5", "search.seed_uniform=2", "finalize.max_members=2", "finalize.epochs=1", "constraints.max_accuracy_drop=1.0",
+            "finalize.lr=0.003", "finalize.distill_alpha=0.25"]
     assert run_cli("run", str(pipeline), *[a for s in sets for a in ("--set", s)]) == 0
 
     study = optuna.load_study(study_name="e2e-digits", storage=f"sqlite:///{tmp_path / 'store' / 'optuna.db'}")
@@ -29,6 +30,8 @@ def test_uniform_seeds_come_first_and_only_max_members_are_finalized(tmp_path: P
     runs = client.search_runs([client.get_experiment_by_name("e2e-digits").experiment_id], "tags.pareto = 'true'")
     finalized = [r for r in runs if "test_accuracy" in r.data.metrics]
     assert len(finalized) == min(2, len(runs))
+    recipes = {(r.data.metrics["final_epochs"], r.data.metrics["final_lr"], r.data.metrics["final_distill_alpha"]) for r in finalized}
+    assert recipes == {(1.0, 0.003, 0.25)}  # logged on each member, whatever lr its trial had
     assert len(client.search_model_versions("name = 'e2e-digits'")) == len(finalized)
     if len(runs) > 2:  # greedily by hypervolume: the member dominating the most, then the one adding the most to it
         dense = client.get_run(runs[0].data.tags["mlflow.parentRunId"]).data.metrics
