@@ -25,8 +25,19 @@ from .config import LoadedPipeline, load_pipeline
 from .errors import AutoPruneError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="AutoML structured-pruning search for PyTorch.")
-console = Console(log_path=False)
-err_console = Console(stderr=True)
+PIPE_WIDTH = 160  # into a file or pipe rich assumes 80 columns and would cut the front table's figures
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A console that is as wide as the terminal, or `PIPE_WIDTH` when writing to a file (unless COLUMNS says)."""
+    console = Console(log_path=False, stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPE_WIDTH
+    return console
+
+
+console = _console()
+err_console = _console(stderr=True)
 DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
 
 PIPELINE = typer.Argument(..., exists=False, dir_okay=False, help="Pipeline YAML file.")

@@ -95,3 +95,15 @@ def test_console_script_is_installed() -> None:
     script = os.path.join(os.path.dirname(sys.executable), "autoprune")
     result = subprocess.run([script, "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("autoprune ")
+
+
+def test_front_table_piped_to_a_file_keeps_every_figure(finished_search: Store) -> None:
+    script = os.path.join(os.path.dirname(sys.executable), "autoprune")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    result = subprocess.run([script, "pareto", str(finished_search.pipeline)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    members = _runs(finished_search, "true")
+    assert "…" not in result.stdout  # rich's 80 columns for a pipe cut the figures to ellipses
+    for run in members:
+        assert run.info.run_id[:12] in result.stdout
+        assert f"{run.data.metrics['test_accuracy']:.4f}" in result.stdout
