@@ -94,6 +94,9 @@ class RatioOverride(Strict):
 class PruningSpace(Strict):
     ratio: RatioRange = Field(default_factory=RatioRange)
     uniform: bool = Field(False, description="one ratio shared by all groups instead of one per group")
+    spread: float | None = Field(
+        None, gt=0, lt=1, description="each group's ratio within this of one shared ratio (null: every group on its own)"
+    )
     overrides: dict[str, RatioOverride] = Field(default_factory=dict, description="glob on group names -> range")
     exclude: list[str] = Field(default_factory=list, description="globs of groups never pruned")
     importance: list[Importance] = Field(default_factory=lambda: ["l1"], min_length=1)
@@ -110,6 +113,13 @@ class PruningSpace(Strict):
     def _unique(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError(f"importance criteria must be unique, but got {value}")
+        return value
+
+    @field_validator("spread")
+    @classmethod
+    def _spread_or_uniform(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("uniform"):
+            raise ValueError(f"uniform: true shares one ratio exactly; a spread around it needs uniform: false, but got spread={value}")
         return value
 
 

@@ -2,7 +2,8 @@
 
 It turns a `SpaceConfig` into Optuna distributions (one ratio per group, or one shared ratio; the
 importance criterion; fine-tune settings) and turns sampled parameters back into a `Candidate`.
-Parameter names are the ones logged to MLflow: ``ratio.<group>``, ``importance``, ``lr``, ...
+Parameter names are the ones logged to MLflow: ``ratio.<group>`` (or ``ratio`` and, with
+``pruning.spread``, ``offset.<group>``), ``importance``, ``lr``, ...
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..errors import ConfigError, ModelError
 __all__ = ["SearchSpace", "RATIO_PREFIX", "FINETUNE_PARAMS"]
 
 RATIO_PREFIX = "ratio."
+OFFSET_PREFIX = "offset."  # pruning.spread: a group's ratio = the shared ratio + its offset
 FINETUNE_PARAMS = ("lr", "epochs", "weight_decay", "distill_alpha", "temperature", "label_smoothing", "momentum", "optimizer")
 _KEY = "search.space"
 
@@ -121,8 +123,14 @@ class SearchSpace:
                     key=f"{_KEY}.pruning.overrides.{pattern}",
                 )
         entries: dict[str, Any] = {}
-        if self.config.pruning.uniform:
-            entries["ratio"] = _ratio_distribution(self.config.pruning.ratio)
+        pruning = self.config.pruning
+        if pruning.uniform:
+            entries["ratio"] = _ratio_distribution(pruning.ratio)
+        elif pruning.spread is not None:
+            entries["ratio"] = _ratio_distribution(pruning.ratio)
+            reach = pruning.spread if pruning.ratio.step is None else math.floor(pruning.spread / pruning.ratio.step + 1e-9) * pruning.ratio.step
+            for name in self.searched:
+                entries[OFFSET_PREFIX + name] = _ratio_distribution({"low": -reach, "high": reach, "step": pruning.ratio.step})
         else:
             for name in self.searched:
                 entries[RATIO_PREFIX + name] = _ratio_distribution(self._ratio_range(name))
@@ -147,12 +155,8 @@ class SearchSpace:
     def candidate(self, params: Mapping[str, Any]) -> Candidate:
         """The candidate for sampled ``params`` (fixed settings filled in)."""
         values = {**self._fixed, **params}
-        if self.config.pruning.uniform:
-            ratios = {name: float(values["ratio"]) for name in self.searched}
-        else:
-            ratios = {name: float(values[RATIO_PREFIX + name]) for name in self.searched}
         plan = PrunePlan(
-            ratios={name: ratio for name, ratio in ratios.items() if ratio > 0},
+            ratios={name: ratio for name, ratio in self._ratios(values).items() if ratio > 0},
             importance=str(values["importance"]),
             round_to=self.config.pruning.round_to,
             min_channels=self.config.pruning.min_channels,
@@ -173,10 +177,30 @@ class SearchSpace:
         )
         return Candidate(plan, finetune)
 
+    def _ratios(self, values: Mapping[str, Any]) -> dict[str, float]:
+        """Each searched group's ratio: the shared one, the shared one plus the group's offset (kept
+        within the group's range and on the step grid), or the group's own."""
+        pruning = self.config.pruning
+        if pruning.uniform:
+            return {name: float(values["ratio"]) for name in self.searched}
+        if pruning.spread is None:
+            return {name: float(values[RATIO_PREFIX + name]) for name in self.searched}
+        ratios = {}
+        for name in self.searched:
+            bounds = self._ratio_range(name)
+            ratio = float(values["ratio"]) + float(values[OFFSET_PREFIX + name])
+            if bounds["step"]:
+                ratio = bounds["low"] + round((ratio - bounds["low"]) / bounds["step"]) * bounds["step"]
+            ratios[name] = round(min(max(ratio, bounds["low"]), bounds["high"]), 10)
+        return ratios
+
     def smallest_plan(self) -> PrunePlan:
         """Every searched group at the highest ratio the space allows: the smallest reachable model."""
         highest = {}
         for name in self.searched:
+            if self.config.pruning.spread is not None:  # the shared ratio at its highest, every offset too
+                highest[name] = float(self._ratio_range(name)["high"])
+                continue
             key = "ratio" if self.config.pruning.uniform else RATIO_PREFIX + name
             value = self._distributions.get(key, self._fixed.get(key, 0.0))
             highest[name] = float(value.high if isinstance(value, (FloatDistribution, IntDistribution)) else value)
@@ -192,16 +216,32 @@ class SearchSpace:
         values: dict[str, Any] = {"importance": candidate.plan.importance}
         if self.config.pruning.uniform:
             values["ratio"] = max(ratios.values(), default=0.0)
+        elif self.config.pruning.spread is not None:  # the shared ratio midway between the extremes
+            kept = [ratios.get(name, 0.0) for name in self.searched]
+            values["ratio"] = self._on_grid("ratio", (min(kept) + max(kept)) / 2)
+            values.update({OFFSET_PREFIX + name: self._on_grid(OFFSET_PREFIX + name, ratios.get(name, 0.0) - values["ratio"])
+                           for name in self.searched})  # fmt: skip
         else:
             values.update({RATIO_PREFIX + name: ratios.get(name, 0.0) for name in self.searched})
         values.update({name: getattr(candidate.finetune, name) for name in FINETUNE_PARAMS})
         return {name: value for name, value in values.items() if name in self._distributions}
 
+    def _on_grid(self, key: str, value: float) -> float:
+        """``value`` moved onto the grid of the searched ratio or offset ``key``, within its range."""
+        distribution = self._distributions.get(key)
+        if not isinstance(distribution, FloatDistribution):
+            return value
+        if distribution.step:
+            value = distribution.low + round((value - distribution.low) / distribution.step) * distribution.step
+        return round(min(max(value, distribution.low), distribution.high), 10)
+
     def uniform_seeds(self, count: int) -> list[dict[str, float]]:
         """``count`` partial parameter sets, each pruning every searched group at the same point of its
         range (``i / count`` of the way from low to high, the last at the highest ratios); the other
         parameters are left to the sampler."""
-        keys = ["ratio"] if self.config.pruning.uniform else [RATIO_PREFIX + name for name in self.searched]
+        pruning = self.config.pruning
+        keys = ["ratio"] if pruning.uniform or pruning.spread is not None else [RATIO_PREFIX + name for name in self.searched]
+        offsets = {OFFSET_PREFIX + name: 0.0 for name in self.searched if OFFSET_PREFIX + name in self._distributions}
         seeds = []
         for index in range(1, count + 1):
             seed = {}
@@ -209,10 +249,8 @@ class SearchSpace:
                 distribution = self._distributions.get(key)
                 if not isinstance(distribution, FloatDistribution):
                     continue  # a fixed ratio is not searched
-                value = distribution.low + (distribution.high - distribution.low) * index / count
-                if distribution.step:
-                    value = distribution.low + round((value - distribution.low) / distribution.step) * distribution.step
-                seed[key] = round(min(max(value, distribution.low), distribution.high), 10)
+                seed[key] = self._on_grid(key, distribution.low + (distribution.high - distribution.low) * index / count)
+            seed.update(offsets if seed else {})
             if seed and seed not in seeds:
                 seeds.append(seed)
         return seeds

@@ -55,6 +55,33 @@ def test_uniform_space_has_one_ratio(resnet_groups) -> None:
     assert set(plan.ratios) == {g.name for g in resnet_groups} and set(plan.ratios.values()) == {0.4}
 
 
+def test_spread_space_keeps_every_group_near_one_shared_ratio(resnet_groups) -> None:
+    space = search.SearchSpace(
+        _space(ratio={"low": 0.0, "high": 0.8, "step": 0.1}, spread=0.25, overrides={"layer3.*": {"high": 0.5}}), resnet_groups
+    )
+    dists = space.distributions
+    offsets = {k for k in dists if k.startswith("offset.")}
+    assert dists["ratio"] == FloatDistribution(0.0, 0.8, step=0.1) and not any(k.startswith("ratio.") for k in dists)
+    assert offsets == {f"offset.{g.name}" for g in resnet_groups}
+    assert all(dists[k] == FloatDistribution(-0.2, 0.2, step=0.1) for k in offsets)  # the spread, kept on the step grid
+    params = {"ratio": 0.5, "lr": 0.01, "epochs": 1} | {k: 0.0 for k in offsets}
+    params |= {"offset.layer1.0.conv1": 0.2, "offset.layer2.0.conv1": -0.2, "offset.layer3.0.conv1": 0.2, "offset.conv1": -0.2}
+    ratios = space.candidate(params).plan.ratios
+    assert (ratios["layer1.0.conv1"], ratios["layer2.0.conv1"], ratios["layer2.1.conv1"]) == (0.7, 0.3, 0.5)
+    assert ratios["layer3.0.conv1"] == 0.5  # 0.7 asked, the override's highest given
+    assert space.candidate(params | {"ratio": 0.0}).plan.ratios.get("conv1", 0.0) == 0.0  # never below the range
+    seeds = space.uniform_seeds(2)
+    assert [s["ratio"] for s in seeds] == [0.4, 0.8] and all(s[k] == 0.0 for s in seeds for k in offsets)
+    assert space.smallest_plan().ratios["layer3.0.conv1"] == 0.5 and space.smallest_plan().ratios["layer1.0.conv1"] == 0.8
+    candidate = space.candidate(params)
+    assert space.candidate(space.params_of(candidate)) == candidate
+
+
+def test_spread_and_uniform_exclude_each_other() -> None:
+    with pytest.raises(ValueError, match="a spread around it needs uniform: false"):
+        _space(uniform=True, spread=0.1)
+
+
 def test_integer_epoch_ranges(resnet_groups) -> None:
     cfg = config.SpaceConfig.model_validate({"finetune": {"epochs": {"low": 1, "high": 5}}})
     assert search.SearchSpace(cfg, resnet_groups).distributions["epochs"] == IntDistribution(1, 5)
