@@ -1,0 +1,181 @@
+"""Per-group allocation: at equal MACs, do non-uniform per-group ratios beat one uniform ratio?
+
+The search-quality benchmark compares whole fronts; this asks the question under them directly. For
+each target MACs share it builds
+
+- the **uniform** plan (every group at the one ratio that gives the target MACs),
+- **near-uniform** plans: the uniform ratio plus a random offset per group in [-0.15, 0.15], shifted
+  together until the MACs match again,
+- **random** plans: a random direction in ratio space, scaled until the MACs match,
+- the uniform plan again with other fine-tune seeds: how far the same plan moves by chance,
+
+fine-tunes each with the baselines' recipe (SGD, lr 0.02, cosine, weight decay 5e-4, L1 importance)
+for the same epochs on the whole training split, and reports validation and test accuracy. If no
+non-uniform plan beats the uniform one by more than the noise, a search over per-group ratios has
+little to gain on that model, whatever it samples. The plans match the uniform plan's MACs as closely as
+whole channel counts allow; the summary compares only those within 10% of it (a 6-channel layer, as in
+LeNet-5, moves the MACs in coarse steps).
+
+Usage::
+
+    python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_lenet5.yaml                # ~8 min
+    python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=20 \\
+        --dense-cache /tmp/dense-cache                                                          # ~25 min
+    python benchmarks/allocation.py --quick                                                     # ~2 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import random
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autoprune import data, engine, pipeline
+from autoprune._dense import build_dense, prepare_dense
+from autoprune.config import load_pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE = {"lr": 0.02, "weight_decay": 5e-4, "optimizer": "sgd"}  # the search-quality baselines' recipe
+MAX_RATIO = 0.95
+NEAR_SPREAD = 0.15
+EARLY = 2  # validation accuracy after this many epochs is reported too: does it already rank the plans?
+MATCH = 0.1  # plans compared with the uniform one only when their MACs are within 10% of its
+
+
+def load_dense(path: Path, overrides: list[str], cache: Path) -> tuple[Any, data.Splits, Any]:
+    """The pipeline's splits and trained dense model (trained once, then kept in ``cache``)."""
+    loaded = load_pipeline(path, overrides)
+    config = loaded.config
+    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
+    dense = prepare_dense(config, splits, build_dense(config, splits, base_dir=loaded.base_dir), base_dir=loaded.base_dir,
+                          cache_dir=cache, latency=pipeline.measure_config(config).latency)  # fmt: skip
+    return config, splits, dense
+
+
+class Allocator:
+    """Plans over the dense model's groups, scaled to a target MACs share by bisection."""
+
+    def __init__(self, dense: torch.nn.Module, input_shape: tuple[int, ...]) -> None:
+        self.dense, self.input_shape = dense, input_shape
+        self.groups = [group.name for group in engine.discover(dense, input_shape)]
+        self.dense_macs = engine.count_macs(dense, input_shape)
+
+    def share(self, ratios: list[float]) -> float:
+        model = copy.deepcopy(self.dense)
+        engine.apply_plan(model, self.plan(ratios), self.input_shape)
+        return engine.count_macs(model, self.input_shape) / self.dense_macs
+
+    def plan(self, ratios: list[float]) -> engine.PrunePlan:
+        return engine.PrunePlan(ratios={g: r for g, r in zip(self.groups, ratios) if r > 0}, importance="l1")
+
+    def fit(self, shape: Any, target: float, low: float, high: float) -> list[float]:
+        """``shape(t)`` -> ratios, MACs falling as t rises; the t in [low, high] whose MACs are nearest ``target``."""
+        best, gap = shape(low), float("inf")
+        for _ in range(20):
+            middle = (low + high) / 2
+            ratios = shape(middle)
+            share = self.share(ratios)
+            if abs(share - target) < gap:
+                best, gap = ratios, abs(share - target)
+            low, high = (middle, high) if share > target else (low, middle)
+        return best
+
+    def uniform(self, target: float) -> list[float]:
+        return self.fit(lambda t: [t] * len(self.groups), target, 0.0, MAX_RATIO)
+
+    def near_uniform(self, target: float, rng: random.Random) -> list[float]:
+        offsets = [rng.uniform(-NEAR_SPREAD, NEAR_SPREAD) for _ in self.groups]
+        return self.fit(lambda t: [min(MAX_RATIO, max(0.0, t + o)) for o in offsets], target, -NEAR_SPREAD, MAX_RATIO + NEAR_SPREAD)
+
+    def random(self, target: float, rng: random.Random) -> list[float]:
+        direction = [rng.random() for _ in self.groups]
+        return self.fit(lambda t: [min(MAX_RATIO, t * d) for d in direction], target, 0.0, MAX_RATIO / min(direction))
+
+
+def finetuned(allocator: Allocator, ratios: list[float], splits: data.Splits, epochs: int, seed: int = 0) -> dict[str, float]:
+    finetune = engine.FinetuneConfig(epochs=epochs, batch_size=splits.batch_size, seed=seed, **RECIPE)
+    candidate = engine.Candidate(allocator.plan(ratios), finetune)
+    result = engine.evaluate_candidate(allocator.dense, candidate, splits)
+    assert result.model is not None
+    early = result.val_accuracy_per_epoch[min(EARLY, len(result.val_accuracy_per_epoch)) - 1]
+    return {"val": result.val_accuracy, "test": engine.evaluate(result.model, splits.test).accuracy, "early": early,
+            "macs": result.macs / allocator.dense_macs, "params": result.params}  # fmt: skip
+
+
+def run_target(allocator: Allocator, target: float, splits: data.Splits, args: argparse.Namespace) -> list[dict[str, Any]]:
+    rng = random.Random(f"{args.seed}-{target}")
+    uniform = allocator.uniform(target)
+    share = allocator.share(uniform)  # the others match the uniform plan's MACs, not the target's
+    plans = [("uniform", uniform, 0)] + [("uniform, seed", uniform, seed) for seed in range(1, args.seeds + 1)]
+    plans += [("near-uniform", allocator.near_uniform(share, rng), 0) for _ in range(args.near)]
+    plans += [("random", allocator.random(share, rng), 0) for _ in range(args.random)]
+    rows = []
+    for kind, ratios, seed in plans:
+        clock = time.perf_counter()
+        row = {"kind": kind, "ratios": ratios, **finetuned(allocator, ratios, splits, args.epochs, seed)}
+        kind = f"{kind} {seed}" if seed else kind
+        rows.append(row)
+        print(f"| {target:.0%} | {kind} | {' / '.join(f'{r:.2f}' for r in ratios)} | {row['macs']:.1%} | {row['params']:,} "
+              f"| {row['early']:.4f} | {row['val']:.4f} | {row['test']:.4f} | {row['test'] - rows[0]['test']:+.4f} | {time.perf_counter() - clock:.0f} |",
+              flush=True)  # fmt: skip
+    return rows
+
+
+def summary(target: float, rows: list[dict[str, Any]]) -> str:
+    """Each kind's accuracy minus the uniform plan's, over the plans whose MACs are within `MATCH` of it."""
+    uniform = rows[0]
+    parts = [f"MACs {uniform['macs']:.1%} (target {target:.0%}): uniform test {uniform['test']:.4f}"]
+    reseeded = [r["test"] - uniform["test"] for r in rows if r["kind"] == "uniform, seed"]
+    if reseeded:
+        parts.append(f"the same uniform plan fine-tuned with {len(reseeded)} other seed(s): test "
+                     + ", ".join(f"{d:+.4f}" for d in reseeded) + " (the noise)")  # fmt: skip
+    for kind in ("near-uniform", "random"):
+        matched = [r for r in rows if r["kind"] == kind and abs(r["macs"] / uniform["macs"] - 1) <= MATCH]
+        tests = [r["test"] - uniform["test"] for r in matched]
+        vals = [r["val"] - uniform["val"] for r in matched]
+        unmatched = sum(r["kind"] == kind for r in rows) - len(matched)
+        if unmatched:
+            parts.append(f"{unmatched} {kind} plan(s) left out: MACs more than {MATCH:.0%} off the uniform plan's")
+        if tests:
+            parts.append(f"{kind}: test best {max(tests):+.4f}, median {statistics.median(tests):+.4f}; "
+                         f"validation best {max(vals):+.4f}, median {statistics.median(vals):+.4f}")  # fmt: skip
+    return " · ".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "fashion_mnist_lenet5.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--macs", default="0.1,0.25", help="target MACs shares, comma-separated")
+    parser.add_argument("--near", type=int, default=3, help="near-uniform plans per target")
+    parser.add_argument("--random", type=int, default=3, help="random plans per target")
+    parser.add_argument("--seeds", type=int, default=2, help="other fine-tune seeds of the uniform plan (the noise floor)")
+    parser.add_argument("--epochs", type=int, default=10, help="fine-tune epochs per plan (the search-quality finalize)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the plans drawn")
+    parser.add_argument("--quick", action="store_true", help="one target (25%%), one plan of each kind, 2 epochs")
+    parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR", help="trained dense models by config hash")
+    args = parser.parse_args()
+    if args.quick:
+        args.macs, args.near, args.random, args.seeds, args.epochs = "0.25", 1, 1, 1, 2
+    config, splits, dense = load_dense(args.pipeline, args.overrides, args.dense_cache)
+    allocator = Allocator(dense.model, splits.input_shape)
+    print(f"{date.today()} · {config.name}: dense test {dense.reference.test_accuracy:.4f}, {dense.reference.macs:,} MACs, "
+          f"groups {', '.join(allocator.groups)}; {args.epochs} fine-tune epochs per plan")  # fmt: skip
+    print(f"\n| MACs target | plan | ratios | MACs | params | val acc after {EARLY} epochs | val acc | test acc "
+          "| test vs uniform | seconds |")  # fmt: skip
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    results = {target: run_target(allocator, target, splits, args) for target in (float(t) for t in args.macs.split(","))}
+    print()
+    for target, rows in results.items():
+        print(summary(target, rows))
+
+
+if __name__ == "__main__":
+    main()
