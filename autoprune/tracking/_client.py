@@ -235,5 +235,6 @@ def _few_retries() -> Iterator[None]:
 
 
 def _param_text(value: Any) -> str:
-    text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    # round first: a step grid from a negative low (pruning.spread's offsets) gives 2.8e-17 for 0
+    text = f"{round(value, 12):.6g}" if isinstance(value, float) else str(value)
     return text[:6000]

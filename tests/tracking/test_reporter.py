@@ -66,3 +66,10 @@ def test_logging_errors_surface_in_flush(tracker: Tracker) -> None:
     with pytest.raises(ZeroDivisionError):
         reporter.flush()
     reporter.close()
+
+
+def test_param_text_reads_as_written() -> None:
+    from autoprune.tracking._client import _param_text
+
+    assert _param_text(-0.15 + 3 * 0.05) == "0"  # an offset on the step grid from -0.15 (pruning.spread)
+    assert (_param_text(3 * 0.05), _param_text(1e-6), _param_text(0.0123456789), _param_text("sgd")) == ("0.15", "1e-06", "0.0123457", "sgd")
