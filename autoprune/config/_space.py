@@ -119,7 +119,9 @@ class PruningSpace(Strict):
     @classmethod
     def _spread_or_uniform(cls, value: float | None, info: ValidationInfo) -> float | None:
         if value is not None and info.data.get("uniform"):
-            raise ValueError(f"uniform: true shares one ratio exactly; a spread around it needs uniform: false, but got spread={value}")
+            raise ValueError(
+                f"uniform: true shares one ratio exactly; a spread around it needs uniform: false, but got spread={value}"
+            )
         return value
 
 

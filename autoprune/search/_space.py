@@ -37,6 +37,13 @@ def _ratio_distribution(ratio: RatioRange | Mapping[str, Any]) -> BaseDistributi
     return FloatDistribution(low, high)
 
 
+def _snap(value: float, low: float, high: float, step: float | None) -> float:
+    """``value`` on the grid ``low + k * step`` (when there is a step), within [low, high]."""
+    if step:
+        value = low + round((value - low) / step) * step
+    return round(min(max(value, low), high), 10)
+
+
 def _param_distribution(name: str, param: Param) -> BaseDistribution | Any:
     if param.value is not None:
         return int(param.value) if name == "epochs" else param.value
@@ -88,6 +95,7 @@ class SearchSpace:
             raise ConfigError(
                 f"every group is excluded; the model's groups are {', '.join(names)}", key=f"{_KEY}.pruning.exclude"
             )
+        self._group_ranges: dict[str, BaseDistribution | float] = {}  # pruning.spread: each group's own range
         self._distributions, self._fixed = self._build(names)
 
     @staticmethod
@@ -128,9 +136,11 @@ class SearchSpace:
             entries["ratio"] = _ratio_distribution(pruning.ratio)
         elif pruning.spread is not None:
             entries["ratio"] = _ratio_distribution(pruning.ratio)
-            reach = pruning.spread if pruning.ratio.step is None else math.floor(pruning.spread / pruning.ratio.step + 1e-9) * pruning.ratio.step
+            step = pruning.ratio.step
+            reach = pruning.spread if step is None else math.floor(pruning.spread / step + 1e-9) * step
             for name in self.searched:
-                entries[OFFSET_PREFIX + name] = _ratio_distribution({"low": -reach, "high": reach, "step": pruning.ratio.step})
+                entries[OFFSET_PREFIX + name] = _ratio_distribution({"low": -reach, "high": reach, "step": step})
+                self._group_ranges[name] = _ratio_distribution(self._ratio_range(name))
         else:
             for name in self.searched:
                 entries[RATIO_PREFIX + name] = _ratio_distribution(self._ratio_range(name))
@@ -187,11 +197,9 @@ class SearchSpace:
             return {name: float(values[RATIO_PREFIX + name]) for name in self.searched}
         ratios = {}
         for name in self.searched:
-            bounds = self._ratio_range(name)
+            bounds = self._group_ranges[name]  # the group's own range (overrides applied), high on the grid
             ratio = float(values["ratio"]) + float(values[OFFSET_PREFIX + name])
-            if bounds["step"]:
-                ratio = bounds["low"] + round((ratio - bounds["low"]) / bounds["step"]) * bounds["step"]
-            ratios[name] = round(min(max(ratio, bounds["low"]), bounds["high"]), 10)
+            ratios[name] = float(bounds) if isinstance(bounds, float) else _snap(ratio, bounds.low, bounds.high, bounds.step)
         return ratios
 
     def smallest_plan(self) -> PrunePlan:
@@ -199,7 +207,8 @@ class SearchSpace:
         highest = {}
         for name in self.searched:
             if self.config.pruning.spread is not None:  # the shared ratio at its highest, every offset too
-                highest[name] = float(self._ratio_range(name)["high"])
+                bounds = self._group_ranges[name]
+                highest[name] = float(bounds if isinstance(bounds, float) else bounds.high)
                 continue
             key = "ratio" if self.config.pruning.uniform else RATIO_PREFIX + name
             value = self._distributions.get(key, self._fixed.get(key, 0.0))
@@ -231,16 +240,15 @@ class SearchSpace:
         distribution = self._distributions.get(key)
         if not isinstance(distribution, FloatDistribution):
             return value
-        if distribution.step:
-            value = distribution.low + round((value - distribution.low) / distribution.step) * distribution.step
-        return round(min(max(value, distribution.low), distribution.high), 10)
+        return _snap(value, distribution.low, distribution.high, distribution.step)
 
     def uniform_seeds(self, count: int) -> list[dict[str, float]]:
         """``count`` partial parameter sets, each pruning every searched group at the same point of its
         range (``i / count`` of the way from low to high, the last at the highest ratios); the other
         parameters are left to the sampler."""
         pruning = self.config.pruning
-        keys = ["ratio"] if pruning.uniform or pruning.spread is not None else [RATIO_PREFIX + name for name in self.searched]
+        shared = pruning.uniform or pruning.spread is not None
+        keys = ["ratio"] if shared else [RATIO_PREFIX + name for name in self.searched]
         offsets = {OFFSET_PREFIX + name: 0.0 for name in self.searched if OFFSET_PREFIX + name in self._distributions}
         seeds = []
         for index in range(1, count + 1):
