@@ -149,3 +149,17 @@ def test_resume_refuses_a_changed_search(finished_search: Store, capsys) -> None
     assert "constraints: constraints changed since study 'e2e-digits' started" in capsys.readouterr().err
     _, _, children = _runs(finished_search)
     assert len(children) == 9  # nothing was added
+
+
+def test_a_second_search_in_the_store_reuses_the_cached_dense_model(finished_search: Store) -> None:
+    from .conftest import run_cli
+
+    sets = ["name=e2e-digits-again", "search.trials=1", "finalize.epochs=1", "tracking.register=false"]
+    assert run_cli("run", str(finished_search.pipeline), *[a for s in sets for a in ("--set", s)]) == 0
+    client, parents, _ = _runs(finished_search)
+    again = client.get_experiment_by_name("e2e-digits-again")
+    (second,) = [r for r in client.search_runs([again.experiment_id]) if r.data.tags.get("autoprune.kind") == "search"]
+    assert parents[0].data.params["dense_source"] == "trained"
+    assert second.data.params["dense_source"] == "cache"  # same model, recipe and data: not trained again
+    for key in ("dense_val_accuracy", "dense_test_accuracy", "dense_params"):
+        assert second.data.metrics[key] == parents[0].data.metrics[key]
