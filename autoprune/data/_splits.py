@@ -90,8 +90,12 @@ def stratified_indices(
 def _normalise(splits: Splits) -> Splits:
     x = splits.train.x
     dims = [0, *range(2, x.dim())]  # per channel for images, per feature for flat vectors
-    mean = x.mean(dim=dims, keepdim=True)
-    std = x.std(dim=dims, keepdim=True).clamp_min(1e-6)
+    # In float64 with numpy: torch's float32 reductions split the sum by thread count, so the same
+    # data normalised with 1 or 2 threads differed in the last bits (and missed the dense cache).
+    values = x.numpy().astype(np.float64)
+    mean = torch.as_tensor(values.mean(axis=tuple(dims), keepdims=True), dtype=torch.float32)
+    std = torch.as_tensor(values.std(axis=tuple(dims), ddof=1, keepdims=True), dtype=torch.float32).clamp_min(1e-6)
+    del values
 
     def scale(split: TensorSplit) -> TensorSplit:
         return TensorSplit((split.x - mean) / std, split.y)
