@@ -27,6 +27,10 @@ Usage (the settings BENCHMARKS.md uses: uniform seeds, no proxy constraint, 6 me
     python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=20 $S  # ~52 min
     python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_lenet5.yaml --quick           # ~3 min
 
+BENCHMARKS.md's 2026-12-01 runs add ``--set search.space=../search_spaces/spread_fixed_recipe.yaml``
+(near-uniform ratios, fixed recipe), and for a stronger dense CNN ``--set model.train.epochs=40 --set
+data.augment.hflip=true`` (~60 min with its dense training).
+
 ``--dense-cache DIR`` keeps trained dense models (by config hash) for the next run, saving the CNN's
 7-minute dense training. The MLflow store of autoprune's run is kept (its path is printed last) for a
 look at the front.
