@@ -45,8 +45,9 @@ from autoprune import data, engine, pipeline
 from autoprune._dense import build_dense, prepare_dense
 from autoprune.config import load_pipeline
 
+from search_quality import RECIPE  # the search-quality baselines' recipe (this folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
-RECIPE = {"lr": 0.02, "weight_decay": 5e-4, "optimizer": "sgd"}  # the search-quality baselines' recipe
 MAX_RATIO = 0.95
 NEAR_SPREAD = 0.15
 EARLY = 2  # validation accuracy after this many epochs is reported too: does it already rank the plans?

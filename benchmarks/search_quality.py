@@ -263,14 +263,15 @@ def main() -> None:
           f" · dense: test {reference.test_accuracy:.4f}, {reference.params:,} params, {reference.macs:,} MACs")  # fmt: skip
     print(f"fine-tune budget: autoprune {budget:.1f} full-split epochs ({len(result.records)} trials + finalize of "
           f"{len(ours)}); each baseline {sum(epochs)} ({len(ratios)} ratios x {'/'.join(map(str, epochs))})")  # fmt: skip
-    report_fronts({"autoprune": ours, **baselines}, {"autoprune": autoprune_seconds, **seconds}, reference)
+    methods = {"autoprune": ours, **baselines}
+    report_fronts(methods, {"autoprune": autoprune_seconds, **seconds}, reference)
     report_goals(ours, reference)
     speed = throughput(dense.model, loaded, result, splits)
     if speed:
         print(f"training throughput of front models vs dense: median {statistics.median(speed):.2f}x "
               f"(range {min(speed):.2f}-{max(speed):.2f}x, {len(speed)} models)")  # fmt: skip
     path = args.plot or ROOT / "docs" / "images" / f"quality_{config.name}{'_quick' if args.quick else ''}.png"
-    plot({"autoprune": ours, **baselines}, reference, path, f"{config.name}: test accuracy vs MACs, same fine-tune budget")
+    plot(methods, reference, path, f"{config.name}: test accuracy vs MACs, same fine-tune budget")
     print(f"plot: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     print(f"autoprune's MLflow store (front runs, models): sqlite:///{store / 'mlflow.db'}")
 

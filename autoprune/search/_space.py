@@ -95,7 +95,7 @@ class SearchSpace:
             raise ConfigError(
                 f"every group is excluded; the model's groups are {', '.join(names)}", key=f"{_KEY}.pruning.exclude"
             )
-        self._group_ranges: dict[str, BaseDistribution | float] = {}  # pruning.spread: each group's own range
+        self._group_ranges: dict[str, tuple[float, float, float | None]] = {}  # pruning.spread: (low, high, step)
         self._distributions, self._fixed = self._build(names)
 
     @staticmethod
@@ -140,7 +140,8 @@ class SearchSpace:
             reach = pruning.spread if step is None else math.floor(pruning.spread / step + 1e-9) * step
             for name in self.searched:
                 entries[OFFSET_PREFIX + name] = _ratio_distribution({"low": -reach, "high": reach, "step": step})
-                self._group_ranges[name] = _ratio_distribution(self._ratio_range(name))
+                own = _ratio_distribution(self._ratio_range(name))  # overrides applied, high on the grid
+                self._group_ranges[name] = (own, own, None) if isinstance(own, float) else (own.low, own.high, own.step)
         else:
             for name in self.searched:
                 entries[RATIO_PREFIX + name] = _ratio_distribution(self._ratio_range(name))
@@ -195,20 +196,16 @@ class SearchSpace:
             return {name: float(values["ratio"]) for name in self.searched}
         if pruning.spread is None:
             return {name: float(values[RATIO_PREFIX + name]) for name in self.searched}
-        ratios = {}
-        for name in self.searched:
-            bounds = self._group_ranges[name]  # the group's own range (overrides applied), high on the grid
-            ratio = float(values["ratio"]) + float(values[OFFSET_PREFIX + name])
-            ratios[name] = float(bounds) if isinstance(bounds, float) else _snap(ratio, bounds.low, bounds.high, bounds.step)
-        return ratios
+        shared = float(values["ratio"])
+        offsets = {name: float(values[OFFSET_PREFIX + name]) for name in self.searched}
+        return {name: _snap(shared + offset, *self._group_ranges[name]) for name, offset in offsets.items()}
 
     def smallest_plan(self) -> PrunePlan:
         """Every searched group at the highest ratio the space allows: the smallest reachable model."""
         highest = {}
         for name in self.searched:
             if self.config.pruning.spread is not None:  # the shared ratio at its highest, every offset too
-                bounds = self._group_ranges[name]
-                highest[name] = float(bounds if isinstance(bounds, float) else bounds.high)
+                highest[name] = self._group_ranges[name][1]
                 continue
             key = "ratio" if self.config.pruning.uniform else RATIO_PREFIX + name
             value = self._distributions.get(key, self._fixed.get(key, 0.0))
