@@ -1,16 +1,24 @@
-"""The benchmark scripts: each imports and answers --help; the search-quality budget split is fair."""
+"""The benchmark scripts: each imports and answers --help; the search-quality budget split is fair;
+the recipe benchmark picks the architecture it says it picks."""
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from autoprune import config, engine, models
+
+from .conftest import DIGITS_SHAPE
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
+import recipe  # noqa: E402
 import search_quality  # noqa: E402
 
 
@@ -29,3 +37,26 @@ def test_baselines_spend_the_budget_autoprune_spent(budget: float, points: int) 
     assert max(epochs) - min(epochs) <= 1  # as even as whole epochs allow
     assert epochs == sorted(epochs)  # the spare epochs go to the highest ratios
     assert sum(epochs) == max(points, round(budget))
+
+
+def test_recipe_architecture_is_the_lightest_uniform_cut_within_the_params() -> None:
+    dense = models.build(config.CNNModel(arch="cnn", widths=[16, 32]), DIGITS_SHAPE, 10).eval()
+    limit = engine.count_params(dense) // 3
+    ratio, plan = recipe.uniform_within(dense, DIGITS_SHAPE, limit)
+    groups = engine.discover(dense, DIGITS_SHAPE)
+
+    def kept(r: float) -> int:
+        model = copy.deepcopy(dense)
+        engine.apply_plan(model, engine.PrunePlan.uniform(groups, r, importance="l1"), DIGITS_SHAPE)
+        return engine.count_params(model)
+
+    assert kept(ratio) <= limit < kept(ratio - 0.01)
+    assert plan.ratios == engine.PrunePlan.uniform(groups, ratio, importance="l1").ratios
+
+
+def test_recipe_scratch_model_keeps_the_architecture_and_forgets_the_weights() -> None:
+    dense = models.build(config.CNNModel(arch="cnn", widths=[16, 32]), DIGITS_SHAPE, 10).eval()
+    fresh = recipe.reinitialised(dense, seed=1)
+    assert [p.shape for p in fresh.parameters()] == [p.shape for p in dense.parameters()]
+    weights = [(a, b) for a, b in zip(dense.parameters(), fresh.parameters()) if a.dim() > 1]
+    assert weights and all(not torch.equal(a, b) for a, b in weights)

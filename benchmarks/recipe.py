@@ -1,0 +1,110 @@
+"""Fine-tune recipe at a fixed small architecture: how much accuracy do longer fine-tuning and
+distillation buy back, and how does the pruned architecture do when trained from scratch?
+
+The published Fashion-MNIST table lists "2 Conv <100K parameters: 92.5%". The search-quality
+benchmark finalizes its front with 10 epochs; this takes the uniform L1 plan that keeps at most
+``--params`` parameters (default 25,000, the issue's goal) and fine-tunes that one architecture with
+each recipe, all on the whole training split, judged on the test split:
+
+- ``finetune N``: the search-quality baselines' recipe (SGD, lr 0.02, cosine, weight decay 5e-4)
+  for N epochs, for each N in ``--epochs``,
+- ``distill N``: the same, distilled from the dense model (alpha ``--alpha``, temperature 4),
+- ``scratch N``: the same architecture re-initialised and trained with the dense model's own
+  recipe (the pipeline's ``model.train``), for the longest N: does pruning's inheritance matter?
+
+Usage (the dense model from the pipeline's settings, trained once and kept in ``--dense-cache``)::
+
+    python benchmarks/recipe.py --pipeline pipelines/fashion_mnist_cnn.yaml \\
+        --set model.train.epochs=40 --set data.augment.hflip=true --dense-cache /tmp/dense-cache
+    python benchmarks/recipe.py --quick --dense-cache /tmp/dense-cache     # LeNet-5, 1 and 2 epochs
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from autoprune import engine
+
+from allocation import load_dense  # this folder is on sys.path
+from search_quality import RECIPE
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def uniform_within(dense: torch.nn.Module, input_shape: tuple[int, ...], params: int) -> tuple[float, engine.PrunePlan]:
+    """The lowest uniform L1 ratio (to 0.005) whose pruned model keeps at most ``params`` parameters."""
+    groups = engine.discover(dense, input_shape)
+
+    def kept(ratio: float) -> int:
+        model = copy.deepcopy(dense)
+        engine.apply_plan(model, engine.PrunePlan.uniform(groups, ratio, importance="l1"), input_shape)
+        return engine.count_params(model)
+
+    low, high = 0.0, 0.95
+    if kept(high) > params:
+        raise SystemExit(f"even ratio {high} keeps more than {params:,} params")
+    while high - low > 0.005:
+        middle = (low + high) / 2
+        low, high = (low, middle) if kept(middle) <= params else (middle, high)
+    return high, engine.PrunePlan.uniform(groups, high, importance="l1")
+
+
+def reinitialised(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    fresh = copy.deepcopy(model)
+    torch.manual_seed(seed)
+    for module in fresh.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return fresh
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "fashion_mnist_lenet5.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--params", type=int, default=25_000, help="the architecture: the uniform plan keeping at most this many params")
+    parser.add_argument("--epochs", default="10,30", help="fine-tune epochs, comma-separated")
+    parser.add_argument("--alpha", type=float, default=0.5, help="distillation weight")
+    parser.add_argument("--quick", action="store_true", help="epochs 1,2 (a smoke run)")
+    parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR", help="trained dense models by config hash")
+    args = parser.parse_args()
+    epochs = [1, 2] if args.quick else [int(e) for e in args.epochs.split(",")]
+    config, splits, dense = load_dense(args.pipeline, args.overrides, args.dense_cache)
+    ratio, plan = uniform_within(dense.model, splits.input_shape, args.params)
+    pruned = copy.deepcopy(dense.model)
+    engine.apply_plan(pruned, plan, splits.input_shape)
+    macs = engine.count_macs(pruned, splits.input_shape) / dense.reference.macs
+    print(f"{date.today()} · {config.name}: dense test {dense.reference.test_accuracy:.4f}, {dense.reference.params:,} params; "
+          f"uniform ratio {ratio:.3f} keeps {engine.count_params(pruned):,} params, {macs:.1%} MACs")  # fmt: skip
+    print("\n| recipe | epochs | val acc | test acc | test vs dense (points) | seconds |")
+    print("|---|---:|---:|---:|---:|---:|")
+
+    def report(name: str, count: int, model: torch.nn.Module, clock: float) -> None:
+        val, test = engine.evaluate(model, splits.val).accuracy, engine.evaluate(model, splits.test).accuracy
+        print(f"| {name} | {count} | {val:.4f} | {test:.4f} | {100 * (test - dense.reference.test_accuracy):+.2f} "
+              f"| {time.perf_counter() - clock:.0f} |", flush=True)  # fmt: skip
+
+    for count in epochs:
+        for name, alpha in (("finetune", 0.0), (f"distill (alpha {args.alpha})", args.alpha)):
+            clock = time.perf_counter()
+            finetune = engine.FinetuneConfig(epochs=count, batch_size=splits.batch_size, distill_alpha=alpha, **RECIPE)
+            result = engine.evaluate_candidate(dense.model, engine.Candidate(plan, finetune), splits)
+            assert result.model is not None
+            report(name, count, result.model, clock)
+    clock = time.perf_counter()
+    scratch = reinitialised(pruned, config.seed)
+    train = config.model.train
+    recipe = engine.FinetuneConfig(epochs=epochs[-1], lr=train.lr, optimizer=train.optimizer, weight_decay=train.weight_decay,
+                                   label_smoothing=train.label_smoothing, batch_size=splits.batch_size, seed=config.seed)  # fmt: skip
+    engine.finetune(scratch, splits, recipe)
+    report(f"scratch (dense recipe, lr {train.lr})", epochs[-1], scratch.eval(), clock)
+
+
+if __name__ == "__main__":
+    main()
