@@ -29,7 +29,9 @@ Usage (the settings BENCHMARKS.md uses: uniform seeds, no proxy constraint, 6 me
 
 BENCHMARKS.md's 2026-12-01 runs add ``--set search.space=../search_spaces/spread_fixed_recipe.yaml``
 (near-uniform ratios, fixed recipe), and for a stronger dense CNN ``--set model.train.epochs=40 --set
-data.augment.hflip=true`` (~60 min with its dense training).
+data.augment.hflip=true`` (~60 min with its dense training). The 2026-12-02 ResNet-20 run (~100 s per
+full epoch here) finalizes 5 members for 4 epochs: ``--pipeline pipelines/fashion_mnist_resnet20.yaml``
+with ``$SP`` and ``$S`` changed to ``finalize.max_members=5 finalize.epochs=4`` (135 min, machine shared).
 
 ``--dense-cache DIR`` keeps trained dense models (by config hash) for the next run, saving the CNN's
 7-minute dense training. The MLflow store of autoprune's run is kept (its path is printed last) for a
