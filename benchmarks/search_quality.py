@@ -45,6 +45,7 @@ import copy
 import logging
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from datetime import date
@@ -158,6 +159,11 @@ def plot(methods: dict[str, list[dict[str, float]]], dense: Any, path: Path, tit
     plt.close(figure)
 
 
+def progress(message: str) -> None:
+    """A line on stderr while a long run goes on (stdout keeps the report)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def split_budget(budget: float, points: int) -> list[int]:
     """Whole fine-tune epochs per baseline point summing to ``budget`` rounded (at least 1 each); the
     spare epochs go to the highest ratios, which lose the most accuracy and gain the most from them."""
@@ -177,6 +183,7 @@ def run_baselines(dense: Any, splits: data.Splits, ratios: list[float], epochs: 
         for ratio, count in zip(ratios, epochs):
             try:
                 methods[name].append({"ratio": ratio, **method(dense.model, splits, ratio, count, latency)})
+                progress(f"{name} at ratio {ratio} ({count} epochs): test {methods[name][-1]['test_accuracy']:.4f}")
             except Exception as exc:  # e.g. global pruning emptying a layer: reported, not fatal
                 print(f"{name} at ratio {ratio}: failed: {type(exc).__name__}: {exc}")
         seconds[name] = time.perf_counter() - clock
@@ -244,8 +251,10 @@ def main() -> None:
     if args.dense_cache is not None and args.dense_cache.is_dir():
         shutil.copytree(args.dense_cache, store / "cache")
     clock = time.perf_counter()
+    progress(f"autoprune: dense model, search and finalize of {args.pipeline.name} (MLflow store {store})")
     loaded, result, budget = run_autoprune(args.pipeline, store, overrides)
     autoprune_seconds = time.perf_counter() - clock
+    progress(f"autoprune done in {autoprune_seconds:.0f} s: {len(result.front)} members, {budget:.1f} fine-tune epochs")
     config, splits = loaded.config, result.splits
     latency = pipeline.measure_config(config).latency
     dense = prepare_dense(config, splits, build_dense(config, splits, base_dir=loaded.base_dir), base_dir=loaded.base_dir,
