@@ -76,10 +76,10 @@ def checkpoint_path(config: PipelineConfig, base_dir: Path) -> Path | None:
     return checkpoint if checkpoint.is_absolute() else base_dir / checkpoint
 
 
-def _train(model: nn.Module, config: PipelineConfig, splits: Splits) -> None:
+def training_recipe(config: PipelineConfig, splits: Splits) -> engine.FinetuneConfig:
+    """How the dense model is trained (the pipeline's ``model.train``)."""
     train = config.model.train
-    torch.manual_seed(config.seed)
-    recipe = engine.FinetuneConfig(
+    return engine.FinetuneConfig(
         epochs=train.epochs,
         lr=train.lr,
         optimizer=train.optimizer,
@@ -88,8 +88,12 @@ def _train(model: nn.Module, config: PipelineConfig, splits: Splits) -> None:
         batch_size=train.batch_size or splits.batch_size,
         seed=config.seed,
     )
+
+
+def _train(model: nn.Module, config: PipelineConfig, splits: Splits) -> None:
+    torch.manual_seed(config.seed)
     try:
-        engine.finetune(model, splits, recipe)
+        engine.finetune(model, splits, training_recipe(config, splits))
     except TrialDiverged as exc:
         raise ModelError(f"training the dense model diverged ({exc.message})", key="model.train.lr") from exc
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import time
 from datetime import date
 from pathlib import Path
@@ -30,6 +31,7 @@ from pathlib import Path
 import torch
 
 from autoprune import engine
+from autoprune._dense import training_recipe
 
 from allocation import load_dense  # this folder is on sys.path
 from search_quality import RECIPE
@@ -37,14 +39,18 @@ from search_quality import RECIPE
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def kept_params(dense: torch.nn.Module, input_shape: tuple[int, ...], ratio: float) -> int:
+    """Parameters left by the uniform L1 plan at ``ratio``."""
+    model = copy.deepcopy(dense)
+    engine.apply_plan(model, engine.PrunePlan.uniform(engine.discover(dense, input_shape), ratio, importance="l1"), input_shape)
+    return engine.count_params(model)
+
+
 def uniform_within(dense: torch.nn.Module, input_shape: tuple[int, ...], params: int) -> tuple[float, engine.PrunePlan]:
     """The lowest uniform L1 ratio (to 0.005) whose pruned model keeps at most ``params`` parameters."""
-    groups = engine.discover(dense, input_shape)
 
     def kept(ratio: float) -> int:
-        model = copy.deepcopy(dense)
-        engine.apply_plan(model, engine.PrunePlan.uniform(groups, ratio, importance="l1"), input_shape)
-        return engine.count_params(model)
+        return kept_params(dense, input_shape, ratio)
 
     low, high = 0.0, 0.95
     if kept(high) > params:
@@ -52,7 +58,7 @@ def uniform_within(dense: torch.nn.Module, input_shape: tuple[int, ...], params:
     while high - low > 0.005:
         middle = (low + high) / 2
         low, high = (low, middle) if kept(middle) <= params else (middle, high)
-    return high, engine.PrunePlan.uniform(groups, high, importance="l1")
+    return high, engine.PrunePlan.uniform(engine.discover(dense, input_shape), high, importance="l1")
 
 
 def reinitialised(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -99,11 +105,9 @@ def main() -> None:
             report(name, count, result.model, clock)
     clock = time.perf_counter()
     scratch = reinitialised(pruned, config.seed)
-    train = config.model.train
-    recipe = engine.FinetuneConfig(epochs=epochs[-1], lr=train.lr, optimizer=train.optimizer, weight_decay=train.weight_decay,
-                                   label_smoothing=train.label_smoothing, batch_size=splits.batch_size, seed=config.seed)  # fmt: skip
+    recipe = dataclasses.replace(training_recipe(config, splits), epochs=epochs[-1])
     engine.finetune(scratch, splits, recipe)
-    report(f"scratch (dense recipe, lr {train.lr})", epochs[-1], scratch.eval(), clock)
+    report(f"scratch (dense recipe, lr {recipe.lr})", epochs[-1], scratch.eval(), clock)
 
 
 if __name__ == "__main__":
