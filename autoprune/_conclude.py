@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import engine
-from ._finalize import choose_aliases, choose_members, finalize_member, front_of
+from ._finalize import choose_aliases, choose_members, copies_of_earlier, finalize_member, front_of
 from .config import PipelineConfig
 from .data import Splits
 from .errors import AutoPruneError
@@ -67,11 +67,17 @@ def _finalize_members(
 
     done = finalized_members(tracker, parent)
     by_number = {r.number: r for r in records}
-    losses = {n: state.objectives.losses(by_number[n].metrics, state.reference) for n in front}
-    chosen = choose_members(front, losses, state.config.finalize.max_members)
-    if len(chosen) < len(front):
-        log.info("finalizing the %d of %d front members adding the most hypervolume (finalize.max_members)",
-                 len(chosen), len(front))  # fmt: skip
+    copies = copies_of_earlier([by_number[n] for n in front])
+    for number, original in copies.items():
+        log.info("front trial %d keeps the same channels as trial %d and scored the same: finalized once, as trial %d",
+                 number, original, original)  # fmt: skip
+        tracker.log(run_ids[number], tags={"autoprune.same_as_trial": str(original)})
+    distinct = [n for n in front if n not in copies]
+    losses = {n: state.objectives.losses(by_number[n].metrics, state.reference) for n in distinct}
+    chosen = choose_members(distinct, losses, state.config.finalize.max_members)
+    if len(chosen) < len(distinct):
+        log.info("finalizing the %d of %d distinct front members adding the most hypervolume (finalize.max_members)",
+                 len(chosen), len(distinct))  # fmt: skip
     rows = []
     for index, number in enumerate(chosen, 1):
         if number in done:

@@ -17,7 +17,7 @@ from .config import FinalizeConfig, PipelineConfig
 from .data import Splits
 from .search import DenseReference, Objectives, SearchSpace, TrialRecord, hypervolume, non_dominated, pareto_ranks
 
-__all__ = ["FrontMember", "front_of", "final_candidate", "finalize_member", "choose_aliases", "choose_members"]
+__all__ = ["FrontMember", "front_of", "copies_of_earlier", "final_candidate", "finalize_member", "choose_aliases", "choose_members"]
 
 log = logging.getLogger("autoprune")
 
@@ -66,6 +66,23 @@ def front_of(records: Sequence[TrialRecord], objectives: Objectives, dense: Dens
     front = sorted(feasible[i].number for i in non_dominated(losses))
     ranks = {r.number: rank for r, rank in zip(feasible, pareto_ranks(losses))}
     return front, ranks
+
+
+def copies_of_earlier(members: Sequence[TrialRecord]) -> dict[int, int]:
+    """Members that repeat an earlier one: trial -> the earlier trial. Two trials whose ratios differ
+    can keep the same channels in every group; with the same recipe they also reach the same
+    validation accuracy, and finalizing both would spend the same fine-tune twice for one model."""
+    first: dict[tuple[Any, ...], int] = {}
+    copies = {}
+    for record in sorted(members, key=lambda r: r.number):
+        if not record.kept:
+            continue
+        key = (tuple(sorted(record.kept.items())), record.metrics.get("val_accuracy"))
+        if key in first:
+            copies[record.number] = first[key]
+        else:
+            first[key] = record.number
+    return copies
 
 
 def choose_members(front: Sequence[int], losses: Mapping[int, Sequence[float]], count: int | None) -> list[int]:

@@ -180,3 +180,21 @@ def test_final_candidate_applies_the_finalize_recipe_over_the_trials() -> None:
     assert (kept.finetune.epochs, kept.finetune.train_fraction, kept.finetune.lr) == (1, 0.2, 0.01)
     with pytest.raises(ValueError):
         config.FinalizeConfig(distill_alpha=1.5)
+
+
+def test_a_front_member_keeping_the_same_channels_as_an_earlier_one_is_finalized_once() -> None:
+    from autoprune._finalize import copies_of_earlier
+    from autoprune.search import TrialRecord
+
+    def trial(number: int, kept: dict[str, int], accuracy: float) -> TrialRecord:
+        return TrialRecord(number, "complete", {}, metrics={"val_accuracy": accuracy}, kept=kept)
+
+    members = [
+        trial(19, {"a": 8, "b": 16}, 0.90),  # other ratios, the same channels and score as trial 7
+        trial(7, {"a": 8, "b": 16}, 0.90),
+        trial(9, {"a": 8, "b": 16}, 0.89),  # the same channels, another recipe: its own model
+        trial(3, {"a": 4, "b": 16}, 0.90),
+        trial(5, {}, 0.90),  # nothing known about its channels: kept
+    ]
+    assert copies_of_earlier(members) == {19: 7}
+    assert copies_of_earlier(members[2:]) == {}
