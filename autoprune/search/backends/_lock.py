@@ -1,9 +1,9 @@
 """A lock shared by every worker of one study, held where two workers must not act at once
 (choosing a study name, creating the search's MLflow parent run, finalizing the front).
 
-It lives where the study lives: a file lock beside a sqlite storage (sqlite files are local, so its
-workers share a machine), an advisory lock in PostgreSQL (``pg_advisory_lock``) or MySQL
-(``GET_LOCK``) for shared servers.
+It lives where the study lives: a file lock beside a sqlite storage, in a hidden folder
+``.<database name>.locks/`` (sqlite files are local, so its workers share a machine), an
+advisory lock in PostgreSQL (``pg_advisory_lock``) or MySQL (``GET_LOCK``) for shared servers.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def storage_lock(
     database = sqlite_path(url)
     if database is not None:
         digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-        return _file_lock(database.with_name(f"{database.name}.{digest}.lock"), on_wait)
+        # one hidden folder per database, so the store's folder shows only what a user reads
+        return _file_lock(database.parent / f".{database.name}.locks" / f"{digest}.lock", on_wait)
     if engine is None and url.split(":", 1)[0].split("+")[0] in ("postgresql", "mysql", "mariadb"):
         from sqlalchemy import create_engine
 
