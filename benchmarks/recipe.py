@@ -9,6 +9,9 @@ each recipe, all on the whole training split, judged on the test split:
 - ``finetune N``: the search-quality baselines' recipe (SGD, lr 0.02, cosine, weight decay 5e-4)
   for N epochs, for each N in ``--epochs``,
 - ``distill N``: the same, distilled from the dense model (alpha ``--alpha``, temperature 4),
+- ``gradual N`` (with ``--gradual K``): the same final architecture reached in K steps instead of
+  one (each step removes 1/K of the channels to go, re-ranked by L1 on the weights fine-tuned so far,
+  then one epoch of fine-tuning; the last step's fine-tune takes the remaining epochs, N in all),
 - ``scratch N``: the same architecture re-initialised and trained with the dense model's own
   recipe (the pipeline's ``model.train``), for the longest N: does pruning's inheritance matter?
 
@@ -27,6 +30,7 @@ import dataclasses
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -61,6 +65,22 @@ def uniform_within(dense: torch.nn.Module, input_shape: tuple[int, ...], params:
     return high, engine.PrunePlan.uniform(engine.discover(dense, input_shape), high, importance="l1")
 
 
+def gradual(dense: torch.nn.Module, plan: engine.PrunePlan, splits: Any, finetune: engine.FinetuneConfig, steps: int) -> torch.nn.Module:
+    """Prune a copy of ``dense`` to ``plan``'s architecture in ``steps`` steps with fine-tuning between
+    them: ``steps - 1`` one-epoch fine-tunes, then ``finetune.epochs - steps + 1`` epochs after the last."""
+    if not 1 <= steps <= finetune.epochs:
+        raise SystemExit(f"--gradual {steps}: needs 1 to {finetune.epochs} steps (one epoch each)")
+    sizes = {group.name: group.size for group in engine.discover(dense, splits.input_shape)}
+    final = {name: plan.kept_channels(name, size) for name, size in sizes.items()}
+    model = copy.deepcopy(dense)
+    for step in range(1, steps + 1):
+        keep = {name: size - round((size - final[name]) * step / steps) for name, size in sizes.items()}
+        engine.apply_plan(model, engine.PrunePlan(keep=keep, importance=plan.importance), splits.input_shape)
+        epochs = 1 if step < steps else finetune.epochs - steps + 1
+        engine.finetune(model, splits, dataclasses.replace(finetune, epochs=epochs))
+    return model.eval()
+
+
 def reinitialised(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     fresh = copy.deepcopy(model)
     torch.manual_seed(seed)
@@ -77,6 +97,8 @@ def main() -> None:
     parser.add_argument("--params", type=int, default=25_000, help="the architecture: the uniform plan keeping at most this many params")
     parser.add_argument("--epochs", default="10,30", help="fine-tune epochs, comma-separated")
     parser.add_argument("--alpha", type=float, default=0.5, help="distillation weight")
+    parser.add_argument("--gradual", type=int, default=0, metavar="K", help="also prune in K steps (0: no such row)")
+    parser.add_argument("--seed", type=int, default=0, help="fine-tune seed (batch order, and the scratch row's init)")
     parser.add_argument("--quick", action="store_true", help="epochs 1,2 (a smoke run)")
     parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR", help="trained dense models by config hash")
     args = parser.parse_args()
@@ -87,7 +109,7 @@ def main() -> None:
     engine.apply_plan(pruned, plan, splits.input_shape)
     macs = engine.count_macs(pruned, splits.input_shape) / dense.reference.macs
     print(f"{date.today()} · {config.name}: dense test {dense.reference.test_accuracy:.4f}, {dense.reference.params:,} params; "
-          f"uniform ratio {ratio:.3f} keeps {engine.count_params(pruned):,} params, {macs:.1%} MACs")  # fmt: skip
+          f"uniform ratio {ratio:.3f} keeps {engine.count_params(pruned):,} params, {macs:.1%} MACs; fine-tune seed {args.seed}")  # fmt: skip
     print("\n| recipe | epochs | val acc | test acc | test vs dense (points) | seconds |")
     print("|---|---:|---:|---:|---:|---:|")
 
@@ -99,13 +121,18 @@ def main() -> None:
     for count in epochs:
         for name, alpha in (("finetune", 0.0), (f"distill (alpha {args.alpha})", args.alpha)):
             clock = time.perf_counter()
-            finetune = engine.FinetuneConfig(epochs=count, batch_size=splits.batch_size, distill_alpha=alpha, **RECIPE)
+            finetune = engine.FinetuneConfig(epochs=count, batch_size=splits.batch_size, distill_alpha=alpha, seed=args.seed, **RECIPE)
             result = engine.evaluate_candidate(dense.model, engine.Candidate(plan, finetune), splits)
             assert result.model is not None
             report(name, count, result.model, clock)
+        if args.gradual:
+            clock = time.perf_counter()
+            finetune = engine.FinetuneConfig(epochs=count, batch_size=splits.batch_size, seed=args.seed, **RECIPE)
+            steps = min(args.gradual, count)
+            report(f"gradual, {steps} steps", count, gradual(dense.model, plan, splits, finetune, steps), clock)
     clock = time.perf_counter()
-    scratch = reinitialised(pruned, config.seed)
-    recipe = dataclasses.replace(training_recipe(config, splits), epochs=epochs[-1])
+    scratch = reinitialised(pruned, config.seed + args.seed)
+    recipe = dataclasses.replace(training_recipe(config, splits), epochs=epochs[-1], seed=config.seed + args.seed)
     engine.finetune(scratch, splits, recipe)
     report(f"scratch (dense recipe, lr {recipe.lr})", epochs[-1], scratch.eval(), clock)
 

@@ -3,6 +3,7 @@ the recipe benchmark picks the architecture it says it picks."""
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,14 @@ def test_recipe_scratch_model_keeps_the_architecture_and_forgets_the_weights() -
     assert [p.shape for p in fresh.parameters()] == [p.shape for p in dense.parameters()]
     weights = [(a, b) for a, b in zip(dense.parameters(), fresh.parameters()) if a.dim() > 1]
     assert weights and all(not torch.equal(a, b) for a, b in weights)
+
+
+def test_recipe_gradual_row_ends_at_the_one_shot_architecture(digits) -> None:
+    dense = models.build(config.CNNModel(arch="cnn", widths=[16, 32]), DIGITS_SHAPE, 10).eval()
+    plan = engine.PrunePlan.uniform(engine.discover(dense, DIGITS_SHAPE), 0.5, importance="l1")
+    one_shot = copy.deepcopy(dense)
+    engine.apply_plan(one_shot, plan, DIGITS_SHAPE)
+    finetune = engine.FinetuneConfig(epochs=3, batch_size=64, train_fraction=0.2)
+    stepped = recipe.gradual(dense, plan, digits, finetune, steps=3)
+    assert [p.shape for p in stepped.parameters()] == [p.shape for p in one_shot.parameters()]
+    assert engine.count_params(stepped) < engine.count_params(dense)
