@@ -30,11 +30,10 @@ import dataclasses
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from autoprune import engine
+from autoprune import data, engine
 from autoprune._dense import training_recipe
 
 from allocation import load_dense  # this folder is on sys.path
@@ -65,7 +64,7 @@ def uniform_within(dense: torch.nn.Module, input_shape: tuple[int, ...], params:
     return high, engine.PrunePlan.uniform(engine.discover(dense, input_shape), high, importance="l1")
 
 
-def gradual(dense: torch.nn.Module, plan: engine.PrunePlan, splits: Any, finetune: engine.FinetuneConfig, steps: int) -> torch.nn.Module:
+def gradual(dense: torch.nn.Module, plan: engine.PrunePlan, splits: data.Splits, finetune: engine.FinetuneConfig, steps: int) -> torch.nn.Module:
     """Prune a copy of ``dense`` to ``plan``'s architecture in ``steps`` steps with fine-tuning between
     them: ``steps - 1`` one-epoch fine-tunes, then ``finetune.epochs - steps + 1`` epochs after the last."""
     if not 1 <= steps <= finetune.epochs:
@@ -119,20 +118,21 @@ def main() -> None:
               f"| {time.perf_counter() - clock:.0f} |", flush=True)  # fmt: skip
 
     for count in epochs:
+        finetune = engine.FinetuneConfig(epochs=count, batch_size=splits.batch_size, seed=args.seed, **RECIPE)
         for name, alpha in (("finetune", 0.0), (f"distill (alpha {args.alpha})", args.alpha)):
             clock = time.perf_counter()
-            finetune = engine.FinetuneConfig(epochs=count, batch_size=splits.batch_size, distill_alpha=alpha, seed=args.seed, **RECIPE)
-            result = engine.evaluate_candidate(dense.model, engine.Candidate(plan, finetune), splits)
+            candidate = engine.Candidate(plan, dataclasses.replace(finetune, distill_alpha=alpha))
+            result = engine.evaluate_candidate(dense.model, candidate, splits)
             assert result.model is not None
             report(name, count, result.model, clock)
         if args.gradual:
             clock = time.perf_counter()
-            finetune = engine.FinetuneConfig(epochs=count, batch_size=splits.batch_size, seed=args.seed, **RECIPE)
             steps = min(args.gradual, count)
             report(f"gradual, {steps} steps", count, gradual(dense.model, plan, splits, finetune, steps), clock)
     clock = time.perf_counter()
-    scratch = reinitialised(pruned, config.seed + args.seed)
-    recipe = dataclasses.replace(training_recipe(config, splits), epochs=epochs[-1], seed=config.seed + args.seed)
+    seed = config.seed + args.seed
+    scratch = reinitialised(pruned, seed)
+    recipe = dataclasses.replace(training_recipe(config, splits), epochs=epochs[-1], seed=seed)
     engine.finetune(scratch, splits, recipe)
     report(f"scratch (dense recipe, lr {recipe.lr})", epochs[-1], scratch.eval(), clock)
 
