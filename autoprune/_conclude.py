@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from . import engine
-from ._finalize import choose_aliases, choose_members, copies_of_earlier, finalize_member, front_of
+from ._finalize import choose_aliases, choose_members, copies_of_earlier, finalize_member
 from .config import PipelineConfig
 from .data import Splits
 from .errors import AutoPruneError
-from .search import DenseReference, Objectives, SearchSpace, TrialRecord, hypervolume
+from .search import DenseReference, Objectives, SearchSpace, TrialRecord, front_losses, front_of, hypervolume
 
 __all__ = ["Conclusion", "SearchState", "conclude", "hypervolume_history"]
 
@@ -50,11 +50,13 @@ class Conclusion:
 
 
 def hypervolume_history(records: Sequence[TrialRecord], objectives: Objectives, dense: DenseReference) -> list[tuple[int, float]]:
-    """Hypervolume of the feasible front after each trial, in the normalised loss space, reference (1, ..., 1)."""
+    """Hypervolume of the feasible front after each trial, in the normalised loss space, reference (1, ..., 1),
+    with each architecture's latency pooled over the whole search as the front is (`front_losses`)."""
+    losses = front_losses(records, objectives, dense)
     history, points = [], []
     for record in sorted(records, key=lambda r: r.number):
         if record.feasible:
-            points.append(objectives.losses(record.metrics, dense))
+            points.append(losses[record.number])
             history.append((record.number, hypervolume(points, [1.0] * len(objectives.names))))
     return history
 
@@ -73,7 +75,7 @@ def _finalize_members(
                  number, original, original)  # fmt: skip
         tracker.log(run_ids[number], tags={"autoprune.same_as_trial": str(original)})
     distinct = [n for n in front if n not in copies]
-    losses = {n: state.objectives.losses(by_number[n].metrics, state.reference) for n in distinct}
+    losses = front_losses(records, state.objectives, state.reference)
     chosen = choose_members(distinct, losses, state.config.finalize.max_members)
     if len(chosen) < len(distinct):
         log.info("finalizing the %d of %d distinct front members adding the most hypervolume (finalize.max_members)",
@@ -109,8 +111,12 @@ def conclude(state: SearchState, tracker: Any, parent: str, records: list[TrialR
 
     config, reference = state.config, state.reference
     front, ranks = front_of(records, state.objectives, reference)
-    if set(front) != optuna_front:
-        log.warning("our front %s differs from Optuna's best_trials %s", front, sorted(optuna_front))
+    measured_front, _ = front_of(records, state.objectives, reference, pool_latency=False)  # each trial's own latency
+    if set(measured_front) != optuna_front:
+        log.warning("our front %s differs from Optuna's best_trials %s", measured_front, sorted(optuna_front))
+    if set(front) != set(measured_front):
+        log.info("with one latency per architecture (the median of its trials) the front is %s, not %s",
+                 front, measured_front)  # fmt: skip
     run_ids = mark_front(tracker, parent, front, ranks)
     rows = _finalize_members(state, tracker, parent, front, run_ids, records)
     chosen = choose_aliases(rows, config, reference)

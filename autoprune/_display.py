@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .engine import EpochReport
-from .search import DenseReference, Objectives, TrialRecord, non_dominated
+from .search import DenseReference, Objectives, TrialRecord, front_losses, non_dominated
 
 __all__ = ["SearchProgress", "front_table"]
 
@@ -82,7 +82,8 @@ class SearchProgress:
     def _status(self, running: str = "") -> str:
         feasible = [r for r in self.done if r.feasible]
         if self.objectives is not None and self.reference is not None:
-            points = [self.objectives.losses(r.metrics, self.reference) for r in feasible]
+            losses = front_losses(self.done, self.objectives, self.reference)  # as the final front counts them
+            points = [losses[r.number] for r in feasible]
         else:
             points = [(-r.metrics["val_accuracy"], r.metrics["macs"]) for r in feasible]
         front = len(non_dominated(points)) if points else 0

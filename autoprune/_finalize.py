@@ -15,9 +15,9 @@ from torch import nn
 from . import engine, models
 from .config import FinalizeConfig, PipelineConfig
 from .data import Splits
-from .search import DenseReference, Objectives, SearchSpace, TrialRecord, hypervolume, non_dominated, pareto_ranks
+from .search import DenseReference, SearchSpace, TrialRecord, hypervolume
 
-__all__ = ["FrontMember", "front_of", "copies_of_earlier", "final_candidate", "finalize_member", "choose_aliases", "choose_members"]
+__all__ = ["FrontMember", "copies_of_earlier", "final_candidate", "finalize_member", "choose_aliases", "choose_members"]
 
 log = logging.getLogger("autoprune")
 
@@ -57,15 +57,6 @@ class FrontMember:
             "final_lr": self.candidate.finetune.lr,
             "final_distill_alpha": self.candidate.finetune.distill_alpha,
         }
-
-
-def front_of(records: Sequence[TrialRecord], objectives: Objectives, dense: DenseReference) -> tuple[list[int], dict[int, int]]:
-    """Trial numbers on the front (feasible, non-dominated) and the Pareto rank of every feasible trial."""
-    feasible = [r for r in records if r.feasible]
-    losses = [objectives.losses(r.metrics, dense) for r in feasible]
-    front = sorted(feasible[i].number for i in non_dominated(losses))
-    ranks = {r.number: rank for r, rank in zip(feasible, pareto_ranks(losses))}
-    return front, ranks
 
 
 def copies_of_earlier(members: Sequence[TrialRecord]) -> dict[int, int]:

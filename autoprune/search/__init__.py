@@ -12,6 +12,7 @@ from ._objective import (
     TrialReporter,
     constraint_values,
 )
+from ._front import architecture_latency, front_losses, front_of
 from ._pareto import dominates, hypervolume, non_dominated, pareto_ranks
 from ._space import FINETUNE_PARAMS, RATIO_PREFIX, SearchSpace
 from .backends import Budget, OptunaBackend, RayBackend, SearchBackend, join_ray, leave_ray
@@ -24,6 +25,9 @@ __all__ = [
     "TrialRecord",
     "TrialReporter",
     "constraint_values",
+    "architecture_latency",
+    "front_losses",
+    "front_of",
     "dominates",
     "hypervolume",
     "non_dominated",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import optuna
 import pytest
@@ -24,6 +25,15 @@ def _dominates(a, b) -> bool:
     return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
 
 
+def _architecture_latency(children) -> dict[str, float]:
+    """Run id -> the median latency ratio of the complete trials keeping the same channels."""
+    by_kept: dict[tuple, list] = {}
+    for c in children:
+        kept = tuple(sorted((k, v) for k, v in c.data.metrics.items() if k.startswith("kept.")))
+        by_kept.setdefault(kept, []).append(c)
+    return {c.info.run_id: statistics.median(s.data.metrics["latency_ratio"] for s in same) for same in by_kept.values() for c in same}
+
+
 def test_one_parent_and_one_child_per_trial_after_resume(finished_search: Store) -> None:
     _, parents, children = _runs(finished_search)
     assert len(parents) == 1
@@ -41,7 +51,8 @@ def test_pareto_tags_are_exactly_the_non_dominated_feasible_set(finished_search:
     _, parents, children = _runs(finished_search)
     dense_val = parents[0].data.metrics["dense_val_accuracy"]
     feasible = [c for c in children if dense_val - c.data.metrics["val_accuracy"] <= 0.05 + 1e-12]
-    points = {c.info.run_id: (-c.data.metrics["val_accuracy"], c.data.metrics["macs"], c.data.metrics["latency_ratio"]) for c in feasible}
+    latency = _architecture_latency(children)  # one latency per architecture, as the front counts it
+    points = {c.info.run_id: (-c.data.metrics["val_accuracy"], c.data.metrics["macs"], latency[c.info.run_id]) for c in feasible}
     expected = {rid for rid, p in points.items() if not any(_dominates(q, p) for q in points.values())}
     tagged = {c.info.run_id for c in children if c.data.tags["pareto"] == "true"}
     assert tagged == expected and tagged
@@ -55,13 +66,16 @@ def test_pareto_tags_are_exactly_the_non_dominated_feasible_set(finished_search:
             assert rank == "infeasible"
 
 
-def test_front_matches_optunas_best_trials(finished_search: Store) -> None:
+def test_front_is_optunas_best_trials_up_to_repeated_architectures(finished_search: Store) -> None:
     _, _, children = _runs(finished_search)
     storage = f"sqlite:///{finished_search.root / 'store' / 'optuna.db'}"
     study = optuna.load_study(study_name="e2e-digits", storage=storage)
     assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 9
     tagged = {int(c.data.tags["autoprune.trial"]) for c in children if c.data.tags["pareto"] == "true"}
-    assert {t.number for t in study.best_trials} == tagged
+    kept = {int(c.data.tags["autoprune.trial"]): tuple(sorted((k, v) for k, v in c.data.metrics.items() if k.startswith("kept."))) for c in children}
+    repeated = {n for n, k in kept.items() if list(kept.values()).count(k) > 1}
+    # Optuna judges each trial's own timing; ours pools it per architecture: they can differ only there
+    assert {t.number for t in study.best_trials} ^ tagged <= repeated
 
 
 def test_front_members_have_test_accuracy_plan_model_and_version(finished_search: Store) -> None:

@@ -198,3 +198,29 @@ def test_a_front_member_keeping_the_same_channels_as_an_earlier_one_is_finalized
     ]
     assert copies_of_earlier(members) == {19: 7}
     assert copies_of_earlier(members[2:]) == {}
+
+
+def test_trials_of_one_architecture_share_its_median_latency_on_the_front() -> None:
+    from autoprune.search import DenseReference, Objectives, TrialRecord, architecture_latency, front_of
+
+    def trial(number: int, kept: dict[str, int], accuracy: float, latency: float, state: str = "complete") -> TrialRecord:
+        metrics = {"val_accuracy": accuracy, "macs": 100.0 * sum(kept.values()), "latency_ratio": latency}
+        return TrialRecord(number, state, {}, metrics=metrics, kept=kept)
+
+    small, large = {"a": 4, "b": 8}, {"a": 8, "b": 16}
+    records = [
+        trial(0, small, 0.90, 0.50),
+        trial(1, small, 0.88, 0.44),  # the same model, a worse recipe and a lucky timing
+        trial(2, small, 0.89, 0.53),
+        trial(3, large, 0.95, 0.80),
+        trial(4, {}, 0.80, 0.30),  # channels unknown: its own latency
+        trial(5, large, 0.0, 0.10, state="failed"),  # failed: no measurement to pool
+    ]
+    assert architecture_latency(records) == {0: 0.50, 1: 0.50, 2: 0.50, 3: 0.80}
+    dense = DenseReference(val_accuracy=0.96, test_accuracy=0.96, params=1, macs=2400, size_bytes=1, latency_ms=1.0)
+    objectives = Objectives(["accuracy", "macs", "latency_ms"])
+    front, ranks = front_of(records, objectives, dense)
+    assert front == [0, 3, 4]  # trial 1 is trial 0's model, less accurate: its timing no longer saves it
+    assert ranks[1] > 1 and ranks[2] > 1
+    assert front_of(records, objectives, dense, pool_latency=False)[0] == [0, 1, 3, 4]  # each trial's own timing
+    assert front_of(records, Objectives(["accuracy", "macs"]), dense)[0] == [0, 3, 4]  # no latency objective: nothing pooled
