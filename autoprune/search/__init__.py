@@ -4,6 +4,7 @@ and Pareto fronts. It never imports MLflow: results go out through a `TrialRepor
 from __future__ import annotations
 
 from ._objective import (
+    KEPT_PREFIX,
     CandidateEvaluator,
     DenseReference,
     NullReporter,
@@ -18,6 +19,7 @@ from ._space import FINETUNE_PARAMS, RATIO_PREFIX, SearchSpace
 from .backends import Budget, OptunaBackend, RayBackend, SearchBackend, join_ray, leave_ray
 
 __all__ = [
+    "KEPT_PREFIX",
     "CandidateEvaluator",
     "DenseReference",
     "NullReporter",

@@ -29,9 +29,12 @@ __all__ = [
     "CandidateEvaluator",
     "DenseReference",
     "constraint_values",
+    "KEPT_PREFIX",
 ]
 
 log = logging.getLogger("autoprune")
+
+KEPT_PREFIX = "kept."  # metric name prefix of the channels a trial keeps per group, as MLflow logs them
 
 # objective name -> (CandidateResult metric used as the search value, direction)
 _VALUE_METRIC = {
@@ -182,12 +185,13 @@ class CandidateEvaluator:
         on_measured: Callable[[dict[str, float]], None] | None = None,
     ) -> tuple[TrialRecord, CandidateResult | None]:
         """Evaluate the candidate of ``params``; ``on_measured`` receives its cost metrics (named as
-        the objectives read them) right after pruning, before the fine-tune."""
+        the objectives read them) and the channels it keeps (``kept.<group>``) right after pruning,
+        before the fine-tune."""
         start = time.perf_counter()
 
         def measured(result: CandidateResult) -> None:
             if on_measured is not None:
-                on_measured(self.costs(result))
+                on_measured({**self.costs(result), **{f"{KEPT_PREFIX}{group}": float(n) for group, n in result.kept.items()}})
 
         try:
             result = evaluate_candidate(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..engine import EpochReport
-from ..search import TrialRecord
+from ..search import KEPT_PREFIX, TrialRecord
 from ._client import KIND_TAG, STATE_TAG, TRIAL_TAG, Tracker, store_errors
 
 __all__ = ["MlflowReporter", "run_name"]
@@ -133,7 +133,7 @@ class MlflowReporter:
         tags = {STATE_TAG: record.state, "feasible": str(record.feasible).lower(), "mlflow.runName": run_name(record)}
         metrics = dict(record.metrics)
         if record.state == "complete":
-            metrics.update({f"kept.{name}": count for name, count in record.kept.items()})
+            metrics.update({f"{KEPT_PREFIX}{name}": count for name, count in record.kept.items()})
             metrics.update({f"constraint.{name}": value for name, value in record.constraints.items()})
         else:
             error = record.error or "the trial did not finish: its process stopped (killed or interrupted)"

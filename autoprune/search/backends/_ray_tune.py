@@ -18,7 +18,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from ...engine import EpochReport
-from .._objective import Objectives, constraint_values
+from .._objective import KEPT_PREFIX, Objectives, constraint_values
 from .._pareto import pareto_ranks
 from ._optuna import DUPLICATE_ATTR, RESULT_ATTR, to_record
 from ._ray import COST_KEYS, NUMBER_KEY, OUTCOME_KEY
@@ -161,7 +161,8 @@ class StudySearcher(OptunaSearch):
         metrics = {key: float(last[key]) for key in (*COST_KEYS, "val_accuracy", "val_loss")}
         metrics["epochs_run"] = float(len(self.epochs[trial_id]))
         metrics["stopped_early"] = 1.0
-        return {"state": "complete", "metrics": metrics, "epochs": self.epochs[trial_id], "kept": {}, "error": None}
+        kept = {key.removeprefix(KEPT_PREFIX): int(value) for key, value in last.items() if key.startswith(KEPT_PREFIX)}
+        return {"state": "complete", "metrics": metrics, "epochs": self.epochs[trial_id], "kept": kept, "error": None}
 
     def _finish(self, trial_id: str, trial: Trial, outcome: dict[str, Any]) -> None:
         """Store a trial's outcome (and constraints) in the study, end it, and report it."""
