@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from . import data, engine, models
-from ._dense import build_dense, checkpoint_path
-from .config import Constraints, LoadedPipeline
+from ._dense import build_dense, checkpoint_path, dense_cache_key
+from .config import Constraints, LoadedPipeline, PipelineConfig
 from .errors import ConfigError, ModelError
 from .search import SearchSpace
 
@@ -75,6 +75,16 @@ def _smallest_runs(model: nn.Module, space: SearchSpace, splits: data.Splits) ->
     return smallest, engine.count_params(smallest)
 
 
+def _dense_note(config: PipelineConfig, splits: data.Splits, model: nn.Module) -> str:
+    """Whether `autoprune run` will train the dense model or find it in the store's cache."""
+    from .pipeline import state_dir
+
+    cached = state_dir(config) / "cache" / f"dense-{dense_cache_key(config, splits, model)}.pt"
+    if cached.is_file():
+        return f"the dense model is cached ({cached}): its trained weights will be reused"
+    return f"the dense model will be trained for {config.model.train.epochs} epochs (cached afterwards)"
+
+
 def preflight(loaded: LoadedPipeline) -> Preflight:
     """Load the data, build the model (untrained, or from its checkpoint), resolve the search space
     against its groups, check the constraints can be met, that a zero-ratio prune changes nothing,
@@ -105,9 +115,7 @@ def preflight(loaded: LoadedPipeline) -> Preflight:
     smallest, smallest_params = _smallest_runs(model, space, splits)
     with tempfile.TemporaryDirectory(prefix="autoprune-validate-") as workdir:
         onnx_difference = engine.export_onnx(smallest, splits.input_shape, Path(workdir) / "model.onnx")
-    notes = []
-    if config.model.checkpoint is None:
-        notes.append(f"the dense model will be trained for {config.model.train.epochs} epochs (cached afterwards)")
+    notes = [] if checkpoint is not None else [_dense_note(config, splits, model)]
     return Preflight(
         data_summary=splits.summary(),
         params=engine.count_params(model),

@@ -68,6 +68,13 @@ def test_validate_locates_a_glob_that_matches_no_group(tmp_path, capsys, monkeyp
     assert err.startswith("error: p.yaml:7: search.space.pruning.overrides.layer3.*: 'layer3.*' matches no group;")
 
 
+def test_validate_says_whether_the_dense_model_is_cached(finished_search: Store, capsys) -> None:
+    assert run_cli("validate", str(finished_search.pipeline)) == 0
+    assert "the dense model is cached" in capsys.readouterr().out  # the fixture's run trained and cached it
+    assert run_cli("validate", str(finished_search.pipeline), "--set", "model.train.epochs=7") == 0
+    assert "the dense model will be trained for 7 epochs" in capsys.readouterr().out
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
