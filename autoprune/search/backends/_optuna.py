@@ -19,8 +19,10 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from ...engine import Candidate
 from ...errors import ConfigError, TrialFailed
 from .._objective import CandidateEvaluator, Objectives, TrialRecord, TrialReporter
+from .._space import SearchSpace
 from ._base import Budget, SearchBackend
 from ._lock import storage_lock
 from ._storage import never_beaten, open_storage
@@ -81,6 +83,15 @@ def to_record(trial: FrozenTrial, fixed: Mapping[str, Any] | None = None) -> Tri
     )
 
 
+def _candidate_of(space: SearchSpace, params: Mapping[str, Any]) -> Candidate | None:
+    """The candidate of an earlier trial's parameters; None where this space cannot read them (a
+    study resumed with another space)."""
+    try:
+        return space.candidate(params)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 class _Accounting:
     """One backend session's evaluator, objectives and reporter, and the budget rules every backend
     applies to a shared study: completed trials count toward the
@@ -107,11 +118,18 @@ class _Accounting:
         return busy >= self.budget.trials
 
     def twin(self, params: Mapping[str, Any]) -> int | None:
-        """The number of a finished trial with the same parameters, while skips are allowed."""
+        """The number of a finished trial that evaluated the same candidate, while skips are allowed.
+
+        The same candidate means the same parameters, or parameters the space turns into the same
+        plan and recipe (offsets that push a group past its range are kept inside it, so a spread
+        space near its bounds proposes the same plan many ways); with the search's one seed its
+        evaluation would repeat the earlier trial's."""
         if self.duplicates >= self.budget.trials:
             return None
+        space = self.evaluator.space
+        candidate = space.candidate(params)
         done = self.backend.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-        twin = next((t.number for t in done if t.params == params), None)
+        twin = next((t.number for t in done if t.params == params or _candidate_of(space, t.params) == candidate), None)
         self.duplicates += twin is not None
         return twin
 
