@@ -1,20 +1,25 @@
-"""Per-group allocation: at equal MACs, do non-uniform per-group ratios beat one uniform ratio?
+"""Per-group allocation: at equal MACs (or params), do non-uniform per-group ratios beat one uniform ratio?
 
 The search-quality benchmark compares whole fronts; this asks the question under them directly. For
-each target MACs share it builds
+each target share of the dense model's MACs (``--cost macs``, the default) or parameters
+(``--cost params``, the published-table goal's measure) it builds
 
-- the **uniform** plan (every group at the one ratio that gives the target MACs),
+- the **uniform** plan (every group at the one ratio that gives the target share),
 - **near-uniform** plans: the uniform ratio plus a random offset per group in [-0.15, 0.15], shifted
-  together until the MACs match again,
-- **random** plans: a random direction in ratio space, scaled until the MACs match,
+  together until the cost matches again,
+- **random** plans: a random direction in ratio space, scaled until the cost matches,
+- **graded** plans (with ``--graded``, or ``--grade FIRST:LAST`` for other slopes): ratios rising with
+  depth (early groups kept wider, the later, parameter-heavy ones cut harder) or falling with it,
+  scaled until the cost matches,
 - the uniform plan again with other fine-tune seeds: how far the same plan moves by chance,
 
 fine-tunes each with the baselines' recipe (SGD, lr 0.02, cosine, weight decay 5e-4, L1 importance)
 for the same epochs on the whole training split, and reports validation and test accuracy. If no
 non-uniform plan beats the uniform one by more than the noise, a search over per-group ratios has
-little to gain on that model, whatever it samples. The plans match the uniform plan's MACs as closely as
+little to gain on that model, whatever it samples. The plans match the uniform plan's cost as closely as
 whole channel counts allow; the summary compares only those within 10% of it (a 6-channel layer, as in
-LeNet-5, moves the MACs in coarse steps).
+LeNet-5, moves the MACs in coarse steps). ``--distill ALPHA`` fine-tunes every plan distilled from the
+dense model (temperature 4), the published-table recipe.
 
 Usage (times on the project's 2-core machine, dense models already in the cache)::
 
@@ -23,6 +28,8 @@ Usage (times on the project's 2-core machine, dense models already in the cache)
         --dense-cache /tmp/dense-cache                                                   # ~1 hour (55 min, shared)
     python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_resnet20.yaml --macs 0.25 --epochs 5 \
         --near 2 --random 2 --dense-cache /tmp/dense-cache                               # 49 min (10 of them dense)
+    python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=40 \
+        --set data.augment.hflip=true --cost params --targets 0.255 --graded --dense-cache /tmp/dense-cache
     python benchmarks/allocation.py --quick --dense-cache /tmp/dense-cache               # ~1 min
 
 Without a cached dense model the pipeline's dense training runs first (the CNN's 20 epochs: 6 min).
@@ -51,7 +58,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_RATIO = 0.95
 NEAR_SPREAD = 0.15
 EARLY = 2  # validation accuracy after this many epochs is reported too: does it already rank the plans?
-MATCH = 0.1  # plans compared with the uniform one only when their MACs are within 10% of its
+MATCH = 0.1  # plans compared with the uniform one only when their cost is within 10% of its
+GRADES = {"graded, early wide": (0.5, 1.5), "graded, late wide": (1.5, 0.5)}  # ratio weight of the first and last group
 
 
 def load_dense(path: Path, overrides: list[str], cache: Path) -> tuple[Any, data.Splits, Any]:
@@ -65,17 +73,21 @@ def load_dense(path: Path, overrides: list[str], cache: Path) -> tuple[Any, data
 
 
 class Allocator:
-    """Plans over the dense model's groups, scaled to a target MACs share by bisection."""
+    """Plans over the dense model's groups, scaled to a target share of its MACs or params by bisection."""
 
-    def __init__(self, dense: torch.nn.Module, input_shape: tuple[int, ...]) -> None:
-        self.dense, self.input_shape = dense, input_shape
+    def __init__(self, dense: torch.nn.Module, input_shape: tuple[int, ...], cost: str = "macs") -> None:
+        self.dense, self.input_shape, self.cost = dense, input_shape, cost
         self.groups = [group.name for group in engine.discover(dense, input_shape)]
         self.dense_macs = engine.count_macs(dense, input_shape)
+        self.dense_cost = self._cost(dense)
+
+    def _cost(self, model: torch.nn.Module) -> int:
+        return engine.count_macs(model, self.input_shape) if self.cost == "macs" else engine.count_params(model)
 
     def share(self, ratios: list[float]) -> float:
         model = copy.deepcopy(self.dense)
         engine.apply_plan(model, self.plan(ratios), self.input_shape)
-        return engine.count_macs(model, self.input_shape) / self.dense_macs
+        return self._cost(model) / self.dense_cost
 
     def plan(self, ratios: list[float]) -> engine.PrunePlan:
         return engine.PrunePlan(ratios={g: r for g, r in zip(self.groups, ratios) if r > 0}, importance="l1")
@@ -103,51 +115,77 @@ class Allocator:
         direction = [rng.random() for _ in self.groups]
         return self.fit(lambda t: [min(MAX_RATIO, t * d) for d in direction], target, 0.0, MAX_RATIO / min(direction))
 
+    def graded(self, target: float, first: float, last: float) -> list[float]:
+        """Ratios whose weights run linearly from ``first`` (the first group) to ``last`` (the last)."""
+        steps = max(1, len(self.groups) - 1)
+        weights = [first + (last - first) * i / steps for i in range(len(self.groups))]
+        return self.fit(lambda t: [min(MAX_RATIO, t * w) for w in weights], target, 0.0, MAX_RATIO / min(weights))
 
-def finetuned(allocator: Allocator, ratios: list[float], splits: data.Splits, epochs: int, seed: int = 0) -> dict[str, float]:
-    finetune = engine.FinetuneConfig(epochs=epochs, batch_size=splits.batch_size, seed=seed, **RECIPE)
+
+def grades(args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    """The graded plans asked for: both of `GRADES` with ``--graded``, and each ``--grade FIRST:LAST``."""
+    chosen = dict(GRADES) if args.graded else {}
+    chosen.update({f"graded {first:g}:{last:g}": (first, last) for first, last in args.grade})
+    return chosen
+
+
+def grade_weights(spec: str) -> tuple[float, float]:
+    """``--grade FIRST:LAST`` -> (first, last), both positive."""
+    try:
+        first, last = (float(w) for w in spec.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FIRST:LAST, two numbers such as 0.5:1.5, but got {spec!r}") from None
+    if first <= 0 or last <= 0:
+        raise argparse.ArgumentTypeError(f"both weights must be above 0, but got {spec!r}")
+    return first, last
+
+
+def finetuned(allocator: Allocator, ratios: list[float], splits: data.Splits, args: argparse.Namespace, seed: int = 0) -> dict[str, float]:
+    recipe = {**RECIPE, "distill_alpha": args.distill} if args.distill else RECIPE
+    finetune = engine.FinetuneConfig(epochs=args.epochs, batch_size=splits.batch_size, seed=seed, **recipe)
     candidate = engine.Candidate(allocator.plan(ratios), finetune)
     result = engine.evaluate_candidate(allocator.dense, candidate, splits)
     assert result.model is not None
     early = result.val_accuracy_per_epoch[min(EARLY, len(result.val_accuracy_per_epoch)) - 1]
     return {"val": result.val_accuracy, "test": engine.evaluate(result.model, splits.test).accuracy, "early": early,
-            "macs": result.macs / allocator.dense_macs, "params": result.params}  # fmt: skip
+            "macs": result.macs / allocator.dense_macs, "params": result.params, "share": allocator.share(ratios)}  # fmt: skip
 
 
 def run_target(allocator: Allocator, target: float, splits: data.Splits, args: argparse.Namespace) -> list[dict[str, Any]]:
     rng = random.Random(f"{args.seed}-{target}")
     uniform = allocator.uniform(target)
-    share = allocator.share(uniform)  # the others match the uniform plan's MACs, not the target's
+    share = allocator.share(uniform)  # the others match the uniform plan's cost, not the target's
     plans = [("uniform", uniform, 0)] + [("uniform, seed", uniform, seed) for seed in range(1, args.seeds + 1)]
     plans += [("near-uniform", allocator.near_uniform(share, rng), 0) for _ in range(args.near)]
     plans += [("random", allocator.random(share, rng), 0) for _ in range(args.random)]
+    plans += [(kind, allocator.graded(share, *weights), 0) for kind, weights in grades(args).items()]
     rows = []
     for kind, ratios, seed in plans:
         clock = time.perf_counter()
-        row = {"kind": kind, "ratios": ratios, **finetuned(allocator, ratios, splits, args.epochs, seed)}
+        row = {"kind": kind, "ratios": ratios, **finetuned(allocator, ratios, splits, args, seed)}
         kind = f"{kind} {seed}" if seed else kind
         rows.append(row)
-        print(f"| {target:.0%} | {kind} | {' / '.join(f'{r:.2f}' for r in ratios)} | {row['macs']:.1%} | {row['params']:,} "
+        print(f"| {target:.1%} | {kind} | {' / '.join(f'{r:.2f}' for r in ratios)} | {row['macs']:.1%} | {row['params']:,} "
               f"| {row['early']:.4f} | {row['val']:.4f} | {row['test']:.4f} | {row['test'] - rows[0]['test']:+.4f} | {time.perf_counter() - clock:.0f} |",
               flush=True)  # fmt: skip
     return rows
 
 
 def summary(target: float, rows: list[dict[str, Any]]) -> str:
-    """Each kind's accuracy minus the uniform plan's, over the plans whose MACs are within `MATCH` of it."""
+    """Each kind's accuracy minus the uniform plan's, over the plans whose cost is within `MATCH` of it."""
     uniform = rows[0]
-    parts = [f"MACs {uniform['macs']:.1%} (target {target:.0%}): uniform test {uniform['test']:.4f}"]
+    parts = [f"MACs {uniform['macs']:.1%}, params {uniform['params']:,} (target {target:.1%}): uniform test {uniform['test']:.4f}"]
     reseeded = [r["test"] - uniform["test"] for r in rows if r["kind"] == "uniform, seed"]
     if reseeded:
         parts.append(f"the same uniform plan fine-tuned with {len(reseeded)} other seed(s): test "
                      + ", ".join(f"{d:+.4f}" for d in reseeded) + " (the noise)")  # fmt: skip
-    for kind in ("near-uniform", "random"):
-        matched = [r for r in rows if r["kind"] == kind and abs(r["macs"] / uniform["macs"] - 1) <= MATCH]
+    for kind in dict.fromkeys(r["kind"] for r in rows if r["kind"] not in ("uniform", "uniform, seed")):
+        matched = [r for r in rows if r["kind"] == kind and abs(r["share"] / uniform["share"] - 1) <= MATCH]
         tests = [r["test"] - uniform["test"] for r in matched]
         vals = [r["val"] - uniform["val"] for r in matched]
         unmatched = sum(r["kind"] == kind for r in rows) - len(matched)
         if unmatched:
-            parts.append(f"{unmatched} {kind} plan(s) left out: MACs more than {MATCH:.0%} off the uniform plan's")
+            parts.append(f"{unmatched} {kind} plan(s) left out: cost more than {MATCH:.0%} off the uniform plan's")
         if tests:
             parts.append(f"{kind}: test best {max(tests):+.4f}, median {statistics.median(tests):+.4f}; "
                          f"validation best {max(vals):+.4f}, median {statistics.median(vals):+.4f}")  # fmt: skip
@@ -158,7 +196,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "fashion_mnist_lenet5.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--macs", default="0.1,0.25", help="target MACs shares, comma-separated")
+    parser.add_argument("--cost", choices=("macs", "params"), default="macs", help="what the plans are matched on")
+    parser.add_argument("--targets", "--macs", default="0.1,0.25", help="target shares of the dense cost, comma-separated")
+    parser.add_argument("--graded", action="store_true", help="add the two graded plans per target (ratios rising or falling with depth)")
+    parser.add_argument("--grade", action="append", type=grade_weights, default=[], metavar="FIRST:LAST",
+                        help="a graded plan whose ratio weights run from FIRST (first group) to LAST (last group)")
+    parser.add_argument("--distill", type=float, default=0.0, metavar="ALPHA", help="distil every fine-tune from the dense model")
     parser.add_argument("--near", type=int, default=3, help="near-uniform plans per target")
     parser.add_argument("--random", type=int, default=3, help="random plans per target")
     parser.add_argument("--seeds", type=int, default=2, help="other fine-tune seeds of the uniform plan (the noise floor)")
@@ -168,15 +211,17 @@ def main() -> None:
     parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR", help="trained dense models by config hash")
     args = parser.parse_args()
     if args.quick:
-        args.macs, args.near, args.random, args.seeds, args.epochs = "0.25", 1, 1, 1, 2
+        args.targets, args.near, args.random, args.seeds, args.epochs = "0.25", 1, 1, 1, 2
     config, splits, dense = load_dense(args.pipeline, args.overrides, args.dense_cache)
-    allocator = Allocator(dense.model, splits.input_shape)
+    allocator = Allocator(dense.model, splits.input_shape, args.cost)
+    recipe = f"distilled (alpha {args.distill})" if args.distill else "not distilled"
     print(f"{date.today()} · {config.name}: dense test {dense.reference.test_accuracy:.4f}, {dense.reference.macs:,} MACs, "
-          f"groups {', '.join(allocator.groups)}; {args.epochs} fine-tune epochs per plan")  # fmt: skip
-    print(f"\n| MACs target | plan | ratios | MACs | params | val acc after {EARLY} epochs | val acc | test acc "
+          f"{dense.reference.params:,} params, groups {', '.join(allocator.groups)}; plans matched on {args.cost}; "
+          f"{args.epochs} fine-tune epochs per plan, {recipe}")  # fmt: skip
+    print(f"\n| {args.cost} target | plan | ratios | MACs | params | val acc after {EARLY} epochs | val acc | test acc "
           "| test vs uniform | seconds |")  # fmt: skip
     print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    results = {target: run_target(allocator, target, splits, args) for target in (float(t) for t in args.macs.split(","))}
+    results = {target: run_target(allocator, target, splits, args) for target in (float(t) for t in args.targets.split(","))}
     print()
     for target, rows in results.items():
         print(summary(target, rows))
