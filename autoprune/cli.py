@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,12 +107,12 @@ def run(
         with SearchProgress(console) as progress, store_errors():
             result = pipelines.run(loaded, resume=resume, observer=progress)
     except KeyboardInterrupt:
-        command = f"autoprune run {pipeline} --resume" + "".join(f" --set {o}" for o in overrides)
+        command = f"autoprune run {pipeline} --resume" + "".join(f" --set {shlex.quote(o)}" for o in overrides)
         err_console.print(f"[yellow]interrupted[/]: finished trials are kept. Continue with\n  {escape(command)}")
         raise typer.Exit(130) from None
     except AutoPruneError as exc:
         raise loaded.locate(exc) from None
-    _print_result(result, pipeline)
+    _print_result(result, pipeline, overrides)
     if result.failed_out:
         raise typer.Exit(1)
 
@@ -139,7 +140,7 @@ def retrain(
         raise typer.Exit(130) from None
     except AutoPruneError as exc:
         raise loaded.locate(exc) from None
-    _print_result(result, pipeline)
+    _print_result(result, pipeline, overrides)
     colour = "green" if report.decision in ("promoted", "first-champion") else "yellow"
     console.print(f"[bold {colour}]retrain: {report.decision}[/] - {escape(report.reason)}")
     console.print(f"report: retrain_report.md on {result.experiment_url}/runs/{result.parent_run_id}", soft_wrap=True)
@@ -169,7 +170,7 @@ def schedule_render(
     console.print(f"apply with: kubectl apply -f {out / (loaded.config.name + '-cronjob.yaml')}")
 
 
-def _print_result(result: Any, pipeline: Path) -> None:
+def _print_result(result: Any, pipeline: Path, overrides: list[str]) -> None:
     from ._display import front_table
 
     completed = sum(r.state == "complete" for r in result.records)
@@ -191,7 +192,14 @@ def _print_result(result: Any, pipeline: Path) -> None:
     console.print(f"Pareto front:     {result.front_url}", soft_wrap=True)
     if result.model_url:
         console.print(f"Registered model: {result.model_url}")
-    console.print(f"Open the UI with: autoprune ui {pipeline}   (the addresses above work while it runs)", soft_wrap=True)
+    command = f"autoprune ui {pipeline}" + "".join(f" --set {shlex.quote(o)}" for o in overrides if _names_the_store(o))
+    console.print(f"Open the UI with: {escape(command)}   (the addresses above work while it runs)", soft_wrap=True)
+
+
+def _names_the_store(override: str) -> bool:
+    """Whether a --set changes where `autoprune ui` looks: the store, the experiment or the model name."""
+    key = override.partition("=")[0].strip()
+    return key == "name" or key == "tracking" or key.startswith("tracking.")
 
 
 @app.command()
@@ -287,12 +295,15 @@ def ui(
     tracking_uri: str = typer.Option(None, help=f"Backend store URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind (127.0.0.1 keeps it on this machine)."),
     port: int = typer.Option(5000, help="Port."),
+    overrides: list[str] = SET,
 ) -> None:
     """Start the MLflow UI over the project's store (one worker); Ctrl-C stops it."""
     from .tracking import MlflowServer, Tracker, store_errors
 
     _setup_logging(False)
-    config = _load(pipeline, ()).config if pipeline else None
+    if overrides and pipeline is None:
+        raise UsageError("--set needs a pipeline to override")
+    config = _load(pipeline, overrides).config if pipeline else None
     uri = tracking_uri or (config.tracking.uri if config else DEFAULT_TRACKING_URI)
     with MlflowServer(uri, host=host, port=port) as server:
         console.print(f"MLflow UI:        {server.url}")

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import onnxruntime as ort
 import pytest
@@ -73,6 +74,26 @@ def test_validate_says_whether_the_dense_model_is_cached(finished_search: Store,
     assert "the dense model is cached" in capsys.readouterr().out  # the fixture's run trained and cached it
     assert run_cli("validate", str(finished_search.pipeline), "--set", "model.train.epochs=7") == 0
     assert "the dense model will be trained for 7 epochs" in capsys.readouterr().out
+
+
+def test_the_ui_hint_repeats_the_overrides_that_name_the_store(capsys) -> None:
+    from types import SimpleNamespace
+
+    from autoprune.cli import _print_result
+
+    dense = SimpleNamespace(test_accuracy=0.9, params=10, macs=10, latency_ms=1.0)
+    result = SimpleNamespace(
+        concluded=True, records=[], config=SimpleNamespace(name="x"), front=[], dense=dense, stop_reason=None,
+        hypervolume=0.0, study="x", storage="sqlite:///s/optuna.db", front_url="u", model_url=None,
+    )  # fmt: skip
+    _print_result(result, Path("p.yaml"), ["tracking.uri=sqlite:///elsewhere/m.db", "search.trials=3", "objectives={accuracy: max}"])
+    out = capsys.readouterr().out
+    assert "Open the UI with: autoprune ui p.yaml --set tracking.uri=sqlite:///elsewhere/m.db   (" in out
+
+
+def test_ui_refuses_overrides_without_a_pipeline(capsys) -> None:
+    assert run_cli("ui", "--set", "name=x") == 2
+    assert capsys.readouterr().err.strip() == "error: --set needs a pipeline to override"
 
 
 def _free_port() -> int:
