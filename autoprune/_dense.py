@@ -22,7 +22,7 @@ from .data import Splits
 from .errors import ModelError, TrialDiverged
 from .search import DenseReference
 
-__all__ = ["DenseModel", "build_dense", "prepare_dense", "dense_cache_key", "checkpoint_path"]
+__all__ = ["DenseModel", "build_dense", "prepare_dense", "dense_cache_key", "dense_cache_file", "checkpoint_path"]
 
 log = logging.getLogger("autoprune")
 
@@ -66,6 +66,11 @@ def dense_cache_key(config: PipelineConfig, splits: Splits, model: nn.Module) ->
     if splits.augment.active:  # only then, so keys of caches trained without it stay valid
         recipe["augment"] = dataclasses.asdict(splits.augment)
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def dense_cache_file(cache_dir: Path, key: str) -> Path:
+    """Where the dense model trained from `dense_cache_key` ``key`` is kept in ``cache_dir``."""
+    return cache_dir / f"dense-{key}.pt"
 
 
 def checkpoint_path(config: PipelineConfig, base_dir: Path) -> Path | None:
@@ -125,7 +130,7 @@ def prepare_dense(
     start = time.perf_counter()
     checkpoint = checkpoint_path(config, base_dir)
     key = dense_cache_key(config, splits, model)
-    cache_path = cache_dir / f"dense-{key}.pt" if cache_dir else None
+    cache_path = dense_cache_file(cache_dir, key) if cache_dir else None
     source = "trained"
     if checkpoint is not None:
         models.load_checkpoint(model, checkpoint)

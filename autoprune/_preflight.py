@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from . import data, engine, models
-from ._dense import build_dense, checkpoint_path, dense_cache_key
+from ._dense import build_dense, checkpoint_path, dense_cache_file, dense_cache_key
 from .config import Constraints, LoadedPipeline, PipelineConfig
 from .errors import ConfigError, ModelError
 from .search import SearchSpace
@@ -77,9 +77,9 @@ def _smallest_runs(model: nn.Module, space: SearchSpace, splits: data.Splits) ->
 
 def _dense_note(config: PipelineConfig, splits: data.Splits, model: nn.Module) -> str:
     """Whether `autoprune run` will train the dense model or find it in the store's cache."""
-    from .pipeline import state_dir
+    from .pipeline import dense_cache_dir
 
-    cached = state_dir(config) / "cache" / f"dense-{dense_cache_key(config, splits, model)}.pt"
+    cached = dense_cache_file(dense_cache_dir(config), dense_cache_key(config, splits, model))
     if cached.is_file():
         return f"the dense model is cached ({cached}): its trained weights will be reused"
     return f"the dense model will be trained for {config.model.train.epochs} epochs (cached afterwards)"

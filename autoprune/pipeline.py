@@ -39,7 +39,7 @@ from .search import (
     leave_ray,
 )
 
-__all__ = ["run", "make_backend", "QuietObserver", "PipelineResult", "Observer", "state_dir", "storage_url", "measure_config"]
+__all__ = ["run", "make_backend", "QuietObserver", "PipelineResult", "Observer", "state_dir", "dense_cache_dir", "storage_url", "measure_config"]
 
 log = logging.getLogger("autoprune")
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -117,6 +117,11 @@ def state_dir(config: PipelineConfig) -> Path:
     """Where local state lives: beside a sqlite tracking store, else ``./mlflow``."""
     database = sqlite_path(config.tracking.uri)
     return database.parent if database is not None else Path("mlflow")
+
+
+def dense_cache_dir(config: PipelineConfig) -> Path:
+    """Where trained dense models are cached (by `dense_cache_key`): beside the local state."""
+    return state_dir(config) / "cache"
 
 
 def storage_url(config: PipelineConfig) -> str:
@@ -354,7 +359,7 @@ def _run_checked(loaded: LoadedPipeline, checked: _Checked, backend: OptunaBacke
     observer.phase("preparing the dense model")
     measure = measure_config(config)
     dense = prepare_dense(config, checked.splits, checked.model, base_dir=loaded.base_dir,
-                          cache_dir=state_dir(config) / "cache", latency=measure.latency)  # fmt: skip
+                          cache_dir=dense_cache_dir(config), latency=measure.latency)  # fmt: skip
     seconds["dense"] = time.perf_counter() - clock
     parent = _open(backend, tracker, loaded, checked.space, dense, resume, warm_start)
     reporter = MlflowReporter(tracker, parent)

@@ -85,6 +85,10 @@ class Allocator:
     def _cost(self, model: torch.nn.Module) -> int:
         return engine.count_macs(model, self.input_shape) if self.cost == "macs" else engine.count_params(model)
 
+    def share_of(self, result: engine.CandidateResult) -> float:
+        """A fine-tuned plan's share of the dense cost, from what the engine measured."""
+        return (result.macs if self.cost == "macs" else result.params) / self.dense_cost
+
     def share(self, ratios: list[float]) -> float:
         model = copy.deepcopy(self.dense)
         engine.apply_plan(model, self.plan(ratios), self.input_shape)
@@ -149,7 +153,7 @@ def finetuned(allocator: Allocator, ratios: list[float], splits: data.Splits, ar
     assert result.model is not None
     early = result.val_accuracy_per_epoch[min(EARLY, len(result.val_accuracy_per_epoch)) - 1]
     return {"val": result.val_accuracy, "test": engine.evaluate(result.model, splits.test).accuracy, "early": early,
-            "macs": result.macs / allocator.dense_macs, "params": result.params, "share": allocator.share(ratios)}  # fmt: skip
+            "macs": result.macs / allocator.dense_macs, "params": result.params, "share": allocator.share_of(result)}  # fmt: skip
 
 
 def run_target(allocator: Allocator, target: float, splits: data.Splits, args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -129,7 +129,7 @@ class _Accounting:
         space = self.evaluator.space
         candidate = space.candidate(params)
         done = self.backend.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-        twin = next((t.number for t in done if t.params == params or _candidate_of(space, t.params) == candidate), None)
+        twin = next((t.number for t in done if _candidate_of(space, t.params) == candidate), None)
         self.duplicates += twin is not None
         return twin
 
