@@ -8,7 +8,7 @@ For every zoo model at uniform ratios 0.25/0.5/0.75 this measures params, MACs a
 
 A second copy of the dense model (``dense_copy``) is timed alongside: its speed-up should be 1.00 and
 its spread is the noise floor of the run. The variants: autoprune's engine with and without ``round_to=8``, and a plain Torch-Pruning
-``MagnitudePruner`` (``BasePruner`` with L1 group importance, local pruning) with and without
+``BasePruner`` (L1 group importance, local pruning; ``MagnitudePruner`` is its deprecated alias) with and without
 ``round_to=8`` at the same ratio, so the effect of each choice shows side by side.
 
 Weights are random (latency does not depend on their values); BN statistics are set by a few

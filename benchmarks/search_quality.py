@@ -8,7 +8,7 @@ global magnitude pruning, on the same budget of fine-tune epochs, judged on the 
    ``train_fraction`` plus each front member's finalize epochs.
 3. Two baselines spend the same budget over a sweep of ratios (equal epochs per point): (a) our
    engine's uniform L1 plan (every group at the same ratio), (b) Torch-Pruning's
-   ``MagnitudePruner`` with ``global_pruning=True`` (L1 group importance ranked across layers).
+   ``BasePruner`` with ``global_pruning=True`` (L1 group importance ranked across layers).
    Both fine-tune with one fixed recipe (SGD, lr 0.02, cosine, weight decay 5e-4).
 4. Each method's front (non-dominated on test accuracy and MACs) gets a hypervolume in normalised
    (1 - test accuracy, MACs / dense MACs) space, at two reference points: (1, 1), which counts every
@@ -103,7 +103,7 @@ def uniform_l1(dense: torch.nn.Module, splits: data.Splits, ratio: float, epochs
 
 def tp_global(dense: torch.nn.Module, splits: data.Splits, ratio: float, epochs: int, latency: engine.LatencyConfig) -> dict[str, float]:
     model = copy.deepcopy(dense)
-    pruner = tp.pruner.MagnitudePruner(
+    pruner = tp.pruner.BasePruner(
         model, torch.randn(2, *splits.input_shape), importance=tp.importance.GroupMagnitudeImportance(p=1),
         pruning_ratio=ratio, global_pruning=True, ignored_layers=[_classifier(model)],
     )  # fmt: skip

@@ -40,7 +40,8 @@ start() {
         if ! running; then echo "the head did not start; see $TEMP_DIR/head.log" >&2; tail -n 20 "$TEMP_DIR/head.log" >&2; exit 1; fi
         if ray job list --address "$ADDRESS" >/dev/null 2>&1; then
             echo "Ray head on 127.0.0.1:$PORT; jobs: $ADDRESS (pid $(cat "$PID_FILE"), logs in $TEMP_DIR)"
-            echo "submit: RAY_ADDRESS=$ADDRESS ray job submit -- autoprune run pipelines/quickstart_digits.yaml --backend ray"
+            echo "submit (absolute paths: a job runs in Ray's working directory): RAY_ADDRESS=$ADDRESS ray job submit --" \
+                "autoprune run \"$PWD/pipelines/quickstart_digits.yaml\" --backend ray --set tracking.uri=\"sqlite:///$PWD/mlflow/mlflow.db\""
             return 0
         fi
         sleep 1
