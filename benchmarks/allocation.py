@@ -14,7 +14,8 @@ each target share of the dense model's MACs (``--cost macs``, the default) or pa
 - the uniform plan again with other fine-tune seeds: how far the same plan moves by chance,
 
 fine-tunes each with the baselines' recipe (SGD, lr 0.02, cosine, weight decay 5e-4, L1 importance)
-for the same epochs on the whole training split, and reports validation and test accuracy. If no
+for the same epochs on the whole training split, and reports validation and test accuracy and the
+speed-up over the dense model (latency side by side, the pipeline's ``latency`` settings). If no
 non-uniform plan beats the uniform one by more than the noise, a search over per-group ratios has
 little to gain on that model, whatever it samples. The plans match the uniform plan's cost as closely as
 whole channel counts allow; the summary compares only those within 10% of it (a 6-channel layer, as in
@@ -31,6 +32,9 @@ Usage (times on the project's 2-core machine, dense models already in the cache)
     python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=40 \
         --set data.augment.hflip=true --cost params --targets 0.255 --graded --near 2 --random 2 \
         --dense-cache /tmp/dense-cache                                                   # 33 min (13 of them dense)
+    python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=40 \
+        --set data.augment.hflip=true --cost params --targets 0.255 --seeds 0 --near 0 --random 0 \
+        --grade 0.25:1.75 --epochs 60 --distill 0.5 --dense-cache /tmp/dense-cache      # 41 min: 0.9252 at 24,380 params
     python benchmarks/allocation.py --quick --dense-cache /tmp/dense-cache               # ~1 min
 
 Without a cached dense model the pipeline's dense training runs first (the CNN's 20 epochs: 6 min).
@@ -76,8 +80,9 @@ def load_dense(path: Path, overrides: list[str], cache: Path) -> tuple[Any, data
 class Allocator:
     """Plans over the dense model's groups, scaled to a target share of its MACs or params by bisection."""
 
-    def __init__(self, dense: torch.nn.Module, input_shape: tuple[int, ...], cost: str = "macs") -> None:
-        self.dense, self.input_shape, self.cost = dense, input_shape, cost
+    def __init__(self, dense: torch.nn.Module, input_shape: tuple[int, ...], cost: str = "macs",
+                 measure: engine.MeasureConfig = engine.MeasureConfig()) -> None:  # fmt: skip
+        self.dense, self.input_shape, self.cost, self.measure = dense, input_shape, cost, measure
         self.groups = [group.name for group in engine.discover(dense, input_shape)]
         self.dense_macs = engine.count_macs(dense, input_shape)
         self.dense_cost = self._cost(dense)
@@ -149,11 +154,12 @@ def finetuned(allocator: Allocator, ratios: list[float], splits: data.Splits, ar
     recipe = {**RECIPE, "distill_alpha": args.distill} if args.distill else RECIPE
     finetune = engine.FinetuneConfig(epochs=args.epochs, batch_size=splits.batch_size, seed=seed, **recipe)
     candidate = engine.Candidate(allocator.plan(ratios), finetune)
-    result = engine.evaluate_candidate(allocator.dense, candidate, splits)
+    result = engine.evaluate_candidate(allocator.dense, candidate, splits, measure=allocator.measure)
     assert result.model is not None
     early = result.val_accuracy_per_epoch[min(EARLY, len(result.val_accuracy_per_epoch)) - 1]
     return {"val": result.val_accuracy, "test": engine.evaluate(result.model, splits.test).accuracy, "early": early,
-            "macs": result.macs / allocator.dense_macs, "params": result.params, "share": allocator.share_of(result)}  # fmt: skip
+            "macs": result.macs / allocator.dense_macs, "params": result.params, "share": allocator.share_of(result),
+            "speedup": result.speedup_vs_dense}  # fmt: skip
 
 
 def run_target(allocator: Allocator, target: float, splits: data.Splits, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -171,7 +177,8 @@ def run_target(allocator: Allocator, target: float, splits: data.Splits, args: a
         kind = f"{kind} {seed}" if seed else kind
         rows.append(row)
         print(f"| {target:.1%} | {kind} | {' / '.join(f'{r:.2f}' for r in ratios)} | {row['macs']:.1%} | {row['params']:,} "
-              f"| {row['early']:.4f} | {row['val']:.4f} | {row['test']:.4f} | {row['test'] - rows[0]['test']:+.4f} | {time.perf_counter() - clock:.0f} |",
+              f"| {row['speedup']:.2f}x | {row['early']:.4f} | {row['val']:.4f} | {row['test']:.4f} | {row['test'] - rows[0]['test']:+.4f} "
+              f"| {time.perf_counter() - clock:.0f} |",
               flush=True)  # fmt: skip
     return rows
 
@@ -218,14 +225,14 @@ def main() -> None:
     if args.quick:
         args.targets, args.near, args.random, args.seeds, args.epochs = "0.25", 1, 1, 1, 2
     config, splits, dense = load_dense(args.pipeline, args.overrides, args.dense_cache)
-    allocator = Allocator(dense.model, splits.input_shape, args.cost)
+    allocator = Allocator(dense.model, splits.input_shape, args.cost, pipeline.measure_config(config))
     recipe = f"distilled (alpha {args.distill})" if args.distill else "not distilled"
     print(f"{date.today()} · {config.name}: dense test {dense.reference.test_accuracy:.4f}, {dense.reference.macs:,} MACs, "
           f"{dense.reference.params:,} params, groups {', '.join(allocator.groups)}; plans matched on {args.cost}; "
           f"{args.epochs} fine-tune epochs per plan, {recipe}")  # fmt: skip
-    print(f"\n| {args.cost} target | plan | ratios | MACs | params | val acc after {EARLY} epochs | val acc | test acc "
-          "| test vs uniform | seconds |")  # fmt: skip
-    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"\n| {args.cost} target | plan | ratios | MACs | params | speed-up vs dense | val acc after {EARLY} epochs | val acc "
+          "| test acc | test vs uniform | seconds |")  # fmt: skip
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     results = {target: run_target(allocator, target, splits, args) for target in (float(t) for t in args.targets.split(","))}
     print()
     for target, rows in results.items():
