@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class Conclusion:
     aliases: dict[str, int]  # the aliases set in the registry
     history: list[tuple[int, float]]
     candidate: int | None = None  # the front member the champion rule picks (it has the alias unless held)
+    front: list[int] = field(default_factory=list)  # every trial on the validation front (tagged pareto)
+    copies: dict[int, int] = field(default_factory=dict)  # front trial -> the earlier member it repeats (finalized once)
 
     @property
     def hypervolume(self) -> float:
@@ -63,8 +65,9 @@ def hypervolume_history(records: Sequence[TrialRecord], objectives: Objectives, 
 
 def _finalize_members(
     state: SearchState, tracker: Any, parent: str, front: Sequence[int], run_ids: Mapping[int, str], records: Sequence[TrialRecord]
-) -> list[dict[str, Any]]:
-    """Final figures of every front member: finalized now, or read back when a session already did it."""
+) -> tuple[list[dict[str, Any]], dict[int, int]]:
+    """Final figures of every front member: finalized now, or read back when a session already did it;
+    and the members left out as copies of an earlier one (`copies_of_earlier`)."""
     from .tracking import finalized_members, log_member
 
     done = finalized_members(tracker, parent)
@@ -102,7 +105,7 @@ def _finalize_members(
                 example=state.splits.test.x[:4].numpy(),
             )  # fmt: skip
         rows.append(summary)
-    return rows
+    return rows, copies
 
 
 def conclude(state: SearchState, tracker: Any, parent: str, records: list[TrialRecord], optuna_front: set[int]) -> Conclusion:
@@ -118,7 +121,7 @@ def conclude(state: SearchState, tracker: Any, parent: str, records: list[TrialR
         log.info("with one latency per architecture (the median of its trials) the front is %s, not %s",
                  front, measured_front)  # fmt: skip
     run_ids = mark_front(tracker, parent, front, ranks)
-    rows = _finalize_members(state, tracker, parent, front, run_ids, records)
+    rows, copies = _finalize_members(state, tracker, parent, front, run_ids, records)
     chosen = choose_aliases(rows, config, reference)
     aliases = {alias: n for alias, n in chosen.items() if not (state.hold_champion and alias == "champion")}
     if config.tracking.register_models:
@@ -135,4 +138,4 @@ def conclude(state: SearchState, tracker: Any, parent: str, records: list[TrialR
         dense_costs={**reference.__dict__, "latency_ratio": 1.0}, hypervolume=history, front_rows=rows,
         title=f"{config.name}: {len(records)} trials, front of {len(front)}",
     )  # fmt: skip
-    return Conclusion(rows, aliases, history, chosen.get("champion"))
+    return Conclusion(rows, aliases, history, chosen.get("champion"), front=list(front), copies=copies)

@@ -179,10 +179,7 @@ def _print_result(result: Any, pipeline: Path, overrides: list[str]) -> None:
         console.print(f"This worker is done ({completed} trials completed in the study); other workers still run "
                       "trials, and the last one to finish concludes the search.")  # fmt: skip
         return
-    title = f"Pareto front of {result.config.name}: {len(result.front)} of {completed} trials" + (
-        f" ({failed} failed)" if failed else ""
-    )
-    console.print(front_table(title, result.front, result.dense.__dict__))
+    console.print(front_table(_front_title(result, completed, failed), result.front, result.dense.__dict__))
     if not result.front:
         console.print("[yellow]No trial is on the front:[/] every trial failed or broke a constraint (see the runs' "
                       "autoprune.error tags and constraint.* metrics).")  # fmt: skip
@@ -194,6 +191,24 @@ def _print_result(result: Any, pipeline: Path, overrides: list[str]) -> None:
         console.print(f"Registered model: {result.model_url}")
     command = f"autoprune ui {pipeline}" + "".join(f" --set {shlex.quote(o)}" for o in overrides if _names_the_store(o))
     console.print(f"Open the UI with: {escape(command)}   (the addresses above work while it runs)", soft_wrap=True)
+
+
+def _front_title(result: Any, completed: int, failed: int) -> str:
+    """"Pareto front of NAME: 7 of 24 trials", saying why fewer rows follow when not every front trial
+    was finalized (the UI's ``tags.pareto`` filter shows them all)."""
+    on_front = len(result.front_trials) or len(result.front)
+    title = f"Pareto front of {result.config.name}: {on_front} of {completed} trials" + (f" ({failed} failed)" if failed else "")
+    finalized = {int(row["trial"]) for row in result.front}
+    if on_front <= len(finalized):
+        return title
+    notes = [f"{len(finalized)} finalized"]
+    if result.copies:
+        pairs = ", ".join(f"trial {copy} = {original}" for copy, original in sorted(result.copies.items()))
+        notes.append(f"{len(result.copies)} repeating one of them ({pairs}: same channels and score)")
+    left = on_front - len(finalized) - len(result.copies)
+    if left > 0:
+        notes.append(f"{left} left out by finalize.max_members or a failed finalize (see the log)")
+    return f"{title}; " + ", ".join(notes)
 
 
 def _names_the_store(override: str) -> bool:

@@ -103,7 +103,9 @@ class PipelineResult:
     dense: Any
     splits: data.Splits
     records: list[TrialRecord]
-    front: list[dict[str, Any]]
+    front: list[dict[str, Any]]  # the finalized members' figures
+    front_trials: list[int] = field(default_factory=list)  # every trial on the validation front
+    copies: dict[int, int] = field(default_factory=dict)  # front trial -> the finalized member it repeats
     aliases: dict[str, int] = field(default_factory=dict)
     candidate: int | None = None
     hypervolume: float = 0.0
@@ -305,6 +307,8 @@ def _result(config: PipelineConfig, backend: OptunaBackend, tracker: Any, parent
         splits=splits,
         records=records,
         front=conclusion.rows if conclusion else [],
+        front_trials=conclusion.front if conclusion else [],
+        copies=conclusion.copies if conclusion else {},
         aliases=conclusion.aliases if conclusion else {},
         candidate=conclusion.candidate if conclusion else None,
         hypervolume=conclusion.hypervolume if conclusion else 0.0,

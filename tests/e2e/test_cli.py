@@ -83,12 +83,29 @@ def test_the_ui_hint_repeats_the_overrides_that_name_the_store(capsys) -> None:
 
     dense = SimpleNamespace(test_accuracy=0.9, params=10, macs=10, latency_ms=1.0)
     result = SimpleNamespace(
-        concluded=True, records=[], config=SimpleNamespace(name="x"), front=[], dense=dense, stop_reason=None,
-        hypervolume=0.0, study="x", storage="sqlite:///s/optuna.db", front_url="u", model_url=None,
+        concluded=True, records=[], config=SimpleNamespace(name="x"), front=[], front_trials=[], copies={}, dense=dense,
+        stop_reason=None, hypervolume=0.0, study="x", storage="sqlite:///s/optuna.db", front_url="u", model_url=None,
     )  # fmt: skip
     _print_result(result, Path("p.yaml"), ["tracking.uri=sqlite:///elsewhere/m.db", "search.trials=3", "objectives={accuracy: max}"])
     out = capsys.readouterr().out
     assert "Open the UI with: autoprune ui p.yaml --set tracking.uri=sqlite:///elsewhere/m.db   (" in out
+
+
+def test_front_title_says_why_fewer_members_than_front_trials_follow() -> None:
+    from types import SimpleNamespace
+
+    from autoprune.cli import _front_title
+
+    def result(front_trials: list[int], finalized: list[int], copies: dict[int, int]) -> SimpleNamespace:
+        rows = [{"trial": n} for n in finalized]
+        return SimpleNamespace(config=SimpleNamespace(name="x"), front=rows, front_trials=front_trials, copies=copies)
+
+    assert _front_title(result([1, 4], [1, 4], {}), 24, 0) == "Pareto front of x: 2 of 24 trials"
+    assert _front_title(result([1, 4], [1, 4], {}), 20, 4) == "Pareto front of x: 2 of 20 trials (4 failed)"
+    assert _front_title(result([1, 4, 7, 9], [1, 4], {9: 4}), 24, 0) == (
+        "Pareto front of x: 4 of 24 trials; 2 finalized, 1 repeating one of them (trial 9 = 4: same channels and score), "
+        "1 left out by finalize.max_members or a failed finalize (see the log)"
+    )
 
 
 def test_ui_refuses_overrides_without_a_pipeline(capsys) -> None:
