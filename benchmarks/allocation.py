@@ -166,10 +166,11 @@ def run_target(allocator: Allocator, target: float, splits: data.Splits, args: a
     rng = random.Random(f"{args.seed}-{target}")
     uniform = allocator.uniform(target)
     share = allocator.share(uniform)  # the others match the uniform plan's cost, not the target's
-    plans = [("uniform", uniform, 0)] + [("uniform, seed", uniform, seed) for seed in range(1, args.seeds + 1)]
-    plans += [("near-uniform", allocator.near_uniform(share, rng), 0) for _ in range(args.near)]
-    plans += [("random", allocator.random(share, rng), 0) for _ in range(args.random)]
-    plans += [(kind, allocator.graded(share, *weights), 0) for kind, weights in grades(args).items()]
+    base = args.finetune_seed  # every plan's fine-tune seed; the uniform plan's reseeds follow it
+    plans = [("uniform", uniform, base)] + [("uniform, seed", uniform, base + k) for k in range(1, args.seeds + 1)]
+    plans += [("near-uniform", allocator.near_uniform(share, rng), base) for _ in range(args.near)]
+    plans += [("random", allocator.random(share, rng), base) for _ in range(args.random)]
+    plans += [(kind, allocator.graded(share, *weights), base) for kind, weights in grades(args).items()]
     rows = []
     for kind, ratios, seed in plans:
         clock = time.perf_counter()
@@ -219,6 +220,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="other fine-tune seeds of the uniform plan (the noise floor)")
     parser.add_argument("--epochs", type=int, default=10, help="fine-tune epochs per plan (the search-quality finalize)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the plans drawn")
+    parser.add_argument("--finetune-seed", type=int, default=0, help="fine-tune seed of every plan (batch order); another one repeats a run by chance")
     parser.add_argument("--quick", action="store_true", help="one target (25%%), one plan of each kind, 2 epochs")
     parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR", help="trained dense models by config hash")
     args = parser.parse_args()
