@@ -11,7 +11,7 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ def run(
         with SearchProgress(console) as progress, store_errors():
             result = pipelines.run(loaded, resume=resume, observer=progress)
     except KeyboardInterrupt:
-        command = f"autoprune run {pipeline} --resume" + "".join(f" --set {shlex.quote(o)}" for o in overrides)
+        command = f"autoprune run {pipeline} --resume" + _set_flags(overrides)
         err_console.print(f"[yellow]interrupted[/]: finished trials are kept. Continue with\n  {escape(command)}")
         raise typer.Exit(130) from None
     except AutoPruneError as exc:
@@ -189,7 +189,7 @@ def _print_result(result: Any, pipeline: Path, overrides: list[str]) -> None:
     console.print(f"Pareto front:     {result.front_url}", soft_wrap=True)
     if result.model_url:
         console.print(f"Registered model: {result.model_url}")
-    command = f"autoprune ui {pipeline}" + "".join(f" --set {shlex.quote(o)}" for o in overrides if _names_the_store(o))
+    command = f"autoprune ui {pipeline}" + _set_flags(o for o in overrides if _names_the_store(o))
     console.print(f"Open the UI with: {escape(command)}   (the addresses above work while it runs)", soft_wrap=True)
 
 
@@ -209,6 +209,11 @@ def _front_title(result: Any, completed: int, failed: int) -> str:
     if left > 0:
         notes.append(f"{left} left out by finalize.max_members or a failed finalize (see the log)")
     return f"{title}; " + ", ".join(notes)
+
+
+def _set_flags(overrides: Iterable[str]) -> str:
+    """The overrides as ``--set`` flags to paste into a shell (quoted where they hold spaces)."""
+    return "".join(f" --set {shlex.quote(o)}" for o in overrides)
 
 
 def _names_the_store(override: str) -> bool:

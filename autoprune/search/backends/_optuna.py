@@ -110,6 +110,7 @@ class _Accounting:
         self.budget = budget
         self.failures_at_start = backend._count(TrialState.FAIL)
         self.duplicates = 0
+        self._candidates: dict[int, Candidate | None] = {}  # finished trial -> its candidate (params never change)
 
     def budget_taken(self, number: int | None) -> bool:
         """Whether the budget leaves no room for trial ``number`` (``None``: a trial not asked yet)."""
@@ -129,7 +130,10 @@ class _Accounting:
         space = self.evaluator.space
         candidate = space.candidate(params)
         done = self.backend.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-        twin = next((t.number for t in done if _candidate_of(space, t.params) == candidate), None)
+        for trial in done:
+            if trial.number not in self._candidates:
+                self._candidates[trial.number] = _candidate_of(space, trial.params)
+        twin = next((t.number for t in done if self._candidates[t.number] == candidate), None)
         self.duplicates += twin is not None
         return twin
 
