@@ -13,7 +13,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from .._vocab import IMPORTANCES, OPTIMIZERS
 from ._base import Strict
 
-__all__ = ["Param", "RatioRange", "RatioOverride", "PruningSpace", "FinetuneSpace", "SpaceConfig"]
+__all__ = ["Param", "RatioRange", "RatioOverride", "TiltRange", "PruningSpace", "FinetuneSpace", "SpaceConfig"]
 
 Importance = Literal[IMPORTANCES]  # type: ignore[valid-type]
 
@@ -91,11 +91,33 @@ class RatioOverride(Strict):
     step: float | None = Field(None, gt=0, lt=1)
 
 
+class TiltRange(Strict):
+    """The range of ``pruning.tilt``: how far the shared ratio leans from the first group to the last.
+
+    A group's ratio is the shared ratio x (1 + tilt x position), the position running from -1 (the
+    first group the model defines) to +1 (the last): tilt 0.5 prunes the first group at half the
+    shared ratio and the last at 1.5 times it; a negative tilt keeps the late groups wider.
+    """
+
+    low: float = Field(-0.75, ge=-1, le=1)
+    high: float = Field(0.75, ge=-1, le=1)
+    step: float | None = Field(0.05, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TiltRange:
+        if self.low > self.high:
+            raise ValueError(f"low <= high must hold, but got low={self.low}, high={self.high}")
+        return self
+
+
 class PruningSpace(Strict):
     ratio: RatioRange = Field(default_factory=RatioRange)
     uniform: bool = Field(False, description="one ratio shared by all groups instead of one per group")
     spread: float | None = Field(
         None, gt=0, lt=1, description="each group's ratio within this of one shared ratio (null: every group on its own)"
+    )
+    tilt: TiltRange | None = Field(
+        None, description="lean the shared ratio with depth: ratio x (1 + tilt x position), position -1 (first group) .. +1 (last)"
     )
     overrides: dict[str, RatioOverride] = Field(default_factory=dict, description="glob on group names -> range")
     exclude: list[str] = Field(default_factory=list, description="globs of groups never pruned")
@@ -122,6 +144,13 @@ class PruningSpace(Strict):
             raise ValueError(
                 f"uniform: true shares one ratio exactly; a spread around it needs uniform: false, but got spread={value}"
             )
+        return value
+
+    @field_validator("tilt")
+    @classmethod
+    def _tilt_not_uniform(cls, value: TiltRange | None, info: ValidationInfo) -> TiltRange | None:
+        if value is not None and info.data.get("uniform"):
+            raise ValueError("uniform: true shares one ratio exactly; a tilt with depth needs uniform: false")
         return value
 
 

@@ -3,7 +3,7 @@
 It turns a `SpaceConfig` into Optuna distributions (one ratio per group, or one shared ratio; the
 importance criterion; fine-tune settings) and turns sampled parameters back into a `Candidate`.
 Parameter names are the ones logged to MLflow: ``ratio.<group>`` (or ``ratio`` and, with
-``pruning.spread``, ``offset.<group>``), ``importance``, ``lr``, ...
+``pruning.spread``, ``offset.<group>``; with ``pruning.tilt``, ``tilt``), ``importance``, ``lr``, ...
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ __all__ = ["SearchSpace", "RATIO_PREFIX", "FINETUNE_PARAMS"]
 
 RATIO_PREFIX = "ratio."
 OFFSET_PREFIX = "offset."  # pruning.spread: a group's ratio = the shared ratio + its offset
+TILT = "tilt"  # pruning.tilt: a group's ratio = the shared ratio x (1 + tilt x its position, -1 .. +1)
 FINETUNE_PARAMS = ("lr", "epochs", "weight_decay", "distill_alpha", "temperature", "label_smoothing", "momentum", "optimizer")
 _KEY = "search.space"
 
@@ -95,7 +96,9 @@ class SearchSpace:
             raise ConfigError(
                 f"every group is excluded; the model's groups are {', '.join(names)}", key=f"{_KEY}.pruning.exclude"
             )
-        self._group_ranges: dict[str, tuple[float, float, float | None]] = {}  # pruning.spread: (low, high, step)
+        self._group_ranges: dict[str, tuple[float, float, float | None]] = {}  # spread or tilt: (low, high, step)
+        last = len(self.searched) - 1  # pruning.tilt: each group's position, -1 (first) .. +1 (last)
+        self._positions = {name: 2 * index / last - 1 if last else 0.0 for index, name in enumerate(self.searched)}
         self._distributions, self._fixed = self._build(names)
 
     @staticmethod
@@ -134,12 +137,15 @@ class SearchSpace:
         pruning = self.config.pruning
         if pruning.uniform:
             entries["ratio"] = _ratio_distribution(pruning.ratio)
-        elif pruning.spread is not None:
+        elif pruning.spread is not None or pruning.tilt is not None:
             entries["ratio"] = _ratio_distribution(pruning.ratio)
+            if pruning.tilt is not None:
+                entries[TILT] = _ratio_distribution(pruning.tilt)
             step = pruning.ratio.step
-            reach = pruning.spread if step is None else math.floor(pruning.spread / step + 1e-9) * step
             for name in self.searched:
-                entries[OFFSET_PREFIX + name] = _ratio_distribution({"low": -reach, "high": reach, "step": step})
+                if pruning.spread is not None:
+                    reach = pruning.spread if step is None else math.floor(pruning.spread / step + 1e-9) * step
+                    entries[OFFSET_PREFIX + name] = _ratio_distribution({"low": -reach, "high": reach, "step": step})
                 own = _ratio_distribution(self._ratio_range(name))  # overrides applied, high on the grid
                 self._group_ranges[name] = (own, own, None) if isinstance(own, float) else (own.low, own.high, own.step)
         else:
@@ -189,22 +195,28 @@ class SearchSpace:
         return Candidate(plan, finetune)
 
     def _ratios(self, values: Mapping[str, Any]) -> dict[str, float]:
-        """Each searched group's ratio: the shared one, the shared one plus the group's offset (kept
-        within the group's range and on the step grid), or the group's own."""
+        """Each searched group's ratio: the shared one; the shared one leant by the tilt and plus the
+        group's offset (kept within the group's range and on the step grid); or the group's own."""
         pruning = self.config.pruning
         if pruning.uniform:
             return {name: float(values["ratio"]) for name in self.searched}
-        if pruning.spread is None:
+        if not self._group_ranges:
             return {name: float(values[RATIO_PREFIX + name]) for name in self.searched}
-        shared = float(values["ratio"])
-        offsets = {name: float(values[OFFSET_PREFIX + name]) for name in self.searched}
-        return {name: _snap(shared + offset, *self._group_ranges[name]) for name, offset in offsets.items()}
+        leant = self._leant(float(values["ratio"]), float(values.get(TILT, 0.0)))
+        return {
+            name: _snap(leant[name] + float(values.get(OFFSET_PREFIX + name, 0.0)), *self._group_ranges[name])
+            for name in self.searched
+        }
+
+    def _leant(self, shared: float, tilt: float) -> dict[str, float]:
+        """The shared ratio leant with depth: ``shared x (1 + tilt x position)`` per searched group."""
+        return {name: shared * (1 + tilt * position) for name, position in self._positions.items()}
 
     def smallest_plan(self) -> PrunePlan:
         """Every searched group at the highest ratio the space allows: the smallest reachable model."""
         highest = {}
         for name in self.searched:
-            if self.config.pruning.spread is not None:  # the shared ratio at its highest, every offset too
+            if self._group_ranges:  # the shared ratio at its highest, every offset too
                 highest[name] = self._group_ranges[name][1]
                 continue
             key = "ratio" if self.config.pruning.uniform else RATIO_PREFIX + name
@@ -222,15 +234,29 @@ class SearchSpace:
         values: dict[str, Any] = {"importance": candidate.plan.importance}
         if self.config.pruning.uniform:
             values["ratio"] = max(ratios.values(), default=0.0)
-        elif self.config.pruning.spread is not None:  # the shared ratio midway between the extremes
-            kept = [ratios.get(name, 0.0) for name in self.searched]
-            values["ratio"] = self._on_grid("ratio", (min(kept) + max(kept)) / 2)
-            values.update({OFFSET_PREFIX + name: self._on_grid(OFFSET_PREFIX + name, ratios.get(name, 0.0) - values["ratio"])
-                           for name in self.searched})  # fmt: skip
+        elif self._group_ranges:
+            values.update(self._shared_params({name: ratios.get(name, 0.0) for name in self.searched}))
         else:
             values.update({RATIO_PREFIX + name: ratios.get(name, 0.0) for name in self.searched})
         values.update({name: getattr(candidate.finetune, name) for name in FINETUNE_PARAMS})
         return {name: value for name, value in values.items() if name in self._distributions}
+
+    def _shared_params(self, ratios: Mapping[str, float]) -> dict[str, float]:
+        """The shared ratio (midway between the extremes; with a tilt, the mean, the tilt fitted by
+        least squares) and the offsets, on their grids, nearest to each group's ``ratios``."""
+        values = {}
+        if self.config.pruning.tilt is None:
+            values["ratio"] = self._on_grid("ratio", (min(ratios.values()) + max(ratios.values())) / 2)
+        else:
+            mean = sum(ratios.values()) / len(ratios)
+            spread = sum(position**2 for position in self._positions.values())
+            slope = sum(ratios[name] * position for name, position in self._positions.items()) / spread if spread else 0.0
+            values["ratio"] = self._on_grid("ratio", mean)
+            fitted = self._on_grid(TILT, slope / values["ratio"] if values["ratio"] else 0.0)
+            values[TILT] = float(self._fixed.get(TILT, fitted))
+        leant = self._leant(values["ratio"], values.get(TILT, 0.0))
+        values.update({OFFSET_PREFIX + name: self._on_grid(OFFSET_PREFIX + name, ratio - leant[name]) for name, ratio in ratios.items()})
+        return values
 
     def _on_grid(self, key: str, value: float) -> float:
         """``value`` moved onto the grid of the searched ratio or offset ``key``, within its range."""
@@ -244,9 +270,11 @@ class SearchSpace:
         range (``i / count`` of the way from low to high, the last at the highest ratios); the other
         parameters are left to the sampler."""
         pruning = self.config.pruning
-        shared = pruning.uniform or pruning.spread is not None
+        shared = pruning.uniform or bool(self._group_ranges)
         keys = ["ratio"] if shared else [RATIO_PREFIX + name for name in self.searched]
         offsets = {OFFSET_PREFIX + name: 0.0 for name in self.searched if OFFSET_PREFIX + name in self._distributions}
+        if TILT in self._distributions:
+            offsets[TILT] = self._on_grid(TILT, 0.0)
         seeds = []
         for index in range(1, count + 1):
             seed = {}

@@ -77,6 +77,36 @@ def test_spread_space_keeps_every_group_near_one_shared_ratio(resnet_groups) -> 
     assert space.candidate(space.params_of(candidate)) == candidate
 
 
+def test_tilt_leans_the_shared_ratio_from_the_first_group_to_the_last() -> None:
+    cnn = [engine.Group(name=name, size=32, members=(name,)) for name in ("conv1", "conv2", "conv3")]
+    space = search.SearchSpace(_space(ratio={"low": 0.0, "high": 0.9, "step": 0.05}, tilt={}), cnn)
+    dists = space.distributions
+    assert dists["tilt"] == FloatDistribution(-0.75, 0.75, step=0.05) and not any("." in k for k in dists)  # no offsets
+    plan = space.candidate({"ratio": 0.4, "tilt": 0.75, "lr": 0.01, "epochs": 1}).plan
+    assert plan.ratios == {"conv1": 0.1, "conv2": 0.4, "conv3": 0.7}  # 0.4 x (0.25, 1, 1.75)
+    assert space.candidate({"ratio": 0.4, "tilt": -0.5, "lr": 0.01, "epochs": 1}).plan.ratios == {"conv1": 0.6, "conv2": 0.4, "conv3": 0.2}
+    assert space.candidate({"ratio": 0.8, "tilt": 0.5, "lr": 0.01, "epochs": 1}).plan.ratios["conv3"] == 0.9  # kept in range
+    assert [s["tilt"] for s in space.uniform_seeds(3)] == [0.0, 0.0, 0.0]  # uniform seeds do not lean
+    candidate = space.candidate({"ratio": 0.4, "tilt": 0.75, "lr": 0.01, "epochs": 1})
+    assert space.params_of(candidate)["tilt"] == 0.75 and space.candidate(space.params_of(candidate)) == candidate
+
+
+def test_tilt_and_spread_together_offset_the_leant_ratio(resnet_groups) -> None:
+    space = search.SearchSpace(_space(ratio={"low": 0.0, "high": 0.8, "step": 0.1}, spread=0.2, tilt={"low": 0.0, "high": 0.5, "step": 0.5}),
+                               resnet_groups)  # fmt: skip
+    first, last = resnet_groups[0].name, resnet_groups[-1].name
+    params = {"ratio": 0.4, "tilt": 0.5, "lr": 0.01, "epochs": 1} | {k: 0.0 for k in space.distributions if k.startswith("offset.")}
+    ratios = space.candidate(params | {f"offset.{first}": 0.1}).plan.ratios
+    assert (ratios[first], ratios[last]) == (0.3, 0.6)  # 0.4 x 0.5 + 0.1 and 0.4 x 1.5
+    candidate = space.candidate(params)
+    assert space.candidate(space.params_of(candidate)) == candidate
+
+
+def test_tilt_and_uniform_exclude_each_other() -> None:
+    with pytest.raises(ValueError, match="a tilt with depth needs uniform: false"):
+        _space(uniform=True, tilt={})
+
+
 def test_spread_and_uniform_exclude_each_other() -> None:
     with pytest.raises(ValueError, match="a spread around it needs uniform: false"):
         _space(uniform=True, spread=0.1)
