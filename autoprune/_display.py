@@ -89,6 +89,9 @@ class SearchProgress:
         front = len(non_dominated(points)) if points else 0
         best = max((r.metrics["val_accuracy"] for r in self.done), default=None)
         parts = [f"front {front}", f"best acc {best:.4f}" if best is not None else "best acc -"]
+        over = sum(r.finetune_skipped for r in self.done)
+        if over:
+            parts.append(f"{over} over a size limit")
         if self.failed:
             parts.append(f"{self.failed} failed")
         if running:

@@ -183,6 +183,10 @@ def _print_result(result: Any, pipeline: Path, overrides: list[str]) -> None:
     if not result.front:
         console.print("[yellow]No trial is on the front:[/] every trial failed or broke a constraint (see the runs' "
                       "autoprune.error tags and constraint.* metrics).")  # fmt: skip
+    over = sum(r.state == "complete" and r.finetune_skipped for r in result.records)
+    if over:
+        console.print(f"{over} of {completed} trials broke a size limit and were not fine-tuned "
+                      "(search.skip_over_limit; their runs are named over-limit)")  # fmt: skip
     if result.stop_reason:
         console.print(f"[yellow]The search stopped early:[/] {escape(result.stop_reason)}")
     console.print(f"hypervolume {result.hypervolume:.4f} · study {result.study} in {result.storage}")

@@ -209,7 +209,7 @@ def _open_parent(tracker: Any, backend: OptunaBackend, loaded: LoadedPipeline, s
 def _search(checked: _Checked, dense: DenseModel, config: PipelineConfig, backend: OptunaBackend, reporter: Any, observer: Observer) -> list[TrialRecord]:
     evaluator = CandidateEvaluator(
         dense.model, checked.splits, checked.space, measure=measure_config(config), reference=dense.reference,
-        constraints=config.constraints.active(),
+        constraints=config.constraints.active(), skip_over_limit=config.search.skip_over_limit,
     )  # fmt: skip
     budget = Budget(config.search.trials, config.search.timeout_s, config.search.max_failed_trials or config.search.trials)
     observer.search_started(config.search.trials, backend.records(), checked.objectives, dense.reference)

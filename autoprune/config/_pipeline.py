@@ -69,6 +69,10 @@ class SearchConfig(Strict):
     seed_uniform: int = Field(
         0, ge=0, description="a new study first tries this many uniform plans spread up to the highest ratios (the rest sampled)"
     )
+    skip_over_limit: bool = Field(
+        True, description="a trial whose params, MACs or bytes break a constraint is not fine-tuned (no fine-tune "
+        "can make it feasible): it is evaluated as pruned and recorded as infeasible"
+    )
 
     @field_validator("storage")
     @classmethod

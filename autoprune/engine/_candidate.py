@@ -13,7 +13,7 @@ from torch import nn
 
 from ..data import Splits
 from ._evaluate import evaluate
-from ._finetune import EpochCallback, FinetuneConfig, finetune
+from ._finetune import EpochCallback, FinetuneConfig, FinetuneHistory, finetune
 from ._measure import (
     LatencyConfig,
     count_macs,
@@ -52,7 +52,8 @@ _NAN = float("nan")
 
 @dataclass
 class CandidateResult:
-    """Everything measured about one candidate. ``status`` is ``ok``, ``stopped`` (early) or ``failed``."""
+    """Everything measured about one candidate. ``status`` is ``ok``, ``stopped`` (early), ``skipped``
+    (not fine-tuned: evaluated as pruned) or ``failed``."""
 
     status: str = "ok"
     val_accuracy: float = _NAN
@@ -119,14 +120,16 @@ def evaluate_candidate(
     *,
     measure: MeasureConfig = MeasureConfig(),
     on_epoch: EpochCallback | None = None,
-    on_measured: Callable[[CandidateResult], None] | None = None,
+    on_measured: Callable[[CandidateResult], bool | None] | None = None,
 ) -> CandidateResult:
     """Prune a copy of ``dense`` with ``candidate.plan``, measure its costs, fine-tune it (distilling
     from ``dense`` when ``distill_alpha > 0``) and evaluate it on the validation split.
 
     Costs are measured right after pruning (they depend on the architecture, not on the weights), so
     ``on_measured`` can pass them on before a possibly long fine-tune, and an early-stopped trial still
-    has them. ``dense`` is never modified. Errors (`PruningError`, `TrialDiverged`, ...) propagate:
+    has them. When ``on_measured`` returns True the fine-tune is skipped (a candidate whose size
+    already rules it out): the pruned model is evaluated as it is and ``status`` is ``skipped``.
+    ``dense`` is never modified. Errors (`PruningError`, `TrialDiverged`, ...) propagate:
     the search decides how to record them.
     """
     seconds: dict[str, float] = {}
@@ -142,12 +145,13 @@ def evaluate_candidate(
     result = CandidateResult(kept=outcome.kept, model=model)
     _measure_into(result, dense, model, splits, measure)
     seconds["measure"] = time.perf_counter() - clock
-    if on_measured is not None:
-        on_measured(result)
+    skip = on_measured is not None and bool(on_measured(result))
 
     clock = time.perf_counter()
-    teacher = dense if candidate.finetune.distill_alpha > 0 else None
-    history = finetune(model, splits, candidate.finetune, teacher=teacher, on_epoch=on_epoch)
+    history = FinetuneHistory()
+    if not skip:
+        teacher = dense if candidate.finetune.distill_alpha > 0 else None
+        history = finetune(model, splits, candidate.finetune, teacher=teacher, on_epoch=on_epoch)
     seconds["finetune"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -157,7 +161,7 @@ def evaluate_candidate(
         val = evaluate(model, splits.val)
         result.val_accuracy, result.val_loss = val.accuracy, val.loss
     seconds["evaluate"] = time.perf_counter() - clock
-    result.status = "stopped" if history.stopped_early else "ok"
+    result.status = "skipped" if skip else "stopped" if history.stopped_early else "ok"
     result.val_accuracy_per_epoch = [report.val_accuracy for report in history.epochs]
     result.model = model.eval()
     result.seconds = seconds

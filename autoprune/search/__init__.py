@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ._objective import (
     KEPT_PREFIX,
+    SKIPPED_METRIC,
     CandidateEvaluator,
     DenseReference,
     NullReporter,
@@ -20,6 +21,7 @@ from .backends import Budget, OptunaBackend, RayBackend, SearchBackend, join_ray
 
 __all__ = [
     "KEPT_PREFIX",
+    "SKIPPED_METRIC",
     "CandidateEvaluator",
     "DenseReference",
     "NullReporter",

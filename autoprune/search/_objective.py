@@ -30,11 +30,14 @@ __all__ = [
     "DenseReference",
     "constraint_values",
     "KEPT_PREFIX",
+    "SKIPPED_METRIC",
 ]
 
 log = logging.getLogger("autoprune")
 
 KEPT_PREFIX = "kept."  # metric name prefix of the channels a trial keeps per group, as MLflow logs them
+SKIPPED_METRIC = "finetune_skipped"  # 1.0 for a trial not fine-tuned because its size broke a constraint
+_SIZE_METRICS = ("params", "macs", "size_bytes")  # fixed by the architecture: known before the fine-tune
 
 # objective name -> (CandidateResult metric used as the search value, direction)
 _VALUE_METRIC = {
@@ -121,6 +124,11 @@ class TrialRecord:
     def feasible(self) -> bool:
         return self.state == "complete" and all(value <= 0 for value in self.constraints.values())
 
+    @property
+    def finetune_skipped(self) -> bool:
+        """Whether the trial was evaluated as pruned, without its fine-tune (its size broke a limit)."""
+        return self.metrics.get(SKIPPED_METRIC, 0.0) > 0
+
 
 class TrialReporter(Protocol):
     """What the search tells the tracking layer. All methods must return quickly and never raise."""
@@ -169,6 +177,7 @@ class CandidateEvaluator:
         measure: MeasureConfig,
         reference: DenseReference,
         constraints: Mapping[str, float],
+        skip_over_limit: bool = True,
     ) -> None:
         self.dense = dense
         self.splits = splits
@@ -176,6 +185,17 @@ class CandidateEvaluator:
         self.measure = measure
         self.reference = reference
         self.constraints = dict(constraints)
+        self.skip_over_limit = skip_over_limit
+
+    def over_limit(self, costs: Mapping[str, float]) -> list[str]:
+        """The size constraints (params, MACs, bytes) that ``costs`` break, as ``params 26,559 >
+        max_params 25,000``: the fine-tune cannot change them, so such a trial is infeasible already."""
+        broken = []
+        for metric in _SIZE_METRICS:
+            limit = self.constraints.get(f"max_{metric}")
+            if limit is not None and costs[metric] > limit:
+                broken.append(f"{metric} {costs[metric]:,.0f} > max_{metric} {limit:,.0f}")
+        return broken
 
     def __call__(
         self,
@@ -186,12 +206,18 @@ class CandidateEvaluator:
     ) -> tuple[TrialRecord, CandidateResult | None]:
         """Evaluate the candidate of ``params``; ``on_measured`` receives its cost metrics (named as
         the objectives read them) and the channels it keeps (``kept.<group>``) right after pruning,
-        before the fine-tune."""
+        before the fine-tune. A candidate that breaks a size constraint is not fine-tuned when
+        ``skip_over_limit`` is on (its record's metrics say ``finetune_skipped``)."""
         start = time.perf_counter()
 
-        def measured(result: CandidateResult) -> None:
+        def measured(result: CandidateResult) -> bool:
+            costs = self.costs(result)
             if on_measured is not None:
-                on_measured({**self.costs(result), **{f"{KEPT_PREFIX}{group}": float(n) for group, n in result.kept.items()}})
+                on_measured({**costs, **{f"{KEPT_PREFIX}{group}": float(n) for group, n in result.kept.items()}})
+            broken = self.over_limit(costs) if self.skip_over_limit else []
+            if broken:
+                log.info("trial %d is not fine-tuned: %s", number, ", ".join(broken))
+            return bool(broken)
 
         try:
             result = evaluate_candidate(
@@ -205,6 +231,8 @@ class CandidateEvaluator:
             return TrialRecord(number, "failed", dict(params), error=error, seconds=time.perf_counter() - start), None
         metrics = {**result.metrics(), **self.costs(result)}
         metrics["engine_seconds"] = sum(result.seconds.values())  # prune + fine-tune + evaluate + measure
+        if result.status == "skipped":
+            metrics[SKIPPED_METRIC] = 1.0
         if not all(math.isfinite(metrics.get(m, math.nan)) for m in ("val_accuracy", "latency_ratio")):
             error = "the candidate produced non-finite metrics"
             return TrialRecord(number, "failed", dict(params), error=error, seconds=time.perf_counter() - start), None

@@ -27,18 +27,23 @@ def _pyplot() -> Any:
 
 
 def pareto_figure(records: Sequence[TrialRecord], front: set[int], cost: str, dense_cost: float, title: str) -> Any:
-    """Validation accuracy against one cost: feasible trials, infeasible ones, and the front as a step line."""
+    """Validation accuracy against one cost: feasible trials, infeasible ones (those over a size limit
+    apart: their accuracy is the pruned model's, without a fine-tune), and the front as a step line."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     done = [r for r in records if r.state == "complete"]
     feasible = [r for r in done if r.feasible and r.number not in front]
-    infeasible = [r for r in done if not r.feasible]
+    infeasible = [r for r in done if not r.feasible and not r.finetune_skipped]
+    over_limit = [r for r in done if r.finetune_skipped]  # evaluated as pruned: no fine-tune
     members = sorted((r for r in done if r.number in front), key=lambda r: r.metrics[cost])
     axis.scatter([r.metrics[cost] for r in feasible], [r.metrics["val_accuracy"] for r in feasible],
                  s=22, c="#9aa5b1", label="trial")  # fmt: skip
     if infeasible:
         axis.scatter([r.metrics[cost] for r in infeasible], [r.metrics["val_accuracy"] for r in infeasible],
                      s=22, marker="x", c="#d64545", label="breaks a constraint")  # fmt: skip
+    if over_limit:
+        axis.scatter([r.metrics[cost] for r in over_limit], [r.metrics["val_accuracy"] for r in over_limit],
+                     s=26, marker="v", facecolors="none", edgecolors="#d9822b", label="over a size limit (not fine-tuned)")  # fmt: skip
     xs = [r.metrics[cost] for r in members]
     ys = [r.metrics["val_accuracy"] for r in members]
     axis.step(xs, ys, where="post", c="#1f6feb", lw=1.2, alpha=0.6)

@@ -34,11 +34,13 @@ def _short(value: float) -> str:
 
 
 def run_name(record: TrialRecord) -> str:
-    """A name that reads as a summary in a run list: ``t012 acc=0.981 macs=0.31M lat=0.21ms``."""
+    """A name that reads as a summary in a run list: ``t012 acc=0.981 macs=0.31M lat=0.21ms``
+    (``t012 over-limit acc=...`` for a trial not fine-tuned because its size broke a constraint)."""
     if record.state != "complete":
         return f"t{record.number:03d} {record.state}"
     m = record.metrics
-    return f"t{record.number:03d} acc={m['val_accuracy']:.3f} macs={_short(m['macs'])} lat={m['latency_ms']:.2f}ms"
+    over = " over-limit" if record.finetune_skipped else ""  # not fine-tuned: its accuracy is the pruned model's
+    return f"t{record.number:03d}{over} acc={m['val_accuracy']:.3f} macs={_short(m['macs'])} lat={m['latency_ms']:.2f}ms"
 
 
 class MlflowReporter:

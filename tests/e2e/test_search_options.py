@@ -42,3 +42,26 @@ def test_uniform_seeds_come_first_and_only_max_members_are_finalized(tmp_path: P
         first = max(losses, key=lambda i: hypervolume([losses[i]], [1, 1, 1]))
         second = max(set(losses) - {first}, key=lambda i: hypervolume([losses[first], losses[i]], [1, 1, 1]))
         assert {first, second} == {r.info.run_id for r in finalized}
+
+
+def test_trials_over_a_size_limit_are_not_fine_tuned_and_never_reach_the_front(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "store" / "mlflow.db"
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(textwrap.dedent(PIPELINE.format(db=db)))
+    sets = ["search.trials=6", "constraints.max_params=500", "constraints.max_accuracy_drop=1.0", "finalize.epochs=1", "finalize.max_members=1"]
+    assert run_cli("run", str(pipeline), *[a for s in sets for a in ("--set", s)]) == 0
+
+    client = MlflowClient(f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name("e2e-digits").experiment_id], "tags.autoprune.kind = 'trial'")
+    over = [r for r in runs if r.data.metrics["params"] > 500]
+    within = [r for r in runs if r.data.metrics["params"] <= 500]
+    assert over and within  # the sampler's seed gives both kinds
+    for run in over:
+        assert run.data.metrics["finetune_skipped"] == 1.0 and run.data.metrics["epochs_run"] == 0
+        assert run.info.run_name.split()[1] == "over-limit" and run.data.tags["pareto_rank"] == "infeasible"
+    for run in within:
+        assert "finetune_skipped" not in run.data.metrics and run.data.metrics["epochs_run"] >= 1
+        assert "over-limit" not in run.info.run_name
+    assert all(r.data.tags["pareto"] == "false" for r in over)
+    assert any(r.data.tags["pareto"] == "true" for r in within)
+    assert f"{len(over)} of 6 trials broke a size limit and were not fine-tuned" in capsys.readouterr().out
