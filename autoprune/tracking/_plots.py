@@ -27,8 +27,8 @@ def _pyplot() -> Any:
 
 
 def pareto_figure(records: Sequence[TrialRecord], front: set[int], cost: str, dense_cost: float, title: str) -> Any:
-    """Validation accuracy against one cost: feasible trials, infeasible ones (those over a size limit
-    apart: their accuracy is the pruned model's, without a fine-tune), and the front as a step line."""
+    """Validation accuracy against one cost: feasible trials, infeasible ones, and the front as a step
+    line. Trials over a size limit (not fine-tuned) are marked along the bottom at their cost only."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     done = [r for r in records if r.state == "complete"]
@@ -41,9 +41,13 @@ def pareto_figure(records: Sequence[TrialRecord], front: set[int], cost: str, de
     if infeasible:
         axis.scatter([r.metrics[cost] for r in infeasible], [r.metrics["val_accuracy"] for r in infeasible],
                      s=22, marker="x", c="#d64545", label="breaks a constraint")  # fmt: skip
-    if over_limit:
-        axis.scatter([r.metrics[cost] for r in over_limit], [r.metrics["val_accuracy"] for r in over_limit],
-                     s=26, marker="v", facecolors="none", edgecolors="#d9822b", label="over a size limit (not fine-tuned)")  # fmt: skip
+    tuned = [r.metrics["val_accuracy"] for r in done if not r.finetune_skipped]
+    if over_limit and tuned:  # drawn along the bottom: their un-fine-tuned accuracy would squash the rest
+        low, high = min(tuned), max(tuned)
+        margin = max(0.01, 0.08 * (high - low))
+        axis.set_ylim(low - 2 * margin, high + margin)
+        axis.scatter([r.metrics[cost] for r in over_limit], [low - 1.4 * margin] * len(over_limit), s=26, marker="v",
+                     facecolors="none", edgecolors="#d9822b", label="over a size limit (not fine-tuned)")  # fmt: skip
     xs = [r.metrics[cost] for r in members]
     ys = [r.metrics["val_accuracy"] for r in members]
     axis.step(xs, ys, where="post", c="#1f6feb", lw=1.2, alpha=0.6)
