@@ -13,8 +13,9 @@ Usage::
 
     python benchmarks/over_limit.py                  # the quickstart, max_params at 30% of dense, 3 repeats (~5 min)
     python benchmarks/over_limit.py --quick          # 1 repeat of 12 trials (~1.5 min)
-    python benchmarks/over_limit.py --pipeline pipelines/fashion_mnist_cnn.yaml --limit 0.25 --repeats 1 \\
-        --set finalize.max_members=1 --set finalize.epochs=1
+    python benchmarks/over_limit.py --pipeline pipelines/fashion_mnist_cnn.yaml --max-params 25000 --repeats 2 \\
+        --set finalize.max_members=1 --set finalize.epochs=1 --set search.space=../search_spaces/tilt_fixed_recipe.yaml \\
+        --dense-cache /tmp/dense-cache
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -72,8 +74,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipeline", type=Path, default=PIPELINE, help="default: the quickstart")
     parser.add_argument("--limit", type=float, default=0.3, help="constraints.max_params as a share of the dense params")
+    parser.add_argument("--max-params", type=int, default=None, help="constraints.max_params itself (instead of --limit)")
     parser.add_argument("--repeats", type=int, default=3, help="searches per mode, interleaved")
     parser.add_argument("--quick", action="store_true", help="1 repeat of 12 trials")
+    parser.add_argument("--dense-cache", type=Path, default=None, metavar="DIR",
+                        help="trained dense models by config hash, copied into the benchmark's store and back")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     pipeline_file = args.pipeline.resolve()
@@ -84,13 +89,18 @@ def main() -> None:
         overrides = ["objectives={accuracy: max, macs: min}", "tracking.register=false", f"tracking.uri=sqlite:///{tmp}/mlflow.db"]
         overrides += ["search.trials=12"] if args.quick else []
         overrides += args.overrides
-        limit = round(args.limit * dense_params(pipeline_file, overrides))
+        limit = args.max_params or round(args.limit * dense_params(pipeline_file, overrides))
         overrides.append(f"constraints.max_params={limit}")
+        cache = Path(tmp) / "cache"  # the store's dense cache (beside its mlflow.db)
+        if args.dense_cache is not None and args.dense_cache.is_dir():
+            shutil.copytree(args.dense_cache, cache)
         runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
         for repeat in range(repeats):
             for mode in MODES if repeat % 2 == 0 else reversed(MODES):
                 print(f"repeat {repeat + 1}/{repeats}: skip_over_limit={mode}", file=sys.stderr, flush=True)
                 runs[mode].append(one_search(pipeline_file, [*overrides, f"search.skip_over_limit={mode}"], f"r{repeat}-{mode}"))
+        if args.dense_cache is not None:
+            shutil.copytree(cache, args.dense_cache, dirs_exist_ok=True)
     report(pipeline_file, args.overrides, limit, runs)
 
 
