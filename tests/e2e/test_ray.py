@@ -120,3 +120,23 @@ def test_asha_stops_weak_fine_tunes_early(tmp_path: Path) -> None:
         assert {"val_accuracy", "macs", "latency_ratio", "kept.features.0"} <= set(run.data.metrics)  # its channels too
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert len(history) == run.data.metrics["epochs_run"]
+
+
+def test_ray_trials_over_a_size_limit_end_without_a_fine_tune(tmp_path: Path) -> None:
+    """A trial over the limit reports no epoch to ASHA, only its final result: complete and infeasible."""
+    db = tmp_path / "store" / "mlflow.db"
+    pipeline = tmp_path / "asha.yaml"
+    pipeline.write_text(textwrap.dedent(ASHA_PIPELINE.format(db=db)))
+    assert run_cli("run", str(pipeline), "--set", "constraints.max_params=600", "--set", "search.trials=5") == 0
+    study = optuna.load_study(study_name="asha-digits", storage=f"sqlite:///{tmp_path / 'store' / 'optuna.db'}")
+    trials = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert len(trials) == 5 and not study.get_trials(states=[optuna.trial.TrialState.FAIL])
+    metrics = {t.number: t.user_attrs["autoprune"]["metrics"] for t in trials}
+    over = {n for n, m in metrics.items() if m["params"] > 600}
+    assert over and over != set(metrics)  # the seed gives both kinds
+    assert all(metrics[n]["finetune_skipped"] == 1.0 and metrics[n]["epochs_run"] == 0 for n in over)
+    assert all("finetune_skipped" not in m and m["epochs_run"] >= 1 for n, m in metrics.items() if n not in over)
+    client = MlflowClient(f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name("asha-digits").experiment_id], "tags.autoprune.kind = 'trial'")
+    assert {int(r.data.tags["autoprune.trial"]) for r in runs if "over-limit" in r.info.run_name} == over
+    assert all(r.info.status == "FINISHED" for r in runs)
