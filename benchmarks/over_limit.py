@@ -11,11 +11,11 @@ default objectives here are accuracy and MACs (a measured latency would make eve
 
 Usage::
 
-    python benchmarks/over_limit.py                  # the quickstart, max_params at 30% of dense, 3 repeats (~5 min)
-    python benchmarks/over_limit.py --quick          # 1 repeat of 12 trials (~1.5 min)
+    python benchmarks/over_limit.py                  # the quickstart, max_params at 30% of dense, 3 repeats (~2 min)
+    python benchmarks/over_limit.py --quick          # 1 repeat of 12 trials (~1 min)
     python benchmarks/over_limit.py --pipeline pipelines/fashion_mnist_cnn.yaml --max-params 25000 --repeats 2 \\
         --set finalize.max_members=1 --set finalize.epochs=1 --set search.space=../search_spaces/tilt_fixed_recipe.yaml \\
-        --dense-cache /tmp/dense-cache
+        --dense-cache /tmp/dense-cache        # ~8 min with the dense model cached
 """
 
 from __future__ import annotations
