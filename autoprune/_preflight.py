@@ -16,7 +16,7 @@ from .config import Constraints, LoadedPipeline, PipelineConfig
 from .errors import ConfigError, ModelError
 from .search import SearchSpace
 
-__all__ = ["Preflight", "preflight", "check_constraints"]
+__all__ = ["Preflight", "preflight", "check_constraints", "build_space"]
 
 
 @dataclass
@@ -58,6 +58,41 @@ def check_constraints(model: nn.Module, space: SearchSpace, constraints: Constra
                 f"highest ratio) has {reached[metric]:,} {metric.replace('_', ' ')}; raise the limit or the ratios",
                 key=f"constraints.max_{metric}",
             )
+
+
+def build_space(config: PipelineConfig, model: nn.Module, groups: list[engine.Group], splits: data.Splits) -> SearchSpace:
+    """The pipeline's search space on ``model``'s groups, its size constraints checked, its plans fitted
+    to them when ``search.fit_to_limit`` is on.
+
+    Raises:
+        ConfigError: A size constraint no candidate can meet, or ``fit_to_limit`` with no size limit.
+    """
+    search = config.search
+    space = SearchSpace(search.space, groups, batch_size=splits.batch_size, train_fraction=search.train_fraction, seed=config.seed)
+    check_constraints(model, space, config.constraints, splits.input_shape)
+    if search.fit_to_limit:
+        limits = {metric: getattr(config.constraints, f"max_{metric}") for metric in engine.SIZE_METRICS}
+        if all(limit is None for limit in limits.values()):
+            raise ConfigError(
+                "there is no size limit to fit the plans to: set constraints.max_params, max_macs or max_size_bytes, "
+                "or turn fit_to_limit off",
+                key="search.fit_to_limit",
+            )
+        space.fit = engine.FitToLimit(model, splits.input_shape, groups, limits, space.smallest_plan().ratios)
+    return space
+
+
+def _fit_note(fit: engine.FitToLimit, space: SearchSpace) -> str:
+    """What ``search.fit_to_limit`` does to this model, shown on the uniform plan."""
+    uniform = fit(engine.PrunePlan.uniform(space.searched, 0.5))
+    kept = {name: uniform.kept_channels(name, size) for name, size in fit.sizes.items()}
+    limits = ", ".join(f"max_{metric} {limit:,.0f}" for metric, limit in fit.limits.items())
+    ratios = sorted({round(ratio, 2) for ratio in uniform.ratios.values()})
+    shown = f"{ratios[0]:.2f}" if len(ratios) == 1 else f"{ratios[0]:.2f}-{ratios[-1]:.2f}"
+    return (
+        f"search.fit_to_limit scales every plan to fill {limits}; a uniform plan fills it at ratio {shown} "
+        f"({fit.costs(kept)['params']:,} params)"
+    )
 
 
 def _smallest_runs(model: nn.Module, space: SearchSpace, splits: data.Splits) -> tuple[nn.Module, int]:
@@ -103,8 +138,7 @@ def preflight(loaded: LoadedPipeline) -> Preflight:
         models.load_checkpoint(model, checkpoint)
     model.eval()
     graph = engine.GroupGraph(model, splits.input_shape)
-    space = SearchSpace(config.search.space, graph.groups, batch_size=splits.batch_size, seed=config.seed)
-    check_constraints(model, space, config.constraints, splits.input_shape)
+    space = build_space(config, model, graph.groups, splits)
     sample = splits.val.x[:8]
     unchanged = copy.deepcopy(model)
     engine.apply_plan(unchanged, engine.PrunePlan.uniform(graph.groups, 0.0), splits.input_shape)
@@ -116,6 +150,8 @@ def preflight(loaded: LoadedPipeline) -> Preflight:
     with tempfile.TemporaryDirectory(prefix="autoprune-validate-") as workdir:
         onnx_difference = engine.export_onnx(smallest, splits.input_shape, Path(workdir) / "model.onnx")
     notes = [] if checkpoint is not None else [_dense_note(config, splits, model)]
+    if isinstance(space.fit, engine.FitToLimit):
+        notes.append(_fit_note(space.fit, space))
     return Preflight(
         data_summary=splits.summary(),
         params=engine.count_params(model),

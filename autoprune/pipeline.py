@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from . import data, engine, models
 from ._conclude import Conclusion, SearchState, conclude
 from ._dense import DenseModel, build_dense, checkpoint_path, prepare_dense
-from ._preflight import check_constraints
+from ._preflight import build_space
 from ._sqlite import sqlite_path
 from .config import LoadedPipeline, PipelineConfig
 from .errors import ConfigError
@@ -166,10 +166,7 @@ def _check(loaded: LoadedPipeline, observer: Observer) -> _Checked:
     if checkpoint is not None:
         models.load_checkpoint(model, checkpoint)  # a bad checkpoint is bad input: say so before any store
     groups = engine.discover(model, splits.input_shape)
-    space = SearchSpace(
-        config.search.space, groups, batch_size=splits.batch_size, train_fraction=config.search.train_fraction, seed=config.seed
-    )
-    check_constraints(model, space, config.constraints, splits.input_shape)
+    space = build_space(config, model, groups, splits)
     return _Checked(splits, model, space, Objectives(list(config.objectives)))
 
 

@@ -73,6 +73,11 @@ class SearchConfig(Strict):
         True, description="a trial whose params, MACs or bytes break a constraint is not fine-tuned (no fine-tune "
         "can make it feasible): it is evaluated as pruned and recorded as infeasible"
     )
+    fit_to_limit: bool = Field(
+        False, description="scale each proposal's ratios by one factor so the pruned model fills constraints.max_params "
+        "/ max_macs / max_size_bytes without breaking them: the search then chooses how the budget is spread over the "
+        "groups (and the fine-tune), not how much to prune"
+    )
 
     @field_validator("storage")
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ._candidate import Candidate, CandidateResult, MeasureConfig, evaluate_candidate
 from ._evaluate import Evaluation, evaluate
 from ._export import PLAN_FILE, WEIGHTS_FILE, export_onnx, load_pruned, read_pruned_metadata, save_pruned
+from ._fit import SIZE_METRICS, FitToLimit
 from ._finetune import OPTIMIZERS, EpochReport, FinetuneConfig, FinetuneHistory, finetune
 from ._groups import Group, GroupGraph, discover
 from ._measure import (
@@ -33,6 +34,8 @@ __all__ = [
     "load_pruned",
     "read_pruned_metadata",
     "save_pruned",
+    "SIZE_METRICS",
+    "FitToLimit",
     "OPTIMIZERS",
     "EpochReport",
     "FinetuneConfig",

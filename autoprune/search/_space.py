@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -23,6 +23,7 @@ __all__ = ["SearchSpace", "RATIO_PREFIX", "FINETUNE_PARAMS"]
 
 RATIO_PREFIX = "ratio."
 OFFSET_PREFIX = "offset."  # pruning.spread: a group's ratio = the shared ratio + its offset
+FITTED_PREFIX = "fitted."  # search.fit_to_limit: the ratio a group was pruned at once its plan was fitted
 TILT = "tilt"  # pruning.tilt: a group's ratio = the shared ratio x (1 + tilt x its position, -1 .. +1)
 FINETUNE_PARAMS = ("lr", "epochs", "weight_decay", "distill_alpha", "temperature", "label_smoothing", "momentum", "optimizer")
 _KEY = "search.space"
@@ -68,6 +69,8 @@ class SearchSpace:
         batch_size: Fine-tune batch size when the space does not set one.
         train_fraction: Share of the training split each trial fine-tunes on.
         seed: Seed for fine-tuning and the random criterion.
+        fit: Applied to every candidate's plan (``search.fit_to_limit``: an `engine.FitToLimit` that
+            scales the ratios to fill the size limits); ``None`` leaves plans as sampled.
 
     Raises:
         ConfigError: An override or exclude glob matches no group, or every group is excluded.
@@ -81,8 +84,10 @@ class SearchSpace:
         batch_size: int = 128,
         train_fraction: float = 1.0,
         seed: int = 0,
+        fit: Callable[[PrunePlan], PrunePlan] | None = None,
     ) -> None:
         self.config = config
+        self.fit = fit
         self.groups = list(groups)
         self.batch_size = config.finetune.batch_size or batch_size
         self.train_fraction = train_fraction
@@ -170,7 +175,8 @@ class SearchSpace:
         return dict(self._fixed)
 
     def candidate(self, params: Mapping[str, Any]) -> Candidate:
-        """The candidate for sampled ``params`` (fixed settings filled in)."""
+        """The candidate for sampled ``params`` (fixed settings filled in, the plan fitted when the
+        space has a ``fit``)."""
         values = {**self._fixed, **params}
         plan = PrunePlan(
             ratios={name: ratio for name, ratio in self._ratios(values).items() if ratio > 0},
@@ -179,6 +185,8 @@ class SearchSpace:
             min_channels=self.config.pruning.min_channels,
             seed=self.seed,
         )
+        if self.fit is not None:
+            plan = self.fit(plan)
         finetune = FinetuneConfig(
             epochs=int(values["epochs"]),
             lr=float(values["lr"]),
@@ -193,6 +201,15 @@ class SearchSpace:
             seed=self.seed,
         )
         return Candidate(plan, finetune)
+
+    def logged_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """What a trial logs: the fixed settings, its sampled ``params`` and, when plans are fitted to a
+        size limit, the ratio each group was pruned at (``fitted.<group>``, 4 decimals)."""
+        logged = {**self._fixed, **params}
+        if self.fit is not None:
+            ratios = self.candidate(params).plan.ratios
+            logged.update({FITTED_PREFIX + name: round(ratios.get(name, 0.0), 4) for name in self.searched})
+        return logged
 
     def _ratios(self, values: Mapping[str, Any]) -> dict[str, float]:
         """Each searched group's ratio: the shared one; the shared one leant by the tilt and plus the
@@ -312,9 +329,12 @@ class SearchSpace:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able view of the resolved space (logged beside the search)."""
-        return {
+        described = {
             "searched": {name: repr(dist) for name, dist in self._distributions.items()},
             "fixed": self._fixed,
             "excluded_groups": sorted(self.excluded),
             "groups": {group.name: group.size for group in self.groups},
         }
+        if self.fit is not None:  # only then: the descriptions of studies without it stay as they were
+            described["fit_to_limit"] = dict(getattr(self.fit, "limits", {})) or True
+        return described

@@ -65,3 +65,25 @@ def test_trials_over_a_size_limit_are_not_fine_tuned_and_never_reach_the_front(t
     assert all(r.data.tags["pareto"] == "false" for r in over)
     assert any(r.data.tags["pareto"] == "true" for r in within)
     assert f"{len(over)} of 6 trials broke a size limit and were not fine-tuned" in capsys.readouterr().out
+
+
+def test_fit_to_limit_brings_every_proposal_within_the_size_limit(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "store" / "mlflow.db"
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(textwrap.dedent(PIPELINE.format(db=db)))
+    sets = ["search.trials=4", "search.fit_to_limit=true", "constraints.max_params=700", "constraints.max_accuracy_drop=1.0",
+            "finalize.epochs=1", "finalize.max_members=1"]  # fmt: skip
+    assert run_cli("run", str(pipeline), *[a for s in sets for a in ("--set", s)]) == 0
+
+    client = MlflowClient(f"sqlite:///{db}")
+    experiment = client.get_experiment_by_name("e2e-digits").experiment_id
+    runs = client.search_runs([experiment], "tags.autoprune.kind = 'trial'")
+    assert len(runs) == 4
+    for run in runs:  # the unfitted proposals range from dense to 0.8 / 0.8 (438 params)
+        assert 0.5 * 700 <= run.data.metrics["params"] <= 700 and "finetune_skipped" not in run.data.metrics
+        fitted = {name: float(value) for name, value in run.data.params.items() if name.startswith("fitted.")}
+        assert set(fitted) == {"fitted.features.0", "fitted.features.4"}
+        assert run.data.metrics["kept.features.4"] == 16 - round(16 * fitted["fitted.features.4"])
+    member = client.search_runs([experiment], "tags.pareto = 'true'")[0]
+    assert member.data.metrics["params"] <= 700 and "test_accuracy" in member.data.metrics
+    assert "broke a size limit" not in capsys.readouterr().out

@@ -164,7 +164,7 @@ class _Session(_Accounting):
         if twin is not None:
             trial.set_user_attr(DUPLICATE_ATTR, twin)
             raise optuna.TrialPruned(f"duplicate of trial {twin}")
-        self.reporter.trial_started(trial.number, {**space.fixed, **params})
+        self.reporter.trial_started(trial.number, space.logged_params(params))
         record, _ = self.evaluator(trial.number, params, on_epoch=lambda r: self.reporter.epoch_finished(trial.number, r))
         outcome = {"metrics": record.metrics, "epochs": record.epochs, "kept": record.kept, "error": record.error}
         trial.set_user_attr(RESULT_ATTR, outcome)  # one storage write for everything the trial measured

@@ -124,7 +124,7 @@ class StudySearcher(OptunaSearch):
             self._skip(trial)
         self._ot_trials[trial_id] = trial
         self.numbers[trial_id] = trial.number
-        session.reporter.trial_started(trial.number, {**session.evaluator.space.fixed, **trial.params})
+        session.reporter.trial_started(trial.number, session.evaluator.space.logged_params(trial.params))
         return {**trial.params, NUMBER_KEY: trial.number}
 
     def _skip(self, trial: Trial) -> None:
