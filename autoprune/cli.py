@@ -350,15 +350,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     import click
 
     try:
-        status = app(args=argv, standalone_mode=False)
+        status = app(args=argv, standalone_mode=False, prog_name="autoprune")
     except AutoPruneError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except (KeyboardInterrupt, click.Abort):
+    except (KeyboardInterrupt, click.Abort, typer.Abort):
         sys.exit(130)
-    except click.ClickException as exc:  # usage errors: unknown option, missing argument
-        exc.show()
-        sys.exit(exc.exit_code)
+    except (click.ClickException, typer.TyperException) as exc:  # usage errors: unknown option, missing argument
+        # typer vendors its own click, whose errors are not the click package's: both are caught here
+        if hasattr(exc, "show"):
+            exc.show()
+        else:
+            err_console.print(f"Error: {escape(str(exc))}", highlight=False)
+        sys.exit(getattr(exc, "exit_code", 2))
     except Exception as exc:
         if os.environ.get("AUTOPRUNE_DEBUG"):
             raise

@@ -59,6 +59,13 @@ def test_bad_pipeline_exits_2_with_one_line(tmp_path, capsys, monkeypatch) -> No
     assert not (tmp_path / "mlflow").exists()  # nothing written
 
 
+def test_an_unknown_option_is_a_usage_error_with_exit_2(capsys) -> None:
+    assert run_cli("run", "pipelines/quickstart_digits.yaml", "--set search.trials=2") == 2  # one argument, not two
+    err = capsys.readouterr().err
+    assert "No such option: --set search.trials" in err and "Usage: autoprune run" in err
+    assert "unexpected error" not in err
+
+
 def test_validate_locates_a_glob_that_matches_no_group(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.yaml").write_text(
