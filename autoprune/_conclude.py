@@ -108,6 +108,13 @@ def _finalize_members(
     return rows, copies
 
 
+def _plot_title(name: str, records: Sequence[TrialRecord], members: int) -> str:
+    """``name: 24 trials (2 failed), front of 5``: skipped twins and trials still running are not trials run."""
+    completed = sum(r.state == "complete" for r in records)
+    failed = sum(r.state == "failed" for r in records)
+    return f"{name}: {completed} trials{f' ({failed} failed)' if failed else ''}, front of {members}"
+
+
 def conclude(state: SearchState, tracker: Any, parent: str, records: list[TrialRecord], optuna_front: set[int]) -> Conclusion:
     """Front, finalize, registry and the parent run's summary."""
     from .tracking import log_summary, mark_front, register_members
@@ -136,6 +143,6 @@ def conclude(state: SearchState, tracker: Any, parent: str, records: list[TrialR
         tracker, parent, records=records, front=front,
         cost_metrics=[m for m in state.objectives.metrics if m != "val_accuracy"] or ["macs"],
         dense_costs={**reference.__dict__, "latency_ratio": 1.0}, hypervolume=history, front_rows=rows,
-        title=f"{config.name}: {len(records)} trials, front of {len(front)}",
+        title=_plot_title(config.name, records, len(front)),
     )  # fmt: skip
     return Conclusion(rows, aliases, history, chosen.get("champion"), front=list(front), copies=copies)

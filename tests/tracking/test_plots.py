@@ -19,3 +19,12 @@ def test_trials_over_a_size_limit_are_marked_below_the_fine_tuned_ones() -> None
     marked = next(c for c in axis.collections if c.get_label() == "over a size limit (not fine-tuned)")
     (x1, y1), (x2, y2) = marked.get_offsets()
     assert (x1, x2) == (80, 90) and y1 == y2 and low < y1 < 0.90  # at their MACs, along the bottom
+
+
+def test_the_plot_title_counts_the_trials_run_not_skipped_twins() -> None:
+    from autoprune._conclude import _plot_title
+
+    states = ["complete", "complete", "skipped", "failed", "complete", "skipped"]
+    records = [TrialRecord(number, state, {}) for number, state in enumerate(states)]
+    assert _plot_title("p", records, 2) == "p: 3 trials (1 failed), front of 2"
+    assert _plot_title("p", records[:2], 1) == "p: 2 trials, front of 1"
