@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -74,6 +75,15 @@ def test_validate_locates_a_glob_that_matches_no_group(tmp_path, capsys, monkeyp
     assert run_cli("validate", "p.yaml") == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: p.yaml:7: search.space.pruning.overrides.layer3.*: 'layer3.*' matches no group;")
+
+
+def test_validate_shows_what_fit_to_limit_makes_of_a_uniform_plan(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text("name: x\nmodel: {arch: cnn, widths: [8, 16]}\nsearch: {fit_to_limit: true}\nconstraints: {max_params: 700}\n")
+    assert run_cli("validate", "p.yaml") == 0
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    note = re.search(r"fit_to_limit scales every plan to fill max_params 700; a uniform plan fills it at ratio [\d.-]+ \(([\d,]+) params\)", out)
+    assert note and 600 < int(note.group(1).replace(",", "")) <= 700
 
 
 def test_validate_says_whether_the_dense_model_is_cached(finished_search: Store, capsys) -> None:
