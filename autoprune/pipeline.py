@@ -363,7 +363,7 @@ def _run_checked(loaded: LoadedPipeline, checked: _Checked, backend: OptunaBacke
                           cache_dir=dense_cache_dir(config), latency=measure.latency)  # fmt: skip
     seconds["dense"] = time.perf_counter() - clock
     parent = _open(backend, tracker, loaded, checked.space, dense, resume, warm_start)
-    reporter = MlflowReporter(tracker, parent)
+    reporter = MlflowReporter(tracker, parent, logged_params=checked.space.logged_params)
     state = SearchState(config, checked.splits, dense.model, dense.reference, checked.space, checked.objectives, measure,
                         observer.phase, hold_champion)  # fmt: skip
     status: str | None = "FAILED"

@@ -6,6 +6,7 @@ accuracy as steps), or FAILED with the error as a tag.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -55,10 +56,18 @@ class MlflowReporter:
     killed process never closed, or whose logging was lost), so each trial has exactly one child run.
     """
 
-    def __init__(self, tracker: Tracker, parent: str, *, live_after_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        tracker: Tracker,
+        parent: str,
+        *,
+        live_after_s: float = 5.0,
+        logged_params: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    ) -> None:
         self.tracker = tracker
         self.parent = parent
         self.live_after_s = live_after_s
+        self.logged_params = logged_params  # a run created by `reconcile` logs what a live one would
         self.runs: dict[int, str] = {}
         self._logged_epochs: dict[int, int] = {}
         self._queue: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue()
@@ -147,6 +156,12 @@ class MlflowReporter:
         self.tracker.log(run_id, metrics=metrics, tags=tags, step=len(record.epochs), steps=steps)
         self.tracker.finish(run_id, "FINISHED" if record.state == "complete" else "FAILED")
 
+    def _params(self, record: TrialRecord) -> Mapping[str, Any]:
+        if self.logged_params is not None:
+            with contextlib.suppress(Exception):  # a trial killed while sampling has partial params: log them as they are
+                return self.logged_params(record.params)
+        return record.params
+
     def reconcile(self, records: Sequence[TrialRecord]) -> int:
         """Give every finished trial exactly one closed child run that says how it ended.
 
@@ -161,7 +176,7 @@ class MlflowReporter:
                 continue
             run = children.get(record.number)
             if run is None:
-                self._close(self._create(record.number, record.params), record)
+                self._close(self._create(record.number, self._params(record)), record)
             elif run.info.status not in ("FINISHED", "FAILED") or run.data.tags.get(STATE_TAG) != record.state:
                 self._close(run.info.run_id, record)
             else:

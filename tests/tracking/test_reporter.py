@@ -57,6 +57,17 @@ def test_reconcile_closes_killed_trials_and_fills_missing_ones(tracker: Tracker)
     reporter.close()
 
 
+def test_a_run_reconcile_creates_logs_the_params_a_live_one_would(tracker: Tracker) -> None:
+    parent = tracker.create_run("search", tags={"autoprune.kind": "search"})
+    reporter = MlflowReporter(tracker, parent, logged_params=lambda params: {**params, "fitted.conv1": 0.25})
+    assert reporter.reconcile([TrialRecord(0, "complete", {"lr": 0.05}, metrics=METRICS, epochs=[0.95])]) == 1
+    assert tracker.children(parent)[0].data.params == {"lr": "0.05", "fitted.conv1": "0.25"}
+    reporter.logged_params = lambda params: {**params, "fitted.conv1": params["ratio"]}  # partial params: KeyError
+    assert reporter.reconcile([TrialRecord(1, "failed", {"lr": 0.02})]) == 1
+    assert tracker.children(parent)[1].data.params == {"lr": "0.02"}
+    reporter.close()
+
+
 def test_logging_errors_surface_in_flush(tracker: Tracker) -> None:
     reporter = MlflowReporter(tracker, "no-such-parent-run")
     reporter.trial_started(0, {"lr": 0.1})
