@@ -24,38 +24,20 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-PIPELINE = ROOT / "pipelines" / "quickstart_digits.yaml"
+from over_limit import ROOT, limit_arguments, run_named, scratch_store, store_limit  # this folder is on sys.path
+
 MODES = ("false", "true")  # search.fit_to_limit
-
-
-def dense_params(pipeline_file: Path, overrides: list[str]) -> int:
-    """The params of the pipeline's dense model (built, not trained)."""
-    from autoprune import data, engine
-    from autoprune._dense import build_dense
-    from autoprune.config import load_pipeline
-
-    loaded = load_pipeline(pipeline_file, overrides)
-    splits = data.load(loaded.config.data, seed=loaded.config.seed, base_dir=loaded.base_dir)
-    return engine.count_params(build_dense(loaded.config, splits, base_dir=loaded.base_dir))
 
 
 def one_search(pipeline_file: Path, overrides: list[str], name: str) -> dict[str, Any]:
     """Run the pipeline once in-process; what its search found within the limit."""
-    from autoprune import pipeline
-    from autoprune.config import load_pipeline
-
-    loaded = load_pipeline(pipeline_file, [*overrides, f"tracking.experiment={name}", f"search.study={name}"])
-    result = pipeline.run(loaded)
+    result = run_named(pipeline_file, overrides, name)
     done = [r for r in result.records if r.state == "complete"]
     within = [r for r in done if r.constraints.get("max_params", 0.0) <= 0]
     best = max((r for r in done if r.feasible), key=lambda r: r.metrics["val_accuracy"], default=None)  # every constraint met
@@ -76,37 +58,26 @@ def one_search(pipeline_file: Path, overrides: list[str], name: str) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pipeline", type=Path, default=PIPELINE, help="default: the quickstart")
-    parser.add_argument("--limit", type=float, default=0.3, help="constraints.max_params as a share of the dense params")
-    parser.add_argument("--max-params", type=int, default=None, help="constraints.max_params itself (instead of --limit)")
+    limit_arguments(parser)
     parser.add_argument("--seeds", type=int, default=3, help="pipeline seeds 0..N-1, each searched in both modes")
     parser.add_argument("--quick", action="store_true", help="seed 0 only, 12 trials")
-    parser.add_argument("--dense-cache", type=Path, default=None, metavar="DIR",
-                        help="trained dense models by config hash, copied into the benchmark's store and back")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     pipeline_file = args.pipeline.resolve()
     seeds = 1 if args.quick else args.seeds
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="autoprune-bench-") as tmp:
-        os.chdir(tmp)
+    with scratch_store(args.dense_cache) as tmp:
         overrides = ["objectives={accuracy: max}", "search.sampler=tpe", "finalize.max_members=1",
                      "tracking.register=false", f"tracking.uri=sqlite:///{tmp}/mlflow.db"]  # fmt: skip
         overrides += ["search.trials=12"] if args.quick else []
         overrides += args.overrides
-        limit = args.max_params or round(args.limit * dense_params(pipeline_file, overrides))
+        limit = store_limit(args, pipeline_file, overrides)
         overrides.append(f"constraints.max_params={limit}")
-        cache = Path(tmp) / "cache"  # the store's dense cache (beside its mlflow.db)
-        if args.dense_cache is not None and args.dense_cache.is_dir():
-            shutil.copytree(args.dense_cache, cache)
         runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
         for seed in range(seeds):
             for mode in MODES if seed % 2 == 0 else reversed(MODES):
                 print(f"seed {seed + 1}/{seeds}: fit_to_limit={mode}", file=sys.stderr, flush=True)
                 settings = [*overrides, f"seed={seed}", f"search.fit_to_limit={mode}"]
                 runs[mode].append(one_search(pipeline_file, settings, f"s{seed}-{mode}"))
-        if args.dense_cache is not None:
-            shutil.copytree(cache, args.dense_cache, dirs_exist_ok=True)
     report(pipeline_file, args.overrides, limit, runs)
 
 

@@ -21,12 +21,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
 import statistics
 import sys
 import tempfile
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -47,13 +49,46 @@ def dense_params(pipeline_file: Path, overrides: list[str]) -> int:
     return engine.count_params(build_dense(loaded.config, splits, base_dir=loaded.base_dir))
 
 
-def one_search(pipeline_file: Path, overrides: list[str], name: str) -> dict[str, Any]:
-    """Run the pipeline once in-process; what its search did."""
+def run_named(pipeline_file: Path, overrides: list[str], name: str) -> Any:
+    """Run the pipeline once in-process under its own study and experiment ``name``."""
     from autoprune import pipeline
     from autoprune.config import load_pipeline
 
-    loaded = load_pipeline(pipeline_file, [*overrides, f"tracking.experiment={name}", f"search.study={name}"])
-    result = pipeline.run(loaded)
+    return pipeline.run(load_pipeline(pipeline_file, [*overrides, f"tracking.experiment={name}", f"search.study={name}"]))
+
+
+def limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every size-limit benchmark takes: pipeline, limit, dense cache, overrides."""
+    parser.add_argument("--pipeline", type=Path, default=PIPELINE, help="default: the quickstart")
+    parser.add_argument("--limit", type=float, default=0.3, help="constraints.max_params as a share of the dense params")
+    parser.add_argument("--max-params", type=int, default=None, help="constraints.max_params itself (instead of --limit)")
+    parser.add_argument("--dense-cache", type=Path, default=None, metavar="DIR",
+                        help="trained dense models by config hash, copied into the benchmark's store and back")  # fmt: skip
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+
+@contextlib.contextmanager
+def scratch_store(dense_cache: Path | None) -> Iterator[str]:
+    """A temporary working directory for one store (yielded), with ``dense_cache`` copied into the
+    store's dense cache beside its mlflow.db and the models trained meanwhile copied back."""
+    with tempfile.TemporaryDirectory(prefix="autoprune-bench-") as tmp:
+        os.chdir(tmp)
+        cache = Path(tmp) / "cache"
+        if dense_cache is not None and dense_cache.is_dir():
+            shutil.copytree(dense_cache, cache)
+        yield tmp
+        if dense_cache is not None:
+            shutil.copytree(cache, dense_cache, dirs_exist_ok=True)
+
+
+def store_limit(args: argparse.Namespace, pipeline_file: Path, overrides: list[str]) -> int:
+    """``--max-params``, or ``--limit`` times the dense model's params."""
+    return args.max_params or round(args.limit * dense_params(pipeline_file, overrides))
+
+
+def one_search(pipeline_file: Path, overrides: list[str], name: str) -> dict[str, Any]:
+    """Run the pipeline once in-process; what its search did."""
+    result = run_named(pipeline_file, overrides, name)
     done = [r for r in result.records if r.state == "complete"]
     over = [r for r in done if r.constraints.get("max_params", 0) > 0]  # fine-tuned or not, by the mode
     return {
@@ -70,35 +105,24 @@ def one_search(pipeline_file: Path, overrides: list[str], name: str) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pipeline", type=Path, default=PIPELINE, help="default: the quickstart")
-    parser.add_argument("--limit", type=float, default=0.3, help="constraints.max_params as a share of the dense params")
-    parser.add_argument("--max-params", type=int, default=None, help="constraints.max_params itself (instead of --limit)")
+    limit_arguments(parser)
     parser.add_argument("--repeats", type=int, default=3, help="searches per mode, interleaved")
     parser.add_argument("--quick", action="store_true", help="1 repeat of 12 trials")
-    parser.add_argument("--dense-cache", type=Path, default=None, metavar="DIR",
-                        help="trained dense models by config hash, copied into the benchmark's store and back")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     pipeline_file = args.pipeline.resolve()
     repeats = 1 if args.quick else args.repeats
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="autoprune-bench-") as tmp:
-        os.chdir(tmp)
+    with scratch_store(args.dense_cache) as tmp:
         overrides = ["objectives={accuracy: max, macs: min}", "tracking.register=false", f"tracking.uri=sqlite:///{tmp}/mlflow.db"]
         overrides += ["search.trials=12"] if args.quick else []
         overrides += args.overrides
-        limit = args.max_params or round(args.limit * dense_params(pipeline_file, overrides))
+        limit = store_limit(args, pipeline_file, overrides)
         overrides.append(f"constraints.max_params={limit}")
-        cache = Path(tmp) / "cache"  # the store's dense cache (beside its mlflow.db)
-        if args.dense_cache is not None and args.dense_cache.is_dir():
-            shutil.copytree(args.dense_cache, cache)
         runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
         for repeat in range(repeats):
             for mode in MODES if repeat % 2 == 0 else reversed(MODES):
                 print(f"repeat {repeat + 1}/{repeats}: skip_over_limit={mode}", file=sys.stderr, flush=True)
                 runs[mode].append(one_search(pipeline_file, [*overrides, f"search.skip_over_limit={mode}"], f"r{repeat}-{mode}"))
-        if args.dense_cache is not None:
-            shutil.copytree(cache, args.dense_cache, dirs_exist_ok=True)
     report(pipeline_file, args.overrides, limit, runs)
 
 

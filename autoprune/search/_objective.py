@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from torch import nn
 
 from ..data import Splits
-from ..engine import CandidateResult, EpochReport, MeasureConfig, evaluate_candidate
+from ..engine import SIZE_METRICS, CandidateResult, EpochReport, MeasureConfig, evaluate_candidate
 from ._space import SearchSpace
 
 __all__ = [
@@ -37,7 +37,6 @@ log = logging.getLogger("autoprune")
 
 KEPT_PREFIX = "kept."  # metric name prefix of the channels a trial keeps per group, as MLflow logs them
 SKIPPED_METRIC = "finetune_skipped"  # 1.0 for a trial not fine-tuned because its size broke a constraint
-_SIZE_METRICS = ("params", "macs", "size_bytes")  # fixed by the architecture: known before the fine-tune
 
 # objective name -> (CandidateResult metric used as the search value, direction)
 _VALUE_METRIC = {
@@ -191,7 +190,7 @@ class CandidateEvaluator:
         """The size constraints (params, MACs, bytes) that ``costs`` break, as ``params 26,559 >
         max_params 25,000``: the fine-tune cannot change them, so such a trial is infeasible already."""
         broken = []
-        for metric in _SIZE_METRICS:
+        for metric in SIZE_METRICS:  # fixed by the architecture: known before the fine-tune
             limit = self.constraints.get(f"max_{metric}")
             if limit is not None and costs[metric] > limit:
                 broken.append(f"{metric} {costs[metric]:,.0f} > max_{metric} {limit:,.0f}")
