@@ -56,6 +56,7 @@ class FrontMember:
             "final_epochs": self.candidate.finetune.epochs,
             "final_lr": self.candidate.finetune.lr,
             "final_distill_alpha": self.candidate.finetune.distill_alpha,
+            "final_ema_decay": self.candidate.finetune.ema_decay,
         }
 
 
@@ -94,7 +95,8 @@ def choose_members(front: Sequence[int], losses: Mapping[int, Sequence[float]], 
 
 def final_candidate(candidate: engine.Candidate, settings: FinalizeConfig) -> engine.Candidate:
     """The trial's candidate with the final fine-tune: on the whole training split for at least
-    ``finalize.epochs`` (unless null), with ``finalize.lr`` / ``distill_alpha`` where they are set."""
+    ``finalize.epochs`` (unless null), with ``finalize.lr`` / ``distill_alpha`` / ``ema_decay`` where
+    they are set."""
     changes: dict[str, Any] = {}
     if settings.epochs is not None:
         changes.update(epochs=max(settings.epochs, candidate.finetune.epochs), train_fraction=1.0)
@@ -102,6 +104,8 @@ def final_candidate(candidate: engine.Candidate, settings: FinalizeConfig) -> en
         changes["lr"] = settings.lr
     if settings.distill_alpha is not None:
         changes["distill_alpha"] = settings.distill_alpha
+    if settings.ema_decay is not None:
+        changes["ema_decay"] = settings.ema_decay
     return dataclasses.replace(candidate, finetune=dataclasses.replace(candidate.finetune, **changes))
 
 

@@ -143,6 +143,9 @@ class FinalizeConfig(Strict):
     distill_alpha: float | None = Field(
         None, ge=0, le=1, description="distillation weight of the final fine-tune (null: each trial's own)"
     )
+    ema_decay: float | None = Field(
+        None, ge=0, lt=1, description="moving average of the weights in the final fine-tune, e.g. 0.999 (0: off; null: each trial's own)"
+    )
     onnx: bool = Field(True, description="export front models to ONNX")
     max_members: int | None = Field(
         None, ge=1, description="finalize at most this many front members, those adding the most hypervolume (null: all)"

@@ -163,9 +163,10 @@ class FinetuneSpace(Strict):
     label_smoothing: Param = Field(default_factory=lambda: Param(value=0.0))
     momentum: Param = Field(default_factory=lambda: Param(value=0.9))
     optimizer: Param = Field(default_factory=lambda: Param(value="sgd"))
+    ema_decay: Param = Field(default_factory=lambda: Param(value=0.0))
     batch_size: int | None = Field(None, ge=1, description="defaults to data.batch_size")
 
-    @field_validator("lr", "epochs", "weight_decay", "distill_alpha", "temperature", "label_smoothing", "momentum")
+    @field_validator("lr", "epochs", "weight_decay", "distill_alpha", "temperature", "label_smoothing", "momentum", "ema_decay")
     @classmethod
     def _within_bounds(cls, param: Param, info: ValidationInfo) -> Param:
         low, high = _BOUNDS[info.field_name]
@@ -194,6 +195,7 @@ _BOUNDS = {
     "temperature": (1e-3, 100.0),
     "label_smoothing": (0.0, 0.99),
     "momentum": (0.0, 0.999),
+    "ema_decay": (0.0, 0.99999),
 }
 
 

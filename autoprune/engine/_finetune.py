@@ -1,10 +1,17 @@
 """Fine-tuning (and dense training): SGD/AdamW, cosine schedule, label smoothing, distillation,
-and the splits' training-time augmentation (``data.augment``).
+an exponential moving average of the weights, and the splits' training-time augmentation
+(``data.augment``).
 
 Knowledge distillation follows Hinton et al. (2015): the loss is
 ``(1 - alpha) * CE(student, y) + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))``.
 Teacher logits are computed once per call for the whole (in-memory) training set, on the
 un-augmented inputs: with augmentation on, the teacher is run on each augmented batch instead.
+
+With ``ema_decay`` > 0 a copy of the model (BatchNorm statistics included) follows the trained
+weights after every step, ``average <- d * average + (1 - d) * weights`` with
+``d = min(ema_decay, (1 + n) / (10 + n))`` at the n-th update (the warm-up keeps short runs from
+averaging in the starting weights); every epoch's validation judges the average, and the model
+ends with the averaged weights.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from .._vocab import OPTIMIZERS
 from ..data import Splits, TensorSplit
@@ -40,6 +48,7 @@ class FinetuneConfig:
     batch_size: int = 128
     train_fraction: float = 1.0
     seed: int = 0
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -52,6 +61,7 @@ class FinetuneConfig:
             ("temperature", self.temperature > 0, "> 0"),
             ("batch_size", self.batch_size >= 1, ">= 1"),
             ("train_fraction", 0 < self.train_fraction <= 1, "in (0, 1]"),
+            ("ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)"),
         ]
         for name, holds, rule in checks:
             if not holds:
@@ -91,6 +101,18 @@ def _optimizer(model: nn.Module, config: FinetuneConfig) -> torch.optim.Optimize
     return torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=False
     )
+
+
+def _averaged(model: nn.Module, decay: float) -> AveragedModel | None:
+    """The moving average of ``model``'s weights and buffers (None when ``decay`` is 0)."""
+    if decay == 0:
+        return None
+
+    def ema(average: torch.Tensor, current: torch.Tensor, updates: torch.Tensor | int) -> torch.Tensor:
+        d = min(decay, (1 + int(updates)) / (10 + int(updates)))
+        return average * d + current * (1 - d)
+
+    return AveragedModel(model, avg_fn=ema, use_buffers=True)
 
 
 def _teacher_logits(teacher: nn.Module, split: TensorSplit) -> torch.Tensor:
@@ -154,6 +176,8 @@ def finetune(
     augment = splits.augment if splits.augment.active else None
     soft_targets = _teacher_logits(distil, train) if distil is not None and augment is None else None
     optimizer = _optimizer(model, config)
+    averaged = _averaged(model, config.ema_decay)
+    judged = averaged.module if averaged is not None else model
     generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps, step = max(1, config.epochs * steps_per_epoch), 0
@@ -178,13 +202,17 @@ def finetune(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             loss_sum += float(loss.detach()) * len(index)
             step += 1
-        val = evaluate(model, splits.val)
+        val = evaluate(judged, splits.val)
         report = EpochReport(epoch, loss_sum / len(train), val.accuracy, val.loss, time.perf_counter() - epoch_start)
         reports.append(report)
         if on_epoch is not None and on_epoch(report):
             stopped = True
             break
+    if averaged is not None:
+        model.load_state_dict(averaged.module.state_dict())
     model.eval()
     return FinetuneHistory(reports, stopped, time.perf_counter() - start, len(train))

@@ -25,7 +25,10 @@ RATIO_PREFIX = "ratio."
 OFFSET_PREFIX = "offset."  # pruning.spread: a group's ratio = the shared ratio + its offset
 FITTED_PREFIX = "fitted."  # search.fit_to_limit: the ratio a group was pruned at once its plan was fitted
 TILT = "tilt"  # pruning.tilt: a group's ratio = the shared ratio x (1 + tilt x its position, -1 .. +1)
-FINETUNE_PARAMS = ("lr", "epochs", "weight_decay", "distill_alpha", "temperature", "label_smoothing", "momentum", "optimizer")
+_ADDED_OFF = {("ema_decay", 0.0)}  # (setting, value) of fine-tune settings newer than the first studies
+FINETUNE_PARAMS = (
+    "lr", "epochs", "weight_decay", "distill_alpha", "temperature", "label_smoothing", "momentum", "optimizer", "ema_decay"
+)
 _KEY = "search.space"
 
 
@@ -196,6 +199,7 @@ class SearchSpace:
             label_smoothing=float(values["label_smoothing"]),
             distill_alpha=float(values["distill_alpha"]),
             temperature=float(values["temperature"]),
+            ema_decay=float(values["ema_decay"]),
             batch_size=self.batch_size,
             train_fraction=self.train_fraction,
             seed=self.seed,
@@ -331,7 +335,8 @@ class SearchSpace:
         """A JSON-able view of the resolved space (logged beside the search)."""
         described = {
             "searched": {name: repr(dist) for name, dist in self._distributions.items()},
-            "fixed": self._fixed,
+            # settings added later are left out while off: the studies begun before them still resume
+            "fixed": {k: v for k, v in self._fixed.items() if (k, v) not in _ADDED_OFF},
             "excluded_groups": sorted(self.excluded),
             "groups": {group.name: group.size for group in self.groups},
         }

@@ -22,7 +22,7 @@ FINALIZED_TAG = "autoprune.finalized"
 MODEL_URI_TAG = "autoprune.model_uri"
 MEMBER_METRICS = ("test_accuracy", "final_val_accuracy", "final_params", "final_macs", "final_size_bytes",
                   "final_latency_ms", "final_latency_ratio", "final_speedup_vs_dense",
-                  "final_epochs", "final_lr", "final_distill_alpha")  # the final fine-tune's recipe  # fmt: skip
+                  "final_epochs", "final_lr", "final_distill_alpha", "final_ema_decay")  # the final fine-tune's recipe  # fmt: skip
 
 
 def mark_front(tracker: Tracker, parent: str, front: Sequence[int], ranks: Mapping[int, int]) -> dict[int, str]:

@@ -81,12 +81,50 @@ def test_train_fraction_uses_a_subset(digits) -> None:
     assert history.train_samples == len(digits.train) // 4
 
 
+def _cnn_trained_with(digits, decay: float) -> tuple[nn.Module, dict[str, torch.Tensor], list[engine.EpochReport]]:
+    """A small CNN fine-tuned 3 epochs with ``ema_decay``; also its weights as the last epoch left
+    them (before the average is swapped in) and the epoch reports."""
+    torch.manual_seed(0)
+    model = models.build(config.CNNModel(arch="cnn", widths=[8, 16]), digits.input_shape, 10)
+    last: dict[str, torch.Tensor] = {}
+    reports: list[engine.EpochReport] = []
+
+    def on_epoch(report: engine.EpochReport) -> None:
+        reports.append(report)
+        last.update({k: v.clone() for k, v in model.state_dict().items()})
+
+    engine.finetune(model, digits, engine.FinetuneConfig(epochs=3, lr=0.05, ema_decay=decay), on_epoch=on_epoch)
+    return model, last, reports
+
+
+def test_weight_averaging_follows_the_same_training_and_ends_with_the_average(digits) -> None:
+    plain, plain_last, _ = _cnn_trained_with(digits, 0.0)
+    averaged, averaged_last, reports = _cnn_trained_with(digits, 0.9)
+    for name, tensor in plain.state_dict().items():  # the average does not steer training
+        torch.testing.assert_close(averaged_last[name], tensor, msg=name)
+        torch.testing.assert_close(plain_last[name], tensor, msg=name)  # off: the model ends as trained
+    moved = [name for name, tensor in averaged.state_dict().items() if tensor.is_floating_point()
+             and not torch.allclose(tensor, averaged_last[name])]  # fmt: skip
+    assert "features.0.weight" in moved and any(name.endswith("running_mean") for name in moved)  # BN statistics too
+    assert reports[-1].val_accuracy == engine.evaluate(averaged, digits.val).accuracy  # epochs judge the average
+
+
+def test_weight_averaging_warms_up_so_a_short_run_is_more_than_its_first_step(digits) -> None:
+    torch.manual_seed(0)
+    model = models.build(config.MLPModel(arch="mlp"), digits.input_shape, 10)
+    # one epoch is 10 steps; at decay 0.9999 without the warm-up, (1 + n) / (10 + n), the average
+    # would stay at the weights of the first step (a near-chance model)
+    engine.finetune(model, digits, engine.FinetuneConfig(epochs=1, lr=0.05, ema_decay=0.9999))
+    assert engine.evaluate(model, digits.val).accuracy > 0.5
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
         ("lr", 0.0, r"The 'lr' must be > 0. Got 0.0 instead."),
         ("optimizer", "rmsprop", r"The 'optimizer' must be one of sgd, adamw. Got 'rmsprop' instead."),
         ("distill_alpha", 1.5, r"The 'distill_alpha' must be in \[0, 1\]. Got 1.5 instead."),
+        ("ema_decay", 1.0, r"The 'ema_decay' must be in \[0, 1\). Got 1.0 instead."),
     ],
 )
 def test_finetune_config_validates(field: str, value: object, message: str) -> None:

@@ -117,6 +117,24 @@ def test_integer_epoch_ranges(resnet_groups) -> None:
     assert search.SearchSpace(cfg, resnet_groups).distributions["epochs"] == IntDistribution(1, 5)
 
 
+def test_weight_averaging_is_a_fine_tune_setting_left_out_of_old_descriptions_while_off(resnet_groups) -> None:
+    off = search.SearchSpace(_space(), resnet_groups)
+    assert off.fixed["ema_decay"] == 0.0 and off.candidate({"lr": 0.01, "epochs": 1} | _ratios(off)).finetune.ema_decay == 0.0
+    assert "ema_decay" not in off.describe()["fixed"]  # studies begun before the setting still resume
+    cfg = config.SpaceConfig.model_validate({"finetune": {"ema_decay": [0.0, 0.999]}})
+    searched = search.SearchSpace(cfg, resnet_groups)
+    assert searched.distributions["ema_decay"] == CategoricalDistribution([0.0, 0.999])
+    assert searched.candidate({"ema_decay": 0.999} | _ratios(searched)).finetune.ema_decay == 0.999
+    fixed = search.SearchSpace(config.SpaceConfig.model_validate({"finetune": {"ema_decay": 0.99}}), resnet_groups)
+    assert fixed.describe()["fixed"]["ema_decay"] == 0.99
+    with pytest.raises(ValueError, match=r"ema_decay\n.*values must lie in \[0, 0.99999\]"):
+        config.SpaceConfig.model_validate({"finetune": {"ema_decay": 1.0}})
+
+
+def _ratios(space: search.SearchSpace) -> dict[str, float]:
+    return {name: 0.2 for name in space.distributions if name.startswith("ratio.")}
+
+
 @pytest.mark.parametrize(
     ("pruning", "key", "message"),
     [
@@ -208,8 +226,12 @@ def test_final_candidate_applies_the_finalize_recipe_over_the_trials() -> None:
     assert own.plan is plan
     kept = final_candidate(trial, config.FinalizeConfig(epochs=None, lr=0.01))
     assert (kept.finetune.epochs, kept.finetune.train_fraction, kept.finetune.lr) == (1, 0.2, 0.01)
+    assert kept.finetune.ema_decay == 0.0  # the trial's own: off
+    assert final_candidate(trial, config.FinalizeConfig(ema_decay=0.999)).finetune.ema_decay == 0.999
     with pytest.raises(ValueError):
         config.FinalizeConfig(distill_alpha=1.5)
+    with pytest.raises(ValueError):
+        config.FinalizeConfig(ema_decay=1.0)
 
 
 def test_a_front_member_keeping_the_same_channels_as_an_earlier_one_is_finalized_once() -> None:
