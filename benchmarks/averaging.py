@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import shlex
 import statistics
 import sys
 import time
@@ -123,7 +124,7 @@ def main() -> None:
         args.overrides.append("finalize.max_members=2")
         args.seeds = args.seeds[:1]
     logging.getLogger("autoprune").setLevel(logging.WARNING)
-    command = "python benchmarks/averaging.py " + " ".join(sys.argv[1:])
+    command = shlex.join(["python", "benchmarks/averaging.py", *sys.argv[1:]])
     pipeline_file = args.pipeline.resolve()
     if args.store is not None:
         if not args.trials:

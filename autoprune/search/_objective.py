@@ -153,14 +153,18 @@ class NullReporter:
 
 
 def constraint_values(constraints: Mapping[str, float], metrics: Mapping[str, float], dense: DenseReference) -> dict[str, float]:
-    """Optuna-style constraint values (<= 0 is feasible) for a pipeline's active constraints."""
+    """Optuna-style constraint values (<= 0 is feasible) for a pipeline's active constraints, in one
+    unit: the samplers rank infeasible trials by the sum of the positive values, so a limit counted in
+    MACs must not drown one counted in accuracy. A size or latency value is the distance from its limit
+    as a share of the dense model's figure (0.01: 1% of the dense MACs over); the accuracy drop's is
+    already a share (0.01: one point over)."""
     values = {}
     for name, limit in constraints.items():
         if name == "max_accuracy_drop":
             values[name] = (dense.val_accuracy - metrics["val_accuracy"]) - limit
         else:
             metric = name.removeprefix("max_")
-            values[name] = metrics[metric] - limit
+            values[name] = (metrics[metric] - limit) / (float(getattr(dense, metric)) or 1.0)
     return values
 
 

@@ -73,3 +73,12 @@ def test_only_size_limits_skip_and_the_skip_can_be_turned_off(dense: torch.nn.Mo
     tune_anyway = _evaluator(dense, digits, {"max_macs": 1.0}, skip_over_limit=False)
     record, _ = tune_anyway(2, _ratios(0.5))
     assert not record.finetune_skipped and len(record.epochs) == 2 and record.constraints["max_macs"] > 0
+
+
+def test_constraint_values_weigh_every_limit_in_shares_of_the_dense_model() -> None:
+    dense = search.DenseReference(0.95, 0.94, params=100_000, macs=8_000_000, size_bytes=400_000, latency_ms=2.0)
+    limits = {"max_accuracy_drop": 0.02, "max_params": 25_000, "max_macs": 2_000_000, "max_latency_ms": 1.0}
+    metrics = {"val_accuracy": 0.92, "params": 26_000, "macs": 1_920_000, "latency_ms": 1.02}
+    values = search.constraint_values(limits, metrics, dense)
+    assert values == pytest.approx({"max_accuracy_drop": 0.01, "max_params": 0.01, "max_macs": -0.01, "max_latency_ms": 0.01})
+    # one point over the drop weighs what 1% of the dense params over weighs, not 1,000 params
