@@ -9,9 +9,9 @@ un-augmented inputs: with augmentation on, the teacher is run on each augmented 
 
 With ``ema_decay`` > 0 a copy of the model (BatchNorm statistics included) follows the trained
 weights after every step, ``average <- d * average + (1 - d) * weights`` with
-``d = min(ema_decay, (1 + n) / (10 + n))`` at the n-th update (the warm-up keeps short runs from
-averaging in the starting weights); every epoch's validation judges the average, and the model
-ends with the averaged weights.
+``d = min(ema_decay, (1 + n) / (10 + n))`` at the n-th update (the warm-up keeps a short run's
+average from staying near its first steps); every epoch's validation judges the average, and the
+model ends with the averaged weights.
 """
 
 from __future__ import annotations
@@ -108,11 +108,15 @@ def _averaged(model: nn.Module, decay: float) -> AveragedModel | None:
     if decay == 0:
         return None
 
-    def ema(average: torch.Tensor, current: torch.Tensor, updates: torch.Tensor | int) -> torch.Tensor:
+    def ema(averages: list[torch.Tensor], currents: list[torch.Tensor], updates: torch.Tensor | int) -> None:
+        """One update of a group of same-dtype tensors (counters such as BatchNorm's are copied)."""
+        if not averages[0].is_floating_point():
+            torch._foreach_copy_(averages, currents)
+            return
         d = min(decay, (1 + int(updates)) / (10 + int(updates)))
-        return average * d + current * (1 - d)
+        torch._foreach_lerp_(averages, currents, 1 - d)
 
-    return AveragedModel(model, avg_fn=ema, use_buffers=True)
+    return AveragedModel(model, multi_avg_fn=ema, use_buffers=True)
 
 
 def _teacher_logits(teacher: nn.Module, split: TensorSplit) -> torch.Tensor:
