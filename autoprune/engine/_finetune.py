@@ -113,7 +113,8 @@ def _averaged(model: nn.Module, decay: float) -> AveragedModel | None:
         if not averages[0].is_floating_point():
             torch._foreach_copy_(averages, currents)
             return
-        d = min(decay, (1 + int(updates)) / (10 + int(updates)))
+        n = int(updates)
+        d = min(decay, (1 + n) / (10 + n))
         torch._foreach_lerp_(averages, currents, 1 - d)
 
     return AveragedModel(model, multi_avg_fn=ema, use_buffers=True)
@@ -155,6 +156,14 @@ def _loss(
     return (1 - config.distill_alpha) * hard + config.distill_alpha * soft
 
 
+def _check_finite(loss: torch.Tensor, config: FinetuneConfig, epoch: int, step: int) -> None:
+    if not torch.isfinite(loss):
+        raise TrialDiverged(
+            f"fine-tune loss became {float(loss.detach())} at epoch {epoch}, step {step + 1} "
+            f"(lr={config.lr:g}, optimizer={config.optimizer}); try a lower learning rate"
+        )
+
+
 def finetune(
     model: nn.Module,
     splits: Splits,
@@ -181,7 +190,6 @@ def finetune(
     soft_targets = _teacher_logits(distil, train) if distil is not None and augment is None else None
     optimizer = _optimizer(model, config)
     averaged = _averaged(model, config.ema_decay)
-    judged = averaged.module if averaged is not None else model
     generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps, step = max(1, config.epochs * steps_per_epoch), 0
@@ -198,11 +206,7 @@ def finetune(
             inputs = augment(train.x[index], generator) if augment is not None else train.x[index]
             teacher_batch = _teacher_batch(distil, soft_targets, index, inputs)
             loss = _loss(model(inputs), train.y[index], teacher_batch, config)
-            if not torch.isfinite(loss):
-                raise TrialDiverged(
-                    f"fine-tune loss became {float(loss.detach())} at epoch {epoch}, step {step + 1} "
-                    f"(lr={config.lr:g}, optimizer={config.optimizer}); try a lower learning rate"
-                )
+            _check_finite(loss, config, epoch, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -210,7 +214,7 @@ def finetune(
                 averaged.update_parameters(model)
             loss_sum += float(loss.detach()) * len(index)
             step += 1
-        val = evaluate(judged, splits.val)
+        val = evaluate(averaged.module if averaged is not None else model, splits.val)  # what the model ends as
         report = EpochReport(epoch, loss_sum / len(train), val.accuracy, val.loss, time.perf_counter() - epoch_start)
         reports.append(report)
         if on_epoch is not None and on_epoch(report):
