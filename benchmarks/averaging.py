@@ -30,12 +30,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import optuna
-
 from autoprune import engine, pipeline
 from autoprune._finalize import final_candidate
 from autoprune._preflight import build_space
 from autoprune.config import load_pipeline
+from autoprune.search import Objectives
 
 from allocation import load_dense  # this folder is on sys.path
 from over_limit import PIPELINE, run_named, scratch_store
@@ -43,13 +42,11 @@ from over_limit import PIPELINE, run_named, scratch_store
 DECAY = 0.999
 
 
-def study_trials(storage: str, base: str, study: str | None) -> dict[int, dict[str, Any]]:
-    """Sampled params by trial number, of ``study`` or the newest study of the pipeline in ``storage``."""
-    names = [n for n in optuna.get_all_study_names(storage) if n == base or n.startswith(base + "#")]
-    if study is None and not names:
-        raise SystemExit(f"no study of {base!r} in {storage}")
-    chosen = study or max(names, key=lambda n: int(n.partition("#")[2] or 0))
-    return {t.number: t.params for t in optuna.load_study(study_name=chosen, storage=storage).trials}
+def study_trials(config: Any) -> dict[int, dict[str, Any]]:
+    """Sampled params by trial number, of the pipeline's newest study (``search.study`` names it)."""
+    backend = pipeline.make_backend(config, Objectives(list(config.objectives)))
+    backend.open(resume=True)
+    return {record.number: record.params for record in backend.records()}
 
 
 def refinalize(dense: Any, splits: Any, candidate: engine.Candidate, measure: engine.MeasureConfig) -> dict[str, float]:
@@ -79,7 +76,7 @@ def measure_members(args: argparse.Namespace, pipeline_file: Path, overrides: li
     config, splits, prepared = load_dense(pipeline_file, sets, args.dense_cache or store / "cache")
     dense = prepared.model
     space = build_space(config, dense, engine.discover(dense, splits.input_shape), splits)
-    params = study_trials(pipeline.storage_url(config), config.study_name, args.study)
+    params = study_trials(config)
     measure = engine.MeasureConfig(latency=engine.LatencyConfig(repeats=5, warmup=2))
     rows = []
     for trial in trials:
@@ -113,7 +110,6 @@ def main() -> None:
     parser.add_argument("--pipeline", type=Path, default=PIPELINE, help="default: the quickstart")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--store", type=Path, default=None, help="the directory of a finished run's mlflow.db and optuna.db")
-    parser.add_argument("--study", default=None, help="the run's study (default: the pipeline's newest in --store)")
     parser.add_argument("--trial", dest="trials", type=int, action="append", default=[], help="default: the front's finalized members")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="fine-tune seeds per member")
     parser.add_argument("--decay", type=float, default=DECAY, help="ema_decay of the fine-tunes")
@@ -135,8 +131,8 @@ def main() -> None:
             overrides = [*args.overrides, "tracking.register=false", "finalize.onnx=false"]
             result = run_named(pipeline_file, [*overrides, f"tracking.uri=sqlite:///{tmp}/mlflow.db"], "averaging")
             trials = args.trials or sorted(int(row["trial"]) for row in result.front)
-            args.study, args.dense_cache = "averaging", None  # the scratch store's own study and cache
-            rows = measure_members(args, pipeline_file, overrides, Path(tmp), trials)
+            args.dense_cache = None  # the scratch store's own cache
+            rows = measure_members(args, pipeline_file, [*overrides, "search.study=averaging"], Path(tmp), trials)
             seed = load_pipeline(pipeline_file, overrides).config.seed
         finalized = {int(row["trial"]): float(row["test_accuracy"]) for row in result.front}
         same = all(abs(r["last_test"] - finalized[r["trial"]]) < 1e-9 for r in rows if r["seed"] == seed and r["trial"] in finalized)
