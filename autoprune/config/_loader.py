@@ -63,7 +63,7 @@ def display_path(path: Path) -> str:
     """``path`` relative to the working directory when it is inside it (short, machine-independent)."""
     try:
         return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd().resolve()) else str(path)
-    except ValueError:
+    except (ValueError, OSError):  # another drive, or the working directory was deleted
         return str(path)
 
 

@@ -140,3 +140,14 @@ def test_set_can_swap_the_included_space(tmp_path, monkeypatch) -> None:
     assert loaded.config.search.space.pruning.importance == ["taylor"]
     assert loaded.config.search.space.pruning.round_to == 8
     assert loaded.space_path.name == "b.yaml"
+
+
+def test_an_error_still_names_the_file_when_the_working_directory_was_deleted(tmp_path, monkeypatch) -> None:
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("name: p\nseed: many\n")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    with pytest.raises(ConfigError, match=r"p\.yaml:2: seed: must be a valid integer"):
+        load_pipeline(pipeline)
