@@ -25,14 +25,31 @@ class Augment:
     def active(self) -> bool:
         return self.hflip or self.shift > 0
 
+    @property
+    def views(self) -> int | None:
+        """How many versions of an image this makes when they are few (1 unaugmented, 2 with flips
+        only), so that whatever depends on the input alone can be computed once for each; None with
+        shifts."""
+        if self.shift > 0:
+            return None
+        return 2 if self.hflip else 1
+
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A new batch ``x`` (N, C, H, W) with each image flipped and shifted independently."""
+        return self.sample(x, generator)[0]
+
+    def sample(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The augmented batch (``x`` itself when inactive) and which of its images were flipped
+        (a boolean mask; None without ``hflip``)."""
+        flip = None
         if self.hflip:
             flip = torch.rand(len(x), generator=generator) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         if self.shift > 0:
             x = self._shift(x, generator)
-        return x
+        return x, flip
 
     def _shift(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         count, _, height, width = x.shape

@@ -4,7 +4,7 @@ measurement and export. It knows torch and Torch-Pruning only (no Optuna, Ray or
 from __future__ import annotations
 
 from ._candidate import Candidate, CandidateResult, MeasureConfig, evaluate_candidate
-from ._evaluate import Evaluation, evaluate
+from ._evaluate import INFERENCE_BATCH, Evaluation, evaluate
 from ._export import PLAN_FILE, WEIGHTS_FILE, export_onnx, load_pruned, read_pruned_metadata, save_pruned
 from ._fit import SIZE_METRICS, FitToLimit
 from ._finetune import OPTIMIZERS, EpochReport, FinetuneConfig, FinetuneHistory, finetune
@@ -27,6 +27,7 @@ __all__ = [
     "MeasureConfig",
     "evaluate_candidate",
     "Evaluation",
+    "INFERENCE_BATCH",
     "evaluate",
     "PLAN_FILE",
     "WEIGHTS_FILE",

@@ -4,8 +4,10 @@ an exponential moving average of the weights, and the splits' training-time augm
 
 Knowledge distillation follows Hinton et al. (2015): the loss is
 ``(1 - alpha) * CE(student, y) + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))``.
-Teacher logits are computed once per call for the whole (in-memory) training set, on the
-un-augmented inputs: with augmentation on, the teacher is run on each augmented batch instead.
+Teacher logits are computed once per call for every image of the (in-memory) training set, and
+with flips only (``data.augment.hflip``, no shift) for its mirror image too, so the teacher costs a
+pass or two over the data instead of one forward pass per step (half a distilled step's time); with
+random shifts, or flips in a one-epoch run, the teacher runs on each augmented batch instead.
 
 With ``ema_decay`` > 0 a copy of the model (BatchNorm statistics included) follows the trained
 weights after every step, ``average <- d * average + (1 - d) * weights`` with
@@ -26,9 +28,9 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from .._vocab import OPTIMIZERS
-from ..data import Splits, TensorSplit
+from ..data import Augment, Splits, TensorSplit
 from ..errors import AutoPruneError, TrialDiverged
-from ._evaluate import evaluate
+from ._evaluate import INFERENCE_BATCH, evaluate
 
 __all__ = ["FinetuneConfig", "EpochReport", "FinetuneHistory", "finetune", "OPTIMIZERS"]
 
@@ -120,21 +122,36 @@ def _averaged(model: nn.Module, decay: float) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=ema, use_buffers=True)
 
 
-def _teacher_logits(teacher: nn.Module, split: TensorSplit) -> torch.Tensor:
+def _teacher_logits(teacher: nn.Module, split: TensorSplit, augment: Augment, epochs: int) -> torch.Tensor | None:
+    """The teacher's logits of each training image, (views, N, classes): the image, then (flips)
+    its mirror image. None when they are better computed per batch: random shifts make too many
+    versions of an image, and with flips one epoch sees each image once, not twice."""
+    views = augment.views
+    if views is None or views > max(epochs, 1) or epochs == 0:
+        return None
     was_training = teacher.training
     teacher.eval()
     with torch.inference_mode():
-        logits = torch.cat([teacher(x) for x, _ in split.batches(1024)])
+        logits = [
+            torch.cat([teacher(x.flip(-1) if view else x) for x, _ in split.batches(INFERENCE_BATCH)])
+            for view in range(views)
+        ]
     teacher.train(was_training)
-    return logits
+    return torch.stack(logits)
 
 
 def _teacher_batch(
-    teacher: nn.Module | None, soft_targets: torch.Tensor | None, index: torch.Tensor, inputs: torch.Tensor
+    teacher: nn.Module | None,
+    soft_targets: torch.Tensor | None,
+    index: torch.Tensor,
+    inputs: torch.Tensor,
+    flipped: torch.Tensor | None,
 ) -> torch.Tensor | None:
-    """The teacher's logits for this batch: precomputed, or (augmented inputs) computed now."""
+    """The teacher's logits for this batch: looked up (each image's or its mirror's), or computed now."""
     if soft_targets is not None:
-        return soft_targets[index]
+        if flipped is None:
+            return soft_targets[0, index]
+        return torch.where(flipped[:, None], soft_targets[1, index], soft_targets[0, index])
     if teacher is None:
         return None
     teacher.eval()
@@ -186,8 +203,8 @@ def finetune(
     if config.train_fraction < 1:
         train = train.subset(max(1, int(len(train) * config.train_fraction)), seed=config.seed)
     distil = teacher if teacher is not None and config.distill_alpha > 0 else None
-    augment = splits.augment if splits.augment.active else None
-    soft_targets = _teacher_logits(distil, train) if distil is not None and augment is None else None
+    augment = splits.augment
+    soft_targets = _teacher_logits(distil, train, augment, config.epochs) if distil is not None else None
     optimizer = _optimizer(model, config)
     averaged = _averaged(model, config.ema_decay)
     generator = torch.Generator().manual_seed(config.seed)
@@ -203,8 +220,8 @@ def finetune(
             index = order[begin : begin + config.batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
-            inputs = augment(train.x[index], generator) if augment is not None else train.x[index]
-            teacher_batch = _teacher_batch(distil, soft_targets, index, inputs)
+            inputs, flipped = augment.sample(train.x[index], generator)
+            teacher_batch = _teacher_batch(distil, soft_targets, index, inputs, flipped)
             loss = _loss(model(inputs), train.y[index], teacher_batch, config)
             _check_finite(loss, config, epoch, step)
             optimizer.zero_grad(set_to_none=True)

@@ -87,6 +87,40 @@ def test_finetune_trains_on_augmented_batches_and_distils_per_batch(digits, trai
 
 
 
+def _distilled_with_flips(digits, teacher: torch.nn.Module, epochs: int) -> tuple[torch.nn.Module, int]:
+    """A half-pruned copy of ``teacher`` fine-tuned distilled with flips on; also how many forward
+    passes the teacher made."""
+    flipped = dataclasses.replace(digits, augment=data.Augment(hflip=True))
+    model = copy.deepcopy(teacher)
+    engine.apply_plan(model, engine.PrunePlan.uniform(engine.discover(model, digits.input_shape), 0.5), digits.input_shape)
+    calls = 0
+
+    def count(*_: object) -> None:
+        nonlocal calls
+        calls += 1
+
+    hook = teacher.register_forward_hook(count)
+    try:
+        recipe = engine.FinetuneConfig(epochs=epochs, lr=0.01, distill_alpha=0.5, batch_size=64)
+        engine.finetune(model, flipped, recipe, teacher=teacher)
+    finally:
+        hook.remove()
+    return model, calls
+
+
+def test_with_flips_only_the_teacher_sees_each_image_and_its_mirror_once(digits, trained_cnn, monkeypatch) -> None:
+    """Flips make two versions of an image, so the teacher's logits are computed once for each
+    (two passes over the split, not one forward pass per step), and the fine-tune is the one a
+    teacher run on every flipped batch gives."""
+    cached, calls = _distilled_with_flips(digits, trained_cnn, epochs=3)
+    assert calls == 2 * -(-len(digits.train) // engine.INFERENCE_BATCH)
+    monkeypatch.setattr("autoprune.engine._finetune._teacher_logits", lambda *args: None)
+    per_batch, calls = _distilled_with_flips(digits, trained_cnn, epochs=3)
+    assert calls == 3 * -(-len(digits.train) // 64)
+    for name, value in per_batch.state_dict().items():
+        torch.testing.assert_close(cached.state_dict()[name], value, rtol=1e-3, atol=1e-4, msg=name)
+
+
 def test_augmentation_is_part_of_the_dense_cache_key(digits) -> None:
     """A dense model trained without augmentation is not reused for a pipeline that asks for it."""
     from autoprune._dense import build_dense, dense_cache_key

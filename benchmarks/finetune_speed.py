@@ -1,0 +1,139 @@
+"""Fine-tuning throughput: what distillation with flips costs, and which inference batch is fastest.
+
+Two measurements, each timed interleaved in this one process (medians over ``--repeats`` rounds, so
+a noisy neighbour slows every variant alike):
+
+1. **Inference batch size**: microseconds per image of ``engine.evaluate`` at batches of 64 to 1024,
+   for every zoo model, dense and uniformly half-pruned. The engine validates every epoch, tests the
+   front and precomputes teacher logits in batches of ``engine.INFERENCE_BATCH``.
+2. **A distilled fine-tune with flips**: the pipeline's model pruned uniformly (``--ratio``), trained
+   ``--epochs`` epochs on ``--samples`` training images with the pipeline's data and flips on:
+
+   - ``plain``: no distillation,
+   - ``distilled, logits looked up``: distilled from the dense model, whose logits are computed once
+     for every image and its mirror image (the engine since 2026-12-05),
+   - ``distilled, teacher per batch``: the same, with the teacher run on every flipped batch, as the
+     engine did before and still does with random shifts (forced here by turning the lookup off).
+
+   The two distilled variants must end at the same weights (within float rounding): the table shows
+   their validation accuracies side by side.
+
+Weights are random (time does not depend on their values), so no dense model is trained. Usage::
+
+    python benchmarks/finetune_speed.py                 # Fashion-MNIST CNN, ~8 min on 2 cores
+    python benchmarks/finetune_speed.py --quick         # the digits quickstart pipeline, ~1 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import dataclasses
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from unittest import mock
+
+import torch
+
+from autoprune import data, engine, models
+from autoprune.config import load_pipeline
+
+from engine import ZOO, dense_model  # this folder is on sys.path
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCHES = (64, 128, 256, 512, 1024)
+LOOKUP = "autoprune.engine._finetune._teacher_logits"
+LONG = 60  # epochs of the published-table finalize, the longest fine-tune the benchmarks run
+VARIANTS = ("plain", "distilled, logits looked up", "distilled, teacher per batch")
+
+
+def _median_rounds(tasks: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Seconds of each task, median over ``repeats`` interleaved rounds."""
+    seconds: dict[str, list[float]] = {name: [] for name in tasks}
+    for _ in range(repeats):
+        for name, task in tasks.items():
+            start = time.perf_counter()
+            task()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+def inference_batches(repeats: int, images: int) -> None:
+    shape = (1, 28, 28)
+    split = data.TensorSplit(torch.randn(images, *shape), torch.randint(0, 10, (images,)))
+    print(f"\n| model | {' | '.join(f'batch {b}' for b in BATCHES)} | 1024 / 128 |")
+    print(f"|---|{'---:|' * (len(BATCHES) + 1)}")
+    for name in ZOO:
+        dense = dense_model(name, shape)
+        pruned = copy.deepcopy(dense)
+        engine.apply_plan(pruned, engine.PrunePlan.uniform(engine.discover(dense, shape), 0.5), shape)
+        for label, model in ((f"{name} dense", dense), (f"{name} pruned 0.5", pruned.eval())):
+            tasks = {b: (lambda b=b: engine.evaluate(model, split, batch_size=b)) for b in BATCHES}
+            per_image = {b: s / images * 1e6 for b, s in _median_rounds(tasks, repeats).items()}
+            cells = " | ".join(f"{per_image[b]:.0f}" for b in BATCHES)
+            print(f"| {label} | {cells} | {per_image[1024] / per_image[128]:.2f}x |", flush=True)
+    print("\n(microseconds per image of `engine.evaluate`, random inputs)")
+
+
+def distilled_finetunes(pipeline: Path, overrides: list[str], ratio: float, epochs: int, samples: int, repeats: int) -> None:
+    loaded = load_pipeline(pipeline, overrides)
+    splits = data.load(loaded.config.data, seed=loaded.config.seed, base_dir=loaded.base_dir)
+    train = splits.train.subset(samples, seed=0)
+    splits = dataclasses.replace(splits, train=train, augment=data.Augment(hflip=True))
+    torch.manual_seed(0)
+    dense = models.build(loaded.config.model, splits.input_shape, splits.num_classes).eval()
+    start = copy.deepcopy(dense)
+    engine.apply_plan(start, engine.PrunePlan.uniform(engine.discover(dense, splits.input_shape), ratio), splits.input_shape)
+    recipe = engine.FinetuneConfig(epochs=epochs, lr=0.02, batch_size=splits.batch_size)
+    distilled = dataclasses.replace(recipe, distill_alpha=0.5)
+    rounds: dict[str, list[engine.FinetuneHistory]] = {name: [] for name in VARIANTS}
+
+    def run(name: str) -> None:
+        model = copy.deepcopy(start)
+        config, teacher = (recipe, None) if name == "plain" else (distilled, dense)
+        per_batch = name.endswith("per batch")  # no logits to look up: the teacher runs on every batch
+        with mock.patch(LOOKUP, return_value=None) if per_batch else contextlib.nullcontext():
+            rounds[name].append(engine.finetune(model, splits, config, teacher=teacher))
+
+    _median_rounds({name: (lambda name=name: run(name)) for name in VARIANTS}, repeats)
+    print(f"\n{loaded.config.name}: {engine.count_params(start):,} of {engine.count_params(dense):,} params kept "
+          f"(uniform {ratio}), {len(train):,} training images, batch {splits.batch_size}, {epochs} epochs, flips on")  # fmt: skip
+    print(f"\n| fine-tune | set-up s | s per epoch | vs plain | {LONG} epochs: s | vs plain | val acc (every round) |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    plain = None
+    for name in VARIANTS:
+        epoch = statistics.median(report.seconds for history in rounds[name] for report in history.epochs)
+        setup = statistics.median(history.seconds - sum(r.seconds for r in history.epochs) for history in rounds[name])
+        long = setup + LONG * epoch
+        plain = plain or (epoch, long)
+        accuracy = ", ".join(f"{history.epochs[-1].val_accuracy:.4f}" for history in rounds[name])
+        print(f"| {name} | {setup:.1f} | {epoch:.2f} | {epoch / plain[0]:.2f}x | {long:.0f} | {long / plain[1]:.2f}x | {accuracy} |")
+    print(f"\n(set-up: the fine-tune's time outside its epochs, the teacher's logits included; {LONG} epochs: set-up + {LONG} x the median epoch)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "fashion_mnist_cnn.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--ratio", type=float, default=0.5, help="uniform pruning ratio of the fine-tuned model")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of each fine-tune")
+    parser.add_argument("--samples", type=int, default=20_000, help="training images of each fine-tune")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (medians are quoted)")
+    parser.add_argument("--images", type=int, default=4096, help="images per evaluate() call in the batch-size table")
+    parser.add_argument("--quick", action="store_true", help="the digits pipeline, 2 epochs, 1,024 images per evaluate()")
+    args = parser.parse_args()
+    if args.quick:
+        args.pipeline, args.epochs, args.samples, args.images = ROOT / "pipelines" / "quickstart_digits.yaml", 2, 1000, 1024
+    threads = torch.get_num_threads()
+    print(f"{date.today()} · {platform.processor() or platform.machine()}, torch {torch.__version__}, {threads} threads")
+    inference_batches(args.repeats, args.images)
+    distilled_finetunes(args.pipeline, args.overrides, args.ratio, args.epochs, args.samples, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
