@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from .errors import ConfigError, ModelError
 from .search import SearchSpace
 
 __all__ = ["Preflight", "preflight", "check_constraints", "build_space"]
+
+log = logging.getLogger("autoprune")
 
 
 @dataclass
@@ -79,6 +82,12 @@ def build_space(config: PipelineConfig, model: nn.Module, groups: list[engine.Gr
                 key="search.fit_to_limit",
             )
         space.fit = engine.FitToLimit(model, splits.input_shape, groups, limits, space.smallest_plan().ratios)
+        for metric in (m for m in config.objectives if limits.get(m) is not None):
+            log.warning(
+                "search.fit_to_limit holds every trial's %s just under constraints.max_%s, so the objective %r "
+                "barely varies and the front spreads in the other objectives only; drop it or turn fit_to_limit off",
+                metric, metric, metric,
+            )  # fmt: skip
     return space
 
 

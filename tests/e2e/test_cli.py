@@ -169,3 +169,15 @@ def test_front_table_piped_to_a_file_keeps_every_figure(finished_search: Store) 
     for run in members:
         assert run.info.run_id[:12] in result.stdout
         assert f"{run.data.metrics['test_accuracy']:.4f}" in result.stdout
+
+
+def test_validate_warns_when_fit_to_limit_holds_an_objective_still(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    fitted = "name: x\nmodel: {arch: cnn, widths: [8, 16]}\nsearch: {fit_to_limit: true}\nconstraints: {max_params: 700}\n"
+    (tmp_path / "p.yaml").write_text(fitted + "objectives: {accuracy: max, params: min}\n")
+    assert run_cli("validate", "p.yaml") == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "holds every trial's params just under constraints.max_params, so the objective 'params' barely varies" in err
+    (tmp_path / "p.yaml").write_text(fitted + "objectives: {accuracy: max, macs: min}\n")  # MACs still vary: no warning
+    assert run_cli("validate", "p.yaml") == 0
+    assert "barely varies" not in capsys.readouterr().err
