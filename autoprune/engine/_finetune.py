@@ -127,7 +127,7 @@ def _teacher_logits(teacher: nn.Module, split: TensorSplit, augment: Augment, ep
     its mirror image. None when they are better computed per batch: random shifts make too many
     versions of an image, and with flips one epoch sees each image once, not twice."""
     views = augment.views
-    if views is None or views > max(epochs, 1) or epochs == 0:
+    if views is None or epochs == 0 or views > epochs:
         return None
     was_training = teacher.training
     teacher.eval()
