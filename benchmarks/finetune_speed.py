@@ -20,7 +20,7 @@ a noisy neighbour slows every variant alike):
 
 Weights are random (time does not depend on their values), so no dense model is trained. Usage::
 
-    python benchmarks/finetune_speed.py                 # Fashion-MNIST CNN, ~8 min on 2 cores
+    python benchmarks/finetune_speed.py                 # Fashion-MNIST CNN, ~5 min on 2 cores
     python benchmarks/finetune_speed.py --quick         # the digits quickstart pipeline, ~1 min
 """
 

@@ -11,9 +11,9 @@ from ..data import TensorSplit
 
 __all__ = ["Evaluation", "evaluate", "INFERENCE_BATCH"]
 
-# Inference runs in batches of 128: on this project's CPU machine (4 MiB L2 per core) it was the
-# fastest size, or within 10% of it, for every zoo model dense and pruned, and up to 2.2x faster per
-# image than batches of 1024 (BENCHMARKS.md, "Fine-tuning throughput").
+# Inference runs in batches of 128: on this project's CPU machine (4 MiB L2 per core) batches of 1024
+# were 1.5-2.9x slower per image for every convolutional zoo model, dense and pruned, and 128 was the
+# fastest size or within 10% of it but for dense MobileNetV2 (BENCHMARKS.md, "Fine-tuning throughput").
 INFERENCE_BATCH = 128
 
 

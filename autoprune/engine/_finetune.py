@@ -6,7 +6,7 @@ Knowledge distillation follows Hinton et al. (2015): the loss is
 ``(1 - alpha) * CE(student, y) + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))``.
 Teacher logits are computed once per call for every image of the (in-memory) training set, and
 with flips only (``data.augment.hflip``, no shift) for its mirror image too, so the teacher costs a
-pass or two over the data instead of one forward pass per step (half a distilled step's time); with
+pass or two over the data instead of one forward pass per step (0.6x a plain step on the CNN); with
 random shifts, or flips in a one-epoch run, the teacher runs on each augmented batch instead.
 
 With ``ema_decay`` > 0 a copy of the model (BatchNorm statistics included) follows the trained
