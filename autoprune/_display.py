@@ -40,8 +40,25 @@ def front_table(title: str, rows: Sequence[Mapping[str, Any]], dense: Mapping[st
     return table
 
 
+def trial_line(record: TrialRecord, reference: DenseReference | None) -> str:
+    """One finished trial as a plain line: accuracy, size and time (what a log file shows of a search)."""
+    metrics = record.metrics
+    params, macs = metrics.get("params", 0.0), metrics.get("macs", 0.0)
+    parts = [f"val acc {metrics.get('val_accuracy', float('nan')):.4f}",
+             f"{_share(params, reference.params if reference else 0)} params",
+             f"{_share(macs, reference.macs if reference else 0)} MACs"]  # fmt: skip
+    if "latency_ratio" in metrics:
+        parts.append(f"latency {metrics['latency_ratio']:.2f}x dense")
+    if record.finetune_skipped:
+        parts.append("over a size limit, not fine-tuned")
+    return f"trial {record.number} done in {record.seconds:.1f} s: " + " · ".join(parts)
+
+
 class SearchProgress:
-    """Implements the pipeline's `Observer` with rich: trial k/N, current front size, best accuracy."""
+    """Implements the pipeline's `Observer` with rich: trial k/N, current front size, best accuracy.
+
+    A live bar only draws on a terminal; written to a file or pipe (nohup, CI, a scheduler's log) each
+    finished trial is logged as one line instead, so the log shows how the search went."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -59,6 +76,7 @@ class SearchProgress:
         self.task: Any = None
         self.done: list[TrialRecord] = []
         self.failed = 0
+        self.total = 0
 
     def __enter__(self) -> SearchProgress:
         self.progress.start()
@@ -77,6 +95,7 @@ class SearchProgress:
         self.objectives, self.reference = objectives, reference
         self.done = [r for r in earlier if r.state == "complete"]
         self.failed = sum(r.state == "failed" for r in earlier)
+        self.total = total
         self.task = self.progress.add_task("trials", total=total, completed=min(len(self.done), total), status=self._status())
 
     def _status(self, running: str = "") -> str:
@@ -111,6 +130,9 @@ class SearchProgress:
             self.done.append(record)
             if self.task is not None:
                 self.progress.advance(self.task)
+            if not self.console.is_terminal:
+                count = f"[{len(self.done)}/{self.total}]"
+                self.console.log(f"{count} {trial_line(record, self.reference)} · {self._status()}", markup=False)
         elif record.state == "failed":
             self.failed += 1
             self.console.log(f"[yellow]trial {record.number} failed:[/] {record.error}", markup=True)

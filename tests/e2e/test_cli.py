@@ -181,3 +181,27 @@ def test_validate_warns_when_fit_to_limit_holds_an_objective_still(tmp_path, cap
     (tmp_path / "p.yaml").write_text(fitted + "objectives: {accuracy: max, macs: min}\n")  # MACs still vary: no warning
     assert run_cli("validate", "p.yaml") == 0
     assert "barely varies" not in capsys.readouterr().err
+
+
+def _progress_log(**console_options: object) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from autoprune._display import SearchProgress
+    from autoprune.search import TrialRecord
+
+    out = StringIO()
+    metrics = {"val_accuracy": 0.9512, "params": 2_500.0, "macs": 40_000.0, "latency_ratio": 0.5}
+    with SearchProgress(Console(file=out, width=200, **console_options)) as progress:
+        progress.search_started(total=3, earlier=[])
+        progress.trial_finished(TrialRecord(number=4, state="complete", params={}, metrics=metrics, seconds=12.3))
+        progress.trial_finished(TrialRecord(number=5, state="failed", params={}, error="ValueError: boom"))
+    return out.getvalue()
+
+
+def test_a_search_logged_to_a_file_shows_each_finished_trial() -> None:
+    log = _progress_log()  # a file is not a terminal: the live bar cannot draw there
+    assert "[1/3] trial 4 done in 12.3 s: val acc 0.9512 · 2,500 params · 40,000 MACs · latency 0.50x dense" in log
+    assert "trial 5 failed: ValueError: boom" in log
+    assert "trial 4 done" not in _progress_log(force_terminal=True)  # on a terminal the bar's status says it
