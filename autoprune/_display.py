@@ -3,11 +3,13 @@ front) and the front as a table (``run`` and ``pareto`` print the same figures).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -85,8 +87,15 @@ class SearchProgress:
     def __exit__(self, *exc_info: object) -> None:
         self.progress.stop()
 
+    def _log(self, text: str, *, markup: bool = False) -> None:
+        """A timestamped line: rich's log on a terminal; in a file one unpadded, unwrapped line per event."""
+        if self.console.is_terminal:
+            self.console.log(text, markup=markup)
+        else:
+            self.console.print(f"[{time.strftime('%H:%M:%S')}] {text}", markup=markup, highlight=False, soft_wrap=True)
+
     def phase(self, text: str) -> None:
-        self.console.log(text)
+        self._log(text)
 
     def search_started(
         self, total: int, earlier: Sequence[TrialRecord], objectives: Objectives | None = None,
@@ -132,9 +141,9 @@ class SearchProgress:
                 self.progress.advance(self.task)
             if not self.console.is_terminal:
                 count = f"[{len(self.done)}/{self.total}]"
-                self.console.log(f"{count} {trial_line(record, self.reference)} · {self._status()}", markup=False)
+                self._log(f"{count} {trial_line(record, self.reference)} · {self._status()}")
         elif record.state == "failed":
             self.failed += 1
-            self.console.log(f"[yellow]trial {record.number} failed:[/] {record.error}", markup=True)
+            self._log(f"[yellow]trial {record.number} failed:[/] {escape(str(record.error))}", markup=True)
         if self.task is not None:
             self.progress.update(self.task, status=self._status())

@@ -204,4 +204,5 @@ def test_a_search_logged_to_a_file_shows_each_finished_trial() -> None:
     log = _progress_log()  # a file is not a terminal: the live bar cannot draw there
     assert "[1/3] trial 4 done in 12.3 s: val acc 0.9512 · 2,500 params · 40,000 MACs · latency 0.50x dense" in log
     assert "trial 5 failed: ValueError: boom" in log
+    assert all(line == line.rstrip() for line in log.splitlines()[:2])  # one unpadded line each, for grep and tail
     assert "trial 4 done" not in _progress_log(force_terminal=True)  # on a terminal the bar's status says it
