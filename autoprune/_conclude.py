@@ -7,6 +7,7 @@ import logging
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ class SearchState:
     measure: engine.MeasureConfig
     phase: Any  # callable(str) reporting progress
     hold_champion: bool = False  # retrain: choose the champion candidate, but leave the alias to the caller
+    training_epoch: Any = None  # callable(what, EpochReport) reporting each epoch of a final fine-tune
 
 
 @dataclass
@@ -89,11 +91,12 @@ def _finalize_members(
             rows.append(done[number])
             continue
         state.phase(f"finalizing front member {index}/{len(chosen)} (trial {number})")
+        on_epoch = partial(state.training_epoch, f"trial {number} final fine-tune") if state.training_epoch else None
         with tempfile.TemporaryDirectory(prefix="autoprune-front-") as workdir:
             try:
                 member = finalize_member(
                     by_number[number], space=state.space, dense=state.dense_model, splits=state.splits,
-                    config=state.config, measure=state.measure, export_dir=Path(workdir),
+                    config=state.config, measure=state.measure, export_dir=Path(workdir), on_epoch=on_epoch,
                 )  # fmt: skip
             except AutoPruneError as exc:  # e.g. the longer fine-tune diverged: skip this member, keep the rest
                 log.warning("front trial %d could not be finalized: %s", number, exc)

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,10 +96,10 @@ def training_recipe(config: PipelineConfig, splits: Splits) -> engine.FinetuneCo
     )
 
 
-def _train(model: nn.Module, config: PipelineConfig, splits: Splits) -> None:
+def _train(model: nn.Module, config: PipelineConfig, splits: Splits, on_epoch: Callable[[engine.EpochReport], None] | None) -> None:
     torch.manual_seed(config.seed)
     try:
-        engine.finetune(model, splits, training_recipe(config, splits))
+        engine.finetune(model, splits, training_recipe(config, splits), on_epoch=on_epoch)
     except TrialDiverged as exc:
         raise ModelError(f"training the dense model diverged ({exc.message})", key="model.train.lr") from exc
 
@@ -124,9 +125,10 @@ def prepare_dense(
     base_dir: Path,
     cache_dir: Path | None,
     latency: engine.LatencyConfig,
+    on_epoch: Callable[[engine.EpochReport], None] | None = None,
 ) -> DenseModel:
-    """Give the model from `build_dense` its weights: checkpoint, else cache, else train (and cache);
-    then measure it once as the reference."""
+    """Give the model from `build_dense` its weights: checkpoint, else cache, else train (and cache,
+    calling ``on_epoch`` after each epoch); then measure it once as the reference."""
     start = time.perf_counter()
     checkpoint = checkpoint_path(config, base_dir)
     key = dense_cache_key(config, splits, model)
@@ -142,7 +144,7 @@ def prepare_dense(
         except ModelError as exc:  # a damaged or stale cache entry is rebuilt, not fatal
             log.warning("ignoring the cached dense model %s: %s", cache_path.name, exc.message)
     if source == "trained":
-        _train(model, config, splits)
+        _train(model, config, splits, on_epoch)
         if cache_path is not None:
             _save_atomically(model, cache_path)
     model.eval()

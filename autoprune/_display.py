@@ -56,11 +56,30 @@ def trial_line(record: TrialRecord, reference: DenseReference | None) -> str:
     return f"trial {record.number} done in {record.seconds:.1f} s: " + " · ".join(parts)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _epoch_figures(report: EpochReport) -> str:
+    """How an epoch of a long training went, and about how long the training has left."""
+    parts = [f"train loss {report.train_loss:.4f}", f"val acc {report.val_accuracy:.4f}", f"{report.seconds:.1f} s/epoch"]
+    if report.epochs > report.epoch:
+        parts.append(f"about {_duration((report.epochs - report.epoch) * report.seconds)} left")
+    return " · ".join(parts)
+
+
+def epoch_line(what: str, report: EpochReport) -> str:
+    """One epoch of a long training as a plain line (what a log file shows of it)."""
+    return f"{what}: epoch {report.epoch}/{report.epochs or '?'} · {_epoch_figures(report)}"
+
+
 class SearchProgress:
-    """Implements the pipeline's `Observer` with rich: trial k/N, current front size, best accuracy.
+    """Implements the pipeline's `Observer` with rich: trial k/N, current front size, best accuracy,
+    and a bar for each long training (the dense model, a front member's final fine-tune).
 
     A live bar only draws on a terminal; written to a file or pipe (nohup, CI, a scheduler's log) each
-    finished trial is logged as one line instead, so the log shows how the search went."""
+    finished trial and each epoch of a long training is logged as one line instead, so the log shows
+    how the run goes."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -76,6 +95,7 @@ class SearchProgress:
             transient=False,
         )
         self.task: Any = None
+        self.trainings: dict[str, Any] = {}  # what is trained -> its bar
         self.done: list[TrialRecord] = []
         self.failed = 0
         self.total = 0
@@ -95,7 +115,20 @@ class SearchProgress:
             self.console.print(f"[{time.strftime('%H:%M:%S')}] {text}", markup=markup, highlight=False, soft_wrap=True)
 
     def phase(self, text: str) -> None:
+        for task in self.trainings.values():  # a new phase: a training stopped early has ended too
+            self.progress.remove_task(task)
+        self.trainings.clear()
         self._log(text)
+
+    def training_epoch(self, what: str, report: EpochReport) -> None:
+        if not self.console.is_terminal:
+            self._log(epoch_line(what, report))
+            return
+        if what not in self.trainings:
+            self.trainings[what] = self.progress.add_task(what, total=report.epochs or None, status="")
+        self.progress.update(self.trainings[what], completed=report.epoch, status=_epoch_figures(report))
+        if report.epochs and report.epoch >= report.epochs:
+            self.progress.remove_task(self.trainings.pop(what))
 
     def search_started(
         self, total: int, earlier: Sequence[TrialRecord], objectives: Objectives | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,10 +118,12 @@ def finalize_member(
     config: PipelineConfig,
     measure: engine.MeasureConfig,
     export_dir: Path,
+    on_epoch: Callable[[engine.EpochReport], None] | None = None,
 ) -> FrontMember:
-    """Re-run a front trial's candidate with the final fine-tune, test it once, export it."""
+    """Re-run a front trial's candidate with the final fine-tune (``on_epoch`` after each epoch), test
+    it once, export it."""
     candidate = final_candidate(space.candidate(record.params), config.finalize)
-    result = engine.evaluate_candidate(dense, candidate, splits, measure=measure)
+    result = engine.evaluate_candidate(dense, candidate, splits, measure=measure, on_epoch=on_epoch)
     assert result.model is not None
     test = engine.evaluate(result.model, splits.test)
     metadata = {

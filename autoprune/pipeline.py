@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,6 +53,9 @@ class Observer(TrialReporter, Protocol):
 
     def phase(self, text: str) -> None: ...
 
+    def training_epoch(self, what: str, report: engine.EpochReport) -> None:
+        """An epoch of a long training outside the trials: the dense model's, a front member's final fine-tune."""
+
     def search_started(
         self, total: int, earlier: Sequence[TrialRecord], objectives: Objectives, reference: DenseReference
     ) -> None: ...
@@ -62,6 +66,9 @@ class QuietObserver(NullReporter):
 
     def phase(self, text: str) -> None:
         log.info(text)
+
+    def training_epoch(self, what: str, report: engine.EpochReport) -> None:
+        pass
 
     def search_started(
         self, total: int, earlier: Sequence[TrialRecord], objectives: Objectives, reference: DenseReference
@@ -359,13 +366,13 @@ def _run_checked(loaded: LoadedPipeline, checked: _Checked, backend: OptunaBacke
         tracker = Tracker(config.tracking.uri, None)
     observer.phase("preparing the dense model")
     measure = measure_config(config)
-    dense = prepare_dense(config, checked.splits, checked.model, base_dir=loaded.base_dir,
-                          cache_dir=dense_cache_dir(config), latency=measure.latency)  # fmt: skip
+    dense = prepare_dense(config, checked.splits, checked.model, base_dir=loaded.base_dir, cache_dir=dense_cache_dir(config),
+                          latency=measure.latency, on_epoch=partial(observer.training_epoch, "dense model"))  # fmt: skip
     seconds["dense"] = time.perf_counter() - clock
     parent = _open(backend, tracker, loaded, checked.space, dense, resume, warm_start)
     reporter = MlflowReporter(tracker, parent, logged_params=checked.space.logged_params)
     state = SearchState(config, checked.splits, dense.model, dense.reference, checked.space, checked.objectives, measure,
-                        observer.phase, hold_champion)  # fmt: skip
+                        observer.phase, hold_champion, observer.training_epoch)  # fmt: skip
     status: str | None = "FAILED"
     try:
         clock = time.perf_counter()

@@ -77,13 +77,14 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class EpochReport:
-    """One finished epoch: 1-based ``epoch``, mean training loss, validation accuracy and loss."""
+    """One finished epoch: 1-based ``epoch`` of ``epochs``, mean training loss, validation accuracy and loss."""
 
     epoch: int
     train_loss: float
     val_accuracy: float
     val_loss: float
     seconds: float
+    epochs: int = 0  # how many the training runs (0: not known)
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ def finetune(
             loss_sum += float(loss.detach()) * len(index)
             step += 1
         val = evaluate(averaged.module if averaged is not None else model, splits.val)  # what the model ends as
-        report = EpochReport(epoch, loss_sum / len(train), val.accuracy, val.loss, time.perf_counter() - epoch_start)
+        report = EpochReport(epoch, loss_sum / len(train), val.accuracy, val.loss, time.perf_counter() - epoch_start, config.epochs)
         reports.append(report)
         if on_epoch is not None and on_epoch(report):
             stopped = True

@@ -206,3 +206,42 @@ def test_a_search_logged_to_a_file_shows_each_finished_trial() -> None:
     assert "trial 5 failed: ValueError: boom" in log
     assert all(line == line.rstrip() for line in log.splitlines()[:2])  # one unpadded line each, for grep and tail
     assert "trial 4 done" not in _progress_log(force_terminal=True)  # on a terminal the bar's status says it
+
+
+def test_a_long_training_logged_to_a_file_shows_each_epoch_and_the_time_left(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text(
+        "name: epochs\ndata: {source: digits}\nmodel: {arch: cnn, widths: [8, 16], train: {epochs: 3}}\n"
+        "search: {space: {pruning: {ratio: {low: 0.3, high: 0.5}}, finetune: {epochs: 1}}, trials: 1}\n"
+        "objectives: {accuracy: max}\nlatency: {repeats: 5, warmup: 1}\nfinalize: {epochs: 2}\n"
+        "tracking: {uri: 'sqlite:///store/mlflow.db', register: false}\n"
+    )  # fmt: skip
+    assert run_cli("run", "p.yaml") == 0
+    out = capsys.readouterr().out
+    assert re.search(r"dense model: epoch 1/3 · train loss \d\.\d{4} · val acc \d\.\d{4} · [\d.]+ s/epoch · about \d+ s left", out)
+    assert re.search(r"dense model: epoch 3/3 · train loss \d\.\d{4} · val acc \d\.\d{4} · [\d.]+ s/epoch\n", out)  # no time left
+    assert re.search(r"trial 0 final fine-tune: epoch 2/2 · ", out)
+    assert out.index("dense model: epoch 3/3") < out.index("[1/1] trial 0 done") < out.index("trial 0 final fine-tune")
+    assert run_cli("run", "p.yaml", "--set", "name=epochs-again") == 0
+    assert "dense model: epoch" not in capsys.readouterr().out  # the cached dense model is not trained again
+
+
+def test_a_long_training_on_a_terminal_is_a_bar_that_goes_when_it_ends() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from autoprune._display import SearchProgress
+    from autoprune.engine import EpochReport
+
+    out = StringIO()
+    with SearchProgress(Console(file=out, width=200, force_terminal=True)) as progress:
+        progress.training_epoch("dense model", EpochReport(1, 0.52, 0.8812, 0.33, 48.0, epochs=2))
+        assert [task.description for task in progress.progress.tasks] == ["dense model"]
+        assert "about 48 s left" in progress.progress.tasks[0].fields["status"]
+        progress.training_epoch("dense model", EpochReport(2, 0.31, 0.9012, 0.30, 47.0, epochs=2))
+        assert not progress.progress.tasks  # the search's bar follows alone
+        progress.training_epoch("trial 3 final fine-tune", EpochReport(1, 0.5, 0.9, 0.3, 1.0, epochs=5))
+        progress.phase("registering front models")  # a training that stopped early ends with its phase
+        assert not progress.progress.tasks
+    assert "dense model: epoch" not in out.getvalue()
