@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -70,7 +70,7 @@ def _finalize_members(
 ) -> tuple[list[dict[str, Any]], dict[int, int]]:
     """Final figures of every front member: finalized now, or read back when a session already did it;
     and the members left out as copies of an earlier one (`copies_of_earlier`)."""
-    from .tracking import finalized_members, log_member
+    from .tracking import FinalizeCurve, finalized_members, log_member
 
     done = finalized_members(tracker, parent)
     by_number = {r.number: r for r in records}
@@ -91,17 +91,20 @@ def _finalize_members(
             rows.append(done[number])
             continue
         state.phase(f"finalizing front member {index}/{len(chosen)} (trial {number})")
-        on_epoch = partial(state.training_epoch, f"trial {number} final fine-tune") if state.training_epoch else None
+        curve = FinalizeCurve(tracker, run_ids[number])
+        progress = partial(state.training_epoch, f"trial {number} final fine-tune") if state.training_epoch else None
         with tempfile.TemporaryDirectory(prefix="autoprune-front-") as workdir:
             try:
                 member = finalize_member(
                     by_number[number], space=state.space, dense=state.dense_model, splits=state.splits,
-                    config=state.config, measure=state.measure, export_dir=Path(workdir), on_epoch=on_epoch,
+                    config=state.config, measure=state.measure, export_dir=Path(workdir), on_epoch=_each(curve, progress),
                 )  # fmt: skip
             except AutoPruneError as exc:  # e.g. the longer fine-tune diverged: skip this member, keep the rest
                 log.warning("front trial %d could not be finalized: %s", number, exc)
                 tracker.log(run_ids[number], tags={"autoprune.finalize_error": str(exc)[:5000]})
                 continue
+            finally:  # the epochs run so far, also of a fine-tune that failed
+                curve.flush()
             summary = {**member.summary(), "run_id": run_ids[number]}
             summary["model_uri"] = log_member(
                 tracker, run_ids[number], summary, export_dir=Path(workdir), model=member.result.model,
@@ -109,6 +112,17 @@ def _finalize_members(
             )  # fmt: skip
         rows.append(summary)
     return rows, copies
+
+
+def _each(*hooks: Callable[[Any], None] | None) -> Callable[[Any], None]:
+    """One epoch callback calling every hook given (None: skipped)."""
+    live = [hook for hook in hooks if hook is not None]
+
+    def call(report: Any) -> None:
+        for hook in live:
+            hook(report)
+
+    return call
 
 
 def _plot_title(name: str, records: Sequence[TrialRecord], members: int) -> str:

@@ -37,6 +37,13 @@ class DenseModel:
     key: str = ""  # dense_cache_key: what the weights were trained from
     cache_path: Path | None = None
 
+    def describe(self) -> str:
+        """Where the weights came from and what the search prunes, in one line."""
+        how = {"trained": "trained", "cache": "loaded from the cache", "checkpoint": "loaded from its checkpoint"}[self.source]
+        ref, took = self.reference, f"{self.seconds / 60:.0f} min" if self.seconds >= 90 else f"{self.seconds:.1f} s"
+        return (f"dense model {how} in {took}: val acc {ref.val_accuracy:.4f} · {ref.params:,} params · "
+                f"{ref.macs:,} MACs · latency {ref.latency_ms:.3f} ms")  # fmt: skip
+
 
 def _data_fingerprint(splits: Splits) -> str:
     """A hash of the training and validation tensors: edited files or factories change it."""

@@ -369,6 +369,7 @@ def _run_checked(loaded: LoadedPipeline, checked: _Checked, backend: OptunaBacke
     dense = prepare_dense(config, checked.splits, checked.model, base_dir=loaded.base_dir, cache_dir=dense_cache_dir(config),
                           latency=measure.latency, on_epoch=partial(observer.training_epoch, "dense model"))  # fmt: skip
     seconds["dense"] = time.perf_counter() - clock
+    observer.phase(dense.describe())
     parent = _open(backend, tracker, loaded, checked.space, dense, resume, warm_start)
     reporter = MlflowReporter(tracker, parent, logged_params=checked.space.logged_params)
     state = SearchState(config, checked.splits, dense.model, dense.reference, checked.space, checked.objectives, measure,

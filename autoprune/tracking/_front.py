@@ -4,6 +4,7 @@ a registered model version per member, and aliases a person can pick from."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from torch import nn
 
 from ._client import TRIAL_TAG, Tracker
 
-__all__ = ["mark_front", "finalized_members", "log_member", "register_members", "MEMBER_METRICS"]
+__all__ = ["mark_front", "finalized_members", "log_member", "register_members", "MEMBER_METRICS", "FinalizeCurve"]
 
 log = logging.getLogger("autoprune")
 
@@ -42,6 +43,30 @@ def mark_front(tracker: Tracker, parent: str, front: Sequence[int], ranks: Mappi
         if any(run.data.tags.get(k) != v for k, v in tags.items()):
             tracker.log(run.info.run_id, tags=tags)
     return {number: run.info.run_id for number, run in runs.items()}
+
+
+class FinalizeCurve:
+    """A front member's final fine-tune, epoch by epoch, as the series ``finalize.train_loss`` and
+    ``finalize.val_accuracy`` on its run, so a fine-tune of half an hour can be followed in the UI.
+    Epochs are written together at most every ``every`` seconds (a write per epoch would slow the
+    short fine-tunes of small models); `flush` writes the rest."""
+
+    def __init__(self, tracker: Tracker, run_id: str, every: float = 5.0) -> None:
+        self.tracker, self.run_id, self.every = tracker, run_id, every
+        self.pending: dict[int, dict[str, float]] = {}
+        self.written = time.monotonic()
+
+    def __call__(self, report: Any) -> None:
+        """Record one `EpochReport`."""
+        self.pending[report.epoch] = {"finalize.train_loss": report.train_loss, "finalize.val_accuracy": report.val_accuracy}
+        if time.monotonic() - self.written >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.tracker.log(self.run_id, steps=self.pending)
+            self.pending = {}
+        self.written = time.monotonic()
 
 
 def finalized_members(tracker: Tracker, parent: str) -> dict[int, dict[str, Any]]:

@@ -222,8 +222,11 @@ def test_a_long_training_logged_to_a_file_shows_each_epoch_and_the_time_left(tmp
     assert re.search(r"dense model: epoch 3/3 · train loss \d\.\d{4} · val acc \d\.\d{4} · [\d.]+ s/epoch\n", out)  # no time left
     assert re.search(r"trial 0 final fine-tune: epoch 2/2 · ", out)
     assert out.index("dense model: epoch 3/3") < out.index("[1/1] trial 0 done") < out.index("trial 0 final fine-tune")
+    assert re.search(r"dense model trained in [\d.]+ s: val acc \d\.\d{4} · [\d,]+ params · [\d,]+ MACs · latency [\d.]+ ms", out)
     assert run_cli("run", "p.yaml", "--set", "name=epochs-again") == 0
-    assert "dense model: epoch" not in capsys.readouterr().out  # the cached dense model is not trained again
+    again = capsys.readouterr().out
+    assert "dense model: epoch" not in again  # the cached dense model is not trained again, and says so
+    assert "dense model loaded from the cache in " in again
 
 
 def test_a_long_training_on_a_terminal_is_a_bar_that_goes_when_it_ends() -> None:

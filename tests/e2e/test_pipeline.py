@@ -92,6 +92,9 @@ def test_front_members_have_test_accuracy_plan_model_and_version(finished_search
         assert versions[number].run_id == child.info.run_id
         assert versions[number].tags["pareto"] == "true"
         assert "Test accuracy" in versions[number].description
+        curve = client.get_metric_history(child.info.run_id, "finalize.val_accuracy")  # the final fine-tune, epoch by epoch
+        assert [m.step for m in sorted(curve, key=lambda m: m.step)] == list(range(1, int(child.data.metrics["final_epochs"]) + 1))
+        assert len(client.get_metric_history(child.info.run_id, "finalize.train_loss")) == len(curve)
 
 
 def test_aliases_point_at_the_right_versions(finished_search: Store) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from autoprune.engine import EpochReport
 from autoprune.search import TrialRecord
-from autoprune.tracking import MlflowReporter, Tracker, run_name
+from autoprune.tracking import FinalizeCurve, MlflowReporter, Tracker, run_name
 
 METRICS = {"val_accuracy": 0.95, "macs": 12345.0, "latency_ms": 0.2, "latency_ratio": 0.8, "params": 100.0}
 
@@ -84,3 +84,20 @@ def test_param_text_reads_as_written() -> None:
 
     assert _param_text(-0.15 + 3 * 0.05) == "0"  # an offset on the step grid from -0.15 (pruning.spread)
     assert (_param_text(3 * 0.05), _param_text(1e-6), _param_text(0.0123456789), _param_text("sgd")) == ("0.15", "1e-06", "0.0123457", "sgd")
+
+
+def test_a_finalize_curve_writes_its_epochs_together_and_all_of_them_on_flush(tracker: Tracker) -> None:
+    run = tracker.create_run("member", tags={})
+
+    def history() -> list[tuple[int, float]]:
+        return sorted((m.step, m.value) for m in tracker.client.get_metric_history(run, "finalize.val_accuracy"))
+
+    curve = FinalizeCurve(tracker, run, every=3600.0)
+    curve(EpochReport(1, 0.9, 0.80, 0.5, 1.0, epochs=3))
+    curve(EpochReport(2, 0.7, 0.85, 0.4, 1.0, epochs=3))
+    assert history() == []  # not yet: short epochs are written together
+    curve.every = 0.0
+    curve(EpochReport(3, 0.6, 0.87, 0.3, 1.0, epochs=3))
+    assert history() == [(1, 0.80), (2, 0.85), (3, 0.87)]
+    curve.flush()  # nothing left: no second copy
+    assert len(tracker.client.get_metric_history(run, "finalize.train_loss")) == 3
