@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import __version__, engine, models
+from ._vocab import duration
 from .config import PipelineConfig
 from .data import Splits
 from .errors import ModelError, TrialDiverged
@@ -40,9 +41,9 @@ class DenseModel:
     def describe(self) -> str:
         """Where the weights came from and what the search prunes, in one line."""
         how = {"trained": "trained", "cache": "loaded from the cache", "checkpoint": "loaded from its checkpoint"}[self.source]
-        ref, took = self.reference, f"{self.seconds / 60:.0f} min" if self.seconds >= 90 else f"{self.seconds:.1f} s"
-        return (f"dense model {how} in {took}: val acc {ref.val_accuracy:.4f} · {ref.params:,} params · "
-                f"{ref.macs:,} MACs · latency {ref.latency_ms:.3f} ms")  # fmt: skip
+        ref = self.reference
+        return (f"dense model {how} in {duration(self.seconds, decimals=1)}: val acc {ref.val_accuracy:.4f} · "
+                f"{ref.params:,} params · {ref.macs:,} MACs · latency {ref.latency_ms:.3f} ms")  # fmt: skip
 
 
 def _data_fingerprint(splits: Splits) -> str:

@@ -13,8 +13,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ._vocab import duration
 from .engine import EpochReport
 from .search import DenseReference, Objectives, TrialRecord, front_losses, non_dominated
+
+EPOCH_LOG_EVERY_S = 10.0  # in a log file, a training's epochs between its first and last: at most one line this often
 
 __all__ = ["SearchProgress", "front_table"]
 
@@ -56,15 +59,11 @@ def trial_line(record: TrialRecord, reference: DenseReference | None) -> str:
     return f"trial {record.number} done in {record.seconds:.1f} s: " + " · ".join(parts)
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
-
-
 def _epoch_figures(report: EpochReport) -> str:
     """How an epoch of a long training went, and about how long the training has left."""
-    parts = [f"train loss {report.train_loss:.4f}", f"val acc {report.val_accuracy:.4f}", f"{report.seconds:.1f} s/epoch"]
+    parts = [f"train loss {report.train_loss:.4f}", f"val acc {report.val_accuracy:.4f}", f"{report.seconds:.{2 if report.seconds < 1 else 1}f} s/epoch"]
     if report.epochs > report.epoch:
-        parts.append(f"about {_duration((report.epochs - report.epoch) * report.seconds)} left")
+        parts.append(f"about {duration((report.epochs - report.epoch) * report.seconds)} left")
     return " · ".join(parts)
 
 
@@ -78,8 +77,9 @@ class SearchProgress:
     and a bar for each long training (the dense model, a front member's final fine-tune).
 
     A live bar only draws on a terminal; written to a file or pipe (nohup, CI, a scheduler's log) each
-    finished trial and each epoch of a long training is logged as one line instead, so the log shows
-    how the run goes."""
+    finished trial is logged as one line instead, and so are a training's first and last epoch and one
+    epoch every ``EPOCH_LOG_EVERY_S`` between, so the log shows how the run goes without a line for
+    each of many sub-second epochs."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -96,6 +96,8 @@ class SearchProgress:
         )
         self.task: Any = None
         self.trainings: dict[str, Any] = {}  # what is trained -> its bar
+        self.logged_epoch_at: dict[str, float] = {}  # what is trained -> when a log line last showed an epoch of it
+        self.clock = time.monotonic
         self.done: list[TrialRecord] = []
         self.failed = 0
         self.total = 0
@@ -122,13 +124,20 @@ class SearchProgress:
 
     def training_epoch(self, what: str, report: EpochReport) -> None:
         if not self.console.is_terminal:
-            self._log(epoch_line(what, report))
+            self._log_epoch(what, report)
             return
         if what not in self.trainings:
             self.trainings[what] = self.progress.add_task(what, total=report.epochs or None, status="")
         self.progress.update(self.trainings[what], completed=report.epoch, status=_epoch_figures(report))
         if report.epochs and report.epoch >= report.epochs:
             self.progress.remove_task(self.trainings.pop(what))
+
+    def _log_epoch(self, what: str, report: EpochReport) -> None:
+        now, logged_at = self.clock(), self.logged_epoch_at.get(what)
+        first, last = report.epoch <= 1, bool(report.epochs) and report.epoch >= report.epochs
+        if first or last or logged_at is None or now - logged_at >= EPOCH_LOG_EVERY_S:
+            self._log(epoch_line(what, report))
+            self.logged_epoch_at[what] = now
 
     def search_started(
         self, total: int, earlier: Sequence[TrialRecord], objectives: Objectives | None = None,

@@ -229,6 +229,31 @@ def test_a_long_training_logged_to_a_file_shows_each_epoch_and_the_time_left(tmp
     assert "dense model loaded from the cache in " in again
 
 
+def test_a_log_file_shows_fast_epochs_sparingly_and_slow_ones_all() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from autoprune._display import EPOCH_LOG_EVERY_S, SearchProgress
+    from autoprune.engine import EpochReport
+
+    out, now = StringIO(), [0.0]
+    progress = SearchProgress(Console(file=out, width=200, force_terminal=False))
+    progress.clock = lambda: now[0]
+    for epoch in range(1, 11):  # ten fast epochs: the first (with the time left) and the last
+        now[0] += 0.05
+        progress.training_epoch("trial 3 final fine-tune", EpochReport(epoch, 0.5, 0.9, 0.3, 0.05, epochs=10))
+    for epoch in range(1, 5):  # four slow ones: each, as every one takes longer than the interval
+        now[0] += EPOCH_LOG_EVERY_S
+        progress.training_epoch("dense model", EpochReport(epoch, 0.5, 0.9, 0.3, EPOCH_LOG_EVERY_S, epochs=4))
+    lines = out.getvalue().splitlines()
+    assert [line.split("] ")[1].split(" · ")[0] for line in lines] == [
+        "trial 3 final fine-tune: epoch 1/10", "trial 3 final fine-tune: epoch 10/10",
+        "dense model: epoch 1/4", "dense model: epoch 2/4", "dense model: epoch 3/4", "dense model: epoch 4/4",
+    ]  # fmt: skip
+    assert "0.05 s/epoch" in lines[0]
+
+
 def test_a_long_training_on_a_terminal_is_a_bar_that_goes_when_it_ends() -> None:
     from io import StringIO
 
