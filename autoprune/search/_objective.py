@@ -157,11 +157,14 @@ def constraint_values(constraints: Mapping[str, float], metrics: Mapping[str, fl
     unit: the samplers rank infeasible trials by the sum of the positive values, so a limit counted in
     MACs must not drown one counted in accuracy. A size or latency value is the distance from its limit
     as a share of the dense model's figure (0.01: 1% of the dense MACs over); the accuracy drop's is
-    already a share (0.01: one point over)."""
+    already a share (0.01: one point over). A trial left un-fine-tuned because its size broke a limit
+    (``finetune_skipped``) has no accuracy worth judging, so its accuracy-drop value is 0, not counted:
+    the samplers rank it by how far its size breaks the limits, as they would had it been fine-tuned."""
     values = {}
     for name, limit in constraints.items():
         if name == "max_accuracy_drop":
-            values[name] = (dense.val_accuracy - metrics["val_accuracy"]) - limit
+            drop = dense.val_accuracy - metrics["val_accuracy"]
+            values[name] = 0.0 if metrics.get(SKIPPED_METRIC, 0.0) > 0 else drop - limit
         else:
             metric = name.removeprefix("max_")
             values[name] = (metrics[metric] - limit) / (float(getattr(dense, metric)) or 1.0)
