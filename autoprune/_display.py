@@ -3,6 +3,7 @@ front) and the front as a table (``run`` and ``pareto`` print the same figures).
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -59,17 +60,20 @@ def trial_line(record: TrialRecord, reference: DenseReference | None) -> str:
     return f"trial {record.number} done in {record.seconds:.1f} s: " + " · ".join(parts)
 
 
-def _epoch_figures(report: EpochReport) -> str:
-    """How an epoch of a long training went, and about how long the training has left."""
-    parts = [f"train loss {report.train_loss:.4f}", f"val acc {report.val_accuracy:.4f}", f"{report.seconds:.{2 if report.seconds < 1 else 1}f} s/epoch"]
+def _epoch_figures(report: EpochReport, per_epoch: float | None = None) -> str:
+    """How an epoch of a long training went, and about how long the training has left at ``per_epoch``
+    seconds an epoch (default: this epoch's)."""
+    seconds = f"{report.seconds:.{2 if report.seconds < 1 else 1}f} s/epoch"
+    parts = [f"train loss {report.train_loss:.4f}", f"val acc {report.val_accuracy:.4f}", seconds]
     if report.epochs > report.epoch:
-        parts.append(f"about {duration((report.epochs - report.epoch) * report.seconds)} left")
+        left = (report.epochs - report.epoch) * (report.seconds if per_epoch is None else per_epoch)
+        parts.append(f"about {duration(left)} left")
     return " · ".join(parts)
 
 
-def epoch_line(what: str, report: EpochReport) -> str:
+def epoch_line(what: str, report: EpochReport, per_epoch: float | None = None) -> str:
     """One epoch of a long training as a plain line (what a log file shows of it)."""
-    return f"{what}: epoch {report.epoch}/{report.epochs or '?'} · {_epoch_figures(report)}"
+    return f"{what}: epoch {report.epoch}/{report.epochs or '?'} · {_epoch_figures(report, per_epoch)}"
 
 
 class SearchProgress:
@@ -97,6 +101,7 @@ class SearchProgress:
         self.task: Any = None
         self.trainings: dict[str, Any] = {}  # what is trained -> its bar
         self.logged_epoch_at: dict[str, float] = {}  # what is trained -> when a log line last showed an epoch of it
+        self.epoch_seconds: dict[str, list[float]] = {}  # what is trained -> its epochs' seconds so far
         self.clock = time.monotonic
         self.done: list[TrialRecord] = []
         self.failed = 0
@@ -123,20 +128,25 @@ class SearchProgress:
         self._log(text)
 
     def training_epoch(self, what: str, report: EpochReport) -> None:
+        seconds = self.epoch_seconds.setdefault(what, [])
+        if report.epoch <= 1:
+            seconds.clear()
+        seconds.append(report.seconds)
+        per_epoch = statistics.median(seconds)  # the time left: one slow epoch on a busy machine does not triple it
         if not self.console.is_terminal:
-            self._log_epoch(what, report)
+            self._log_epoch(what, report, per_epoch)
             return
         if what not in self.trainings:
             self.trainings[what] = self.progress.add_task(what, total=report.epochs or None, status="")
-        self.progress.update(self.trainings[what], completed=report.epoch, status=_epoch_figures(report))
+        self.progress.update(self.trainings[what], completed=report.epoch, status=_epoch_figures(report, per_epoch))
         if report.epochs and report.epoch >= report.epochs:
             self.progress.remove_task(self.trainings.pop(what))
 
-    def _log_epoch(self, what: str, report: EpochReport) -> None:
+    def _log_epoch(self, what: str, report: EpochReport, per_epoch: float) -> None:
         now, logged_at = self.clock(), self.logged_epoch_at.get(what)
         first, last = report.epoch <= 1, bool(report.epochs) and report.epoch >= report.epochs
         if first or last or logged_at is None or now - logged_at >= EPOCH_LOG_EVERY_S:
-            self._log(epoch_line(what, report))
+            self._log(epoch_line(what, report, per_epoch))
             self.logged_epoch_at[what] = now
 
     def search_started(

@@ -254,6 +254,25 @@ def test_a_log_file_shows_fast_epochs_sparingly_and_slow_ones_all() -> None:
     assert "0.05 s/epoch" in lines[0]
 
 
+def test_the_time_left_goes_by_the_median_epoch_so_one_slow_epoch_does_not_swing_it() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from autoprune._display import SearchProgress
+    from autoprune.engine import EpochReport
+
+    out, now = StringIO(), [0.0]
+    progress = SearchProgress(Console(file=out, width=200, force_terminal=False))
+    progress.clock = lambda: now[0]
+    for epoch, seconds in enumerate([40.0, 200.0, 44.0], start=1):  # the second epoch shared the machine
+        now[0] += seconds
+        progress.training_epoch("dense model", EpochReport(epoch, 0.5, 0.9, 0.3, seconds, epochs=13))
+    lines = out.getvalue().splitlines()
+    assert "200.0 s/epoch · about 22 min left" in lines[1]  # 11 epochs x the median 120 s, not 37 min at 200 s
+    assert "44.0 s/epoch · about 7 min left" in lines[2]  # 10 x the median 44 s, not 16 min at the mean 95 s
+
+
 def test_a_long_training_on_a_terminal_is_a_bar_that_goes_when_it_ends() -> None:
     from io import StringIO
 
