@@ -81,9 +81,9 @@ class SearchProgress:
     and a bar for each long training (the dense model, a front member's final fine-tune).
 
     A live bar only draws on a terminal; written to a file or pipe (nohup, CI, a scheduler's log) each
-    finished trial is logged as one line instead, and so are a training's first and last epoch and one
-    epoch every ``EPOCH_LOG_EVERY_S`` between, so the log shows how the run goes without a line for
-    each of many sub-second epochs."""
+    finished trial is logged as one line instead, and so are a training's first and last epoch (or the
+    one it stopped at) and one epoch every ``EPOCH_LOG_EVERY_S`` between, so the log shows how the run
+    goes without a line for each of many sub-second epochs."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -102,6 +102,7 @@ class SearchProgress:
         self.trainings: dict[str, Any] = {}  # what is trained -> its bar
         self.logged_epoch_at: dict[str, float] = {}  # what is trained -> when a log line last showed an epoch of it
         self.epoch_seconds: dict[str, list[float]] = {}  # what is trained -> its epochs' seconds so far
+        self.unlogged_epoch: dict[str, str] = {}  # what is trained -> the line of its latest epoch, not logged yet
         self.clock = time.monotonic
         self.done: list[TrialRecord] = []
         self.failed = 0
@@ -125,6 +126,9 @@ class SearchProgress:
         for task in self.trainings.values():  # a new phase: a training stopped early has ended too
             self.progress.remove_task(task)
         self.trainings.clear()
+        for line in self.unlogged_epoch.values():  # and a log shows the epoch it stopped at
+            self._log(line)
+        self.unlogged_epoch.clear()
         self._log(text)
 
     def training_epoch(self, what: str, report: EpochReport) -> None:
@@ -145,9 +149,13 @@ class SearchProgress:
     def _log_epoch(self, what: str, report: EpochReport, per_epoch: float) -> None:
         now, logged_at = self.clock(), self.logged_epoch_at.get(what)
         first, last = report.epoch <= 1, bool(report.epochs) and report.epoch >= report.epochs
+        line = epoch_line(what, report, per_epoch)
         if first or last or logged_at is None or now - logged_at >= EPOCH_LOG_EVERY_S:
-            self._log(epoch_line(what, report, per_epoch))
+            self._log(line)
             self.logged_epoch_at[what] = now
+            self.unlogged_epoch.pop(what, None)
+        else:
+            self.unlogged_epoch[what] = line
 
     def search_started(
         self, total: int, earlier: Sequence[TrialRecord], objectives: Objectives | None = None,

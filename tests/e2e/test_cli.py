@@ -253,6 +253,13 @@ def test_a_log_file_shows_fast_epochs_sparingly_and_slow_ones_all() -> None:
     ]  # fmt: skip
     assert "0.05 s/epoch" in lines[0]
 
+    for epoch in range(1, 7):  # a fine-tune that stops early, at epoch 6 of 10: the next phase shows where
+        now[0] += 0.05
+        progress.training_epoch("trial 4 final fine-tune", EpochReport(epoch, 0.5, 0.9, 0.3, 0.05, epochs=10))
+    progress.phase("registering front models")
+    tail = [line.split("] ")[1].split(" · ")[0] for line in out.getvalue().splitlines()[len(lines):]]
+    assert tail == ["trial 4 final fine-tune: epoch 1/10", "trial 4 final fine-tune: epoch 6/10", "registering front models"]
+
 
 def test_the_time_left_goes_by_the_median_epoch_so_one_slow_epoch_does_not_swing_it() -> None:
     from io import StringIO
