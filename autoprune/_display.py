@@ -60,18 +60,17 @@ def trial_line(record: TrialRecord, reference: DenseReference | None) -> str:
     return f"trial {record.number} done in {record.seconds:.1f} s: " + " · ".join(parts)
 
 
-def _epoch_figures(report: EpochReport, per_epoch: float | None = None) -> str:
+def _epoch_figures(report: EpochReport, per_epoch: float) -> str:
     """How an epoch of a long training went, and about how long the training has left at ``per_epoch``
-    seconds an epoch (default: this epoch's)."""
+    seconds an epoch."""
     seconds = f"{report.seconds:.{2 if report.seconds < 1 else 1}f} s/epoch"
     parts = [f"train loss {report.train_loss:.4f}", f"val acc {report.val_accuracy:.4f}", seconds]
     if report.epochs > report.epoch:
-        left = (report.epochs - report.epoch) * (report.seconds if per_epoch is None else per_epoch)
-        parts.append(f"about {duration(left)} left")
+        parts.append(f"about {duration((report.epochs - report.epoch) * per_epoch)} left")
     return " · ".join(parts)
 
 
-def epoch_line(what: str, report: EpochReport, per_epoch: float | None = None) -> str:
+def epoch_line(what: str, report: EpochReport, per_epoch: float) -> str:
     """One epoch of a long training as a plain line (what a log file shows of it)."""
     return f"{what}: epoch {report.epoch}/{report.epochs or '?'} · {_epoch_figures(report, per_epoch)}"
 

@@ -126,7 +126,7 @@ class TrialRecord:
     @property
     def finetune_skipped(self) -> bool:
         """Whether the trial was evaluated as pruned, without its fine-tune (its size broke a limit)."""
-        return self.metrics.get(SKIPPED_METRIC, 0.0) > 0
+        return _finetune_skipped(self.metrics)
 
 
 class TrialReporter(Protocol):
@@ -152,6 +152,10 @@ class NullReporter:
         pass
 
 
+def _finetune_skipped(metrics: Mapping[str, float]) -> bool:
+    return metrics.get(SKIPPED_METRIC, 0.0) > 0
+
+
 def constraint_values(constraints: Mapping[str, float], metrics: Mapping[str, float], dense: DenseReference) -> dict[str, float]:
     """Optuna-style constraint values (<= 0 is feasible) for a pipeline's active constraints, in one
     unit: the samplers rank infeasible trials by the sum of the positive values, so a limit counted in
@@ -164,7 +168,7 @@ def constraint_values(constraints: Mapping[str, float], metrics: Mapping[str, fl
     for name, limit in constraints.items():
         if name == "max_accuracy_drop":
             drop = dense.val_accuracy - metrics["val_accuracy"]
-            values[name] = 0.0 if metrics.get(SKIPPED_METRIC, 0.0) > 0 else drop - limit
+            values[name] = 0.0 if _finetune_skipped(metrics) else drop - limit
         else:
             metric = name.removeprefix("max_")
             values[name] = (metrics[metric] - limit) / (float(getattr(dense, metric)) or 1.0)
