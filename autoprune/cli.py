@@ -193,8 +193,13 @@ def _print_result(result: Any, pipeline: Path, overrides: list[str]) -> None:
     console.print(f"Pareto front:     {result.front_url}", soft_wrap=True)
     if result.model_url:
         console.print(f"Registered model: {result.model_url}")
-    command = f"autoprune ui {pipeline}" + _set_flags(o for o in overrides if _names_the_store(o))
-    console.print(f"Open the UI with: {escape(command)}   (the addresses above work while it runs)", soft_wrap=True)
+    store_flags = _set_flags(o for o in overrides if _names_the_store(o))
+    console.print(f"Open the UI with: {escape(f'autoprune ui {pipeline}{store_flags}')}   (the addresses above work while it runs)",
+                  soft_wrap=True)  # fmt: skip
+    if result.model_url and result.aliases:
+        alias = "champion" if "champion" in result.aliases else sorted(result.aliases)[0]
+        console.print(f"Export one with:  {escape(f'autoprune export {alias} -p {pipeline}{store_flags}')}   "
+                      "(or another alias, a version or a run id from the table)", soft_wrap=True)  # fmt: skip
 
 
 def _front_title(result: Any, completed: int, failed: int) -> str:
@@ -297,19 +302,27 @@ def pareto(
 
 @app.command()
 def export(
-    run_id: str = typer.Argument(..., help="Run id of a front member (see `autoprune pareto`)."),
+    member: str = typer.Argument(..., metavar="MEMBER", help="A front member: run id (or the 12 characters `autoprune pareto` "
+                                 "prints), registered version (3 or v3), alias (champion) or models:/NAME@ALIAS."),  # fmt: skip
     export_format: str = typer.Option("onnx", "--format", "-f", help="onnx or state-dict (plan.json + state_dict.pt)."),
     out: Path = typer.Option(Path("exported"), "--out", "-o", file_okay=False, help="Output directory."),
-    pipeline: Path = typer.Option(None, "--pipeline", "-p", dir_okay=False, help="Pipeline YAML (gives the store)."),
+    pipeline: Path = typer.Option(None, "--pipeline", "-p", dir_okay=False, help="Pipeline YAML (gives the store and the registered model)."),
     tracking_uri: str = typer.Option(None, help=f"Tracking URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."),
+    overrides: list[str] = SET,
 ) -> None:
     """Write a front member's model as ONNX, or as its replayable plan and state dict."""
-    from .tracking import Tracker, export_run, store_errors
+    from .tracking import Tracker, export_run, find_member, store_errors
 
     _setup_logging(False)
-    uri = tracking_uri or (_load(pipeline, ()).config.tracking.uri if pipeline else DEFAULT_TRACKING_URI)
+    if overrides and pipeline is None:
+        raise UsageError("--set needs a pipeline (--pipeline) to override")
+    config = _load(pipeline, overrides).config if pipeline else None
+    uri = tracking_uri or (config.tracking.uri if config else DEFAULT_TRACKING_URI)
     with store_errors():
-        for path in export_run(Tracker(uri, None), run_id, export_format, out):
+        tracker = Tracker(uri, None)
+        found = find_member(tracker, member, config.registered_model if config else None)
+        console.print(f"exporting {found.describe()}", highlight=False)
+        for path in export_run(tracker, found.run_id, export_format, out):
             console.print(f"wrote {path}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ._client import KIND_TAG, PARENT_TAG, STATE_TAG, TRIAL_TAG, Tracker, sqlite_path, store_errors, ui_base
 from ._front import MEMBER_METRICS, FinalizeCurve, finalized_members, log_member, mark_front, register_members
-from ._query import EXPORT_FORMATS, FrontView, export_run, latest_front
+from ._query import EXPORT_FORMATS, FrontView, Member, export_run, find_member, latest_front
 from ._reporter import MlflowReporter, run_name
 from ._retrain import champion_version, last_front_params, log_retrain_report, set_champion
 from ._server import MlflowServer
@@ -29,6 +29,8 @@ __all__ = [
     "EXPORT_FORMATS",
     "FrontView",
     "export_run",
+    "find_member",
+    "Member",
     "latest_front",
     "MlflowServer",
     "MlflowReporter",

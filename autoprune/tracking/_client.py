@@ -149,12 +149,13 @@ class Tracker:
                 by_trial.setdefault(int(number), run)
         return by_trial
 
-    def search(self, filter_string: str) -> list[Any]:
+    def search(self, filter_string: str, experiment_ids: list[str] | None = None) -> list[Any]:
+        """Every run matching ``filter_string`` in this experiment (or in ``experiment_ids``), all pages."""
         runs: list[Any] = []
         token = None
         while True:
             page = self.client.search_runs(
-                [self.experiment_id], filter_string=filter_string, max_results=1000, page_token=token
+                experiment_ids or [self.experiment_id], filter_string=filter_string, max_results=1000, page_token=token
             )
             runs.extend(page)
             token = page.token

@@ -1,19 +1,25 @@
-"""Reading finished searches back from MLflow: the latest search's front, and a run's exports."""
+"""Reading finished searches back from MLflow: the latest search's front, a front member named the way a
+person has it at hand (run id or its prefix, registered version, alias), and a member's exports."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import AutoPruneError
-from ._client import KIND_TAG, PARENT_TAG, TRIAL_TAG, Tracker
+from ._client import FRONT_FILTER, KIND_TAG, PARENT_TAG, TRIAL_TAG, Tracker
 from ._front import MEMBER_METRICS
 
-__all__ = ["FrontView", "latest_front", "export_run", "EXPORT_FORMATS"]
+__all__ = ["FrontView", "Member", "latest_front", "find_member", "export_run", "EXPORT_FORMATS"]
 
 EXPORT_FORMATS = {"onnx": ("model.onnx",), "state-dict": ("plan.json", "state_dict.pt")}
+MEMBER_FORMS = "a run id (or its first 7+ characters), a version (3 or v3), an alias (champion) or models:/NAME@ALIAS"
+_MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))")
+_VERSION = re.compile(r"[vV]?(?P<version>\d{1,6})")
+_RUN_ID = re.compile(r"[0-9a-f]{7,32}")
 
 
 @dataclass
@@ -91,3 +97,81 @@ def export_run(tracker: Tracker, run_id: str, export_format: str, out: Path) -> 
         shutil.copyfile(local, target)
         written.append(target)
     return written
+
+
+@dataclass(frozen=True)
+class Member:
+    """A front member's run, and the registered version a reference named (if any)."""
+
+    run_id: str
+    trial: int | None = None
+    version: str | None = None
+
+    def describe(self) -> str:
+        trial = f"trial {self.trial}, " if self.trial is not None else ""
+        return f"{self.version + ' = ' if self.version else ''}{trial}run {self.run_id}"
+
+
+def find_member(tracker: Tracker, reference: str, registered_model: str | None = None) -> Member:
+    """The run that ``reference`` names: a run id or its first 7+ characters (front runs only), a registered
+    version (``3``, ``v3``), an alias (``champion``, ``@champion``), or ``models:/NAME@ALIAS`` / ``models:/NAME/3``.
+    Bare versions and aliases belong to ``registered_model`` (default: the store's only registered model).
+
+    Raises:
+        AutoPruneError: Nothing, or more than one run, answers to ``reference``.
+    """
+    reference = reference.strip()
+    uri = _MODEL_URI.fullmatch(reference)
+    if uri:
+        return _registered(tracker, uri["name"], uri["alias"], uri["version"])
+    version = _VERSION.fullmatch(reference)
+    if version:
+        return _registered(tracker, registered_model or _only_model(tracker), None, version["version"])
+    if _RUN_ID.fullmatch(reference):
+        return _run(tracker, reference)
+    return _registered(tracker, registered_model or _only_model(tracker), reference.removeprefix("@"), None)
+
+
+def _run(tracker: Tracker, run_id: str) -> Member:
+    if len(run_id) < 32:  # a prefix, as `autoprune pareto` prints them: only front members can be exported
+        experiments = [experiment.experiment_id for experiment in tracker.client.search_experiments()]
+        found = sorted({run.info.run_id for run in tracker.search(FRONT_FILTER, experiments) if run.info.run_id.startswith(run_id)})
+        if len(found) != 1:
+            raise AutoPruneError(f"{len(found) or 'no'} front runs in {tracker.uri} start with {run_id!r}"
+                                 + (f": {', '.join(found)}" if found else "; give the whole run id"))  # fmt: skip
+        run_id = found[0]
+    try:
+        run = tracker.client.get_run(run_id)
+    except Exception as exc:  # MLflow raises MlflowException for unknown ids
+        raise AutoPruneError(f"no run {run_id!r} in {tracker.uri}") from exc
+    trial = run.data.tags.get(TRIAL_TAG)
+    return Member(run_id, int(trial) if trial is not None else None)
+
+
+def _only_model(tracker: Tracker) -> str:
+    names = sorted(model.name for model in tracker.client.search_registered_models())
+    if len(names) != 1:
+        have = f"it has {', '.join(names)}" if names else "it has none"
+        raise AutoPruneError(f"which registered model? give --pipeline or models:/NAME@ALIAS ({tracker.uri}: {have})")
+    return names[0]
+
+
+def _registered(tracker: Tracker, name: str, alias: str | None, version: str | None) -> Member:
+    try:
+        model = tracker.client.get_registered_model(name)
+    except Exception as exc:
+        raise AutoPruneError(f"no registered model {name!r} in {tracker.uri}") from exc
+    if alias is not None:
+        if alias not in (model.aliases or {}):
+            have = ", ".join(sorted(model.aliases or {})) or "none"
+            raise AutoPruneError(f"{name} has no alias {alias!r} (its aliases: {have}); or give {MEMBER_FORMS}")
+        version = str(model.aliases[alias])
+    try:
+        found = tracker.client.get_model_version(name, str(version))
+    except Exception as exc:
+        numbers = sorted(int(v.version) for v in tracker.client.search_model_versions(f"name = '{name}'"))
+        have = f"versions {numbers[0]} to {numbers[-1]}" if numbers else "no versions"
+        raise AutoPruneError(f"{name} has no version {version} (it has {have})") from exc
+    label = f"{name} v{found.version}" + (f" (@{alias})" if alias else "")
+    trial = found.tags.get(TRIAL_TAG)
+    return Member(found.run_id, int(trial) if trial is not None else None, label)

@@ -42,6 +42,34 @@ def test_export_onnx_and_state_dict(finished_search: Store, tmp_path) -> None:
     assert rebuilt.features[0].out_channels == record["plan"]["keep"]["features.0"]
 
 
+def test_export_finds_a_member_by_alias_version_or_the_printed_run_id(finished_search: Store, tmp_path, capsys) -> None:
+    client = MlflowClient(finished_search.uri)
+    champion = client.get_model_version_by_alias("e2e-digits", "champion")
+    pipeline = str(finished_search.pipeline)
+    for reference in ("champion", "@champion", f"v{champion.version}", str(champion.version), champion.run_id[:12], champion.run_id):
+        assert run_cli("export", reference, "-p", pipeline, "-o", str(tmp_path / "o")) == 0, reference
+        assert f"run {champion.run_id}" in capsys.readouterr().out
+    assert run_cli("export", "models:/e2e-digits@champion", "--tracking-uri", finished_search.uri, "-o", str(tmp_path / "u")) == 0
+    assert f"e2e-digits v{champion.version} (@champion) = trial " in capsys.readouterr().out
+    assert (tmp_path / "u" / "model.onnx").read_bytes() == (tmp_path / "o" / "model.onnx").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ("champ", "e2e-digits has no alias 'champ' (its aliases: champion, fastest, most-accurate, smallest)"),
+        ("v999", "e2e-digits has no version 999 (it has versions 1 to "),
+        ("abcdef0", "no front runs in sqlite:"),
+        ("models:/nope@champion", "no registered model 'nope' in sqlite:"),
+    ],
+)
+def test_export_of_an_unknown_member_says_what_there_is(finished_search: Store, tmp_path, capsys, reference: str, message: str) -> None:
+    assert run_cli("export", reference, "-p", str(finished_search.pipeline), "-o", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
 def test_export_of_a_non_front_run_says_why(finished_search: Store, tmp_path, capsys) -> None:
     others = _runs(finished_search, "false")
     if not others:
@@ -93,7 +121,7 @@ def test_validate_says_whether_the_dense_model_is_cached(finished_search: Store,
     assert "the dense model will be trained for 7 epochs" in capsys.readouterr().out
 
 
-def test_the_ui_hint_repeats_the_overrides_that_name_the_store(capsys) -> None:
+def test_the_ui_and_export_hints_repeat_the_overrides_that_name_the_store(capsys) -> None:
     from types import SimpleNamespace
 
     from autoprune.cli import _print_result
@@ -106,6 +134,10 @@ def test_the_ui_hint_repeats_the_overrides_that_name_the_store(capsys) -> None:
     _print_result(result, Path("p.yaml"), ["tracking.uri=sqlite:///elsewhere/m.db", "search.trials=3", "objectives={accuracy: max}"])
     out = capsys.readouterr().out
     assert "Open the UI with: autoprune ui p.yaml --set tracking.uri=sqlite:///elsewhere/m.db   (" in out
+    assert "Export one with" not in out  # nothing registered
+    result.model_url, result.aliases = "m", {"smallest": 2, "champion": 3}
+    _print_result(result, Path("p.yaml"), ["tracking.uri=sqlite:///elsewhere/m.db", "search.trials=3"])
+    assert "Export one with:  autoprune export champion -p p.yaml --set tracking.uri=sqlite:///elsewhere/m.db   (" in capsys.readouterr().out
 
 
 def test_front_title_says_why_fewer_members_than_front_trials_follow() -> None:
