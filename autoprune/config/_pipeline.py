@@ -238,8 +238,6 @@ class PipelineConfig(Strict):
             value = {name: OBJECTIVE_METRICS.get(name, "max") for name in value}
         if not isinstance(value, dict) or not value:
             raise ValueError(f"give 1 to 3 objectives from {', '.join(OBJECTIVE_METRICS)}, but got {value!r}")
-        if len(value) > 3:
-            raise ValueError(f"give at most 3 objectives, but got {len(value)}: {', '.join(value)}")
         for name, direction in value.items():
             if name not in OBJECTIVE_METRICS:
                 close = difflib.get_close_matches(str(name), OBJECTIVE_METRICS, n=1)
@@ -250,6 +248,8 @@ class PipelineConfig(Strict):
                     f"{name} can only be {'maximised' if OBJECTIVE_METRICS[name] == 'max' else 'minimised'} "
                     f"({name}: {OBJECTIVE_METRICS[name]}), but got {direction!r}"
                 )
+        if len(value) > 3:  # after the names, so a misspelt or added name is named first
+            raise ValueError(f"give at most 3 objectives, but got {len(value)}: {', '.join(value)}")
         return value
 
     @model_validator(mode="after")

@@ -38,6 +38,9 @@ CASES = {
                         "wrong_direction.yaml:2: objectives: accuracy can only be maximised (accuracy: max), but got 'min'"),
     "too_many_objectives": ("name: x\nobjectives: {accuracy: max, macs: min, params: min, latency_ms: min}\n",
                             "too_many_objectives.yaml:2: objectives: give at most 3 objectives, but got 4: accuracy, macs, params, latency_ms"),
+    "fourth_misspelt_objective": ("name: x\nobjectives: {accuracy: max, macs: min, latency_ms: min, latncy: min}\n",
+                                  "fourth_misspelt_objective.yaml:2: objectives: unknown objective 'latncy' (did you mean 'latency_ms'?); "
+                                  "choose from accuracy, params, macs, size_bytes, latency_ms"),
     "empty_objectives": ("name: x\nobjectives: {}\n",
                          "empty_objectives.yaml:2: objectives: give 1 to 3 objectives from accuracy, params, macs, size_bytes, latency_ms, but got {}"),
     "duplicate_objective": ("name: x\nobjectives: [accuracy, macs, accuracy]\n",
