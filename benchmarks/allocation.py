@@ -24,18 +24,16 @@ dense model (temperature 4), the published-table recipe.
 
 Usage (times on the project's 2-core machine, dense models already in the cache)::
 
-    python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_lenet5.yaml --dense-cache /tmp/dense-cache   # 8 min
-    python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=20 \
-        --dense-cache /tmp/dense-cache                                                   # ~1 hour (55 min, shared)
+    python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_lenet5.yaml   # 8 min
+    python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=20   # ~1 hour (55 min, shared)
     python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_resnet20.yaml --macs 0.25 --epochs 5 \
-        --near 2 --random 2 --dense-cache /tmp/dense-cache                               # 49 min (10 of them dense)
+        --near 2 --random 2                               # 49 min (10 of them dense)
     python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=40 \
-        --set data.augment.hflip=true --cost params --targets 0.255 --graded --near 2 --random 2 \
-        --dense-cache /tmp/dense-cache                                                   # 33 min (13 of them dense)
+        --set data.augment.hflip=true --cost params --targets 0.255 --graded --near 2 --random 2   # 33 min (13 of them dense)
     python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=40 \
         --set data.augment.hflip=true --cost params --targets 0.255 --seeds 0 --near 0 --random 0 \
-        --grade 0.25:1.75 --epochs 60 --distill 0.5 --dense-cache /tmp/dense-cache      # 41 min: 0.9252 at 24,380 params
-    python benchmarks/allocation.py --quick --dense-cache /tmp/dense-cache               # ~1 min
+        --grade 0.25:1.75 --epochs 60 --distill 0.5      # 41 min: 0.9252 at 24,380 params
+    python benchmarks/allocation.py --quick               # ~1 min
 
 Without a cached dense model the pipeline's dense training runs first (the CNN's 20 epochs: 6 min).
 """
@@ -222,7 +220,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the plans drawn")
     parser.add_argument("--finetune-seed", type=int, default=0, help="fine-tune seed of every plan (batch order); another one repeats a run by chance")
     parser.add_argument("--quick", action="store_true", help="one target (25%%), one plan of each kind, 2 epochs")
-    parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR", help="trained dense models by config hash")
+    parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR",
+                        help="trained dense models by config hash (default: mlflow/cache, where `autoprune run` keeps the pipelines' own)")  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.targets, args.near, args.random, args.seeds, args.epochs = "0.25", 1, 1, 1, 2

@@ -113,7 +113,8 @@ def main() -> None:
     parser.add_argument("--trial", dest="trials", type=int, action="append", default=[], help="default: the front's finalized members")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="fine-tune seeds per member")
     parser.add_argument("--decay", type=float, default=DECAY, help="ema_decay of the fine-tunes")
-    parser.add_argument("--dense-cache", type=Path, default=None, metavar="DIR", help="trained dense models by config hash")
+    parser.add_argument("--dense-cache", type=Path, default=None, metavar="DIR",
+                        help="trained dense models by config hash (default: with --store its cache, else mlflow/cache, where `autoprune run` keeps the pipelines' own)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="at most 2 front members, 1 seed")
     args = parser.parse_args()
     if args.quick:
@@ -127,7 +128,7 @@ def main() -> None:
             raise SystemExit("--store needs the trials to finalize again (--trial N)")
         rows = measure_members(args, pipeline_file, args.overrides, args.store.resolve(), args.trials)
     else:
-        with scratch_store(args.dense_cache) as tmp:
+        with scratch_store(args.dense_cache or Path("mlflow/cache")) as tmp:
             overrides = [*args.overrides, "tracking.register=false", "finalize.onnx=false"]
             result = run_named(pipeline_file, [*overrides, f"tracking.uri=sqlite:///{tmp}/mlflow.db"], "averaging")
             trials = args.trials or sorted(int(row["trial"]) for row in result.front)

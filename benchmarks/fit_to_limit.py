@@ -15,8 +15,7 @@ Usage::
     python benchmarks/fit_to_limit.py                 # the quickstart, max_params at 30% of dense, seeds 0-2 (~1.2 min)
     python benchmarks/fit_to_limit.py --quick         # seed 0, 12 trials (~25 s)
     python benchmarks/fit_to_limit.py --pipeline pipelines/fashion_mnist_cnn.yaml --max-params 25000 --seeds 1 \\
-        --set model.train.epochs=40 --set data.augment.hflip=true --set search.space=../search_spaces/tilt_fixed_recipe.yaml \\
-        --dense-cache /tmp/dense-cache        # ~6 min with the dense model cached (BENCHMARKS.md has the full command)
+        --set model.train.epochs=40 --set data.augment.hflip=true --set search.space=../search_spaces/tilt_fixed_recipe.yaml   # ~6 min with the dense model cached (BENCHMARKS.md has the full command)
 """
 
 from __future__ import annotations

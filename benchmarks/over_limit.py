@@ -17,8 +17,7 @@ Usage::
     python benchmarks/over_limit.py                  # the quickstart, max_params at 30% of dense, 3 repeats (~2 min)
     python benchmarks/over_limit.py --quick          # 1 repeat of 12 trials (~1 min)
     python benchmarks/over_limit.py --pipeline pipelines/fashion_mnist_cnn.yaml --max-params 25000 --repeats 2 \\
-        --set finalize.max_members=1 --set finalize.epochs=1 --set search.space=../search_spaces/tilt_fixed_recipe.yaml \\
-        --dense-cache /tmp/dense-cache        # ~8 min with the dense model cached
+        --set finalize.max_members=1 --set finalize.epochs=1 --set search.space=../search_spaces/tilt_fixed_recipe.yaml   # ~8 min with the dense model cached
 """
 
 from __future__ import annotations
@@ -65,8 +64,9 @@ def limit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", type=Path, default=PIPELINE, help="default: the quickstart")
     parser.add_argument("--limit", type=float, default=0.3, help="constraints.max_params as a share of the dense params")
     parser.add_argument("--max-params", type=int, default=None, help="constraints.max_params itself (instead of --limit)")
-    parser.add_argument("--dense-cache", type=Path, default=None, metavar="DIR",
-                        help="trained dense models by config hash, copied into the benchmark's store and back")  # fmt: skip
+    parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR",
+                        help="trained dense models by config hash, copied into the benchmark's store and back "
+                             "(default: mlflow/cache, where `autoprune run` keeps the pipelines' own)")  # fmt: skip
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
 
@@ -74,13 +74,18 @@ def limit_arguments(parser: argparse.ArgumentParser) -> None:
 def scratch_store(dense_cache: Path | None) -> Iterator[str]:
     """A temporary working directory for one store (yielded), with ``dense_cache`` copied into the
     store's dense cache beside its mlflow.db and the models trained meanwhile copied back."""
+    dense_cache = dense_cache.resolve() if dense_cache is not None else None  # before the chdir
+    home = Path.cwd()
     with tempfile.TemporaryDirectory(prefix="autoprune-bench-") as tmp:
         os.chdir(tmp)
         cache = Path(tmp) / "cache"
         if dense_cache is not None and dense_cache.is_dir():
             shutil.copytree(dense_cache, cache)
-        yield tmp
-        if dense_cache is not None:
+        try:
+            yield tmp
+        finally:
+            os.chdir(home)
+        if dense_cache is not None and cache.is_dir():
             shutil.copytree(cache, dense_cache, dirs_exist_ok=True)
 
 

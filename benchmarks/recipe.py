@@ -18,8 +18,8 @@ each recipe, all on the whole training split, judged on the test split:
 Usage (the dense model from the pipeline's settings, trained once and kept in ``--dense-cache``)::
 
     python benchmarks/recipe.py --pipeline pipelines/fashion_mnist_cnn.yaml \\
-        --set model.train.epochs=40 --set data.augment.hflip=true --dense-cache /tmp/dense-cache
-    python benchmarks/recipe.py --quick --dense-cache /tmp/dense-cache     # LeNet-5, 1 and 2 epochs
+        --set model.train.epochs=40 --set data.augment.hflip=true
+    python benchmarks/recipe.py --quick     # LeNet-5, 1 and 2 epochs
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ def main() -> None:
     parser.add_argument("--gradual", type=int, default=0, metavar="K", help="also prune in K steps (0: no such row)")
     parser.add_argument("--seed", type=int, default=0, help="fine-tune seed (batch order, and the scratch row's init)")
     parser.add_argument("--quick", action="store_true", help="epochs 1,2 (a smoke run)")
-    parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR", help="trained dense models by config hash")
+    parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR",
+                        help="trained dense models by config hash (default: mlflow/cache, where `autoprune run` keeps the pipelines' own)")  # fmt: skip
     args = parser.parse_args()
     epochs = [1, 2] if args.quick else [int(e) for e in args.epochs.split(",")]
     config, splits, dense = load_dense(args.pipeline, args.overrides, args.dense_cache)

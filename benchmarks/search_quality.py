@@ -33,8 +33,8 @@ data.augment.hflip=true`` (~60 min with its dense training). The 2026-12-02 ResN
 full epoch here) finalizes 5 members for 4 epochs: ``--pipeline pipelines/fashion_mnist_resnet20.yaml``
 with ``$SP`` and ``$S`` changed to ``finalize.max_members=5 finalize.epochs=4`` (135 min, machine shared).
 
-``--dense-cache DIR`` keeps trained dense models (by config hash) for the next run, saving the CNN's
-7-minute dense training. The MLflow store of autoprune's run is kept (its path is printed last) for a
+Trained dense models are kept by config hash in ``--dense-cache DIR`` (default ``mlflow/cache``, where
+``autoprune run`` keeps the pipelines' own) for the next run, saving the CNN's 7-minute dense training. The MLflow store of autoprune's run is kept (its path is printed last) for a
 look at the front.
 """
 
@@ -240,8 +240,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="8 trials, finalize 2 epochs, 3 baseline ratios")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the three fronts (default docs/images/quality_<name>.png)")
-    parser.add_argument("--dense-cache", type=Path, default=None, metavar="DIR",
-                        help="reuse dense models trained by an earlier run (kept by their config hash) and keep new ones here")  # fmt: skip
+    parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR",
+                        help="reuse dense models trained by an earlier run (kept by their config hash) and keep new ones here "
+                             "(default: mlflow/cache, where `autoprune run` keeps the pipelines' own)")  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     overrides = (["search.trials=8", "finalize.epochs=2"] if args.quick else []) + args.overrides
