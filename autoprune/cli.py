@@ -140,7 +140,7 @@ def retrain(
         raise typer.Exit(130) from None
     except AutoPruneError as exc:
         raise loaded.locate(exc) from None
-    _print_result(result, pipeline, overrides)
+    _print_result(result, pipeline, overrides, champion=report.decision in ("promoted", "kept", "first-champion"))
     colour = "green" if report.decision in ("promoted", "first-champion") else "yellow"
     console.print(f"[bold {colour}]retrain: {report.decision}[/] - {escape(report.reason)}")
     console.print(f"report: retrain_report.md on {result.experiment_url}/runs/{result.parent_run_id}", soft_wrap=True)
@@ -170,7 +170,9 @@ def schedule_render(
     console.print(f"apply with: kubectl apply -f {out / (loaded.config.name + '-cronjob.yaml')}")
 
 
-def _print_result(result: Any, pipeline: Path, overrides: list[str]) -> None:
+def _print_result(result: Any, pipeline: Path, overrides: list[str], *, champion: bool = False) -> None:
+    """The front table and where to go next; ``champion``: the registry has a champion even if this
+    search did not set it (a retrain that kept the last one)."""
     from ._display import front_table
 
     completed = sum(r.state == "complete" for r in result.records)
@@ -196,8 +198,8 @@ def _print_result(result: Any, pipeline: Path, overrides: list[str]) -> None:
     store_flags = _set_flags(o for o in overrides if _names_the_store(o))
     console.print(f"Open the UI with: {escape(f'autoprune ui {pipeline}{store_flags}')}   (the addresses above work while it runs)",
                   soft_wrap=True)  # fmt: skip
-    if result.model_url and result.aliases:
-        alias = "champion" if "champion" in result.aliases else sorted(result.aliases)[0]
+    if result.model_url and (result.aliases or champion):
+        alias = "champion" if champion or "champion" in result.aliases else sorted(result.aliases)[0]
         console.print(f"Export one with:  {escape(f'autoprune export {alias} -p {pipeline}{store_flags}')}   "
                       "(or another alias, a version or a run id from the table)", soft_wrap=True)  # fmt: skip
 

@@ -138,6 +138,11 @@ def test_the_ui_and_export_hints_repeat_the_overrides_that_name_the_store(capsys
     result.model_url, result.aliases = "m", {"smallest": 2, "champion": 3}
     _print_result(result, Path("p.yaml"), ["tracking.uri=sqlite:///elsewhere/m.db", "search.trials=3"])
     assert "Export one with:  autoprune export champion -p p.yaml --set tracking.uri=sqlite:///elsewhere/m.db   (" in capsys.readouterr().out
+    result.aliases = {"smallest": 2}  # a retrain that kept the last champion does not set it again
+    _print_result(result, Path("p.yaml"), [])
+    assert "Export one with:  autoprune export smallest -p p.yaml   (" in capsys.readouterr().out
+    _print_result(result, Path("p.yaml"), [], champion=True)
+    assert "Export one with:  autoprune export champion -p p.yaml   (" in capsys.readouterr().out
 
 
 def test_front_title_says_why_fewer_members_than_front_trials_follow() -> None:
