@@ -94,7 +94,7 @@ def build_space(config: PipelineConfig, model: nn.Module, groups: list[engine.Gr
 def _fit_note(fit: engine.FitToLimit, space: SearchSpace) -> str:
     """What ``search.fit_to_limit`` does to this model, shown on the uniform plan."""
     uniform = fit(engine.PrunePlan.uniform(space.searched, 0.5))
-    kept = {name: uniform.kept_channels(name, size) for name, size in fit.sizes.items()}
+    kept = fit.kept(uniform)
     limits = ", ".join(f"max_{metric} {limit:,.0f}" for metric, limit in fit.limits.items())
     ratios = sorted({round(ratio, 2) for ratio in uniform.ratios.values()})
     shown = f"{ratios[0]:.2f}" if len(ratios) == 1 else f"{ratios[0]:.2f}-{ratios[-1]:.2f}"

@@ -249,7 +249,8 @@ def validate(pipeline: Path = PIPELINE, overrides: list[str] = SET) -> None:
     console.print(f"[bold]model[/]  {loaded.config.model.arch}: {report.params:,} params, {report.macs:,} MACs per input")
     table = Table("group", "channels", "coupled modules", title=f"{len(report.groups)} prunable dependency groups", title_justify="left")
     for group in report.groups:
-        table.add_row(group.name, str(group.size), ", ".join(group.members))
+        blocks = f" in {group.blocks} blocks" if group.blocks > 1 else ""
+        table.add_row(group.name, f"{group.size}{blocks}", ", ".join(group.members))
     console.print(table)
     for name, reason in report.unprunable:
         console.print(f"[dim]not prunable: {name} ({reason})[/]")

@@ -13,6 +13,9 @@ ZOO = {
     "cnn": config.CNNModel(arch="cnn", widths=[16, 32]),
     "resnet": config.ResNetModel(arch="resnet", depth=20),
     "mobilenet_v2": config.MobileNetV2Model(arch="mobilenet_v2", width_mult=0.5, last_channels=64),
+    # written as a user would, outside the zoo (tests/user_models.py)
+    "groupnorm_concat": config.FactoryModel(arch="factory", factory="tests.user_models:groupnorm_concat"),
+    "patch_attention": config.FactoryModel(arch="factory", factory="tests.user_models:patch_attention"),
 }
 DIGITS_SHAPE = (1, 8, 8)
 

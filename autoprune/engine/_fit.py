@@ -56,6 +56,7 @@ class FitToLimit:
         self.model = model
         self.input_shape = tuple(int(d) for d in input_shape)
         self.sizes = {group.name: group.size for group in groups}
+        self.blocks = {group.name: group.blocks for group in groups}
         self.caps = {name: float(cap) for name, cap in caps.items() if cap > 0}
         self._costs: dict[tuple[int, ...], dict[str, int]] = {}
 
@@ -76,7 +77,7 @@ class FitToLimit:
 
     def fits(self, plan: PrunePlan) -> bool:
         """Whether ``plan``'s pruned model is within every limit."""
-        costs = self.costs(self._kept(plan))
+        costs = self.costs(self.kept(plan))
         return all(costs[metric] <= limit for metric, limit in self.limits.items())
 
     def __call__(self, plan: PrunePlan) -> PrunePlan:
@@ -106,9 +107,10 @@ class FitToLimit:
     def _exact(self, plan: PrunePlan, shape: Mapping[str, float], factor: float) -> PrunePlan:
         """The scaled plan with each ratio written as the share of channels it removes (``13 / 32 =
         0.40625`` rather than ``0.4137...``): the same channels kept, a plan that reads and replays cleanly."""
-        kept = self._kept(self._scaled(plan, shape, factor))
+        kept = self.kept(self._scaled(plan, shape, factor))
         ratios = {name: (size - kept[name]) / size for name, size in self.sizes.items() if name in plan.ratios or name in shape}
         return replace(plan, ratios={name: ratio for name, ratio in ratios.items() if ratio > 0})
 
-    def _kept(self, plan: PrunePlan) -> dict[str, int]:
-        return {name: plan.kept_channels(name, size) for name, size in self.sizes.items()}
+    def kept(self, plan: PrunePlan) -> dict[str, int]:
+        """The channels ``plan`` keeps in each group."""
+        return {name: plan.kept_channels(name, size, blocks=self.blocks[name]) for name, size in self.sizes.items()}

@@ -5,10 +5,16 @@ other tensor dimension that must shrink with it (BN statistics, the next layer's
 a residual add, the filters of a depthwise conv). We expose each such set as a small value, a `Group`,
 named by the qualified name of its first conv/linear module, so plans are plain strings and numbers
 that round-trip through YAML, JSON and MLflow.
+
+Some layers split their channels into equal contiguous blocks: a ``GroupNorm`` normalises each of its
+``num_groups`` blocks on its own, a ``MultiheadAttention`` gives each head one block of its embedding.
+A group holding such a layer keeps the same number of channels in every block (`Group.blocks`), as
+Torch-Pruning's own pruners do, so the layer still divides evenly and each block keeps its own channels.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,11 +38,14 @@ class Group:
         name: Qualified name of the group's first conv/linear module (``"layer2.0.conv1"``).
         size: Number of channels (or neurons) in the group before pruning.
         members: Qualified names of every module whose output channels shrink with the group.
+        blocks: The equal contiguous blocks the channels form (GroupNorm groups, attention heads; 1 for
+            none): a plan keeps the same number of channels in each, so kept counts are multiples of it.
     """
 
     name: str
     size: int
     members: tuple[str, ...]
+    blocks: int = 1
 
 
 @dataclass(frozen=True)
@@ -90,8 +99,23 @@ class GroupGraph:
             )
             roots = [name for name in members if isinstance(self.model.get_submodule(name), _ROOT_TYPES)]
             name = roots[0] if roots else self._names[root_dep.target.module]
-            group = Group(name=name, size=len(tp_group[0].idxs), members=tuple(members))
+            size = len(tp_group[0].idxs)
+            group = Group(name=name, size=size, members=tuple(members), blocks=self._blocks(tp_group, size))
             yield _Handle(group=group, module=root_dep.target.module, prune_fn=root_dep.handler)
+
+    def _blocks(self, tp_group: tp.Group, size: int) -> int:
+        """How many equal blocks the group's channels form: the least common multiple of the GroupNorm
+        groups and attention heads among its members that hold exactly the group's channels."""
+        blocks = 1
+        for dep, _ in tp_group:
+            module = dep.target.module
+            if not self.graph.is_out_channel_pruning_fn(dep.handler):
+                continue
+            if isinstance(module, nn.GroupNorm) and module.num_channels == size:
+                blocks = math.lcm(blocks, module.num_groups)
+            elif isinstance(module, nn.MultiheadAttention) and module.embed_dim == size:
+                blocks = math.lcm(blocks, module.num_heads)
+        return blocks if size % blocks == 0 else 1
 
     def _changes_output(self, tp_group: tp.Group) -> bool:
         """True when pruning the group would shrink a tensor the model returns (its classifier)."""
@@ -130,6 +154,8 @@ class GroupGraph:
         for name, module in self.model.named_modules():
             if name in covered or not name or any(True for _ in module.children()):
                 continue
+            if any(name.startswith(member + ".") for member in covered):
+                continue  # part of a layer pruned as a whole (an attention layer's out_proj)
             if not any(True for _ in module.parameters(recurse=False)):
                 continue
             if module not in self.graph.module2node:

@@ -83,12 +83,20 @@ class PrunePlan:
         names = [getattr(group, "name", group) for group in groups]
         return cls(ratios={name: ratio for name in names}, **options)
 
-    def kept_channels(self, name: str, size: int, normalised_importance: Any = None) -> int:
+    def kept_channels(self, name: str, size: int, normalised_importance: Any = None, *, blocks: int = 1) -> int:
         """How many of a group's ``size`` channels this plan keeps.
 
         ``normalised_importance`` (importance / max importance, per channel) is needed only in
-        threshold mode for groups not listed in ``ratios`` or ``keep``.
+        threshold mode for groups not listed in ``ratios`` or ``keep``. ``blocks`` (`Group.blocks`): the
+        count is rounded to a multiple of it, half up, as every block keeps the same number.
         """
+        kept = self._wanted(name, size, normalised_importance)
+        if blocks > 1 and kept < size:
+            floor = min(self.min_channels, size)
+            kept = min(size, max(blocks * math.ceil(floor / blocks), blocks * int(kept / blocks + 0.5)))
+        return kept
+
+    def _wanted(self, name: str, size: int, normalised_importance: Any) -> int:
         if name in self.keep:
             wanted = min(self.keep[name], size)
         elif name in self.ratios:

@@ -56,7 +56,7 @@ def _decide(
     needs_scores = {}
     for group in graph.groups:
         listed = group.name in plan.ratios or group.name in plan.keep
-        if listed and plan.kept_channels(group.name, group.size) < group.size:
+        if listed and plan.kept_channels(group.name, group.size, blocks=group.blocks) < group.size:
             needs_scores[group.name] = group
         elif not listed and plan.threshold is not None:
             needs_scores[group.name] = group
@@ -70,11 +70,21 @@ def _decide(
         scores = scorer(name, graph.tp_group(name, range(group.size)))
         peak = float(scores.max())
         normalised = scores / peak if peak > 0 else torch.ones_like(scores)
-        kept = plan.kept_channels(name, group.size, normalised)
+        kept = plan.kept_channels(name, group.size, normalised, blocks=group.blocks)
         if kept < group.size:
-            order = torch.argsort(scores, stable=True)  # ties broken by index: replays are exact
-            removed[name] = sorted(order[: group.size - kept].tolist())
+            removed[name] = _lowest(scores, group.size - kept, group.blocks)
     return removed
+
+
+def _lowest(scores: torch.Tensor, count: int, blocks: int) -> list[int]:
+    """The ``count`` channels to remove: the lowest scores, or with ``blocks`` the same positions in
+    every block, ranked by their mean score over the blocks (as Torch-Pruning ranks grouped channels)."""
+    if blocks == 1:
+        order = torch.argsort(scores, stable=True)  # ties broken by index: replays are exact
+        return sorted(order[:count].tolist())
+    width = scores.numel() // blocks
+    positions = torch.argsort(scores.view(blocks, width).mean(dim=0), stable=True)[: count // blocks]
+    return sorted(block * width + int(position) for block in range(blocks) for position in positions)
 
 
 def apply_plan(

@@ -87,6 +87,18 @@ def test_a_plan_that_prunes_nothing_is_fitted_as_a_uniform_one_and_round_to_hold
     assert all(count % 4 == 0 for count in kept) and all(count < g.size for count, g in zip(kept, groups, strict=True))
 
 
+def test_a_fitted_plan_keeps_every_groupnorm_block_alike() -> None:
+    from tests import user_models
+
+    model = user_models.groupnorm_concat((1, 8, 8), 10).eval()
+    groups = engine.discover(model, SHAPE)
+    limit = 0.75 * engine.count_params(model)
+    fit = engine.FitToLimit(model, SHAPE, groups, {"params": limit}, {group.name: 0.9 for group in groups})
+    fitted = fit(engine.PrunePlan(ratios={"mix": 0.6, "a.0": 0.2}))
+    assert fit.kept(fitted)["mix"] % 4 == 0 and fit.kept(fitted)["mix"] < 32
+    assert _costs(model, fitted)["params"] == fit.costs(fit.kept(fitted))["params"] <= limit  # counted as it prunes
+
+
 def test_fitting_needs_a_size_limit(dense: torch.nn.Module, groups: list[engine.Group]) -> None:
     with pytest.raises(ValueError, match="needs a limit"):
         _fit(dense, groups, {"latency_ms": 1.0})

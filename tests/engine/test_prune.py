@@ -116,6 +116,33 @@ def test_round_to_and_min_channels() -> None:
     assert engine.PrunePlan(ratios={"g": 0.99}).kept_channels("g", 8) == 1
 
 
+def test_groupnorm_and_attention_channels_shrink_alike_in_every_block() -> None:
+    from tests import user_models
+
+    model = user_models.groupnorm_concat((1, 8, 8), 10).eval()
+    assert {g.name: g.blocks for g in engine.discover(model, DIGITS_SHAPE)} == {"stem.0": 1, "a.0": 1, "b.0": 1, "mix": 4}
+    outcome = engine.apply_plan(model, engine.PrunePlan(ratios={"mix": 0.3}), DIGITS_SHAPE)
+    assert outcome.kept["mix"] == 24  # 32 - floor(9.6) = 23, to the nearest multiple of the 4 GroupNorm groups
+    per_block = [{i - block * 8 for i in outcome.removed["mix"] if block * 8 <= i < (block + 1) * 8} for block in range(4)]
+    assert len(per_block[0]) == 2 and all(positions == per_block[0] for positions in per_block)  # the same 2 of 8 in each
+    assert (model.norm.num_channels, model.norm.num_groups) == (24, 4)
+    assert model(torch.randn(3, *DIGITS_SHAPE)).shape == (3, 10)
+
+    attention = user_models.patch_attention((1, 8, 8), 10).eval()
+    assert [g.blocks for g in engine.discover(attention, DIGITS_SHAPE)] == [4, 1]  # patch (with the 4 heads), mlp.0
+    engine.apply_plan(attention, engine.PrunePlan(ratios={"patch": 0.45}), DIGITS_SHAPE)
+    assert (attention.attn.embed_dim, attention.attn.head_dim) == (20, 5)  # 32 - 14 = 18: 4.5 per head, half up
+    assert attention(torch.randn(3, *DIGITS_SHAPE)).shape == (3, 10)
+
+
+def test_block_counts_round_half_up_and_respect_min_channels() -> None:
+    assert engine.PrunePlan(ratios={"g": 0.3}).kept_channels("g", 32, blocks=4) == 24  # 23 -> 24
+    assert engine.PrunePlan(ratios={"g": 0.35}).kept_channels("g", 32, blocks=4) == 20  # 21 -> 20
+    assert engine.PrunePlan(ratios={"g": 0.95}, min_channels=6).kept_channels("g", 32, blocks=4) == 8  # at least 6: 2 per block
+    assert engine.PrunePlan(ratios={"g": 0.99}).kept_channels("g", 32, blocks=4) == 4  # one channel per block at least
+    assert engine.PrunePlan(ratios={"g": 0.0}).kept_channels("g", 32, blocks=4) == 32
+
+
 # --- bad plans: one clear error naming the group or key --------------------------------------------
 
 
