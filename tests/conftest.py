@@ -16,6 +16,7 @@ ZOO = {
     # written as a user would, outside the zoo (tests/user_models.py)
     "groupnorm_concat": config.FactoryModel(arch="factory", factory="tests.user_models:groupnorm_concat"),
     "patch_attention": config.FactoryModel(arch="factory", factory="tests.user_models:patch_attention"),
+    "grouped_chunk": config.FactoryModel(arch="factory", factory="tests.user_models:grouped_chunk"),
 }
 DIGITS_SHAPE = (1, 8, 8)
 

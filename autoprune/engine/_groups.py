@@ -7,9 +7,11 @@ named by the qualified name of its first conv/linear module, so plans are plain 
 that round-trip through YAML, JSON and MLflow.
 
 Some layers split their channels into equal contiguous blocks: a ``GroupNorm`` normalises each of its
-``num_groups`` blocks on its own, a ``MultiheadAttention`` gives each head one block of its embedding.
-A group holding such a layer keeps the same number of channels in every block (`Group.blocks`), as
-Torch-Pruning's own pruners do, so the layer still divides evenly and each block keeps its own channels.
+``num_groups`` blocks on its own, a ``MultiheadAttention`` gives each head one block of its embedding,
+a grouped convolution connects each block of inputs to its own block of outputs, and ``torch.chunk``
+cuts a tensor into equal parts. A group holding such a layer keeps the same number of channels in
+every block (`Group.blocks`), as Torch-Pruning's own pruners do, so the layer still divides evenly and
+each block keeps its own channels.
 """
 
 from __future__ import annotations
@@ -104,17 +106,12 @@ class GroupGraph:
             yield _Handle(group=group, module=root_dep.target.module, prune_fn=root_dep.handler)
 
     def _blocks(self, tp_group: tp.Group, size: int) -> int:
-        """How many equal blocks the group's channels form: the least common multiple of the GroupNorm
-        groups and attention heads among its members that hold exactly the group's channels."""
+        """How many equal blocks the group's channels form: the least common multiple of the blocks of
+        every layer in it that holds exactly the group's channels (see the module docstring)."""
         blocks = 1
         for dep, _ in tp_group:
-            module = dep.target.module
-            if not self.graph.is_out_channel_pruning_fn(dep.handler):
-                continue
-            if isinstance(module, nn.GroupNorm) and module.num_channels == size:
-                blocks = math.lcm(blocks, module.num_groups)
-            elif isinstance(module, nn.MultiheadAttention) and module.embed_dim == size:
-                blocks = math.lcm(blocks, module.num_heads)
+            outputs = self.graph.is_out_channel_pruning_fn(dep.handler)
+            blocks = math.lcm(blocks, _layer_blocks(dep.target.module, size, outputs))
         return blocks if size % blocks == 0 else 1
 
     def _changes_output(self, tp_group: tp.Group) -> bool:
@@ -173,3 +170,17 @@ class GroupGraph:
 def discover(model: nn.Module, input_shape: Sequence[int]) -> list[Group]:
     """The prunable dependency groups of ``model`` for inputs of shape ``input_shape`` (C, H, W)."""
     return GroupGraph(model, input_shape).groups
+
+
+def _layer_blocks(module: nn.Module, size: int, outputs: bool) -> int:
+    """The blocks ``module`` splits ``size`` channels into, on its outputs (or else its inputs); 1 for none."""
+    if isinstance(module, nn.GroupNorm) and module.num_channels == size:
+        return module.num_groups
+    if isinstance(module, nn.MultiheadAttention) and module.embed_dim == size:
+        return module.num_heads
+    if isinstance(module, nn.modules.conv._ConvNd) and 1 < module.groups < module.in_channels:  # grouped, not depthwise
+        return module.groups if (module.out_channels if outputs else module.in_channels) == size else 1
+    sizes = getattr(module, "split_sizes", None)  # Torch-Pruning's record of a torch.chunk / torch.split
+    if sizes and sum(sizes) == size and len(set(sizes)) == 1:
+        return len(sizes)
+    return 1

@@ -135,6 +135,42 @@ def test_groupnorm_and_attention_channels_shrink_alike_in_every_block() -> None:
     assert attention(torch.randn(3, *DIGITS_SHAPE)).shape == (3, 10)
 
 
+class _GroupedAndChunked(nn.Module):
+    """A 1x1 conv into a 4-group conv, and a conv whose output is chunked in two halves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand = nn.Conv2d(1, 32, 1)
+        self.grouped = nn.Conv2d(32, 32, 3, padding=1, groups=4)
+        self.halves = nn.Conv2d(32, 16, 3, padding=1)
+        self.left, self.right = nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.grouped(torch.relu(self.expand(x))))
+        a, b = torch.chunk(torch.relu(self.halves(y)), 2, dim=1)
+        return self.head(torch.cat([self.left(a), self.right(b)], dim=1).mean((2, 3)))
+
+
+def test_grouped_convs_and_chunks_lose_the_same_dead_channels_in_every_block_and_nothing_else() -> None:
+    torch.manual_seed(0)
+    model = _GroupedAndChunked().eval()
+    with torch.no_grad():  # dead channels: position 3 of each of expand's 4 blocks, position 5 of each half of halves
+        for module, channels in ((model.expand, [3, 11, 19, 27]), (model.halves, [5, 13])):
+            module.weight[channels] = 0.0
+            module.bias[channels] = -1.0  # ReLU makes them exactly zero
+        for reader, position in ((model.grouped, 3), (model.left, 5), (model.right, 5)):
+            reader.weight[:, position] = 0.0  # and what reads them has nothing to lose: the lowest L1 by far
+    blocks = {g.name: g.blocks for g in engine.discover(model, DIGITS_SHAPE)}
+    assert (blocks["expand"], blocks["grouped"], blocks["halves"]) == (4, 4, 2)
+    x = torch.randn(5, *DIGITS_SHAPE)
+    expected = model(x)
+    outcome = engine.apply_plan(model, engine.PrunePlan(keep={"expand": 28, "halves": 14}), DIGITS_SHAPE)
+    assert outcome.removed == {"expand": [3, 11, 19, 27], "halves": [5, 13]}
+    assert (model.grouped.in_channels, model.left.in_channels) == (28, 7)
+    torch.testing.assert_close(model(x), expected)  # the grouped conv and both halves read the right channels
+
+
 def test_block_counts_round_half_up_and_respect_min_channels() -> None:
     assert engine.PrunePlan(ratios={"g": 0.3}).kept_channels("g", 32, blocks=4) == 24  # 23 -> 24
     assert engine.PrunePlan(ratios={"g": 0.35}).kept_channels("g", 32, blocks=4) == 20  # 21 -> 20
