@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -105,18 +105,42 @@ def _fit_note(fit: engine.FitToLimit, space: SearchSpace) -> str:
 
 
 def _smallest_runs(model: nn.Module, space: SearchSpace, splits: data.Splits) -> tuple[nn.Module, int]:
-    """Prune a copy to the smallest model the space reaches and run it forward and backward."""
-    smallest = copy.deepcopy(model)
-    engine.apply_plan(smallest, space.smallest_plan(), splits.input_shape)
+    """Prune a copy to the smallest model the space reaches and run it forward and backward; if it
+    fails, say which groups break the model when pruned alone (its code likely fixes their widths)."""
+    plan = space.smallest_plan()
     try:
-        smallest.train()
-        smallest(splits.train.x[:4]).sum().backward()
-        smallest.eval()
+        smallest = _pruned_and_run(model, plan, splits)
     except Exception as exc:  # user models may hard-code widths that pruning changes
-        raise ModelError(
-            f"the model fails once pruned (every group at its highest ratio): {type(exc).__name__}: {exc}", key="model"
-        ) from exc
+        culprits = [name for name in plan.ratios if _breaks(model, replace(plan, ratios={name: plan.ratios[name]}), splits)]
+        reason = f"{type(exc).__name__}: {exc}".rstrip()
+        if culprits:
+            one = len(culprits) == 1
+            quoted = ", ".join(f"'{name}'" for name in culprits)
+            raise ModelError(
+                f"the model fails once pruned ({reason}); pruned alone, {'group' if one else 'groups'} {quoted} "
+                f"{'breaks' if one else 'break'} it: the model's code probably fixes {'its width' if one else 'their widths'} "
+                f"(a reshape into heads, a hard-coded size); exclude {'it' if one else 'them'} with "
+                f"search.space.pruning.exclude: [{', '.join(culprits)}]",
+                key="model",
+            ) from exc  # fmt: skip
+        raise ModelError(f"the model fails once pruned (every group at its highest ratio): {reason}", key="model") from exc
     return smallest, engine.count_params(smallest)
+
+
+def _pruned_and_run(model: nn.Module, plan: engine.PrunePlan, splits: data.Splits) -> nn.Module:
+    pruned = copy.deepcopy(model)
+    engine.apply_plan(pruned, plan, splits.input_shape)
+    pruned.train()
+    pruned(splits.train.x[:4]).sum().backward()
+    return pruned.eval()
+
+
+def _breaks(model: nn.Module, plan: engine.PrunePlan, splits: data.Splits) -> bool:
+    try:
+        _pruned_and_run(model, plan, splits)
+    except Exception:  # the reason was reported for the whole plan
+        return True
+    return False
 
 
 def _dense_note(config: PipelineConfig, splits: data.Splits, model: nn.Module) -> str:

@@ -191,6 +191,9 @@ def _print_result(result: Any, pipeline: Path, overrides: list[str], *, champion
                       "(search.skip_over_limit; their runs are named over-limit)")  # fmt: skip
     if result.stop_reason:
         console.print(f"[yellow]The search stopped early:[/] {escape(result.stop_reason)}")
+        if result.failed_out:
+            console.print(f"`autoprune validate {escape(str(pipeline))}` prunes the model to the smallest the space allows and "
+                          "names the groups whose pruning breaks it", soft_wrap=True)  # fmt: skip
     console.print(f"hypervolume {result.hypervolume:.4f} · study {result.study} in {result.storage}")
     console.print(f"Pareto front:     {result.front_url}", soft_wrap=True)
     if result.model_url:

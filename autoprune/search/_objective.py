@@ -236,7 +236,7 @@ class CandidateEvaluator:
             )  # fmt: skip
         except Exception as exc:  # a failing trial is recorded as failed; the search goes on
             error = f"{type(exc).__name__}: {exc}"
-            log.warning("trial %d failed: %s", number, error)
+            log.info("trial %d failed: %s", number, error)  # the record carries it; the CLI's progress shows it
             log.debug("trial %d traceback:\n%s", number, traceback.format_exc())
             return TrialRecord(number, "failed", dict(params), error=error, seconds=time.perf_counter() - start), None
         metrics = {**result.metrics(), **self.costs(result)}

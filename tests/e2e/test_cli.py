@@ -105,6 +105,18 @@ def test_validate_locates_a_glob_that_matches_no_group(tmp_path, capsys, monkeyp
     assert err.startswith("error: p.yaml:7: search.space.pruning.overrides.layer3.*: 'layer3.*' matches no group;")
 
 
+def test_validate_names_the_groups_a_models_code_cannot_prune_and_the_fix_works(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # tests.user_models:fixed_head_width reshapes its qkv into heads by the tokens' width
+    (tmp_path / "p.yaml").write_text('name: x\nmodel: {arch: factory, factory: "tests.user_models:fixed_head_width"}\n')
+    assert run_cli("validate", "p.yaml") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: p.yaml:2: model: the model fails once pruned (") and err.count("\n") == 0
+    assert err.endswith("pruned alone, groups 'patch', 'qkv' break it: the model's code probably fixes their widths "
+                        "(a reshape into heads, a hard-coded size); exclude them with search.space.pruning.exclude: [patch, qkv]")  # fmt: skip
+    assert run_cli("validate", "p.yaml", "--set", "search.space.pruning.exclude=[patch, qkv]") == 0
+    assert "OK p.yaml is ready to run" in capsys.readouterr().out
+
+
 def test_validate_shows_what_fit_to_limit_makes_of_a_uniform_plan(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.yaml").write_text("name: x\nmodel: {arch: cnn, widths: [8, 16]}\nsearch: {fit_to_limit: true}\nconstraints: {max_params: 700}\n")

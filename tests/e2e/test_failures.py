@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from pathlib import Path
 
@@ -90,9 +91,18 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> N
 
 def test_max_failed_trials_ends_the_search_cleanly(tmp_path: Path, capsys) -> None:
     pipeline = _write(tmp_path, "doomed", low=0.6, trials=5, max_failed=3)  # every candidate is too thin
-    assert run_cli("run", str(pipeline)) == 1
+    optuna_lines: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = optuna_lines.append  # type: ignore[method-assign]
+    logging.getLogger("optuna.study._optimize").addHandler(handler)
+    try:
+        assert run_cli("run", str(pipeline)) == 1
+    finally:
+        logging.getLogger("optuna.study._optimize").removeHandler(handler)
     out = capsys.readouterr().out
     assert "The search stopped early: 3 trials failed (search.max_failed_trials = 3)" in out
+    assert f"`autoprune validate {pipeline}` prunes the model to the smallest the space allows" in out
+    assert not [r for r in optuna_lines if "failed with" in r.getMessage()]  # Optuna's own traceback per failed trial is dropped
     assert "No trial is on the front" in out
     study = optuna.load_study(study_name="doomed", storage=f"sqlite:///{tmp_path}/store/optuna.db")
     assert [t.state for t in study.trials].count(optuna.trial.TrialState.FAIL) == 3

@@ -31,6 +31,19 @@ __all__ = ["OptunaBackend", "make_sampler"]
 
 log = logging.getLogger("autoprune")
 
+
+class _QuietFailedTrials(logging.Filter):
+    """Drops Optuna's two lines (one with a traceback) per trial our objective failed on purpose: the
+    search already logged ``trial N failed: reason`` and recorded the error on the trial's run."""
+
+    _OURS = re.compile(r"Trial \d+ failed with (parameters: .* because of the following error: TrialFailed\(|value None\.$)", re.S)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self._OURS.match(record.getMessage())
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_QuietFailedTrials())
+
 RESULT_ATTR = "autoprune"
 DUPLICATE_ATTR = "duplicate_of"
 _STATES = {
