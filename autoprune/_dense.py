@@ -122,7 +122,26 @@ def _save_atomically(model: nn.Module, path: Path) -> None:
 def build_dense(config: PipelineConfig, splits: Splits, *, base_dir: Path) -> nn.Module:
     """The dense architecture, freshly initialised from the pipeline's seed (no weights loaded yet)."""
     torch.manual_seed(config.seed)
-    return models.build(config.model, splits.input_shape, splits.num_classes, search_dirs=[base_dir])
+    model = models.build(config.model, splits.input_shape, splits.num_classes, search_dirs=[base_dir])
+    _check_takes_inputs(model, config, splits)
+    return model
+
+
+def _check_takes_inputs(model: nn.Module, config: PipelineConfig, splits: Splits) -> None:
+    """One forward pass on two training inputs: a model that cannot take the data is bad input, said
+    before the search traces it (with the likely fix when 3-D arrays were read as images)."""
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(splits.train.x[:2])
+    except Exception as exc:  # user models and user data
+        hint = ""
+        if getattr(config.data, "add_channel", False) and len(splits.input_shape) == 3 and splits.input_shape[0] == 1:
+            hint = "; 3-D arrays are read as (N, H, W) images and given a channel axis: for (N, C, L) sequences set data.add_channel: false"
+        shape = "x".join(map(str, splits.input_shape))
+        raise ModelError(f"the model cannot take the data's {shape} inputs: {type(exc).__name__}: {exc}{hint}", key="model") from exc
+    finally:
+        model.train(was_training)
 
 
 def prepare_dense(

@@ -63,12 +63,15 @@ class FashionMnistData(_DataBase):
 
 
 class NpzData(_DataBase):
-    """A user's ``.npz`` file with an image array and an integer label array."""
+    """A user's ``.npz`` file with an input array (images, sequences or feature vectors) and a label array."""
 
     source: Literal["npz"]
     path: Path
     x_key: str = "x"
     y_key: str = "y"
+    add_channel: bool = Field(
+        True, description="3-D inputs: true reads (N, H, W) images and adds a channel axis; false keeps (N, C, L) sequences (Conv1d models)"
+    )
 
 
 class ImageFolderData(_DataBase):
@@ -87,6 +90,9 @@ class FactoryData(_DataBase):
     source: Literal["factory"]
     factory: FactoryPath
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    add_channel: bool = Field(
+        True, description="3-D inputs: true reads (N, H, W) images and adds a channel axis; false keeps (N, C, L) sequences (Conv1d models)"
+    )
 
 
 DataConfig = Annotated[

@@ -101,6 +101,34 @@ def test_npz_source_with_string_labels(tmp_path) -> None:
     assert splits.input_shape == (1, 12, 12) and splits.class_names == ("cat", "dog", "eel")
 
 
+def test_npz_sequences_keep_their_channels_with_add_channel_false(tmp_path) -> None:
+    np.savez(tmp_path / "s.npz", x=np.random.default_rng(0).normal(size=(60, 2, 16)).astype(np.float32), y=np.arange(60) % 3)
+    images = data.load(config.NpzData(source="npz", path=tmp_path / "s.npz"))
+    sequences = data.load(config.NpzData(source="npz", path=tmp_path / "s.npz", add_channel=False))
+    assert (images.input_shape, sequences.input_shape) == ((1, 2, 16), (2, 16))  # (N, H, W) images, or (N, C, L) as given
+    assert sequences.train.x.shape[1:] == (2, 16)
+
+
+def test_a_model_that_cannot_take_the_inputs_says_so_with_the_fix(tmp_path, capsys) -> None:
+    from autoprune.cli import main
+
+    np.savez(tmp_path / "s.npz", x=np.zeros((60, 1, 32), np.float32), y=np.arange(60) % 3)
+    (tmp_path / "seq.py").write_text(
+        "import torch.nn as nn\n"
+        "def build(input_shape, num_classes):\n"
+        "    return nn.Sequential(nn.Conv1d(1, 8, 3), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, num_classes))\n"
+    )
+    (tmp_path / "p.yaml").write_text('name: seq\ndata: {source: npz, path: s.npz}\nmodel: {arch: factory, factory: "seq:build"}\n')
+    with pytest.raises(SystemExit) as info:
+        main(["validate", str(tmp_path / "p.yaml")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "model: the model cannot take the data's 1x1x32 inputs: RuntimeError: " in err
+    assert err.rstrip().endswith("for (N, C, L) sequences set data.add_channel: false")
+    with pytest.raises(SystemExit) as info:
+        main(["validate", str(tmp_path / "p.yaml"), "--set", "data.add_channel=false"])
+    assert info.value.code == 0, capsys.readouterr().err
+
+
 def test_npz_mismatched_lengths(tmp_path) -> None:
     np.savez(tmp_path / "bad.npz", x=np.zeros((10, 4, 4)), y=np.zeros(9))
     with pytest.raises(DataError, match="'x' has 10 samples but 'y' has 9"):
