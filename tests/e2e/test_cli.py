@@ -54,6 +54,7 @@ def test_export_finds_a_member_by_alias_version_or_the_printed_run_id(finished_s
     assert (tmp_path / "u" / "model.onnx").read_bytes() == (tmp_path / "o" / "model.onnx").read_bytes()
     elsewhere = tmp_path / "elsewhere.yaml"  # its store named by --set, as the run's closing hint repeats it
     elsewhere.write_text(finished_search.pipeline.read_text().replace(finished_search.uri, f"sqlite:///{tmp_path}/empty.db"))
+    assert "empty.db" in elsewhere.read_text()
     assert run_cli("export", "champion", "-p", str(elsewhere), "--set", f"tracking.uri={finished_search.uri}", "-o", str(tmp_path / "m")) == 0
     assert f"run {champion.run_id}" in capsys.readouterr().out
     assert run_cli("export", "champion", "--set", "tracking.uri=sqlite:///x.db") == 2
