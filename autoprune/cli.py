@@ -325,7 +325,7 @@ def export(
     config = _load(pipeline, overrides).config if pipeline else None
     uri = tracking_uri or (config.tracking.uri if config else DEFAULT_TRACKING_URI)
     with store_errors():
-        tracker = Tracker(uri, None)
+        tracker = Tracker(uri, None, create=False)
         found = find_member(tracker, member, config.registered_model if config else None)
         console.print(f"exporting {found.describe()}", highlight=False)
         for path in export_run(tracker, found.run_id, export_format, out):

@@ -48,6 +48,7 @@ class Tracker:
         experiment: Experiment name; created if missing (None: only run-level calls are used). For sqlite stores its artifacts go to an
             ``artifacts/`` folder beside the database, so the whole store lives in one place.
         ui: Base address of the UI for links (default: the server, or what ``autoprune ui`` starts).
+        create: Create the experiment (and a sqlite store) when missing; False only reads an existing one.
     """
 
     def __init__(self, uri: str, experiment: str | None, *, ui: str | None = None, create: bool = True) -> None:
@@ -57,6 +58,9 @@ class Tracker:
         self.uri = uri
         self.ui = ui or ui_base(uri)
         database = sqlite_path(uri)
+        if database is not None and not create and not database.is_file():
+            raise ConfigError(f"no MLflow store at {database}: run a pipeline into it first, or name the one it used "
+                              "(the pipeline's tracking.uri, or --tracking-uri)", key="tracking.uri")  # fmt: skip
         if database is not None:
             database.parent.mkdir(parents=True, exist_ok=True)
             tune_sqlite()

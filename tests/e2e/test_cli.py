@@ -77,6 +77,15 @@ def test_export_of_an_unknown_member_says_what_there_is(finished_search: Store, 
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+def test_reading_commands_never_create_a_store(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text("name: x\n")
+    for argv in (["export", "champion"], ["pareto", "p.yaml"], ["pareto", "--experiment", "x"]):
+        assert run_cli(*argv) == 2, argv
+        assert "no MLflow store at mlflow/mlflow.db: run a pipeline into it first" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
+
+
 def test_export_of_a_non_front_run_says_why(finished_search: Store, tmp_path, capsys) -> None:
     others = _runs(finished_search, "false")
     if not others:
