@@ -266,6 +266,8 @@ def _open(backend: OptunaBackend, tracker: Any, loaded: LoadedPipeline, space: S
     a new study first tries the ``warm_start`` candidates (logged params of an earlier front)."""
     with backend.lock(":open"):
         created = backend.open(resume=resume)
+        if resume and created:
+            log.warning("--resume: no earlier search of %s in %s, so a new one starts", backend.study_name, backend.storage_url)
         try:
             _check_resumable(backend, _signature(loaded, space, dense))
             if created and warm_start:

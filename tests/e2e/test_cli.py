@@ -86,6 +86,18 @@ def test_reading_commands_never_create_a_store(tmp_path, capsys, monkeypatch) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
 
 
+def test_resume_with_nothing_to_resume_says_a_new_search_starts(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text(
+        "name: fresh\nmodel: {arch: mlp, hidden: [16], train: {epochs: 1}}\nsearch: {trials: 1, sampler: random}\n"
+        "latency: {repeats: 5, warmup: 1}\ntracking: {register: false}\nfinalize: {epochs: 1, onnx: false}\n"
+    )
+    assert run_cli("run", "p.yaml", "--resume") == 0
+    assert "--resume: no earlier search of fresh in sqlite:///mlflow/optuna.db, so a new one starts" in capsys.readouterr().err
+    assert run_cli("run", "p.yaml", "--resume", "--set", "search.trials=2") == 0
+    assert "no earlier search" not in capsys.readouterr().err
+
+
 def test_export_of_a_non_front_run_says_why(finished_search: Store, tmp_path, capsys) -> None:
     others = _runs(finished_search, "false")
     if not others:
