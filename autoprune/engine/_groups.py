@@ -70,7 +70,12 @@ class GroupGraph:
         self._names = {module: name for name, module in model.named_modules()}
         self._order = {name: index for index, name in enumerate(self._names.values())}
         self.graph = self._trace(model, self.input_shape)
-        self._handles = {handle.group.name: handle for handle in self._collect()}
+        try:
+            self._handles = {handle.group.name: handle for handle in self._collect()}
+        except Exception as exc:  # Torch-Pruning fails inside its graph on layers it cannot follow
+            unknown = ", ".join(f"{name} ({type(module).__name__})" for name, module in self._without_rule())
+            hint = f"; it has no pruning rule for {unknown}" if unknown else ""
+            raise ModelError(f"Torch-Pruning cannot group the model's channels ({type(exc).__name__}: {exc}){hint}", key="model") from exc
 
     @staticmethod
     def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
@@ -113,6 +118,14 @@ class GroupGraph:
             outputs = self.graph.is_out_channel_pruning_fn(dep.handler)
             blocks = math.lcm(blocks, _layer_blocks(dep.target.module, size, outputs))
         return blocks if size % blocks == 0 else 1
+
+    def _without_rule(self) -> Iterator[tuple[str, nn.Module]]:
+        """Layers with weights that Torch-Pruning has no channel-pruning rule for (recurrent layers, say)."""
+        for name, module in self.model.named_modules():
+            if name and any(True for _ in module.parameters(recurse=False)):
+                pruner = self.graph.get_pruner_of_module(module)
+                if pruner is None or isinstance(pruner, tp.ops.ElementWisePruner):
+                    yield name, module
 
     def _changes_output(self, tp_group: tp.Group) -> bool:
         """True when pruning the group would shrink a tensor the model returns (its classifier)."""

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from autoprune import config, engine, models
-from autoprune.errors import ConfigError, PruningError
+from autoprune.errors import ConfigError, ModelError, PruningError
 
 from ..conftest import DIGITS_SHAPE
 
@@ -180,6 +180,21 @@ def test_block_counts_round_half_up_and_respect_min_channels() -> None:
 
 
 # --- bad plans: one clear error naming the group or key --------------------------------------------
+
+
+class _ConvGRU(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.gru, self.head = nn.Conv1d(2, 8, 3, padding=1), nn.GRU(8, 12, batch_first=True), nn.Linear(12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(torch.relu(self.conv(x)).transpose(1, 2))
+        return self.head(out[:, -1])
+
+
+def test_a_layer_torch_pruning_cannot_follow_is_named() -> None:
+    with pytest.raises(ModelError, match=r"Torch-Pruning cannot group the model's channels \(IndexError: .*\); it has no pruning rule for gru \(GRU\)$"):
+        engine.discover(_ConvGRU().eval(), (2, 16))
 
 
 def test_unknown_group_name_is_named_with_a_suggestion() -> None:
