@@ -11,7 +11,10 @@ Some layers split their channels into equal contiguous blocks: a ``GroupNorm`` n
 a grouped convolution connects each block of inputs to its own block of outputs, and ``torch.chunk``
 cuts a tensor into equal parts. A group holding such a layer keeps the same number of channels in
 every block (`Group.blocks`), as Torch-Pruning's own pruners do, so the layer still divides evenly and
-each block keeps its own channels.
+each block keeps its own channels; a layer over part of the group (a GroupNorm on one chunk) counts in
+blocks of its own width. A group that is only part of such a layer (one branch of a concatenation under
+a GroupNorm, the inputs of a depthwise convolution with a channel multiplier) cannot shrink alone
+without unbalancing the layer's blocks: it is held whole and `GroupGraph.unprunable` says why.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class GroupGraph:
         self.input_shape = tuple(int(d) for d in input_shape)
         self._names = {module: name for name, module in model.named_modules()}
         self._order = {name: index for index, name in enumerate(self._names.values())}
+        self._held: dict[str, str] = {}  # group -> why it is held whole
         self.graph = self._trace(model, self.input_shape)
         try:
             self._handles = {handle.group.name: handle for handle in self._collect()}
@@ -107,17 +111,25 @@ class GroupGraph:
             roots = [name for name in members if isinstance(self.model.get_submodule(name), _ROOT_TYPES)]
             name = roots[0] if roots else self._names[root_dep.target.module]
             size = len(tp_group[0].idxs)
-            group = Group(name=name, size=size, members=tuple(members), blocks=self._blocks(tp_group, size))
+            blocks, holder = self._blocks(tp_group, size)
+            group = Group(name=name, size=size, members=tuple(members), blocks=blocks)
+            if size > 1 and blocks == size:  # every block of one channel: nothing can go
+                self._held[name] = f"shrinking it alone would unbalance the blocks of {holder}"
+            if size != (self.graph.get_out_channels(root_dep.target.module) or size):  # a chunk merged back, say
+                self._held[name] = f"Torch-Pruning counts {size} channels in its group, the layer has fewer"
             yield _Handle(group=group, module=root_dep.target.module, prune_fn=root_dep.handler)
 
-    def _blocks(self, tp_group: tp.Group, size: int) -> int:
-        """How many equal blocks the group's channels form: the least common multiple of the blocks of
-        every layer in it that holds exactly the group's channels (see the module docstring)."""
-        blocks = 1
+    def _blocks(self, tp_group: tp.Group, size: int) -> tuple[int, str]:
+        """How many equal blocks the group's channels form (the least common multiple over its layers,
+        see the module docstring), and the layer that sets the most."""
+        blocks, holder = 1, ""
         for dep, _ in tp_group:
-            outputs = self.graph.is_out_channel_pruning_fn(dep.handler)
-            blocks = math.lcm(blocks, _layer_blocks(dep.target.module, size, outputs))
-        return blocks if size % blocks == 0 else 1
+            count = _layer_blocks(dep.target.module, size, self.graph.is_out_channel_pruning_fn(dep.handler))
+            if math.lcm(blocks, count) > blocks:
+                blocks = math.lcm(blocks, count)
+                module = dep.target.module
+                holder = self._names.get(module, "a torch.chunk or split" if hasattr(module, "split_sizes") else "an operation")
+        return blocks, holder
 
     def _without_rule(self) -> Iterator[tuple[str, nn.Module]]:
         """Layers with weights that Torch-Pruning has no channel-pruning rule for (recurrent layers, say)."""
@@ -141,7 +153,7 @@ class GroupGraph:
     def groups(self) -> list[Group]:
         """Prunable groups in the order the model's modules are defined."""
         handles = sorted(self._handles.values(), key=lambda h: self._order.get(h.group.name, 0))
-        return [handle.group for handle in handles]
+        return [handle.group for handle in handles if handle.group.name not in self._held]
 
     def __contains__(self, name: str) -> bool:
         return name in self._handles
@@ -160,7 +172,7 @@ class GroupGraph:
     def unprunable(self) -> list[tuple[str, str]]:
         """Layers with weights that no group can shrink, each with the reason."""
         covered = {member for handle in self._handles.values() for member in handle.group.members}
-        rows = []
+        rows = list(self._held.items())
         for name, module in self.model.named_modules():
             if name in covered or not name or any(True for _ in module.children()):
                 continue
@@ -185,15 +197,30 @@ def discover(model: nn.Module, input_shape: Sequence[int]) -> list[Group]:
     return GroupGraph(model, input_shape).groups
 
 
-def _layer_blocks(module: nn.Module, size: int, outputs: bool) -> int:
-    """The blocks ``module`` splits ``size`` channels into, on its outputs (or else its inputs); 1 for none."""
-    if isinstance(module, nn.GroupNorm) and module.num_channels == size:
-        return module.num_groups
-    if isinstance(module, nn.MultiheadAttention) and module.embed_dim == size:
-        return module.num_heads
-    if isinstance(module, nn.modules.conv._ConvNd) and 1 < module.groups < module.in_channels:  # grouped, not depthwise
-        return module.groups if (module.out_channels if outputs else module.in_channels) == size else 1
+def _layer_blocks(module: object, size: int, outputs: bool) -> int:
+    """The blocks a group of ``size`` channels must shrink alike in for ``module`` (one of its layers, on
+    the layer's outputs or else inputs): 1 for none, ``size`` when the layer spans more than the group."""
+    split = _layer_split(module, outputs)
+    if split is None:
+        return 1
+    width, count = split
+    if width == size:
+        return count
+    block = width // count
+    return size // block if width < size and size % block == 0 else size
+
+
+def _layer_split(module: object, outputs: bool) -> tuple[int, int] | None:
+    """(channels, equal contiguous blocks) of a layer that splits its channels (module docstring)."""
+    if isinstance(module, nn.GroupNorm):
+        return module.num_channels, module.num_groups
+    if isinstance(module, nn.MultiheadAttention):
+        return module.embed_dim, module.num_heads
+    if isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1:
+        if module.groups == module.in_channels == module.out_channels:
+            return None  # depthwise: Torch-Pruning shrinks its inputs and outputs together
+        return (module.out_channels if outputs else module.in_channels), module.groups
     sizes = getattr(module, "split_sizes", None)  # Torch-Pruning's record of a torch.chunk / torch.split
-    if sizes and sum(sizes) == size and len(set(sizes)) == 1:
-        return len(sizes)
-    return 1
+    if sizes and len(sizes) > 1 and len(set(sizes)) == 1:
+        return sum(sizes), len(sizes)
+    return None

@@ -87,27 +87,29 @@ class PrunePlan:
         """How many of a group's ``size`` channels this plan keeps.
 
         ``normalised_importance`` (importance / max importance, per channel) is needed only in
-        threshold mode for groups not listed in ``ratios`` or ``keep``. ``blocks`` (`Group.blocks`): the
-        count is rounded to a multiple of it, half up, as every block keeps the same number.
+        threshold mode for groups not listed in ``ratios`` or ``keep``. ``blocks`` (`Group.blocks`): every
+        block keeps the same number, so the count is a multiple of it (an exact ``keep`` included). The
+        count is rounded half up to a multiple of ``round_to`` and ``blocks`` both, ``min_channels`` is
+        met in whole such steps, and a step that does not divide ``size`` may round up to all of it:
+        the count a plan gives is the count it replays to.
         """
-        kept = self._wanted(name, size, normalised_importance)
-        if blocks > 1 and kept < size:
-            floor = min(self.min_channels, size)
-            kept = min(size, max(blocks * math.ceil(floor / blocks), blocks * int(kept / blocks + 0.5)))
-        return kept
-
-    def _wanted(self, name: str, size: int, normalised_importance: Any) -> int:
-        if name in self.keep:
-            wanted = min(self.keep[name], size)
-        elif name in self.ratios:
-            wanted = size - int(math.floor(size * self.ratios[name] + 1e-9))
-        elif self.threshold is not None and normalised_importance is not None:
-            wanted = int((normalised_importance >= self.threshold).sum())
-        else:
+        wanted = self._wanted(name, size, normalised_importance)
+        if wanted is None:
             return size
-        if self.round_to:
-            wanted = max(self.round_to, int(wanted / self.round_to + 0.5) * self.round_to)  # half up
-        return max(1, min(size, max(wanted, min(self.min_channels, size))))
+        step = math.lcm(self.round_to or 1, blocks)
+        if step > 1:
+            wanted = step * max(1, int(wanted / step + 0.5))
+        floor = step * math.ceil(min(self.min_channels, size) / step)
+        return max(1, min(size, max(wanted, floor)))
+
+    def _wanted(self, name: str, size: int, normalised_importance: Any) -> int | None:
+        if name in self.keep:
+            return min(self.keep[name], size)
+        if name in self.ratios:
+            return size - int(math.floor(size * self.ratios[name] + 1e-9))
+        if self.threshold is not None and normalised_importance is not None:
+            return int((normalised_importance >= self.threshold).sum())
+        return None
 
     def resolved(self, kept: Mapping[str, int]) -> PrunePlan:
         """The same plan with every group's outcome pinned as an exact ``keep`` count.

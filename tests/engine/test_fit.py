@@ -99,6 +99,25 @@ def test_a_fitted_plan_keeps_every_groupnorm_block_alike() -> None:
     assert _costs(model, fitted)["params"] == fit.costs(fit.kept(fitted))["params"] <= limit  # counted as it prunes
 
 
+@pytest.mark.parametrize("limit", [170, 230, 300])
+def test_a_fitted_plan_with_round_to_and_blocks_replays_to_the_counts_it_was_fitted_with(limit: int) -> None:
+    class Normed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.norm, self.head = torch.nn.Conv2d(1, 36, 3, padding=1), torch.nn.GroupNorm(6, 36), torch.nn.Linear(36, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.relu(self.norm(self.conv(x))).mean((2, 3)))
+
+    model = Normed().eval()
+    groups = engine.discover(model, SHAPE)
+    fit = engine.FitToLimit(model, SHAPE, groups, {"params": limit}, {"conv": 0.9})
+    fitted = fit(engine.PrunePlan(ratios={"conv": 0.5}, round_to=8, min_channels=8))
+    pruned = copy.deepcopy(model)
+    assert engine.apply_plan(pruned, fitted, SHAPE).kept == fit.kept(fitted)  # steps of lcm(8, 6) = 24: 24 or all 36
+    assert engine.count_params(pruned) <= limit or fit.kept(fitted)["conv"] == 24  # 24 is as small as the steps go
+
+
 def test_fitting_needs_a_size_limit(dense: torch.nn.Module, groups: list[engine.Group]) -> None:
     with pytest.raises(ValueError, match="needs a limit"):
         _fit(dense, groups, {"latency_ms": 1.0})

@@ -171,12 +171,63 @@ def test_grouped_convs_and_chunks_lose_the_same_dead_channels_in_every_block_and
     torch.testing.assert_close(model(x), expected)  # the grouped conv and both halves read the right channels
 
 
+class _PartialBlocks(nn.Module):
+    """A GroupNorm on one half of a chunk; a GroupNorm over a concatenation of two branches; a
+    depthwise conv with a channel multiplier into a GroupNorm of one channel per group."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.half_norm = nn.Conv2d(1, 32, 3, padding=1), nn.GroupNorm(4, 16)
+        self.left, self.right = nn.Conv2d(16, 16, 1), nn.Conv2d(16, 16, 1)
+        self.a, self.b, self.cat_norm = nn.Conv2d(32, 16, 1), nn.Conv2d(32, 16, 1), nn.GroupNorm(4, 32)
+        self.pw, self.dw, self.unit_norm = nn.Conv2d(32, 16, 1), nn.Conv2d(16, 32, 3, padding=1, groups=16), nn.GroupNorm(32, 32)
+        self.head = nn.Linear(64, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        left, right = torch.chunk(self.conv(x), 2, dim=1)
+        y = torch.cat([self.left(torch.relu(self.half_norm(left))), self.right(right)], dim=1)
+        z = torch.relu(self.cat_norm(torch.cat([self.a(y), self.b(y)], dim=1)))
+        w = torch.relu(self.unit_norm(self.dw(torch.relu(self.pw(y)))))
+        return self.head(torch.cat([z, w], dim=1).mean((2, 3)))
+
+
+def test_a_group_spanning_part_of_a_blocked_layer_is_held_whole_and_a_layer_over_part_of_a_group_sets_finer_blocks() -> None:
+    model = _PartialBlocks().eval()
+    graph = engine.GroupGraph(model, DIGITS_SHAPE)
+    assert {g.name: (g.size, g.blocks) for g in graph.groups}["conv"] == (32, 8)  # 2 chunks x 4 GroupNorm blocks in one
+    held = dict(graph.unprunable())
+    for name, holder in (("a", "cat_norm"), ("b", "cat_norm"), ("pw", "dw"), ("dw", "unit_norm")):
+        assert held[name] == f"shrinking it alone would unbalance the blocks of {holder}"
+    for ratio in (0.1, 0.3, 0.6, 0.85):
+        pruned = copy.deepcopy(model)
+        outcome = engine.apply_plan(pruned, engine.PrunePlan(ratios={"conv": ratio}), DIGITS_SHAPE)
+        assert outcome.kept["conv"] % 8 == 0 and pruned(torch.randn(2, *DIGITS_SHAPE)).shape == (2, 3)
+
+
+def test_a_group_torch_pruning_miscounts_is_held_whole() -> None:
+    class Remerged(nn.Module):  # a chunk concatenated back: Torch-Pruning's group counts the channels twice
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.norm, self.mix, self.head = nn.Conv2d(1, 32, 3, padding=1), nn.GroupNorm(4, 16), nn.Conv2d(32, 8, 1), nn.Linear(8, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            left, right = torch.chunk(self.conv(x), 2, dim=1)
+            return self.head(self.mix(torch.cat([torch.relu(self.norm(left)), right], dim=1)).mean((2, 3)))
+
+    graph = engine.GroupGraph(Remerged().eval(), DIGITS_SHAPE)
+    assert [g.name for g in graph.groups] == ["mix"]
+    assert dict(graph.unprunable())["conv"] == "Torch-Pruning counts 64 channels in its group, the layer has fewer"
+
+
 def test_block_counts_round_half_up_and_respect_min_channels() -> None:
     assert engine.PrunePlan(ratios={"g": 0.3}).kept_channels("g", 32, blocks=4) == 24  # 23 -> 24
     assert engine.PrunePlan(ratios={"g": 0.35}).kept_channels("g", 32, blocks=4) == 20  # 21 -> 20
     assert engine.PrunePlan(ratios={"g": 0.95}, min_channels=6).kept_channels("g", 32, blocks=4) == 8  # at least 6: 2 per block
     assert engine.PrunePlan(ratios={"g": 0.99}).kept_channels("g", 32, blocks=4) == 4  # one channel per block at least
     assert engine.PrunePlan(ratios={"g": 0.0}).kept_channels("g", 32, blocks=4) == 32
+    assert engine.PrunePlan(ratios={"g": 0.3}, round_to=8).kept_channels("g", 384, blocks=6) == 264  # multiples of 24
+    assert engine.PrunePlan(ratios={"g": 0.5}, round_to=8, min_channels=30).kept_channels("g", 36, blocks=6) == 36
+    assert engine.PrunePlan(keep={"g": 23}).kept_channels("g", 32, blocks=4) == 24  # an exact count too
 
 
 # --- bad plans: one clear error naming the group or key --------------------------------------------
