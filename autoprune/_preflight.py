@@ -111,8 +111,10 @@ def _smallest_runs(model: nn.Module, space: SearchSpace, splits: data.Splits) ->
     try:
         smallest = _pruned_and_run(model, plan, splits)
     except Exception as exc:  # user models may hard-code widths that pruning changes
-        culprits = [name for name in plan.ratios if _breaks(model, replace(plan, ratios={name: plan.ratios[name]}), splits)]
         reason = f"{type(exc).__name__}: {exc}".rstrip()
+        if _breaks(model, engine.PrunePlan(), splits):
+            raise ModelError(f"the model fails a training step (forward, backward) before any pruning: {reason}", key="model") from exc
+        culprits = [name for name in plan.ratios if _breaks(model, replace(plan, ratios={name: plan.ratios[name]}), splits)]
         if culprits:
             one = len(culprits) == 1
             quoted = ", ".join(f"'{name}'" for name in culprits)

@@ -31,8 +31,9 @@ def _on_connect(connection: Any, record: Any) -> None:
 
 
 def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI (relative to the working directory), else None."""
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    """The database file of a ``sqlite:///`` URI (relative to the working directory; a ``?query`` of
+    connection options dropped), else None."""
+    return Path(uri.removeprefix("sqlite:///").partition("?")[0]) if uri.startswith("sqlite:///") else None
 
 
 def tune_sqlite() -> None:

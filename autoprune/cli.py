@@ -140,7 +140,8 @@ def retrain(
         raise typer.Exit(130) from None
     except AutoPruneError as exc:
         raise loaded.locate(exc) from None
-    _print_result(result, pipeline, overrides, champion=report.decision in ("promoted", "kept", "first-champion"))
+    _print_result(result, pipeline, overrides, champion=report.decision != "not-registered" and (
+        report.champion_version is not None or report.decision in ("promoted", "first-champion")))  # fmt: skip
     colour = "green" if report.decision in ("promoted", "first-champion") else "yellow"
     console.print(f"[bold {colour}]retrain: {report.decision}[/] - {escape(report.reason)}")
     console.print(f"report: retrain_report.md on {result.experiment_url}/runs/{result.parent_run_id}", soft_wrap=True)
@@ -317,9 +318,11 @@ def export(
     overrides: list[str] = SET,
 ) -> None:
     """Write a front member's model as ONNX, or as its replayable plan and state dict."""
-    from .tracking import Tracker, export_run, find_member, store_errors
+    from .tracking import EXPORT_FORMATS, Tracker, export_run, find_member, store_errors
 
     _setup_logging(False)
+    if export_format not in EXPORT_FORMATS:
+        raise UsageError(f"--format {export_format!r}: choose {' or '.join(EXPORT_FORMATS)}")
     if overrides and pipeline is None:
         raise UsageError("--set needs a pipeline (--pipeline) to override")
     config = _load(pipeline, overrides).config if pipeline else None

@@ -121,21 +121,24 @@ def find_member(tracker: Tracker, reference: str, registered_model: str | None =
         AutoPruneError: Nothing, or more than one run, answers to ``reference``.
     """
     reference = reference.strip()
-    uri = _MODEL_URI.fullmatch(reference)
-    if uri:
+    if reference.startswith("models:/"):
+        uri = _MODEL_URI.fullmatch(reference)
+        if not uri:
+            raise AutoPruneError(f"{reference!r}: a model URI names an alias or a version number, models:/NAME@ALIAS or models:/NAME/3")
         return _registered(tracker, uri["name"], uri["alias"], uri["version"])
     version = _VERSION.fullmatch(reference)
     if version:
         return _registered(tracker, registered_model or _only_model(tracker), None, version["version"])
-    if _RUN_ID.fullmatch(reference):
-        return _run(tracker, reference)
+    if _RUN_ID.fullmatch(reference.lower()):
+        return _run(tracker, reference.lower())
     return _registered(tracker, registered_model or _only_model(tracker), reference.removeprefix("@"), None)
 
 
 def _run(tracker: Tracker, run_id: str) -> Member:
     if len(run_id) < 32:  # a prefix, as `autoprune pareto` prints them: only front members can be exported
         experiments = [experiment.experiment_id for experiment in tracker.client.search_experiments()]
-        found = sorted({run.info.run_id for run in tracker.search(FRONT_FILTER, experiments) if run.info.run_id.startswith(run_id)})
+        runs = tracker.search(FRONT_FILTER, experiments) if experiments else []
+        found = sorted({run.info.run_id for run in runs if run.info.run_id.startswith(run_id)})
         if len(found) != 1:
             raise AutoPruneError(f"{len(found) or 'no'} front runs in {tracker.uri} start with {run_id!r}"
                                  + (f": {', '.join(found)}" if found else "; give the whole run id"))  # fmt: skip
@@ -169,9 +172,19 @@ def _registered(tracker: Tracker, name: str, alias: str | None, version: str | N
     try:
         found = tracker.client.get_model_version(name, str(version))
     except Exception as exc:
-        numbers = sorted(int(v.version) for v in tracker.client.search_model_versions(f"name = '{name}'"))
-        have = f"versions {numbers[0]} to {numbers[-1]}" if numbers else "no versions"
-        raise AutoPruneError(f"{name} has no version {version} (it has {have})") from exc
+        raise AutoPruneError(f"{name} has no version {version} ({_versions_of(tracker, name)})") from exc
     label = f"{name} v{found.version}" + (f" (@{alias})" if alias else "")
     trial = found.tags.get(TRIAL_TAG)
     return Member(found.run_id, int(trial) if trial is not None else None, label)
+
+
+def _versions_of(tracker: Tracker, name: str) -> str:
+    """The versions registered model ``name`` has, for an error message."""
+    try:
+        numbers = sorted(int(v.version) for v in tracker.client.search_model_versions(f"name = '{name}'"))
+    except Exception:  # a name the filter cannot quote: say less rather than fail differently
+        return "see the registry"
+    if not numbers:
+        return "it has no versions"
+    shown = ", ".join(map(str, numbers[:12])) + (f", ... {numbers[-1]}" if len(numbers) > 12 else "")
+    return f"it has versions {shown}"

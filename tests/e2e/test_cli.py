@@ -46,7 +46,8 @@ def test_export_finds_a_member_by_alias_version_or_the_printed_run_id(finished_s
     client = MlflowClient(finished_search.uri)
     champion = client.get_model_version_by_alias("e2e-digits", "champion")
     pipeline = str(finished_search.pipeline)
-    for reference in ("champion", "@champion", f"v{champion.version}", str(champion.version), champion.run_id[:12], champion.run_id):
+    references = ("champion", "@champion", f"v{champion.version}", str(champion.version), champion.run_id[:12], champion.run_id[:12].upper())
+    for reference in (*references, champion.run_id):
         assert run_cli("export", reference, "-p", pipeline, "-o", str(tmp_path / "o")) == 0, reference
         assert f"run {champion.run_id}" in capsys.readouterr().out
     assert run_cli("export", "models:/e2e-digits@champion", "--tracking-uri", finished_search.uri, "-o", str(tmp_path / "u")) == 0
@@ -65,7 +66,8 @@ def test_export_finds_a_member_by_alias_version_or_the_printed_run_id(finished_s
     ("reference", "message"),
     [
         ("champ", "e2e-digits has no alias 'champ' (its aliases: champion, fastest, most-accurate, smallest)"),
-        ("v999", "e2e-digits has no version 999 (it has versions 1 to "),
+        ("v999", "e2e-digits has no version 999 (it has versions 1"),
+        ("models:/e2e-digits/latest", "a model URI names an alias or a version number, models:/NAME@ALIAS or models:/NAME/3"),
         ("abcdef0", "no front runs in sqlite:"),
         ("models:/nope@champion", "no registered model 'nope' in sqlite:"),
     ],
@@ -84,6 +86,10 @@ def test_reading_commands_never_create_a_store(tmp_path, capsys, monkeypatch) ->
         assert run_cli(*argv) == 2, argv
         assert "no MLflow store at mlflow/mlflow.db: run a pipeline into it first" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
+    from autoprune.tracking import sqlite_path
+
+    assert sqlite_path("sqlite:///mlflow/mlflow.db?timeout=30") == Path("mlflow/mlflow.db")  # an existing store is found
+    assert sqlite_path("postgresql://h/db") is None
 
 
 def test_resume_with_nothing_to_resume_says_a_new_search_starts(tmp_path, capsys, monkeypatch) -> None:
@@ -143,6 +149,26 @@ def test_validate_names_the_groups_a_models_code_cannot_prune_and_the_fix_works(
                         "(a reshape into heads, a hard-coded size); exclude them with search.space.pruning.exclude: [patch, qkv]")  # fmt: skip
     assert run_cli("validate", "p.yaml", "--set", "search.space.pruning.exclude=[patch, qkv]") == 0
     assert "OK p.yaml is ready to run" in capsys.readouterr().out
+
+
+def test_validate_blames_no_group_when_the_model_fails_before_any_pruning(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "aux.py").write_text(  # returns (logits, aux) while training, as some models do
+        "import torch.nn as nn\n"
+        "class Aux(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(); self.a = nn.Conv2d(1, 8, 3); self.b = nn.Conv2d(8, 8, 3); self.head = nn.Linear(8, 10)\n"
+        "    def forward(self, x):\n"
+        "        y = self.head(self.b(self.a(x)).mean((2, 3)))\n"
+        "        return (y, y) if self.training else y\n"
+        "def build():\n"
+        "    return Aux()\n"
+    )
+    (tmp_path / "p.yaml").write_text('name: x\nmodel: {arch: factory, factory: "aux:build"}\n')
+    assert run_cli("validate", "p.yaml") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: p.yaml:2: model: the model fails a training step (forward, backward) before any pruning: ")
+    assert "break it" not in err
 
 
 def test_validate_shows_what_fit_to_limit_makes_of_a_uniform_plan(tmp_path, capsys, monkeypatch) -> None:

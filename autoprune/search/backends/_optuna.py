@@ -33,8 +33,9 @@ log = logging.getLogger("autoprune")
 
 
 class _QuietFailedTrials(logging.Filter):
-    """Drops Optuna's two lines (one with a traceback) per trial our objective failed on purpose: the
-    search already logged ``trial N failed: reason`` and recorded the error on the trial's run."""
+    """Drops Optuna's report of a failed trial: the line with a traceback when our objective failed it
+    on purpose (`TrialFailed`: the search has recorded the reason on the trial), and the "failed with
+    value None" line that follows any failure."""
 
     _OURS = re.compile(r"Trial \d+ failed with (parameters: .* because of the following error: TrialFailed\(|value None\.$)", re.S)
 
@@ -42,7 +43,7 @@ class _QuietFailedTrials(logging.Filter):
         return not self._OURS.match(record.getMessage())
 
 
-logging.getLogger("optuna.study._optimize").addFilter(_QuietFailedTrials())
+_QUIET = _QuietFailedTrials()
 
 RESULT_ATTR = "autoprune"
 DUPLICATE_ATTR = "duplicate_of"
@@ -377,6 +378,7 @@ class OptunaBackend(SearchBackend):
         self._stop_reason = None
         self.failed_out = False
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        logging.getLogger("optuna.study._optimize").addFilter(_QUIET)  # a no-op once added
         return kind(self, evaluator, objectives, reporter, budget)
 
     def _spend(self, session: _Accounting, run_round: Callable[[float | None], None]) -> None:
