@@ -17,6 +17,7 @@ ZOO = {
     "groupnorm_concat": config.FactoryModel(arch="factory", factory="tests.user_models:groupnorm_concat"),
     "patch_attention": config.FactoryModel(arch="factory", factory="tests.user_models:patch_attention"),
     "grouped_chunk": config.FactoryModel(arch="factory", factory="tests.user_models:grouped_chunk"),
+    "upsample_skip": config.FactoryModel(arch="factory", factory="tests.user_models:upsample_skip"),
 }
 DIGITS_SHAPE = (1, 8, 8)
 

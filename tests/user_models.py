@@ -1,5 +1,6 @@
-"""Models a user might write, outside the zoo: built through ``model: {arch: factory}``, they go through
-the same engine contract as the zoo (tests/engine/test_zoo_contract.py)."""
+"""Models a user might write, outside the zoo, built through ``model: {arch: factory}``. Each goes
+through the same engine contract as the zoo (tests/engine/test_zoo_contract.py), except
+``fixed_head_width``, whose code fixes a width: validate must name the groups that break it."""
 
 from __future__ import annotations
 
@@ -65,6 +66,23 @@ class GroupedChunk(nn.Module):
         return self.head(F.relu(torch.cat([self.left(a), self.right(b)], dim=1)).mean((2, 3)))
 
 
+class UpsampleSkip(nn.Module):
+    """A U-Net step: down, InstanceNorm, up again with a transposed conv, fused with the skip by concatenation."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.down = nn.Sequential(nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU())
+        self.mid = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.InstanceNorm2d(32, affine=True), nn.ReLU())
+        self.up = nn.ConvTranspose2d(32, 16, 2, stride=2)
+        self.fuse = nn.Conv2d(32, 16, 3, padding=1)
+        self.head = nn.Linear(16, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.down(x)
+        up = F.interpolate(self.up(self.mid(skip)), size=skip.shape[-2:])
+        return self.head(F.relu(self.fuse(torch.cat([skip, up], dim=1))).mean((2, 3)))
+
+
 class FixedHeadWidth(nn.Module):
     """Hand-written attention as many models have it: a qkv projection reshaped into 4 heads by the
     tokens' width, then a projection back. Pruning that width breaks the reshape (validate names it)."""
@@ -101,3 +119,7 @@ def grouped_chunk(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 
 def fixed_head_width(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return FixedHeadWidth(input_shape[0], num_classes)
+
+
+def upsample_skip(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    return UpsampleSkip(input_shape[0], num_classes)

@@ -32,7 +32,7 @@ from ..errors import ModelError
 
 __all__ = ["Group", "GroupGraph", "discover"]
 
-_ROOT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+_ROOT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
 
 
 @dataclass(frozen=True)
