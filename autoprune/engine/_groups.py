@@ -185,7 +185,7 @@ class GroupGraph:
             elif isinstance(module, _ROOT_TYPES) and self._feeds_output(module):
                 reason = "its outputs are the model's outputs"
             elif isinstance(module, _ROOT_TYPES):
-                reason = "no dependency group is rooted at it (e.g. a grouped convolution)"
+                reason = "Torch-Pruning roots no dependency group at it"
             else:
                 reason = f"{type(module).__name__} has no channel-pruning rule"
             rows.append((name, reason))
