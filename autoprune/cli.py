@@ -9,9 +9,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
+from ._closing import print_result, set_flags
 from .config import LoadedPipeline, load_pipeline
 from .errors import AutoPruneError
 
@@ -107,12 +107,12 @@ def run(
         with SearchProgress(console) as progress, store_errors():
             result = pipelines.run(loaded, resume=resume, observer=progress)
     except KeyboardInterrupt:
-        command = f"autoprune run {pipeline} --resume" + _set_flags(overrides)
+        command = f"autoprune run {pipeline} --resume" + set_flags(overrides)
         err_console.print(f"[yellow]interrupted[/]: finished trials are kept. Continue with\n  {escape(command)}")
         raise typer.Exit(130) from None
     except AutoPruneError as exc:
         raise loaded.locate(exc) from None
-    _print_result(result, pipeline, overrides)
+    print_result(console, result, pipeline, overrides)
     if result.failed_out:
         raise typer.Exit(1)
 
@@ -140,7 +140,7 @@ def retrain(
         raise typer.Exit(130) from None
     except AutoPruneError as exc:
         raise loaded.locate(exc) from None
-    _print_result(result, pipeline, overrides, champion=report.decision != "not-registered" and (
+    print_result(console, result, pipeline, overrides, champion=report.decision != "not-registered" and (
         report.champion_version is not None or report.decision in ("promoted", "first-champion")))  # fmt: skip
     colour = "green" if report.decision in ("promoted", "first-champion") else "yellow"
     console.print(f"[bold {colour}]retrain: {report.decision}[/] - {escape(report.reason)}")
@@ -169,72 +169,6 @@ def schedule_render(
     for path in written:
         console.print(f"wrote {path}")
     console.print(f"apply with: kubectl apply -f {out / (loaded.config.name + '-cronjob.yaml')}")
-
-
-def _print_result(result: Any, pipeline: Path, overrides: list[str], *, champion: bool = False) -> None:
-    """The front table and where to go next; ``champion``: the registry has a champion even if this
-    search did not set it (a retrain that kept the last one)."""
-    from ._display import front_table
-
-    completed = sum(r.state == "complete" for r in result.records)
-    failed = sum(r.state == "failed" for r in result.records)
-    if not result.concluded:
-        console.print(f"This worker is done ({completed} trials completed in the study); other workers still run "
-                      "trials, and the last one to finish concludes the search.")  # fmt: skip
-        return
-    console.print(front_table(_front_title(result, completed, failed), result.front, result.dense.__dict__))
-    if not result.front:
-        console.print("[yellow]No trial is on the front:[/] every trial failed or broke a constraint (see the runs' "
-                      "autoprune.error tags and constraint.* metrics).")  # fmt: skip
-    over = sum(r.state == "complete" and r.finetune_skipped for r in result.records)
-    if over:
-        console.print(f"{over} of {completed} trials broke a size limit and were not fine-tuned "
-                      "(search.skip_over_limit; their runs are named over-limit)")  # fmt: skip
-    if result.stop_reason:
-        console.print(f"[yellow]The search stopped early:[/] {escape(result.stop_reason)}")
-        if result.failed_out:
-            console.print(f"`autoprune validate {escape(str(pipeline))}` prunes the model to the smallest the space allows and "
-                          "names the groups whose pruning breaks it", soft_wrap=True)  # fmt: skip
-    console.print(f"hypervolume {result.hypervolume:.4f} · study {result.study} in {result.storage}")
-    console.print(f"Pareto front:     {result.front_url}", soft_wrap=True)
-    if result.model_url:
-        console.print(f"Registered model: {result.model_url}")
-    store_flags = _set_flags(o for o in overrides if _names_the_store(o))
-    console.print(f"Open the UI with: {escape(f'autoprune ui {pipeline}{store_flags}')}   (the addresses above work while it runs)",
-                  soft_wrap=True)  # fmt: skip
-    if result.model_url and (result.aliases or champion):
-        alias = "champion" if champion or "champion" in result.aliases else sorted(result.aliases)[0]
-        console.print(f"Export one with:  {escape(f'autoprune export {alias} -p {pipeline}{store_flags}')}   "
-                      "(or another alias, a version or a run id from the table)", soft_wrap=True)  # fmt: skip
-
-
-def _front_title(result: Any, completed: int, failed: int) -> str:
-    """"Pareto front of NAME: 7 of 24 trials", saying why fewer rows follow when not every front trial
-    was finalized (the UI's ``tags.pareto`` filter shows them all)."""
-    on_front = len(result.front_trials) or len(result.front)
-    title = f"Pareto front of {result.config.name}: {on_front} of {completed} trials" + (f" ({failed} failed)" if failed else "")
-    finalized = {int(row["trial"]) for row in result.front}
-    if on_front <= len(finalized):
-        return title
-    notes = [f"{len(finalized)} finalized"]
-    if result.copies:
-        pairs = ", ".join(f"trial {copy} = {original}" for copy, original in sorted(result.copies.items()))
-        notes.append(f"{len(result.copies)} repeating one of them ({pairs}: same channels and score)")
-    left = on_front - len(finalized) - len(result.copies)
-    if left > 0:
-        notes.append(f"{left} left out by finalize.max_members or a failed finalize (see the log)")
-    return f"{title}; " + ", ".join(notes)
-
-
-def _set_flags(overrides: Iterable[str]) -> str:
-    """The overrides as ``--set`` flags to paste into a shell (quoted where they hold spaces)."""
-    return "".join(f" --set {shlex.quote(o)}" for o in overrides)
-
-
-def _names_the_store(override: str) -> bool:
-    """Whether a --set changes where `autoprune ui` looks: the store, the experiment or the model name."""
-    key = override.partition("=")[0].strip()
-    return key == "name" or key == "tracking" or key.startswith("tracking.")
 
 
 @app.command()

@@ -190,31 +190,32 @@ def test_validate_says_whether_the_dense_model_is_cached(finished_search: Store,
 def test_the_ui_and_export_hints_repeat_the_overrides_that_name_the_store(capsys) -> None:
     from types import SimpleNamespace
 
-    from autoprune.cli import _print_result
+    from autoprune._closing import print_result
+    from autoprune.cli import console
 
     dense = SimpleNamespace(test_accuracy=0.9, params=10, macs=10, latency_ms=1.0)
     result = SimpleNamespace(
         concluded=True, records=[], config=SimpleNamespace(name="x"), front=[], front_trials=[], copies={}, dense=dense,
         stop_reason=None, hypervolume=0.0, study="x", storage="sqlite:///s/optuna.db", front_url="u", model_url=None,
     )  # fmt: skip
-    _print_result(result, Path("p.yaml"), ["tracking.uri=sqlite:///elsewhere/m.db", "search.trials=3", "objectives={accuracy: max}"])
+    print_result(console, result, Path("p.yaml"), ["tracking.uri=sqlite:///elsewhere/m.db", "search.trials=3", "objectives={accuracy: max}"])
     out = capsys.readouterr().out
     assert "Open the UI with: autoprune ui p.yaml --set tracking.uri=sqlite:///elsewhere/m.db   (" in out
     assert "Export one with" not in out  # nothing registered
     result.model_url, result.aliases = "m", {"smallest": 2, "champion": 3}
-    _print_result(result, Path("p.yaml"), ["tracking.uri=sqlite:///elsewhere/m.db", "search.trials=3"])
+    print_result(console, result, Path("p.yaml"), ["tracking.uri=sqlite:///elsewhere/m.db", "search.trials=3"])
     assert "Export one with:  autoprune export champion -p p.yaml --set tracking.uri=sqlite:///elsewhere/m.db   (" in capsys.readouterr().out
     result.aliases = {"smallest": 2}  # a retrain that kept the last champion does not set it again
-    _print_result(result, Path("p.yaml"), [])
+    print_result(console, result, Path("p.yaml"), [])
     assert "Export one with:  autoprune export smallest -p p.yaml   (" in capsys.readouterr().out
-    _print_result(result, Path("p.yaml"), [], champion=True)
+    print_result(console, result, Path("p.yaml"), [], champion=True)
     assert "Export one with:  autoprune export champion -p p.yaml   (" in capsys.readouterr().out
 
 
 def test_front_title_says_why_fewer_members_than_front_trials_follow() -> None:
     from types import SimpleNamespace
 
-    from autoprune.cli import _front_title
+    from autoprune._closing import front_title as _front_title
 
     def result(front_trials: list[int], finalized: list[int], copies: dict[int, int]) -> SimpleNamespace:
         rows = [{"trial": n} for n in finalized]
