@@ -113,6 +113,12 @@ def test_export_of_a_non_front_run_says_why(finished_search: Store, tmp_path, ca
     assert "has no model.onnx (only Pareto-front runs, tagged pareto=true, have exports)" in err
 
 
+def test_the_command_line_starts_without_torch_mlflow_or_ray() -> None:
+    code = "import sys, autoprune.cli; print(sorted(m for m in ('torch', 'mlflow', 'ray', 'optuna') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr  # `autoprune --help` answers at once
+
+
 def test_bad_pipeline_exits_2_with_one_line(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.yaml").write_text("name: x\nsearch:\n  sampler: nsgaa\n")
