@@ -71,6 +71,9 @@ def build_space(config: PipelineConfig, model: nn.Module, groups: list[engine.Gr
         ConfigError: A size constraint no candidate can meet, or ``fit_to_limit`` with no size limit.
     """
     search = config.search
+    if not groups:
+        reasons = "; ".join(f"{name}: {why}" for name, why in engine.GroupGraph(model, splits.input_shape).unprunable())
+        raise ModelError(f"the model has no prunable dependency group ({reasons or 'no conv/linear layer'})", key="model")
     space = SearchSpace(search.space, groups, batch_size=splits.batch_size, train_fraction=search.train_fraction, seed=config.seed)
     check_constraints(model, space, config.constraints, splits.input_shape)
     if search.fit_to_limit:

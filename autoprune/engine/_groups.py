@@ -172,7 +172,7 @@ class GroupGraph:
     def unprunable(self) -> list[tuple[str, str]]:
         """Layers with weights that no group can shrink, each with the reason."""
         covered = {member for handle in self._handles.values() for member in handle.group.members}
-        rows = list(self._held.items())
+        rows = sorted(self._held.items(), key=lambda row: self._order.get(row[0], 0))
         for name, module in self.model.named_modules():
             if name in covered or not name or any(True for _ in module.children()):
                 continue

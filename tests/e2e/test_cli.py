@@ -177,6 +177,22 @@ def test_validate_blames_no_group_when_the_model_fails_before_any_pruning(tmp_pa
     assert "break it" not in err
 
 
+def test_validate_says_why_no_group_of_a_model_can_shrink(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "held.py").write_text(  # a depthwise conv with a channel multiplier into one channel per GroupNorm group
+        "import torch.nn as nn\n"
+        "def build(num_classes):\n"
+        "    return nn.Sequential(nn.Conv2d(1, 16, 1), nn.Conv2d(16, 32, 3, groups=16), nn.GroupNorm(32, 32),\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes))\n"
+    )
+    (tmp_path / "p.yaml").write_text('name: x\nmodel: {arch: factory, factory: "held:build"}\n')
+    assert run_cli("validate", "p.yaml") == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: p.yaml:2: model: the model has no prunable dependency group (0: shrinking it alone would unbalance "
+        "the blocks of 1; 1: shrinking it alone would unbalance the blocks of 2; 5: its outputs are the model's outputs)"
+    )
+
+
 def test_validate_shows_what_fit_to_limit_makes_of_a_uniform_plan(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.yaml").write_text("name: x\nmodel: {arch: cnn, widths: [8, 16]}\nsearch: {fit_to_limit: true}\nconstraints: {max_params: 700}\n")
