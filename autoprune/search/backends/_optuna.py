@@ -32,18 +32,14 @@ __all__ = ["OptunaBackend", "make_sampler"]
 log = logging.getLogger("autoprune")
 
 
-class _QuietFailedTrials(logging.Filter):
+_OPTUNA_FAILURE = re.compile(r"Trial \d+ failed with (parameters: .* because of the following error: TrialFailed\(|value None\.$)", re.S)
+
+
+def _quiet_failed_trials(record: logging.LogRecord) -> bool:
     """Drops Optuna's report of a failed trial: the line with a traceback when our objective failed it
     on purpose (`TrialFailed`: the search has recorded the reason on the trial), and the "failed with
     value None" line that follows any failure."""
-
-    _OURS = re.compile(r"Trial \d+ failed with (parameters: .* because of the following error: TrialFailed\(|value None\.$)", re.S)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not self._OURS.match(record.getMessage())
-
-
-_QUIET = _QuietFailedTrials()
+    return not _OPTUNA_FAILURE.match(record.getMessage())
 
 RESULT_ATTR = "autoprune"
 DUPLICATE_ATTR = "duplicate_of"
@@ -378,7 +374,7 @@ class OptunaBackend(SearchBackend):
         self._stop_reason = None
         self.failed_out = False
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        logging.getLogger("optuna.study._optimize").addFilter(_QUIET)  # a no-op once added
+        logging.getLogger("optuna.study._optimize").addFilter(_quiet_failed_trials)  # a no-op once added
         return kind(self, evaluator, objectives, reporter, budget)
 
     def _spend(self, session: _Accounting, run_round: Callable[[float | None], None]) -> None:
