@@ -157,9 +157,18 @@ def test_validate_names_the_groups_a_models_code_cannot_prune_and_the_fix_works(
     assert "OK p.yaml is ready to run" in capsys.readouterr().out
 
 
+def _factory_pipeline(folder: Path, module: str, source: str) -> None:
+    """``p.yaml`` in ``folder``, its model ``build`` from ``module``.py written there from ``source`` (a
+    name of its own per test: Python keeps the first module imported under a name)."""
+    (folder / f"{module}.py").write_text(source)
+    (folder / "p.yaml").write_text(f'name: x\nmodel: {{arch: factory, factory: "{module}:build"}}\n')
+
+
 def test_validate_blames_no_group_when_the_model_fails_before_any_pruning(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "aux.py").write_text(  # returns (logits, aux) while training, as some models do
+    _factory_pipeline(  # returns (logits, aux) while training, as some models do
+        tmp_path,
+        "aux",
         "import torch.nn as nn\n"
         "class Aux(nn.Module):\n"
         "    def __init__(self):\n"
@@ -168,9 +177,8 @@ def test_validate_blames_no_group_when_the_model_fails_before_any_pruning(tmp_pa
         "        y = self.head(self.b(self.a(x)).mean((2, 3)))\n"
         "        return (y, y) if self.training else y\n"
         "def build():\n"
-        "    return Aux()\n"
+        "    return Aux()\n",
     )
-    (tmp_path / "p.yaml").write_text('name: x\nmodel: {arch: factory, factory: "aux:build"}\n')
     assert run_cli("validate", "p.yaml") == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: p.yaml:2: model: the model fails a training step (forward, backward) before any pruning: ")
@@ -179,13 +187,14 @@ def test_validate_blames_no_group_when_the_model_fails_before_any_pruning(tmp_pa
 
 def test_validate_says_why_no_group_of_a_model_can_shrink(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "held.py").write_text(  # a depthwise conv with a channel multiplier into one channel per GroupNorm group
+    _factory_pipeline(  # a depthwise conv with a channel multiplier into one channel per GroupNorm group
+        tmp_path,
+        "held",
         "import torch.nn as nn\n"
         "def build(num_classes):\n"
         "    return nn.Sequential(nn.Conv2d(1, 16, 1), nn.Conv2d(16, 32, 3, groups=16), nn.GroupNorm(32, 32),\n"
-        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes))\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes))\n",
     )
-    (tmp_path / "p.yaml").write_text('name: x\nmodel: {arch: factory, factory: "held:build"}\n')
     assert run_cli("validate", "p.yaml") == 2
     assert capsys.readouterr().err.strip() == (
         "error: p.yaml:2: model: the model has no prunable dependency group (0: shrinking it alone would unbalance "
