@@ -70,7 +70,7 @@ def export_onnx(
                 verbose=False,
             )
     except Exception as exc:
-        raise ModelError(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
+        raise ModelError(f"ONNX export failed: {type(exc).__name__}: {exc}", key="model") from exc
     finally:
         onnx_logger.setLevel(level)
         model.train(was_training)
@@ -81,16 +81,26 @@ def _check_onnx(model: nn.Module, input_shape: Sequence[int], path: Path, atol: 
     import onnxruntime as ort  # heavy: imported only when asked for
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    batch = session.get_inputs()[0].shape[0]
+    if isinstance(batch, int):  # torch.export turned the batch dimension into a constant
+        raise ModelError(
+            f"the ONNX export fixed the batch size at {batch}: the model's code makes it a constant (len(x) is the "
+            "usual cause; x.size(0), x.flatten(1) or x.reshape(x.size(0), -1) keep it free)",
+            key="model",
+        )
     inputs = torch.randn(3, *input_shape, generator=torch.Generator().manual_seed(1))
     was_training = model.training
     model.eval()
     with torch.inference_mode():
         expected = model(inputs).numpy()
     model.train(was_training)
-    actual = session.run(None, {"input": inputs.numpy()})[0]
+    try:
+        actual = session.run(None, {"input": inputs.numpy()})[0]
+    except Exception as exc:  # onnxruntime's own errors: the exported graph does not run
+        raise ModelError(f"onnxruntime cannot run the exported {path.name}: {' '.join(str(exc).split())}", key="model") from exc
     difference = float(abs(actual - expected).max())
     if difference > atol:
-        raise ModelError(f"ONNX outputs differ from torch by {difference:.2e} (> {atol:.0e}) in {path.name}")
+        raise ModelError(f"ONNX outputs differ from torch by {difference:.2e} (> {atol:.0e}) in {path.name}", key="model")
     return difference
 
 

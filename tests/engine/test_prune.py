@@ -280,3 +280,18 @@ def test_factory_path_that_does_not_import() -> None:
     factory = config.FactoryModel(arch="factory", factory="no_such_package.models:build")
     with pytest.raises(ConfigError, match=r"model.factory: cannot import 'no_such_package.models'"):
         models.build(factory, DIGITS_SHAPE, 10)
+
+
+def test_an_onnx_export_that_fixes_the_batch_size_is_a_model_error(tmp_path) -> None:
+    class Sized(nn.Module):  # len() makes the batch a constant when torch.export traces it
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.head = nn.Conv2d(1, 4, 3), nn.Linear(4 * 6 * 6, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            return self.head(y.reshape(len(y), -1))
+
+    with pytest.raises(ModelError, match=r"the ONNX export fixed the batch size at 2: .*len\(x\) is the usual cause") as caught:
+        engine.export_onnx(Sized().eval(), (1, 8, 8), tmp_path / "sized.onnx")
+    assert caught.value.key == "model" and caught.value.message.startswith("the ONNX export fixed")
