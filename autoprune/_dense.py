@@ -24,7 +24,7 @@ from .data import Splits
 from .errors import ModelError, TrialDiverged
 from .search import DenseReference
 
-__all__ = ["DenseModel", "build_dense", "prepare_dense", "dense_cache_key", "dense_cache_file", "checkpoint_path"]
+__all__ = ["DenseModel", "build_dense", "fit_layout", "prepare_dense", "dense_cache_key", "dense_cache_file", "checkpoint_path"]
 
 log = logging.getLogger("autoprune")
 
@@ -122,26 +122,45 @@ def _save_atomically(model: nn.Module, path: Path) -> None:
 def build_dense(config: PipelineConfig, splits: Splits, *, base_dir: Path) -> nn.Module:
     """The dense architecture, freshly initialised from the pipeline's seed (no weights loaded yet)."""
     torch.manual_seed(config.seed)
-    model = models.build(config.model, splits.input_shape, splits.num_classes, search_dirs=[base_dir])
-    _check_takes_inputs(model, config, splits)
-    return model
+    return models.build(config.model, splits.input_shape, splits.num_classes, search_dirs=[base_dir])
 
 
-def _check_takes_inputs(model: nn.Module, config: PipelineConfig, splits: Splits) -> None:
-    """One forward pass on two training inputs: a model that cannot take the data is bad input, said
-    before the search traces it (with the likely fix when 3-D arrays were read as images)."""
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(splits.train.x[:2])
-    except Exception as exc:  # user models and user data
+def fit_layout(model: nn.Module, config: PipelineConfig, splits: Splits) -> tuple[Splits, str | None]:
+    """The splits laid out for the model: inference batches channels-last when it has 2-D
+    convolutions and takes such inputs (see `data.TensorSplit`), else in the default layout, which
+    training always uses; one forward pass each on two training inputs. Returns the splits and, when
+    a convolutional model refuses channels-last inputs, why.
+
+    Raises:
+        ModelError: The model cannot take the data's inputs at all: bad input, said before the search
+            traces it (with the likely fix when 3-D arrays were read as images).
+    """
+    splits = splits.with_layout(False)
+    failure = _forward_fails(model, splits.train.x[:2])
+    if failure is not None:
         hint = ""
         if getattr(config.data, "add_channel", False) and len(splits.input_shape) == 3 and splits.input_shape[0] == 1:
             hint = "; 3-D arrays are read as (N, H, W) images and given a channel axis: for (N, C, L) sequences set data.add_channel: false"
         shape = "x".join(map(str, splits.input_shape))
-        raise ModelError(f"the model cannot take the data's {shape} inputs: {type(exc).__name__}: {exc}{hint}", key="model") from exc
+        raise ModelError(f"the model cannot take the data's {shape} inputs: {failure}{hint}", key="model")
+    if len(splits.input_shape) != 3 or not any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        return splits, None
+    fast = splits.with_layout(True)
+    refused = _forward_fails(model, fast.train.x[:2])
+    return (fast, None) if refused is None else (splits, refused)
+
+
+def _forward_fails(model: nn.Module, inputs: torch.Tensor) -> str | None:
+    """None when ``model`` (in eval mode, left as it was) runs on ``inputs``, else the error."""
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(inputs)
+    except Exception as exc:  # user models and user data
+        return f"{type(exc).__name__}: {exc}"
     finally:
         model.train(was_training)
+    return None
 
 
 def prepare_dense(

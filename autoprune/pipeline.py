@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from . import data, engine, models
 from ._conclude import Conclusion, SearchState, conclude
-from ._dense import DenseModel, build_dense, checkpoint_path, prepare_dense
+from ._dense import DenseModel, build_dense, checkpoint_path, fit_layout, prepare_dense
 from ._preflight import build_space
 from ._sqlite import sqlite_path
 from .config import LoadedPipeline, PipelineConfig
@@ -169,6 +169,9 @@ def _check(loaded: LoadedPipeline, observer: Observer) -> _Checked:
     splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
     observer.phase(f"{splits.summary()}; building the model")
     model = build_dense(config, splits, base_dir=loaded.base_dir)
+    splits, refused = fit_layout(model, config, splits)
+    if refused is not None:
+        log.info("the model cannot take channels-last images (%s): it is evaluated in the default layout, more slowly", refused)
     checkpoint = checkpoint_path(config, loaded.base_dir)
     if checkpoint is not None:
         models.load_checkpoint(model, checkpoint)  # a bad checkpoint is bad input: say so before any store

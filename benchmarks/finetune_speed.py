@@ -1,6 +1,7 @@
-"""Fine-tuning throughput: what distillation with flips costs, and which inference batch is fastest.
+"""Fine-tuning throughput: what distillation with flips costs, which inference batch is fastest, and
+what the input layout is worth.
 
-Two measurements, each timed interleaved in this one process (medians over ``--repeats`` rounds, so
+Three measurements, each timed interleaved in this one process (medians over ``--repeats`` rounds, so
 a noisy neighbour slows every variant alike):
 
 1. **Inference batch size**: microseconds per image of ``engine.evaluate`` at batches of 64 to 1024,
@@ -17,6 +18,12 @@ a noisy neighbour slows every variant alike):
 
    The two distilled variants must end at the same weights (within float rounding): the table shows
    their validation accuracies side by side.
+3. **Input layout**: one fine-tune epoch (``engine.finetune``) and one ``engine.evaluate`` pass over
+   ``--images`` random images, for every zoo model, dense and uniformly half-pruned, on 1x28x28 and
+   3x32x32 inputs, in torch's default layout and channels-last. The engine evaluates convolutional
+   models channels-last when they take it (`autoprune._dense.fit_layout`) and always trains in the
+   default layout; the channels-last training column patches that to show why, and a last table
+   times ``BatchNorm2d``'s forward and backward pass alone in both layouts.
 
 Weights are random (time does not depend on their values), so no dense model is trained. Usage::
 
@@ -30,6 +37,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import functools
 import platform
 import statistics
 import time
@@ -49,6 +57,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BATCHES = (64, 128, 256, 512, 1024)
 LOOKUP = "autoprune.engine._finetune._teacher_logits"
 LONG = 60  # epochs of the published-table finalize, the longest fine-tune the benchmarks run
+BN_WIDTHS = (4, 8, 16, 32, 64)
+VALIDATION = 128  # images each epoch of the layout table validates on
 VARIANTS = ("plain", "distilled, logits looked up", "distilled, teacher per batch")
 
 
@@ -78,6 +88,61 @@ def inference_batches(repeats: int, images: int) -> None:
             cells = " | ".join(f"{per_image[b]:.0f}" for b in BATCHES)
             print(f"| {label} | {cells} | {per_image[1024] / per_image[128]:.2f}x |", flush=True)
     print("\n(microseconds per image of `engine.evaluate`, random inputs)")
+
+
+def input_layouts(repeats: int, images: int) -> None:
+    print("\n| model | inputs | train s/epoch: default | channels-last | speed-up | evaluate us/image: default | channels-last | speed-up |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    recipe = engine.FinetuneConfig(epochs=1, lr=0.02, batch_size=128)
+    for shape in ((1, 28, 28), (3, 32, 32)):
+        torch.manual_seed(0)
+        split = data.TensorSplit(torch.randn(images, *shape), torch.randint(0, 10, (images,)))
+        few = data.TensorSplit(split.x[:VALIDATION], split.y[:VALIDATION])  # each epoch's validation
+        splits = data.Splits(split, few, split, shape, 10, tuple("0123456789"))
+        fast = splits.with_layout(True)
+        for name in ZOO:
+            dense = dense_model(name, shape)
+            pruned = copy.deepcopy(dense)
+            engine.apply_plan(pruned, engine.PrunePlan.uniform(engine.discover(dense, shape), 0.5), shape)
+            for label, model in ((f"{name} dense", dense), (f"{name} pruned 0.5", pruned.eval())):
+                epochs: dict[bool, list[float]] = {False: [], True: []}
+
+                def train(channels_last: bool, model: torch.nn.Module = model) -> None:
+                    rows = (lambda self, index: data.channels_last(self.x[index])) if channels_last else data.TensorSplit.rows
+                    with mock.patch.object(data.TensorSplit, "rows", rows):  # the engine trains in the default layout
+                        epochs[channels_last].append(engine.finetune(copy.deepcopy(model), splits, recipe).epochs[0].seconds)
+
+                tasks: dict[str, Callable[[], object]] = {
+                    "train default": functools.partial(train, False),
+                    "train channels-last": functools.partial(train, True),
+                    "evaluate default": functools.partial(engine.evaluate, model, splits.test),
+                    "evaluate channels-last": functools.partial(engine.evaluate, model, fast.test),
+                }
+                seconds = _median_rounds(tasks, repeats)
+                default, last = (statistics.median(epochs[layout]) for layout in (False, True))
+                ev_default, ev_last = (seconds[f"evaluate {layout}"] / images * 1e6 for layout in ("default", "channels-last"))
+                print(f"| {label} | {'x'.join(map(str, shape))} | {default:.2f} | {last:.2f} | {default / last:.2f}x "
+                      f"| {ev_default:.0f} | {ev_last:.0f} | {ev_default / ev_last:.2f}x |", flush=True)  # fmt: skip
+    print(f"\n(train: one epoch of `engine.finetune` over the images, batch 128, with its validation on {VALIDATION}; "
+          "evaluate: one `engine.evaluate` pass; random inputs, medians of interleaved rounds)")
+
+
+def batchnorm_layouts(repeats: int) -> None:
+    print("\n| BatchNorm2d, batch 128 | " + " | ".join(f"{c} channels" for c in BN_WIDTHS) + " |")
+    print(f"|---|{'---:|' * len(BN_WIDTHS)}")
+    for side in (28, 14, 7):
+        cells = []
+        for width in BN_WIDTHS:
+            norm = torch.nn.BatchNorm2d(width).train()
+            inputs = torch.randn(128, width, side, side)
+            variants = {"default": inputs, "channels-last": data.channels_last(inputs)}
+
+            def step(x: torch.Tensor, norm: torch.nn.Module = norm) -> None:
+                norm(x.requires_grad_()).sum().backward()
+
+            seconds = _median_rounds({name: functools.partial(step, x) for name, x in variants.items()}, repeats * 3)
+            cells.append(f"{seconds['channels-last'] / seconds['default']:.2f}x")
+        print(f"| {side}x{side}: channels-last time / default | {' | '.join(cells)} |", flush=True)
 
 
 def distilled_finetunes(pipeline: Path, overrides: list[str], ratio: float, epochs: int, samples: int, repeats: int) -> None:
@@ -126,13 +191,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (medians are quoted)")
     parser.add_argument("--images", type=int, default=4096, help="images per evaluate() call in the batch-size table")
     parser.add_argument("--quick", action="store_true", help="the digits pipeline, 2 epochs, 1,024 images per evaluate()")
+    parser.add_argument("--only", choices=("batches", "distillation", "layouts"), help="run one of the three measurements")
     args = parser.parse_args()
     if args.quick:
         args.pipeline, args.epochs, args.samples, args.images = ROOT / "pipelines" / "quickstart_digits.yaml", 2, 1000, 1024
     threads = torch.get_num_threads()
     print(f"{date.today()} · {platform.processor() or platform.machine()}, torch {torch.__version__}, {threads} threads")
-    inference_batches(args.repeats, args.images)
-    distilled_finetunes(args.pipeline, args.overrides, args.ratio, args.epochs, args.samples, args.repeats)
+    if args.only in (None, "batches"):
+        inference_batches(args.repeats, args.images)
+    if args.only in (None, "distillation"):
+        distilled_finetunes(args.pipeline, args.overrides, args.ratio, args.epochs, args.samples, args.repeats)
+    if args.only in (None, "layouts"):
+        input_layouts(args.repeats, args.images)
+        batchnorm_layouts(args.repeats)
 
 
 if __name__ == "__main__":

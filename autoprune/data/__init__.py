@@ -5,6 +5,6 @@ from __future__ import annotations
 from ._augment import Augment
 from ._idx import read_idx
 from ._sources import FASHION_CLASSES, load
-from ._splits import Splits, TensorSplit, make_splits
+from ._splits import Splits, TensorSplit, channels_last, default_layout, make_splits
 
-__all__ = ["Augment", "load", "Splits", "TensorSplit", "make_splits", "read_idx", "FASHION_CLASSES"]
+__all__ = ["Augment", "load", "Splits", "TensorSplit", "make_splits", "read_idx", "FASHION_CLASSES", "channels_last", "default_layout"]

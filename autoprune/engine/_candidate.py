@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..data import Splits
@@ -183,8 +184,9 @@ def _measure_into(
         onnx = measure_latency(pair, shape, onnx_config)
         result.onnx_latency_ms, result.dense_onnx_latency_ms = onnx["pruned"], onnx["dense"]
     if measure.train_throughput:
+        batch = torch.arange(min(len(splits.train), splits.batch_size))  # in the layout training uses
         throughput = measure_train_throughput(
-            pair, splits.train.x, splits.train.y, batch_size=splits.batch_size
+            pair, splits.train.rows(batch), splits.train.y[batch], batch_size=splits.batch_size
         )
         result.train_samples_per_s = throughput["pruned"]
         result.dense_train_samples_per_s = throughput["dense"]

@@ -190,3 +190,29 @@ def test_normalised_splits_are_the_same_bits_whatever_the_thread_count() -> None
     for other in made[1:]:
         assert other.mean == made[0].mean and other.std == made[0].std
         assert torch.equal(other.train.x, made[0].train.x) and torch.equal(other.test.x, made[0].test.x)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_inference_batches_are_channels_last_on_request_and_training_rows_never(channels: int) -> None:
+    x = np.random.default_rng(0).random((40, channels, 6, 6), dtype=np.float32)
+    splits = data.make_splits(x, np.arange(40) % 2, val_fraction=0.25, test_fraction=0.25, seed=0, class_names=["a", "b"], source="t")
+    conv = torch.nn.Conv2d(channels, 4, 3)
+    plain, fast = splits.with_layout(False), splits.with_layout(True)
+    assert not plain.channels_last and fast.channels_last and fast.with_layout(True) is fast
+    for split in (fast.train, fast.val, fast.test, fast.train.subset(10, seed=0)):
+        inputs, _ = next(split.batches(8))
+        assert conv(inputs).is_contiguous(memory_format=torch.channels_last)  # what convolutions read
+        assert not conv(split.rows(torch.tensor([3, 0, 5]))).is_contiguous(memory_format=torch.channels_last)
+    for split in (plain.train, plain.test):
+        inputs, _ = next(split.batches(8))
+        assert inputs.view(len(inputs), -1).shape == (len(inputs), channels * 36)  # code written for the default layout works
+        assert not conv(inputs).is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(fast.test.x, plain.test.x) and torch.equal(fast.train.rows(torch.arange(5)), plain.train.x[:5])
+
+
+def test_one_channel_images_from_numpy_are_read_in_the_default_layout() -> None:
+    # numpy gives x[:, None] a unit stride on the channel axis: convolutions then wrote channels-last
+    # outputs, and a model's x.view(len(x), -1) failed (the digits and Fashion-MNIST sources do this)
+    digits = data.load(config.DigitsData())
+    out = torch.nn.Conv2d(1, 4, 3)(next(digits.val.batches(4))[0])
+    assert out.view(len(out), -1).shape == (4, 4 * 6 * 6)

@@ -202,6 +202,42 @@ def test_validate_says_why_no_group_of_a_model_can_shrink(tmp_path, capsys, monk
     )
 
 
+def test_a_model_that_views_its_convolutions_is_evaluated_in_the_default_layout(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _factory_pipeline(  # x.view(len(x), -1) needs the default layout: on channels-last images it raises
+        tmp_path,
+        "viewed",
+        "import torch.nn as nn\n"
+        "class Viewed(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(); self.conv = nn.Conv2d(1, 8, 3); self.head = nn.Linear(8 * 6 * 6, 10)\n"
+        "    def forward(self, x):\n"
+        "        y = self.conv(x)\n"
+        "        return self.head(y.view(y.size(0), -1))\n"
+        "def build():\n"
+        "    return Viewed()\n",
+    )
+    assert run_cli("validate", "p.yaml") == 0  # it failed on the digits before: "view size is not compatible"
+    out = " ".join(capsys.readouterr().out.split())
+    assert "note: the model cannot take channels-last images (RuntimeError: view size is not compatible" in out
+    assert ".view on a convolution's output is the usual cause" in out and "OK p.yaml is ready to run" in out
+    (tmp_path / "p.yaml").write_text("name: x\nmodel: {arch: cnn, widths: [8, 16]}\n")
+    assert run_cli("validate", "p.yaml") == 0
+    assert "channels-last" not in capsys.readouterr().out  # the zoo's models take either
+
+
+def test_convolutional_models_are_evaluated_channels_last_and_others_in_the_default_layout(digits) -> None:
+    from autoprune import config, models
+    from autoprune._dense import fit_layout
+
+    pipeline = config.PipelineConfig(name="x", model=config.CNNModel(arch="cnn", widths=[8, 16]))
+    for model, channels_last in ((config.CNNModel(arch="cnn", widths=[8, 16]), True), (config.MLPModel(arch="mlp"), False)):
+        built = models.build(model, digits.input_shape, digits.num_classes)
+        for splits in (digits.with_layout(False), digits.with_layout(True)):
+            laid_out, refused = fit_layout(built, pipeline, splits)
+            assert laid_out.channels_last is channels_last and refused is None
+
+
 def test_validate_shows_what_fit_to_limit_makes_of_a_uniform_plan(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.yaml").write_text("name: x\nmodel: {arch: cnn, widths: [8, 16]}\nsearch: {fit_to_limit: true}\nconstraints: {max_params: 700}\n")

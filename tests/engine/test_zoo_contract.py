@@ -104,3 +104,11 @@ def test_onnx_export_matches_torch(zoo_model: torch.nn.Module, tmp_path) -> None
     difference = engine.export_onnx(pruned, DIGITS_SHAPE, tmp_path / "model.onnx")
     assert difference <= 1e-4
     assert (tmp_path / "model.onnx").stat().st_size > 0
+
+
+def test_evaluates_alike_with_channels_last_inputs(zoo_model: torch.nn.Module, digits) -> None:
+    pruned = _pruned(zoo_model, _random_plan(zoo_model))
+    for model in (zoo_model.eval(), pruned):
+        plain = engine.evaluate(model, digits.with_layout(False).val)
+        fast = engine.evaluate(model, digits.with_layout(True).val)
+        assert plain.accuracy == fast.accuracy and abs(plain.loss - fast.loss) < 1e-5
