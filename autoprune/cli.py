@@ -193,10 +193,10 @@ def validate(pipeline: Path = PIPELINE, overrides: list[str] = SET) -> None:
     for name, reason in report.unprunable:
         console.print(f"[dim]not prunable: {name} ({reason})[/]")
     console.print(f"[bold]search[/] {len(report.searched)} searched settings, {len(report.fixed)} fixed; storage {report.storage}")
-    onnx = "not exported (finalize.onnx is off)" if report.onnx_max_diff is None else f"exports to ONNX (max diff {report.onnx_max_diff:.1e})"
+    onnx = " (ONNX not checked: finalize.onnx is off)" if report.onnx_max_diff is None else f" and exports to ONNX (max diff {report.onnx_max_diff:.1e})"
     console.print(
         f"[bold]checks[/] zero-ratio prune leaves outputs unchanged; the smallest model of the space "
-        f"({report.smallest_params:,} params) runs and {onnx}"
+        f"({report.smallest_params:,} params) runs{onnx}"
     )
     for note in report.notes:
         console.print(f"[dim]note: {note}[/]")

@@ -226,6 +226,28 @@ def test_a_model_that_views_its_convolutions_is_evaluated_in_the_default_layout(
     assert "channels-last" not in capsys.readouterr().out  # the zoo's models take either
 
 
+def test_validate_names_a_batch_size_fixed_by_the_model_and_skips_onnx_when_it_is_off(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _factory_pipeline(
+        tmp_path,
+        "sized",
+        "import torch.nn as nn\n"
+        "class Sized(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(); self.conv = nn.Conv2d(1, 8, 3); self.head = nn.Linear(8 * 6 * 6, 10)\n"
+        "    def forward(self, x):\n"
+        "        return self.head(self.conv(x).reshape(len(x), -1))\n"
+        "def build():\n"
+        "    return Sized()\n",
+    )
+    assert run_cli("validate", "p.yaml") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: p.yaml:2: model: the ONNX export fixed the batch size at 2: the model's code makes it a constant (len(x)")
+    assert err.endswith("; or set finalize.onnx: false to keep front models as plan and weights only")
+    assert run_cli("validate", "p.yaml", "--set", "finalize.onnx=false") == 0
+    assert "params) runs (ONNX not checked: finalize.onnx is off)" in " ".join(capsys.readouterr().out.split())
+
+
 def test_convolutional_models_are_evaluated_channels_last_and_others_in_the_default_layout(digits) -> None:
     from autoprune import config, models
     from autoprune._dense import fit_layout
