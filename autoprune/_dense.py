@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -143,6 +144,7 @@ def fit_layout(model: nn.Module, config: PipelineConfig, splits: Splits) -> tupl
             hint = "; 3-D arrays are read as (N, H, W) images and given a channel axis: for (N, C, L) sequences set data.add_channel: false"
         shape = "x".join(map(str, splits.input_shape))
         raise ModelError(f"the model cannot take the data's {shape} inputs: {failure}{hint}", key="model")
+    _check_outputs(model, splits)
     if len(splits.input_shape) != 3 or not any(isinstance(m, nn.Conv2d) for m in model.modules()):
         return splits, None
     fast = splits.with_layout(True)
@@ -150,17 +152,41 @@ def fit_layout(model: nn.Module, config: PipelineConfig, splits: Splits) -> tupl
     return (fast, None) if refused is None else (splits, refused)
 
 
+def _check_outputs(model: nn.Module, splits: Splits) -> None:
+    """The model must give a tensor of logits, one row of ``num_classes`` per input."""
+    outputs = _outputs(model, splits.train.x[:2])
+    expected = (2, splits.num_classes)
+    if not isinstance(outputs, torch.Tensor):
+        raise ModelError(
+            f"the model returns a {type(outputs).__name__}, not a tensor: autoprune needs its logits, shape (batch, "
+            f"{splits.num_classes}) for the data's {splits.num_classes} classes (return only them from forward)",
+            key="model",
+        )
+    if tuple(outputs.shape) != expected:
+        raise ModelError(
+            f"the model gives outputs of shape {list(outputs.shape)} for 2 inputs, not {list(expected)}: one logit per "
+            f"class of the data ({splits.num_classes}) is needed",
+            key="model",
+        )
+
+
 def _forward_fails(model: nn.Module, inputs: torch.Tensor) -> str | None:
-    """None when ``model`` (in eval mode, left as it was) runs on ``inputs``, else the error."""
+    """None when ``model`` runs on ``inputs``, else the error."""
+    try:
+        _outputs(model, inputs)
+    except Exception as exc:  # user models and user data
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _outputs(model: nn.Module, inputs: torch.Tensor) -> Any:
+    """The model's outputs on ``inputs`` in eval mode, without gradients (its mode restored)."""
     was_training = model.training
     try:
         with torch.no_grad():
-            model.eval()(inputs)
-    except Exception as exc:  # user models and user data
-        return f"{type(exc).__name__}: {exc}"
+            return model.eval()(inputs)
     finally:
         model.train(was_training)
-    return None
 
 
 def prepare_dense(

@@ -226,6 +226,34 @@ def test_a_model_that_views_its_convolutions_is_evaluated_in_the_default_layout(
     assert "channels-last" not in capsys.readouterr().out  # the zoo's models take either
 
 
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        ('{"logits": self.head(y)}', "the model returns a dict, not a tensor: autoprune needs its logits, shape (batch, 10)"),
+        ("self.head(y), y", "the model returns a tuple, not a tensor: autoprune needs its logits, shape (batch, 10)"),
+        ("self.head(y).repeat(1, 2)[:, :12]", "the model gives outputs of shape [2, 12] for 2 inputs, not [2, 10]: one logit per class of the data (10) is needed"),
+    ],
+)
+def test_a_model_must_return_one_logit_per_class(tmp_path, capsys, monkeypatch, returned: str, message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    module = f"outputs{abs(hash(returned))}"
+    _factory_pipeline(
+        tmp_path,
+        module,
+        "import torch.nn as nn\n"
+        "class Out(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(); self.conv = nn.Conv2d(1, 8, 3); self.head = nn.Linear(8, 10)\n"
+        "    def forward(self, x):\n"
+        "        y = self.conv(x).mean((2, 3))\n"
+        f"        return {returned}\n"
+        "def build():\n"
+        "    return Out()\n",
+    )
+    assert run_cli("validate", "p.yaml") == 2  # a dict or tuple was an unexpected error (exit 1); 12 logits trained silently
+    assert capsys.readouterr().err.strip().startswith(f"error: p.yaml:2: model: {message}")
+
+
 def test_validate_names_a_batch_size_fixed_by_the_model_and_skips_onnx_when_it_is_off(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     _factory_pipeline(
