@@ -72,6 +72,11 @@ class NpzData(_DataBase):
     add_channel: bool = Field(
         True, description="3-D inputs: true reads (N, H, W) images and adds a channel axis; false keeps (N, C, L) sequences (Conv1d models)"
     )
+    channels: Literal["first", "last"] | None = Field(
+        None,
+        description="4-D inputs: first reads (N, C, H, W), last (N, H, W, C) images; unset reads (N, C, H, W) but refuses "
+        "arrays that look like (N, H, W, C)",
+    )
 
 
 class ImageFolderData(_DataBase):
@@ -92,6 +97,11 @@ class FactoryData(_DataBase):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     add_channel: bool = Field(
         True, description="3-D inputs: true reads (N, H, W) images and adds a channel axis; false keeps (N, C, L) sequences (Conv1d models)"
+    )
+    channels: Literal["first", "last"] | None = Field(
+        None,
+        description="4-D inputs: first reads (N, C, H, W), last (N, H, W, C) images; unset reads (N, C, H, W) but refuses "
+        "arrays that look like (N, H, W, C)",
     )
 
 

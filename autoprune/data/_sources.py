@@ -41,7 +41,7 @@ def load(config: DataConfig, *, seed: int = 0, base_dir: str | Path | None = Non
         x, y, test = _fashion_mnist(_resolve(base, config.path), official_test=config.official_test)
         names = list(FASHION_CLASSES)
     elif isinstance(config, NpzData):
-        x, y, names = _npz(_resolve(base, config.path), config.x_key, config.y_key, config.add_channel)
+        x, y, names = _npz(_resolve(base, config.path), config)
     elif isinstance(config, ImageFolderData):
         x, y, names = _image_folder(_resolve(base, config.path), config.image_size, config.grayscale)
     elif isinstance(config, FactoryData):
@@ -126,9 +126,11 @@ def _encode_labels(labels: np.ndarray, *, key: str) -> tuple[np.ndarray, list[st
     return codes.astype(np.int64), [str(v) for v in values]
 
 
-def _as_inputs(x: np.ndarray, *, key: str, add_channel: bool = True) -> np.ndarray:
+def _as_inputs(x: np.ndarray, *, key: str, add_channel: bool = True, channels: str | None = None) -> np.ndarray:
     """Float32 inputs (uint8 scaled to [0, 1]); 3-D ones are (N, H, W) images given a channel axis, or
-    with ``add_channel`` false (N, C, L) sequences kept as they are."""
+    with ``add_channel`` false (N, C, L) sequences kept as they are; 4-D ones (N, C, H, W) images, or
+    (N, H, W, C) with ``channels`` "last" (moved to (N, C, H, W)), and refused when they look like
+    the latter and ``channels`` is unset."""
     x = np.asarray(x)
     if x.dtype == object or not np.issubdtype(x.dtype, np.number):
         raise DataError(f"inputs must be numeric, but have dtype {x.dtype}", key=key)
@@ -137,13 +139,22 @@ def _as_inputs(x: np.ndarray, *, key: str, add_channel: bool = True) -> np.ndarr
             f"inputs must have shape (N, D), (N, H, W), (N, C, H, W), or (N, C, L) with add_channel: false; got {list(x.shape)}",
             key=key,
         )
+    if x.ndim == 4 and channels == "last":
+        x = np.moveaxis(x, 3, 1)
+    elif x.ndim == 4 and channels is None and x.shape[3] in (1, 3, 4) and x.shape[1] > 4:
+        raise DataError(
+            f"inputs of shape {list(x.shape)} look like (N, H, W, C) images with {x.shape[3]} channels, but are read as "
+            f"(N, C, H, W) with {x.shape[1]}: set data.channels: last to read them so (or first to keep this reading)",
+            key=key,
+        )
     scaled = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     if not np.isfinite(scaled).all():
         raise DataError("inputs contain NaN or infinite values", key=key)
     return scaled[:, None] if x.ndim == 3 and add_channel else scaled
 
 
-def _npz(path: Path, x_key: str, y_key: str, add_channel: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _npz(path: Path, config: NpzData) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    x_key, y_key = config.x_key, config.y_key
     if path.is_file() and not zipfile.is_zipfile(path):
         raise DataError(f"{str(path)!r} is not an .npz archive (numpy.savez writes a zip file)", key="data.path")
     try:
@@ -165,7 +176,7 @@ def _npz(path: Path, x_key: str, y_key: str, add_channel: bool = True) -> tuple[
     if len(x) != len(y):
         raise DataError(f"{path.name}: {x_key!r} has {len(x)} samples but {y_key!r} has {len(y)}", key="data.path")
     codes, names = _encode_labels(y, key="data.y_key")
-    return _as_inputs(x, key="data.x_key", add_channel=add_channel), codes, names
+    return _as_inputs(x, key="data.x_key", add_channel=config.add_channel, channels=config.channels), codes, names
 
 
 def _image_folder(
@@ -256,6 +267,10 @@ def _factory(config: FactoryData, base: Path) -> tuple[np.ndarray, np.ndarray, l
         )
     codes, names = _encode_labels(np.concatenate([y, test[1]]) if test else y, key=key)
     train_codes = codes[: len(y)]
-    test_pair = (_as_inputs(test[0], key=key, add_channel=config.add_channel), codes[len(y) :]) if test else None
-    return _as_inputs(x, key=key, add_channel=config.add_channel), train_codes, names, test_pair
+
+    def inputs(arrays: np.ndarray) -> np.ndarray:
+        return _as_inputs(arrays, key=key, add_channel=config.add_channel, channels=config.channels)
+
+    test_pair = (inputs(test[0]), codes[len(y) :]) if test else None
+    return inputs(x), train_codes, names, test_pair
 

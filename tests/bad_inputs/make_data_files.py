@@ -36,6 +36,7 @@ def main() -> None:
     fashion_like(HERE / "idx_truncated", cut=500)
     np.savez(HERE / "mismatch.npz", x=np.zeros((30, 8, 8), np.float32), y=np.arange(29) % 3)
     np.savez(HERE / "flat.npz", x=np.zeros((30, 5), np.float32), y=np.arange(30) % 3)
+    np.savez(HERE / "hwc.npz", x=np.zeros((30, 8, 8, 3), np.uint8), y=np.arange(30) % 3)  # (N, H, W, C) images
     (HERE / "not_an_npz.npz").write_text("this is not a numpy archive\n")
     one_class = HERE / "one_class" / "cats"
     one_class.mkdir(parents=True, exist_ok=True)

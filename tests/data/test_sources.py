@@ -216,3 +216,17 @@ def test_one_channel_images_from_numpy_are_read_in_the_default_layout() -> None:
     digits = data.load(config.DigitsData())
     out = torch.nn.Conv2d(1, 4, 3)(next(digits.val.batches(4))[0])
     assert out.view(len(out), -1).shape == (4, 4 * 6 * 6)
+
+
+def test_images_with_the_channel_axis_last_are_read_with_data_channels_last(tmp_path) -> None:
+    hwc = np.random.default_rng(0).random((60, 6, 5, 3), dtype=np.float32)  # (N, H, W, C), as numpy and PIL give them
+    np.savez(tmp_path / "hwc.npz", x=hwc, y=np.arange(60) % 3)
+    with pytest.raises(DataError, match=r"look like \(N, H, W, C\) images with 3 channels, .*set data.channels: last") as info:
+        data.load(config.NpzData(source="npz", path=tmp_path / "hwc.npz"))
+    assert info.value.key == "data.x_key"
+    last = data.load(config.NpzData(source="npz", path=tmp_path / "hwc.npz", channels="last"), seed=0)
+    kept = data.load(config.NpzData(source="npz", path=tmp_path / "hwc.npz", channels="first"), seed=0)
+    assert (last.input_shape, kept.input_shape) == ((3, 6, 5), (6, 5, 3))
+    raw = data.load(config.NpzData(source="npz", path=tmp_path / "hwc.npz", channels="last", normalize=False), seed=0)
+    first = int(np.flatnonzero((hwc == raw.train.x[0].permute(1, 2, 0).numpy()).all(axis=(1, 2, 3)))[0])
+    assert torch.equal(raw.train.x[0], torch.from_numpy(hwc[first]).permute(2, 0, 1))  # each image moved whole
