@@ -127,10 +127,10 @@ def build_dense(config: PipelineConfig, splits: Splits, *, base_dir: Path) -> nn
 
 
 def fit_layout(model: nn.Module, config: PipelineConfig, splits: Splits) -> tuple[Splits, str | None]:
-    """The splits laid out for the model: inference batches channels-last when it has 2-D
-    convolutions and takes such inputs (see `data.TensorSplit`), else in the default layout, which
-    training always uses; one forward pass each on two training inputs. Returns the splits and, when
-    a convolutional model refuses channels-last inputs, why.
+    """The splits laid out for the model: batches channels-last when it has 2-D convolutions and
+    takes such inputs (see `data.TensorSplit`), else in the default layout; forward passes on two
+    training inputs. Returns the splits and, when a convolutional model refuses channels-last
+    inputs, why.
 
     Raises:
         ModelError: The model cannot take the data's inputs at all: bad input, said before the search

@@ -32,7 +32,7 @@ class Preflight:
     searched: dict[str, str]
     fixed: dict[str, object]
     zero_prune_max_diff: float
-    onnx_max_diff: float | None  # None: not exported (finalize.onnx is off)
+    onnx_max_diff: float | None  # None: not exported (finalize.onnx off, latency measured in torch)
     smallest_params: int
     storage: str
     notes: list[str] = field(default_factory=list)
@@ -137,7 +137,7 @@ def _onnx_difference(model: nn.Module, config: PipelineConfig, splits: data.Spli
         try:
             return engine.export_onnx(model, splits.input_shape, Path(workdir) / "model.onnx")
         except ModelError as exc:
-            hint = "; or set finalize.onnx: false to keep front models as plan and weights only"
+            hint = "" if config.latency.runtime == "onnxruntime" else "; or set finalize.onnx: false to keep front models as plan and weights only"
             raise ModelError(exc.message + hint, key=exc.key or "finalize.onnx") from exc
 
 
@@ -195,14 +195,15 @@ def preflight(loaded: LoadedPipeline) -> Preflight:
     if difference != 0.0:
         raise ModelError(f"a zero-ratio prune changed the model's outputs by {difference:.2e}", key="model")
     smallest, smallest_params = _smallest_runs(model, space, splits)
-    onnx_difference = _onnx_difference(smallest, config, splits) if config.finalize.onnx else None
+    exported = config.finalize.onnx or config.latency.runtime == "onnxruntime"
+    onnx_difference = _onnx_difference(smallest, config, splits) if exported else None
     notes = [] if checkpoint is not None else [_dense_note(config, splits, model)]
     if isinstance(space.fit, engine.FitToLimit):
         notes.append(_fit_note(space.fit, space))
     if refused is not None:
         notes.append(
-            f"the model cannot take channels-last images ({refused}), so it is evaluated in the default layout, "
-            "up to 2.4x slower on CPU; .view on a convolution's output is the usual cause (.reshape or .flatten take either)"
+            f"the model cannot take channels-last images ({refused}), so it runs in the default layout, "
+            "up to 2.6x slower on CPU; .view on a convolution's output is the usual cause (.reshape or .flatten take either)"
         )
     return Preflight(
         data_summary=splits.summary(),

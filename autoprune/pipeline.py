@@ -171,7 +171,7 @@ def _check(loaded: LoadedPipeline, observer: Observer) -> _Checked:
     model = build_dense(config, splits, base_dir=loaded.base_dir)
     splits, refused = fit_layout(model, config, splits)
     if refused is not None:
-        log.info("the model cannot take channels-last images (%s): it is evaluated in the default layout, more slowly", refused)
+        log.info("the model cannot take channels-last images (%s): it runs in the default layout, more slowly", refused)
     checkpoint = checkpoint_path(config, loaded.base_dir)
     if checkpoint is not None:
         models.load_checkpoint(model, checkpoint)  # a bad checkpoint is bad input: say so before any store

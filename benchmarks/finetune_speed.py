@@ -20,10 +20,9 @@ a noisy neighbour slows every variant alike):
    their validation accuracies side by side.
 3. **Input layout**: one fine-tune epoch (``engine.finetune``) and one ``engine.evaluate`` pass over
    ``--images`` random images, for every zoo model, dense and uniformly half-pruned, on 1x28x28 and
-   3x32x32 inputs, in torch's default layout and channels-last. The engine evaluates convolutional
-   models channels-last when they take it (`autoprune._dense.fit_layout`) and always trains in the
-   default layout; the channels-last training column patches that to show why, and a last table
-   times ``BatchNorm2d``'s forward and backward pass alone in both layouts.
+   3x32x32 inputs, in torch's default layout and channels-last (which the engine uses for
+   convolutional models that take it: `autoprune._dense.fit_layout`); a last table times
+   ``BatchNorm2d``'s forward and backward pass alone in both layouts.
 
 Weights are random (time does not depend on their values), so no dense model is trained. Usage::
 
@@ -108,9 +107,8 @@ def input_layouts(repeats: int, images: int) -> None:
                 epochs: dict[bool, list[float]] = {False: [], True: []}
 
                 def train(channels_last: bool, model: torch.nn.Module = model) -> None:
-                    rows = (lambda self, index: data.channels_last(self.x[index])) if channels_last else data.TensorSplit.rows
-                    with mock.patch.object(data.TensorSplit, "rows", rows):  # the engine trains in the default layout
-                        epochs[channels_last].append(engine.finetune(copy.deepcopy(model), splits, recipe).epochs[0].seconds)
+                    laid_out = fast if channels_last else splits
+                    epochs[channels_last].append(engine.finetune(copy.deepcopy(model), laid_out, recipe).epochs[0].seconds)
 
                 tasks: dict[str, Callable[[], object]] = {
                     "train default": functools.partial(train, False),

@@ -36,10 +36,9 @@ def default_layout(x: torch.Tensor) -> torch.Tensor:
 class TensorSplit:
     """Inputs ``x`` (N, *input_shape) float32 and integer labels ``y`` (N,).
 
-    With ``channels_last``, ``x`` is kept, and inference `batches` are given, channels-last: CPU
-    convolutions evaluate up to 2.4x faster so. Training `rows` are always in the default layout,
-    where BatchNorm's backward pass is several times faster (both measured by
-    ``benchmarks/finetune_speed.py --only layouts``).
+    With ``channels_last``, ``x`` is kept, and batches (inference `batches`, training `rows`) are
+    given, channels-last: CPU convolutions evaluate up to 2.6x and mostly train 1.2-1.5x faster so
+    (``benchmarks/finetune_speed.py --only layouts``); otherwise in the default layout.
     """
 
     x: torch.Tensor
@@ -52,12 +51,16 @@ class TensorSplit:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
+    def laid_out(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch (augmented, say) in this split's layout."""
+        return channels_last(x) if self.channels_last else default_layout(x)
+
     def rows(self, index: torch.Tensor) -> torch.Tensor:
-        """The inputs at ``index`` as a training batch (default layout)."""
-        return default_layout(self.x[index])
+        """The inputs at ``index`` as a training batch, in this split's layout."""
+        return self.laid_out(self.x[index])
 
     def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Consecutive mini-batches for inference (in this split's layout); the last one may be smaller."""
+        """Consecutive mini-batches in this split's layout; the last one may be smaller."""
         for start in range(0, len(self), batch_size):
             yield self.x[start : start + batch_size], self.y[start : start + batch_size]
 

@@ -74,20 +74,26 @@ def export_onnx(
     finally:
         onnx_logger.setLevel(level)
         model.train(was_training)
+    _check_batch_is_free(path)
     return _check_onnx(model, input_shape, path, atol) if check else 0.0
+
+
+def _check_batch_is_free(path: Path) -> None:
+    import onnx  # heavy: imported only when exporting
+
+    batch = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
+    if batch.HasField("dim_value"):  # torch.export turned the batch dimension into a constant
+        raise ModelError(
+            f"the ONNX export fixed the batch size at {batch.dim_value}: the model's code makes it a constant (len(x) is "
+            "the usual cause; x.size(0), x.flatten(1) or x.reshape(x.size(0), -1) keep it free)",
+            key="model",
+        )
 
 
 def _check_onnx(model: nn.Module, input_shape: Sequence[int], path: Path, atol: float) -> float:
     import onnxruntime as ort  # heavy: imported only when asked for
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    batch = session.get_inputs()[0].shape[0]
-    if isinstance(batch, int):  # torch.export turned the batch dimension into a constant
-        raise ModelError(
-            f"the ONNX export fixed the batch size at {batch}: the model's code makes it a constant (len(x) is the "
-            "usual cause; x.size(0), x.flatten(1) or x.reshape(x.size(0), -1) keep it free)",
-            key="model",
-        )
     inputs = torch.randn(3, *input_shape, generator=torch.Generator().manual_seed(1))
     was_training = model.training
     model.eval()

@@ -193,7 +193,7 @@ def test_normalised_splits_are_the_same_bits_whatever_the_thread_count() -> None
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_inference_batches_are_channels_last_on_request_and_training_rows_never(channels: int) -> None:
+def test_batches_and_training_rows_are_channels_last_on_request(channels: int) -> None:
     x = np.random.default_rng(0).random((40, channels, 6, 6), dtype=np.float32)
     splits = data.make_splits(x, np.arange(40) % 2, val_fraction=0.25, test_fraction=0.25, seed=0, class_names=["a", "b"], source="t")
     conv = torch.nn.Conv2d(channels, 4, 3)
@@ -202,7 +202,7 @@ def test_inference_batches_are_channels_last_on_request_and_training_rows_never(
     for split in (fast.train, fast.val, fast.test, fast.train.subset(10, seed=0)):
         inputs, _ = next(split.batches(8))
         assert conv(inputs).is_contiguous(memory_format=torch.channels_last)  # what convolutions read
-        assert not conv(split.rows(torch.tensor([3, 0, 5]))).is_contiguous(memory_format=torch.channels_last)
+        assert conv(split.rows(torch.tensor([3, 0, 5]))).is_contiguous(memory_format=torch.channels_last)
     for split in (plain.train, plain.test):
         inputs, _ = next(split.batches(8))
         assert inputs.view(len(inputs), -1).shape == (len(inputs), channels * 36)  # code written for the default layout works
@@ -230,3 +230,22 @@ def test_images_with_the_channel_axis_last_are_read_with_data_channels_last(tmp_
     raw = data.load(config.NpzData(source="npz", path=tmp_path / "hwc.npz", channels="last", normalize=False), seed=0)
     first = int(np.flatnonzero((hwc == raw.train.x[0].permute(1, 2, 0).numpy()).all(axis=(1, 2, 3)))[0])
     assert torch.equal(raw.train.x[0], torch.from_numpy(hwc[first]).permute(2, 0, 1))  # each image moved whole
+
+
+def test_shifted_batches_keep_the_default_layout_a_viewing_model_needs(digits) -> None:
+    from autoprune import engine
+
+    class Viewed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.head = torch.nn.Conv2d(1, 4, 3), torch.nn.Linear(4 * 6 * 6, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            return self.head(y.view(y.size(0), -1))
+
+    import dataclasses
+
+    shifted = dataclasses.replace(digits.with_layout(False), augment=data.Augment(shift=1))
+    history = engine.finetune(Viewed(), shifted, engine.FinetuneConfig(epochs=1, lr=0.01))  # a shift's copy was channels-last
+    assert len(history.epochs) == 1
