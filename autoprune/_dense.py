@@ -137,14 +137,15 @@ def fit_layout(model: nn.Module, config: PipelineConfig, splits: Splits) -> tupl
             traces it (with the likely fix when 3-D arrays were read as images).
     """
     splits = splits.with_layout(False)
-    failure = _forward_fails(model, splits.train.x[:2])
-    if failure is not None:
+    try:
+        outputs = _outputs(model, splits.train.x[:2])
+    except Exception as exc:  # user models and user data
         hint = ""
         if getattr(config.data, "add_channel", False) and len(splits.input_shape) == 3 and splits.input_shape[0] == 1:
             hint = "; 3-D arrays are read as (N, H, W) images and given a channel axis: for (N, C, L) sequences set data.add_channel: false"
         shape = "x".join(map(str, splits.input_shape))
-        raise ModelError(f"the model cannot take the data's {shape} inputs: {failure}{hint}", key="model")
-    _check_outputs(model, splits)
+        raise ModelError(f"the model cannot take the data's {shape} inputs: {type(exc).__name__}: {exc}{hint}", key="model") from exc
+    _check_outputs(outputs, splits)
     if len(splits.input_shape) != 3 or not any(isinstance(m, nn.Conv2d) for m in model.modules()):
         return splits, None
     fast = splits.with_layout(True)
@@ -152,9 +153,8 @@ def fit_layout(model: nn.Module, config: PipelineConfig, splits: Splits) -> tupl
     return (fast, None) if refused is None else (splits, refused)
 
 
-def _check_outputs(model: nn.Module, splits: Splits) -> None:
-    """The model must give a tensor of logits, one row of ``num_classes`` per input."""
-    outputs = _outputs(model, splits.train.x[:2])
+def _check_outputs(outputs: Any, splits: Splits) -> None:
+    """A model's outputs for two inputs must be a tensor of logits, one row of ``num_classes`` each."""
     expected = (2, splits.num_classes)
     if not isinstance(outputs, torch.Tensor):
         raise ModelError(

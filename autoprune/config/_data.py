@@ -62,13 +62,9 @@ class FashionMnistData(_DataBase):
     official_test: bool = Field(True, description="use the 10,000 t10k images as the test split")
 
 
-class NpzData(_DataBase):
-    """A user's ``.npz`` file with an input array (images, sequences or feature vectors) and a label array."""
+class _ArrayData(_DataBase):
+    """How arrays a user gives (npz, factory) are read."""
 
-    source: Literal["npz"]
-    path: Path
-    x_key: str = "x"
-    y_key: str = "y"
     add_channel: bool = Field(
         True, description="3-D inputs: true reads (N, H, W) images and adds a channel axis; false keeps (N, C, L) sequences (Conv1d models)"
     )
@@ -77,6 +73,15 @@ class NpzData(_DataBase):
         description="4-D inputs: first reads (N, C, H, W), last (N, H, W, C) images; unset reads (N, C, H, W) but refuses "
         "arrays that look like (N, H, W, C)",
     )
+
+
+class NpzData(_ArrayData):
+    """A user's ``.npz`` file with an input array (images, sequences or feature vectors) and a label array."""
+
+    source: Literal["npz"]
+    path: Path
+    x_key: str = "x"
+    y_key: str = "y"
 
 
 class ImageFolderData(_DataBase):
@@ -88,21 +93,13 @@ class ImageFolderData(_DataBase):
     grayscale: bool = False
 
 
-class FactoryData(_DataBase):
+class FactoryData(_ArrayData):
     """``"package.module:function"`` returning ``(x, y)``, ``{"x", "y"}``, a Dataset, or
     ``{"train": ..., "test": ...}`` of those."""
 
     source: Literal["factory"]
     factory: FactoryPath
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    add_channel: bool = Field(
-        True, description="3-D inputs: true reads (N, H, W) images and adds a channel axis; false keeps (N, C, L) sequences (Conv1d models)"
-    )
-    channels: Literal["first", "last"] | None = Field(
-        None,
-        description="4-D inputs: first reads (N, C, H, W), last (N, H, W, C) images; unset reads (N, C, H, W) but refuses "
-        "arrays that look like (N, H, W, C)",
-    )
 
 
 DataConfig = Annotated[

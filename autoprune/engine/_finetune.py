@@ -221,8 +221,8 @@ def finetune(
             index = order[begin : begin + config.batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
-            inputs, flipped = augment.sample(train.rows(index), generator)
-            inputs = train.laid_out(inputs)  # a shift copies the batch: back to the split's layout
+            inputs, flipped = augment.sample(train.x[index], generator)
+            inputs = train.laid_out(inputs)  # indexing and shifts copy the batch: in the split's layout
             teacher_batch = _teacher_batch(distil, soft_targets, index, inputs, flipped)
             loss = _loss(model(inputs), train.y[index], teacher_batch, config)
             _check_finite(loss, config, epoch, step)
