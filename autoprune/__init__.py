@@ -21,7 +21,6 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__",
     "AutoPruneError",
     "ConfigError",
     "DataError",
@@ -30,4 +29,5 @@ __all__ = [
     "TrackingError",
     "TrialDiverged",
     "TrialFailed",
+    "__version__",
 ]

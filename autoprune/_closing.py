@@ -11,10 +11,12 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["print_result", "front_title", "set_flags", "names_the_store"]
+__all__ = ["front_title", "names_the_store", "print_result", "set_flags"]
 
 
-def print_result(console: Console, result: Any, pipeline: Path, overrides: Sequence[str], *, champion: bool = False) -> None:
+def print_result(
+    console: Console, result: Any, pipeline: Path, overrides: Sequence[str], *, champion: bool = False
+) -> None:
     """The front table and where to go next; ``champion``: the registry has a champion even if this
     search did not set it (a retrain that kept the last one)."""
     from ._display import front_table  # torch comes with it: not on `autoprune --help`
@@ -22,40 +24,56 @@ def print_result(console: Console, result: Any, pipeline: Path, overrides: Seque
     completed = sum(r.state == "complete" for r in result.records)
     failed = sum(r.state == "failed" for r in result.records)
     if not result.concluded:
-        console.print(f"This worker is done ({completed} trials completed in the study); other workers still run "
-                      "trials, and the last one to finish concludes the search.")  # fmt: skip
+        console.print(
+            f"This worker is done ({completed} trials completed in the study); other workers still run "
+            "trials, and the last one to finish concludes the search."
+        )
         return
     console.print(front_table(front_title(result, completed, failed), result.front, result.dense.__dict__))
     if not result.front:
-        console.print("[yellow]No trial is on the front:[/] every trial failed or broke a constraint (see the runs' "
-                      "autoprune.error tags and constraint.* metrics).")  # fmt: skip
+        console.print(
+            "[yellow]No trial is on the front:[/] every trial failed or broke a constraint (see the runs' "
+            "autoprune.error tags and constraint.* metrics)."
+        )
     over = sum(r.state == "complete" and r.finetune_skipped for r in result.records)
     if over:
-        console.print(f"{over} of {completed} trials broke a size limit and were not fine-tuned "
-                      "(search.skip_over_limit; their runs are named over-limit)")  # fmt: skip
+        console.print(
+            f"{over} of {completed} trials broke a size limit and were not fine-tuned "
+            "(search.skip_over_limit; their runs are named over-limit)"
+        )
     if result.stop_reason:
         console.print(f"[yellow]The search stopped early:[/] {escape(result.stop_reason)}")
         if result.failed_out:
-            console.print(f"`autoprune validate {escape(str(pipeline))}` prunes the model to the smallest the space allows and "
-                          "names the groups whose pruning breaks it", soft_wrap=True)  # fmt: skip
+            console.print(
+                f"`autoprune validate {escape(str(pipeline))}` prunes the model to the smallest the space allows and "
+                "names the groups whose pruning breaks it",
+                soft_wrap=True,
+            )
     console.print(f"hypervolume {result.hypervolume:.4f} · study {result.study} in {result.storage}")
     console.print(f"Pareto front:     {result.front_url}", soft_wrap=True)
     if result.model_url:
         console.print(f"Registered model: {result.model_url}")
     store_flags = set_flags(o for o in overrides if names_the_store(o))
-    console.print(f"Open the UI with: {escape(f'autoprune ui {pipeline}{store_flags}')}   (the addresses above work while it runs)",
-                  soft_wrap=True)  # fmt: skip
+    console.print(
+        f"Open the UI with: {escape(f'autoprune ui {pipeline}{store_flags}')}   (the addresses above work while it runs)",
+        soft_wrap=True,
+    )
     if result.model_url and (result.aliases or champion):
         alias = "champion" if champion or "champion" in result.aliases else sorted(result.aliases)[0]
-        console.print(f"Export one with:  {escape(f'autoprune export {alias} -p {pipeline}{store_flags}')}   "
-                      "(or another alias, a version or a run id from the table)", soft_wrap=True)  # fmt: skip
+        console.print(
+            f"Export one with:  {escape(f'autoprune export {alias} -p {pipeline}{store_flags}')}   "
+            "(or another alias, a version or a run id from the table)",
+            soft_wrap=True,
+        )
 
 
 def front_title(result: Any, completed: int, failed: int) -> str:
-    """"Pareto front of NAME: 7 of 24 trials", saying why fewer rows follow when not every front trial
+    """ "Pareto front of NAME: 7 of 24 trials", saying why fewer rows follow when not every front trial
     was finalized (the UI's ``tags.pareto`` filter shows them all)."""
     on_front = len(result.front_trials) or len(result.front)
-    title = f"Pareto front of {result.config.name}: {on_front} of {completed} trials" + (f" ({failed} failed)" if failed else "")
+    title = f"Pareto front of {result.config.name}: {on_front} of {completed} trials" + (
+        f" ({failed} failed)" if failed else ""
+    )
     finalized = {int(row["trial"]) for row in result.front}
     if on_front <= len(finalized):
         return title

@@ -46,14 +46,18 @@ class Conclusion:
     history: list[tuple[int, float]]
     candidate: int | None = None  # the front member the champion rule picks (it has the alias unless held)
     front: list[int] = field(default_factory=list)  # every trial on the validation front (tagged pareto)
-    copies: dict[int, int] = field(default_factory=dict)  # front trial -> the earlier member it repeats (finalized once)
+    copies: dict[int, int] = field(
+        default_factory=dict
+    )  # front trial -> the earlier member it repeats (finalized once)
 
     @property
     def hypervolume(self) -> float:
         return self.history[-1][1] if self.history else 0.0
 
 
-def hypervolume_history(records: Sequence[TrialRecord], objectives: Objectives, dense: DenseReference) -> list[tuple[int, float]]:
+def hypervolume_history(
+    records: Sequence[TrialRecord], objectives: Objectives, dense: DenseReference
+) -> list[tuple[int, float]]:
     """Hypervolume of the feasible front after each trial, in the normalised loss space, reference (1, ..., 1),
     with each architecture's latency pooled over the whole search as the front is (`front_losses`)."""
     losses = front_losses(records, objectives, dense)
@@ -66,7 +70,12 @@ def hypervolume_history(records: Sequence[TrialRecord], objectives: Objectives, 
 
 
 def _finalize_members(
-    state: SearchState, tracker: Any, parent: str, front: Sequence[int], run_ids: Mapping[int, str], records: Sequence[TrialRecord]
+    state: SearchState,
+    tracker: Any,
+    parent: str,
+    front: Sequence[int],
+    run_ids: Mapping[int, str],
+    records: Sequence[TrialRecord],
 ) -> tuple[list[dict[str, Any]], dict[int, int]]:
     """Final figures of every front member: finalized now, or read back when a session already did it;
     and the members left out as copies of an earlier one (`copies_of_earlier`)."""
@@ -76,15 +85,22 @@ def _finalize_members(
     by_number = {r.number: r for r in records}
     copies = copies_of_earlier([by_number[n] for n in front])
     for number, original in copies.items():
-        log.info("front trial %d keeps the same channels as trial %d and scored the same: finalized once, as trial %d",
-                 number, original, original)  # fmt: skip
+        log.info(
+            "front trial %d keeps the same channels as trial %d and scored the same: finalized once, as trial %d",
+            number,
+            original,
+            original,
+        )
         tracker.log(run_ids[number], tags={"autoprune.same_as_trial": str(original)})
     distinct = [n for n in front if n not in copies]
     losses = front_losses(records, state.objectives, state.reference)
     chosen = choose_members(distinct, losses, state.config.finalize.max_members)
     if len(chosen) < len(distinct):
-        log.info("finalizing the %d of %d distinct front members adding the most hypervolume (finalize.max_members)",
-                 len(chosen), len(distinct))  # fmt: skip
+        log.info(
+            "finalizing the %d of %d distinct front members adding the most hypervolume (finalize.max_members)",
+            len(chosen),
+            len(distinct),
+        )
     rows = []
     for index, number in enumerate(chosen, 1):
         if number in done:
@@ -96,9 +112,15 @@ def _finalize_members(
         with tempfile.TemporaryDirectory(prefix="autoprune-front-") as workdir:
             try:
                 member = finalize_member(
-                    by_number[number], space=state.space, dense=state.dense_model, splits=state.splits,
-                    config=state.config, measure=state.measure, export_dir=Path(workdir), on_epoch=_each(curve, progress),
-                )  # fmt: skip
+                    by_number[number],
+                    space=state.space,
+                    dense=state.dense_model,
+                    splits=state.splits,
+                    config=state.config,
+                    measure=state.measure,
+                    export_dir=Path(workdir),
+                    on_epoch=_each(curve, progress),
+                )
             except AutoPruneError as exc:  # e.g. the longer fine-tune diverged: skip this member, keep the rest
                 log.warning("front trial %d could not be finalized: %s", number, exc)
                 tracker.log(run_ids[number], tags={"autoprune.finalize_error": str(exc)[:5000]})
@@ -107,9 +129,13 @@ def _finalize_members(
                 curve.flush()
             summary = {**member.summary(), "run_id": run_ids[number]}
             summary["model_uri"] = log_member(
-                tracker, run_ids[number], summary, export_dir=Path(workdir), model=member.result.model,
+                tracker,
+                run_ids[number],
+                summary,
+                export_dir=Path(workdir),
+                model=member.result.model,
                 example=state.splits.test.x[:4].numpy(),
-            )  # fmt: skip
+            )
         rows.append(summary)
     return rows, copies
 
@@ -132,7 +158,9 @@ def _plot_title(name: str, records: Sequence[TrialRecord], members: int) -> str:
     return f"{name}: {completed} trials{f' ({failed} failed)' if failed else ''}, front of {members}"
 
 
-def conclude(state: SearchState, tracker: Any, parent: str, records: list[TrialRecord], optuna_front: set[int]) -> Conclusion:
+def conclude(
+    state: SearchState, tracker: Any, parent: str, records: list[TrialRecord], optuna_front: set[int]
+) -> Conclusion:
     """Front, finalize, registry and the parent run's summary."""
     from .tracking import log_summary, mark_front, register_members
 
@@ -142,24 +170,34 @@ def conclude(state: SearchState, tracker: Any, parent: str, records: list[TrialR
     if set(measured_front) != optuna_front:
         log.warning("our front %s differs from Optuna's best_trials %s", measured_front, sorted(optuna_front))
     if set(front) != set(measured_front):
-        log.info("with one latency per architecture (the median of its trials) the front is %s, not %s",
-                 front, measured_front)  # fmt: skip
+        log.info(
+            "with one latency per architecture (the median of its trials) the front is %s, not %s",
+            front,
+            measured_front,
+        )
     run_ids = mark_front(tracker, parent, front, ranks)
     rows, copies = _finalize_members(state, tracker, parent, front, run_ids, records)
     chosen = choose_aliases(rows, config, reference)
     aliases = {alias: n for alias, n in chosen.items() if not (state.hold_champion and alias == "champion")}
     if config.tracking.register_models:
         state.phase("registering front models")
-        versions = register_members(tracker, config.registered_model, rows, parent=parent, dense=reference.__dict__, aliases=aliases)
+        versions = register_members(
+            tracker, config.registered_model, rows, parent=parent, dense=reference.__dict__, aliases=aliases
+        )
         for row in rows:
             row["version"] = versions[int(row["trial"])]
     for row in rows:
         row["aliases"] = ",".join(sorted(a for a, n in aliases.items() if n == row["trial"]))
     history = hypervolume_history(records, state.objectives, reference)
     log_summary(
-        tracker, parent, records=records, front=front,
+        tracker,
+        parent,
+        records=records,
+        front=front,
         cost_metrics=[m for m in state.objectives.metrics if m != "val_accuracy"] or ["macs"],
-        dense_costs={**reference.__dict__, "latency_ratio": 1.0}, hypervolume=history, front_rows=rows,
+        dense_costs={**reference.__dict__, "latency_ratio": 1.0},
+        hypervolume=history,
+        front_rows=rows,
         title=_plot_title(config.name, records, len(front)),
-    )  # fmt: skip
+    )
     return Conclusion(rows, aliases, history, chosen.get("champion"), front=list(front), copies=copies)

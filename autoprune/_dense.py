@@ -25,7 +25,15 @@ from .data import Splits
 from .errors import ModelError, TrialDiverged
 from .search import DenseReference
 
-__all__ = ["DenseModel", "build_dense", "fit_layout", "prepare_dense", "dense_cache_key", "dense_cache_file", "checkpoint_path"]
+__all__ = [
+    "DenseModel",
+    "build_dense",
+    "checkpoint_path",
+    "dense_cache_file",
+    "dense_cache_key",
+    "fit_layout",
+    "prepare_dense",
+]
 
 log = logging.getLogger("autoprune")
 
@@ -41,10 +49,14 @@ class DenseModel:
 
     def describe(self) -> str:
         """Where the weights came from and what the search prunes, in one line."""
-        how = {"trained": "trained", "cache": "loaded from the cache", "checkpoint": "loaded from its checkpoint"}[self.source]
+        how = {"trained": "trained", "cache": "loaded from the cache", "checkpoint": "loaded from its checkpoint"}[
+            self.source
+        ]
         ref = self.reference
-        return (f"dense model {how} in {duration(self.seconds, decimals=1)}: val acc {ref.val_accuracy:.4f} · "
-                f"{ref.params:,} params · {ref.macs:,} MACs · latency {ref.latency_ms:.3f} ms")  # fmt: skip
+        return (
+            f"dense model {how} in {duration(self.seconds, decimals=1)}: val acc {ref.val_accuracy:.4f} · "
+            f"{ref.params:,} params · {ref.macs:,} MACs · latency {ref.latency_ms:.3f} ms"
+        )
 
 
 def _data_fingerprint(splits: Splits) -> str:
@@ -105,7 +117,9 @@ def training_recipe(config: PipelineConfig, splits: Splits) -> engine.FinetuneCo
     )
 
 
-def _train(model: nn.Module, config: PipelineConfig, splits: Splits, on_epoch: Callable[[engine.EpochReport], None] | None) -> None:
+def _train(
+    model: nn.Module, config: PipelineConfig, splits: Splits, on_epoch: Callable[[engine.EpochReport], None] | None
+) -> None:
     torch.manual_seed(config.seed)
     try:
         engine.finetune(model, splits, training_recipe(config, splits), on_epoch=on_epoch)
@@ -144,7 +158,9 @@ def fit_layout(model: nn.Module, config: PipelineConfig, splits: Splits) -> tupl
         if getattr(config.data, "add_channel", False) and len(splits.input_shape) == 3 and splits.input_shape[0] == 1:
             hint = "; 3-D arrays are read as (N, H, W) images and given a channel axis: for (N, C, L) sequences set data.add_channel: false"
         shape = "x".join(map(str, splits.input_shape))
-        raise ModelError(f"the model cannot take the data's {shape} inputs: {type(exc).__name__}: {exc}{hint}", key="model") from exc
+        raise ModelError(
+            f"the model cannot take the data's {shape} inputs: {type(exc).__name__}: {exc}{hint}", key="model"
+        ) from exc
     _check_outputs(outputs, splits)
     if len(splits.input_shape) != 3 or not any(isinstance(m, nn.Conv2d) for m in model.modules()):
         return splits, None

@@ -30,19 +30,40 @@ def _share(value: float, reference: float) -> str:
 def front_table(title: str, rows: Sequence[Mapping[str, Any]], dense: Mapping[str, float]) -> Table:
     """Front members by MACs with their final figures; latency is the dense model's latency times the
     ratio measured interleaved with it (stable where absolute milliseconds drift)."""
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                  caption="latency: dense latency × the pruned/dense ratio measured side by side", caption_justify="left")  # fmt: skip
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption="latency: dense latency × the pruned/dense ratio measured side by side",
+        caption_justify="left",
+    )
     for column in ("trial", "version", "aliases", "test acc", "params", "MACs", "latency ms", "speed-up", "run id"):
         table.add_column(column, justify="left" if column in ("aliases", "run id") else "right", no_wrap=True)
-    table.add_row("dense", "", "", f"{dense['test_accuracy']:.4f}", f"{dense['params']:,.0f}", f"{dense['macs']:,.0f}",
-                  f"{dense['latency_ms']:.3f}", "1.00x", "", style="dim")  # fmt: skip
+    table.add_row(
+        "dense",
+        "",
+        "",
+        f"{dense['test_accuracy']:.4f}",
+        f"{dense['params']:,.0f}",
+        f"{dense['macs']:,.0f}",
+        f"{dense['latency_ms']:.3f}",
+        "1.00x",
+        "",
+        style="dim",
+    )
     for row in sorted(rows, key=lambda r: r["final_macs"]):
         table.add_row(
-            str(row["trial"]), str(row.get("version", "")), row.get("aliases", ""), f"{row['test_accuracy']:.4f}",
-            _share(row["final_params"], dense["params"]), _share(row["final_macs"], dense["macs"]),
-            f"{dense['latency_ms'] * row['final_latency_ratio']:.3f}", f"{1 / row['final_latency_ratio']:.2f}x",
+            str(row["trial"]),
+            str(row.get("version", "")),
+            row.get("aliases", ""),
+            f"{row['test_accuracy']:.4f}",
+            _share(row["final_params"], dense["params"]),
+            _share(row["final_macs"], dense["macs"]),
+            f"{dense['latency_ms'] * row['final_latency_ratio']:.3f}",
+            f"{1 / row['final_latency_ratio']:.2f}x",
             row["run_id"][:12],
-        )  # fmt: skip
+        )
     return table
 
 
@@ -50,9 +71,11 @@ def trial_line(record: TrialRecord, reference: DenseReference | None) -> str:
     """One finished trial as a plain line: accuracy, size and time (what a log file shows of a search)."""
     metrics = record.metrics
     params, macs = metrics.get("params", 0.0), metrics.get("macs", 0.0)
-    parts = [f"val acc {metrics.get('val_accuracy', float('nan')):.4f}",
-             f"{_share(params, reference.params if reference else 0)} params",
-             f"{_share(macs, reference.macs if reference else 0)} MACs"]  # fmt: skip
+    parts = [
+        f"val acc {metrics.get('val_accuracy', float('nan')):.4f}",
+        f"{_share(params, reference.params if reference else 0)} params",
+        f"{_share(macs, reference.macs if reference else 0)} MACs",
+    ]
     if "latency_ratio" in metrics:
         parts.append(f"latency {metrics['latency_ratio']:.2f}x dense")
     if record.finetune_skipped:
@@ -157,14 +180,19 @@ class SearchProgress:
             self.unlogged_epoch[what] = line
 
     def search_started(
-        self, total: int, earlier: Sequence[TrialRecord], objectives: Objectives | None = None,
+        self,
+        total: int,
+        earlier: Sequence[TrialRecord],
+        objectives: Objectives | None = None,
         reference: DenseReference | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.objectives, self.reference = objectives, reference
         self.done = [r for r in earlier if r.state == "complete"]
         self.failed = sum(r.state == "failed" for r in earlier)
         self.total = total
-        self.task = self.progress.add_task("trials", total=total, completed=min(len(self.done), total), status=self._status())
+        self.task = self.progress.add_task(
+            "trials", total=total, completed=min(len(self.done), total), status=self._status()
+        )
 
     def _status(self, running: str = "") -> str:
         feasible = [r for r in self.done if r.feasible]
@@ -191,7 +219,9 @@ class SearchProgress:
 
     def epoch_finished(self, number: int, report: EpochReport) -> None:
         if self.task is not None:
-            self.progress.update(self.task, status=self._status(f"t{number} epoch {report.epoch} acc {report.val_accuracy:.3f}"))
+            self.progress.update(
+                self.task, status=self._status(f"t{number} epoch {report.epoch} acc {report.val_accuracy:.3f}")
+            )
 
     def trial_finished(self, record: TrialRecord) -> None:
         if record.state == "complete":

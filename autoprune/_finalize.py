@@ -17,7 +17,7 @@ from .config import FinalizeConfig, PipelineConfig
 from .data import Splits
 from .search import DenseReference, SearchSpace, TrialRecord, hypervolume
 
-__all__ = ["FrontMember", "copies_of_earlier", "final_candidate", "finalize_member", "choose_aliases", "choose_members"]
+__all__ = ["FrontMember", "choose_aliases", "choose_members", "copies_of_earlier", "final_candidate", "finalize_member"]
 
 log = logging.getLogger("autoprune")
 
@@ -152,8 +152,12 @@ def choose_aliases(rows: Sequence[Mapping[str, Any]], config: PipelineConfig, de
     within ``champion.max_accuracy_drop`` of the dense test accuracy (the most accurate if none is)."""
     if not rows:
         return {}
-    cost_key = {"params": "final_params", "macs": "final_macs", "size_bytes": "final_size_bytes",
-                "latency_ms": "final_latency_ratio"}  # fmt: skip
+    cost_key = {
+        "params": "final_params",
+        "macs": "final_macs",
+        "size_bytes": "final_size_bytes",
+        "latency_ms": "final_latency_ratio",
+    }
 
     def cheapest(candidates: Sequence[Mapping[str, Any]], metric: str) -> int:
         return int(min(candidates, key=lambda r: (float(r[metric]), -float(r["test_accuracy"])))["trial"])
@@ -163,7 +167,11 @@ def choose_aliases(rows: Sequence[Mapping[str, Any]], config: PipelineConfig, de
 
     rule = config.champion
     eligible = [r for r in rows if float(r["test_accuracy"]) >= dense.test_accuracy - rule.max_accuracy_drop - 1e-12]
-    champion = cheapest(eligible, cost_key[rule.prefer]) if eligible and rule.prefer != "accuracy" else most_accurate(eligible or rows)
+    champion = (
+        cheapest(eligible, cost_key[rule.prefer])
+        if eligible and rule.prefer != "accuracy"
+        else most_accurate(eligible or rows)
+    )
     return {
         "smallest": cheapest(rows, "final_params"),
         "fastest": cheapest(rows, "final_latency_ratio"),

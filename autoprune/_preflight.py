@@ -17,7 +17,7 @@ from .config import Constraints, LoadedPipeline, PipelineConfig
 from .errors import ConfigError, ModelError
 from .search import SearchSpace
 
-__all__ = ["Preflight", "preflight", "check_constraints", "build_space"]
+__all__ = ["Preflight", "build_space", "check_constraints", "preflight"]
 
 log = logging.getLogger("autoprune")
 
@@ -38,7 +38,9 @@ class Preflight:
     notes: list[str] = field(default_factory=list)
 
 
-def check_constraints(model: nn.Module, space: SearchSpace, constraints: Constraints, input_shape: tuple[int, ...]) -> None:
+def check_constraints(
+    model: nn.Module, space: SearchSpace, constraints: Constraints, input_shape: tuple[int, ...]
+) -> None:
     """Refuse size constraints that no candidate of the space can meet (every trial would be infeasible).
 
     Raises:
@@ -63,7 +65,9 @@ def check_constraints(model: nn.Module, space: SearchSpace, constraints: Constra
             )
 
 
-def build_space(config: PipelineConfig, model: nn.Module, groups: list[engine.Group], splits: data.Splits) -> SearchSpace:
+def build_space(
+    config: PipelineConfig, model: nn.Module, groups: list[engine.Group], splits: data.Splits
+) -> SearchSpace:
     """The pipeline's search space on ``model``'s groups, its size constraints checked, its plans fitted
     to them when ``search.fit_to_limit`` is on.
 
@@ -73,8 +77,12 @@ def build_space(config: PipelineConfig, model: nn.Module, groups: list[engine.Gr
     search = config.search
     if not groups:
         reasons = "; ".join(f"{name}: {why}" for name, why in engine.GroupGraph(model, splits.input_shape).unprunable())
-        raise ModelError(f"the model has no prunable dependency group ({reasons or 'no conv/linear layer'})", key="model")
-    space = SearchSpace(search.space, groups, batch_size=splits.batch_size, train_fraction=search.train_fraction, seed=config.seed)
+        raise ModelError(
+            f"the model has no prunable dependency group ({reasons or 'no conv/linear layer'})", key="model"
+        )
+    space = SearchSpace(
+        search.space, groups, batch_size=splits.batch_size, train_fraction=search.train_fraction, seed=config.seed
+    )
     check_constraints(model, space, config.constraints, splits.input_shape)
     if search.fit_to_limit:
         limits = {metric: getattr(config.constraints, f"max_{metric}") for metric in engine.SIZE_METRICS}
@@ -89,8 +97,10 @@ def build_space(config: PipelineConfig, model: nn.Module, groups: list[engine.Gr
             log.warning(
                 "search.fit_to_limit holds every trial's %s just under constraints.max_%s, so the objective %r "
                 "barely varies and the front spreads in the other objectives only; drop it or turn fit_to_limit off",
-                metric, metric, metric,
-            )  # fmt: skip
+                metric,
+                metric,
+                metric,
+            )
     return space
 
 
@@ -116,8 +126,12 @@ def _smallest_runs(model: nn.Module, space: SearchSpace, splits: data.Splits) ->
     except Exception as exc:  # user models may hard-code widths that pruning changes
         reason = f"{type(exc).__name__}: {exc}".rstrip()
         if _breaks(model, engine.PrunePlan(), splits):
-            raise ModelError(f"the model fails a training step (forward, backward) before any pruning: {reason}", key="model") from exc
-        culprits = [name for name in plan.ratios if _breaks(model, replace(plan, ratios={name: plan.ratios[name]}), splits)]
+            raise ModelError(
+                f"the model fails a training step (forward, backward) before any pruning: {reason}", key="model"
+            ) from exc
+        culprits = [
+            name for name in plan.ratios if _breaks(model, replace(plan, ratios={name: plan.ratios[name]}), splits)
+        ]
         if culprits:
             one = len(culprits) == 1
             quoted = ", ".join(f"'{name}'" for name in culprits)
@@ -127,8 +141,10 @@ def _smallest_runs(model: nn.Module, space: SearchSpace, splits: data.Splits) ->
                 f"(a reshape into heads, a hard-coded size); exclude {'it' if one else 'them'} with "
                 f"search.space.pruning.exclude: [{', '.join(culprits)}]",
                 key="model",
-            ) from exc  # fmt: skip
-        raise ModelError(f"the model fails once pruned (every group at its highest ratio): {reason}", key="model") from exc
+            ) from exc
+        raise ModelError(
+            f"the model fails once pruned (every group at its highest ratio): {reason}", key="model"
+        ) from exc
     return smallest, engine.count_params(smallest)
 
 
@@ -137,7 +153,11 @@ def _onnx_difference(model: nn.Module, config: PipelineConfig, splits: data.Spli
         try:
             return engine.export_onnx(model, splits.input_shape, Path(workdir) / "model.onnx")
         except ModelError as exc:
-            hint = "" if config.latency.runtime == "onnxruntime" else "; or set finalize.onnx: false to keep front models as plan and weights only"
+            hint = (
+                ""
+                if config.latency.runtime == "onnxruntime"
+                else "; or set finalize.onnx: false to keep front models as plan and weights only"
+            )
             raise ModelError(exc.message + hint, key=exc.key or "finalize.onnx") from exc
 
 

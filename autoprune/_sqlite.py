@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["tune_sqlite", "sqlite_path"]
+__all__ = ["sqlite_path", "tune_sqlite"]
 
 _installed = False
 

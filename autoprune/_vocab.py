@@ -3,7 +3,7 @@ imports here)."""
 
 from __future__ import annotations
 
-__all__ = ["IMPORTANCES", "OPTIMIZERS", "RUNTIMES", "SAMPLERS", "OBJECTIVE_METRICS", "duration"]
+__all__ = ["IMPORTANCES", "OBJECTIVE_METRICS", "OPTIMIZERS", "RUNTIMES", "SAMPLERS", "duration"]
 
 IMPORTANCES = ("l1", "l2", "bn_scale", "taylor", "random")
 OPTIMIZERS = ("sgd", "adamw")

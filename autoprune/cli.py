@@ -51,7 +51,11 @@ VERBOSE = typer.Option(False, "--verbose", "-v", help="Log each phase and trial.
 
 def _with_backend(overrides: Sequence[str], backend: str | None, address: str | None) -> list[str]:
     """``--backend``/``--address`` are shorthands for ``--set search.backend=...``/``--set ray.address=...``."""
-    return [*overrides, *([f"search.backend={backend}"] if backend else []), *([f"ray.address={address}"] if address else [])]
+    return [
+        *overrides,
+        *([f"search.backend={backend}"] if backend else []),
+        *([f"ray.address={address}"] if address else []),
+    ]
 
 
 class UsageError(AutoPruneError):
@@ -140,8 +144,14 @@ def retrain(
         raise typer.Exit(130) from None
     except AutoPruneError as exc:
         raise loaded.locate(exc) from None
-    print_result(console, result, pipeline, overrides, champion=report.decision != "not-registered" and (
-        report.champion_version is not None or report.decision in ("promoted", "first-champion")))  # fmt: skip
+    print_result(
+        console,
+        result,
+        pipeline,
+        overrides,
+        champion=report.decision != "not-registered"
+        and (report.champion_version is not None or report.decision in ("promoted", "first-champion")),
+    )
     colour = "green" if report.decision in ("promoted", "first-champion") else "yellow"
     console.print(f"[bold {colour}]retrain: {report.decision}[/] - {escape(report.reason)}")
     console.print(f"report: retrain_report.md on {result.experiment_url}/runs/{result.parent_run_id}", soft_wrap=True)
@@ -184,16 +194,30 @@ def validate(pipeline: Path = PIPELINE, overrides: list[str] = SET) -> None:
         except AutoPruneError as exc:
             raise loaded.locate(exc) from None
     console.print(f"[bold]data[/]   {report.data_summary}")
-    console.print(f"[bold]model[/]  {loaded.config.model.arch}: {report.params:,} params, {report.macs:,} MACs per input")
-    table = Table("group", "channels", "coupled modules", title=f"{len(report.groups)} prunable dependency groups", title_justify="left")
+    console.print(
+        f"[bold]model[/]  {loaded.config.model.arch}: {report.params:,} params, {report.macs:,} MACs per input"
+    )
+    table = Table(
+        "group",
+        "channels",
+        "coupled modules",
+        title=f"{len(report.groups)} prunable dependency groups",
+        title_justify="left",
+    )
     for group in report.groups:
         blocks = f" in {group.blocks} blocks" if group.blocks > 1 else ""
         table.add_row(group.name, f"{group.size}{blocks}", ", ".join(group.members))
     console.print(table)
     for name, reason in report.unprunable:
         console.print(f"[dim]not prunable: {name} ({reason})[/]")
-    console.print(f"[bold]search[/] {len(report.searched)} searched settings, {len(report.fixed)} fixed; storage {report.storage}")
-    onnx = " (ONNX not checked: finalize.onnx is off)" if report.onnx_max_diff is None else f" and exports to ONNX (max diff {report.onnx_max_diff:.1e})"
+    console.print(
+        f"[bold]search[/] {len(report.searched)} searched settings, {len(report.fixed)} fixed; storage {report.storage}"
+    )
+    onnx = (
+        " (ONNX not checked: finalize.onnx is off)"
+        if report.onnx_max_diff is None
+        else f" and exports to ONNX (max diff {report.onnx_max_diff:.1e})"
+    )
     console.print(
         f"[bold]checks[/] zero-ratio prune leaves outputs unchanged; the smallest model of the space "
         f"({report.smallest_params:,} params) runs{onnx}"
@@ -219,7 +243,9 @@ def _tracker(pipeline: Path | None, overrides: Sequence[str], tracking_uri: str 
 def pareto(
     pipeline: Path = typer.Argument(None, dir_okay=False, help="Pipeline YAML (gives the store and experiment)."),
     experiment: str = typer.Option(None, help="Experiment name, when no pipeline file is given."),
-    tracking_uri: str = typer.Option(None, help=f"Tracking URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."),
+    tracking_uri: str = typer.Option(
+        None, help=f"Tracking URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."
+    ),
     search_run: str = typer.Option(None, "--run", help="Parent run id of a search (default: the latest search)."),
     overrides: list[str] = SET,
 ) -> None:
@@ -244,12 +270,20 @@ def pareto(
 
 @app.command()
 def export(
-    member: str = typer.Argument(..., metavar="MEMBER", help="A front member: run id (or the 12 characters `autoprune pareto` "
-                                 "prints), registered version (3 or v3), alias (champion) or models:/NAME@ALIAS."),  # fmt: skip
+    member: str = typer.Argument(
+        ...,
+        metavar="MEMBER",
+        help="A front member: run id (or the 12 characters `autoprune pareto` "
+        "prints), registered version (3 or v3), alias (champion) or models:/NAME@ALIAS.",
+    ),
     export_format: str = typer.Option("onnx", "--format", "-f", help="onnx or state-dict (plan.json + state_dict.pt)."),
     out: Path = typer.Option(Path("exported"), "--out", "-o", file_okay=False, help="Output directory."),
-    pipeline: Path = typer.Option(None, "--pipeline", "-p", dir_okay=False, help="Pipeline YAML (gives the store and the registered model)."),
-    tracking_uri: str = typer.Option(None, help=f"Tracking URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."),
+    pipeline: Path = typer.Option(
+        None, "--pipeline", "-p", dir_okay=False, help="Pipeline YAML (gives the store and the registered model)."
+    ),
+    tracking_uri: str = typer.Option(
+        None, help=f"Tracking URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."
+    ),
     overrides: list[str] = SET,
 ) -> None:
     """Write a front member's model as ONNX, or as its replayable plan and state dict."""
@@ -273,7 +307,9 @@ def export(
 @app.command()
 def ui(
     pipeline: Path = typer.Argument(None, dir_okay=False, help="Pipeline YAML (gives the store)."),
-    tracking_uri: str = typer.Option(None, help=f"Backend store URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."),
+    tracking_uri: str = typer.Option(
+        None, help=f"Backend store URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."
+    ),
     host: str = typer.Option("127.0.0.1", help="Interface to bind (127.0.0.1 keeps it on this machine)."),
     port: int = typer.Option(5000, help="Port."),
     overrides: list[str] = SET,
@@ -326,8 +362,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         err_console.print(
             f"[red]unexpected error:[/] {escape(type(exc).__name__)}: {escape(first)} (set AUTOPRUNE_DEBUG=1 for the traceback)",
-            highlight=False, soft_wrap=True,
-        )  # fmt: skip
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)
     sys.exit(status if isinstance(status, int) else 0)
 

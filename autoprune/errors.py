@@ -13,9 +13,9 @@ __all__ = [
     "DataError",
     "ModelError",
     "PruningError",
-    "TrialFailed",
-    "TrialDiverged",
     "TrackingError",
+    "TrialDiverged",
+    "TrialFailed",
 ]
 
 

@@ -40,7 +40,17 @@ from .search import (
     leave_ray,
 )
 
-__all__ = ["run", "make_backend", "QuietObserver", "PipelineResult", "Observer", "state_dir", "dense_cache_dir", "storage_url", "measure_config"]
+__all__ = [
+    "Observer",
+    "PipelineResult",
+    "QuietObserver",
+    "dense_cache_dir",
+    "make_backend",
+    "measure_config",
+    "run",
+    "state_dir",
+    "storage_url",
+]
 
 log = logging.getLogger("autoprune")
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -155,11 +165,17 @@ class _Checked:
 def make_backend(config: PipelineConfig, objectives: Objectives) -> OptunaBackend:
     """The pipeline's search backend, connected to its study storage (no study opened yet)."""
     args: dict[str, Any] = dict(
-        objectives=objectives, sampler=config.search.sampler, seed=config.seed, trials=config.search.trials,
-        population_size=config.search.population_size, heartbeat_s=config.search.heartbeat_s,
-    )  # fmt: skip
+        objectives=objectives,
+        sampler=config.search.sampler,
+        seed=config.seed,
+        trials=config.search.trials,
+        population_size=config.search.population_size,
+        heartbeat_s=config.search.heartbeat_s,
+    )
     if config.search.backend == "ray":
-        return RayBackend(storage_url(config), config.study_name, ray=config.ray, results_dir=state_dir(config) / "ray", **args)
+        return RayBackend(
+            storage_url(config), config.study_name, ray=config.ray, results_dir=state_dir(config) / "ray", **args
+        )
     return OptunaBackend(storage_url(config), config.study_name, **args)
 
 
@@ -180,7 +196,9 @@ def _check(loaded: LoadedPipeline, observer: Observer) -> _Checked:
     return _Checked(splits, model, space, Objectives(list(config.objectives)))
 
 
-def _open_parent(tracker: Any, backend: OptunaBackend, loaded: LoadedPipeline, space: SearchSpace, dense: DenseModel) -> str:
+def _open_parent(
+    tracker: Any, backend: OptunaBackend, loaded: LoadedPipeline, space: SearchSpace, dense: DenseModel
+) -> str:
     """The search's MLflow parent run: the study's (every worker and session shares it), else a new one."""
     from .tracking import KIND_TAG, PARENT_DESCRIPTION, log_search_inputs
 
@@ -190,7 +208,10 @@ def _open_parent(tracker: Any, backend: OptunaBackend, loaded: LoadedPipeline, s
         tracker.reopen(parent)
         return str(parent)
     description = PARENT_DESCRIPTION.format(
-        name=config.name, trials=config.search.trials, objectives=", ".join(config.objectives), model=config.registered_model
+        name=config.name,
+        trials=config.search.trials,
+        objectives=", ".join(config.objectives),
+        model=config.registered_model,
     )
     parent = tracker.create_run(
         f"search {backend.study_name}",
@@ -207,18 +228,37 @@ def _open_parent(tracker: Any, backend: OptunaBackend, loaded: LoadedPipeline, s
         "overrides": " ".join(loaded.overrides) or "none",
     }
     log_search_inputs(
-        tracker, parent, pipeline_text=loaded.text, space_text=loaded.space_text, resolved_space=space.describe(),
-        dense=dense.reference.__dict__, settings=settings,
-    )  # fmt: skip
+        tracker,
+        parent,
+        pipeline_text=loaded.text,
+        space_text=loaded.space_text,
+        resolved_space=space.describe(),
+        dense=dense.reference.__dict__,
+        settings=settings,
+    )
     return parent
 
 
-def _search(checked: _Checked, dense: DenseModel, config: PipelineConfig, backend: OptunaBackend, reporter: Any, observer: Observer) -> list[TrialRecord]:
+def _search(
+    checked: _Checked,
+    dense: DenseModel,
+    config: PipelineConfig,
+    backend: OptunaBackend,
+    reporter: Any,
+    observer: Observer,
+) -> list[TrialRecord]:
     evaluator = CandidateEvaluator(
-        dense.model, checked.splits, checked.space, measure=measure_config(config), reference=dense.reference,
-        constraints=config.constraints.active(), skip_over_limit=config.search.skip_over_limit,
-    )  # fmt: skip
-    budget = Budget(config.search.trials, config.search.timeout_s, config.search.max_failed_trials or config.search.trials)
+        dense.model,
+        checked.splits,
+        checked.space,
+        measure=measure_config(config),
+        reference=dense.reference,
+        constraints=config.constraints.active(),
+        skip_over_limit=config.search.skip_over_limit,
+    )
+    budget = Budget(
+        config.search.trials, config.search.timeout_s, config.search.max_failed_trials or config.search.trials
+    )
     observer.search_started(config.search.trials, backend.records(), checked.objectives, dense.reference)
     return backend.run(evaluator, checked.objectives, _Tee(reporter, observer), budget)
 
@@ -263,14 +303,23 @@ def _enqueue(backend: OptunaBackend, space: SearchSpace, members: Sequence[Mappi
     backend.enqueue(queued)
 
 
-def _open(backend: OptunaBackend, tracker: Any, loaded: LoadedPipeline, space: SearchSpace, dense: DenseModel,
-          resume: bool, warm_start: Sequence[Mapping[str, Any]]) -> str:  # fmt: skip
+def _open(
+    backend: OptunaBackend,
+    tracker: Any,
+    loaded: LoadedPipeline,
+    space: SearchSpace,
+    dense: DenseModel,
+    resume: bool,
+    warm_start: Sequence[Mapping[str, Any]],
+) -> str:
     """Open the study (checking a resumed one still fits) and its parent run, under the study's lock;
     a new study first tries the ``warm_start`` candidates (logged params of an earlier front)."""
     with backend.lock(":open"):
         created = backend.open(resume=resume)
         if resume and created:
-            log.warning("--resume: no earlier search of %s in %s, so a new one starts", backend.study_name, backend.storage_url)
+            log.warning(
+                "--resume: no earlier search of %s in %s, so a new one starts", backend.study_name, backend.storage_url
+            )
         try:
             _check_resumable(backend, _signature(loaded, space, dense))
             if created and warm_start:
@@ -285,7 +334,9 @@ def _open(backend: OptunaBackend, tracker: Any, loaded: LoadedPipeline, space: S
             raise
 
 
-def _conclude_if_last(state: SearchState, backend: OptunaBackend, tracker: Any, parent: str) -> tuple[list[TrialRecord], Conclusion | None]:
+def _conclude_if_last(
+    state: SearchState, backend: OptunaBackend, tracker: Any, parent: str
+) -> tuple[list[TrialRecord], Conclusion | None]:
     """Conclude the search unless another worker still runs trials (the last one out concludes).
 
     Trials of a killed worker are RUNNING until their heartbeat is stale: wait that long for them.
@@ -301,8 +352,17 @@ def _conclude_if_last(state: SearchState, backend: OptunaBackend, tracker: Any, 
         return records, conclusion
 
 
-def _result(config: PipelineConfig, backend: OptunaBackend, tracker: Any, parent: str, dense: DenseModel, splits: data.Splits,
-            records: list[TrialRecord], conclusion: Conclusion | None, seconds: dict[str, float]) -> PipelineResult:  # fmt: skip
+def _result(
+    config: PipelineConfig,
+    backend: OptunaBackend,
+    tracker: Any,
+    parent: str,
+    dense: DenseModel,
+    splits: data.Splits,
+    records: list[TrialRecord],
+    conclusion: Conclusion | None,
+    seconds: dict[str, float],
+) -> PipelineResult:
     return PipelineResult(
         config=config,
         study=backend.study_name,
@@ -360,8 +420,16 @@ def run(
             leave_ray()
 
 
-def _run_checked(loaded: LoadedPipeline, checked: _Checked, backend: OptunaBackend, observer: Observer, clock: float,
-                 resume: bool, warm_start: Sequence[Mapping[str, Any]], hold_champion: bool) -> PipelineResult:  # fmt: skip
+def _run_checked(
+    loaded: LoadedPipeline,
+    checked: _Checked,
+    backend: OptunaBackend,
+    observer: Observer,
+    clock: float,
+    resume: bool,
+    warm_start: Sequence[Mapping[str, Any]],
+    hold_champion: bool,
+) -> PipelineResult:
     """`run` once the input is known valid: stores, dense model, study, search, conclusion."""
     from .tracking import MlflowReporter, Tracker
 
@@ -371,14 +439,31 @@ def _run_checked(loaded: LoadedPipeline, checked: _Checked, backend: OptunaBacke
         tracker = Tracker(config.tracking.uri, None)
     observer.phase("preparing the dense model")
     measure = measure_config(config)
-    dense = prepare_dense(config, checked.splits, checked.model, base_dir=loaded.base_dir, cache_dir=dense_cache_dir(config),
-                          latency=measure.latency, on_epoch=partial(observer.training_epoch, "dense model"))  # fmt: skip
+    dense = prepare_dense(
+        config,
+        checked.splits,
+        checked.model,
+        base_dir=loaded.base_dir,
+        cache_dir=dense_cache_dir(config),
+        latency=measure.latency,
+        on_epoch=partial(observer.training_epoch, "dense model"),
+    )
     seconds["dense"] = time.perf_counter() - clock
     observer.phase(dense.describe())
     parent = _open(backend, tracker, loaded, checked.space, dense, resume, warm_start)
     reporter = MlflowReporter(tracker, parent, logged_params=checked.space.logged_params)
-    state = SearchState(config, checked.splits, dense.model, dense.reference, checked.space, checked.objectives, measure,
-                        observer.phase, hold_champion, observer.training_epoch)  # fmt: skip
+    state = SearchState(
+        config,
+        checked.splits,
+        dense.model,
+        dense.reference,
+        checked.space,
+        checked.objectives,
+        measure,
+        observer.phase,
+        hold_champion,
+        observer.training_epoch,
+    )
     status: str | None = "FAILED"
     try:
         clock = time.perf_counter()

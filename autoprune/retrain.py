@@ -51,6 +51,7 @@ class RetrainReport:
 
     def text(self) -> str:
         """A short readable report (Markdown)."""
+
         def acc(value: float | None) -> str:
             return "-" if value is None else f"{value:.4f}"
 
@@ -77,7 +78,9 @@ def _champion_accuracy(loaded: LoadedPipeline, tracker: Any, run_id: str, splits
     return float(engine.evaluate(model, splits.test).accuracy)
 
 
-def _decide(result: PipelineResult, champion: tuple[int, str] | None, champion_accuracy: float | None, margin: float) -> tuple[str, str]:
+def _decide(
+    result: PipelineResult, champion: tuple[int, str] | None, champion_accuracy: float | None, margin: float
+) -> tuple[str, str]:
     candidate = next((row for row in result.front if row["trial"] == result.candidate), None)
     if not result.config.tracking.register_models:
         return "not-registered", "tracking.register_models is off, so there is no champion alias to move"
@@ -89,8 +92,14 @@ def _decide(result: PipelineResult, champion: tuple[int, str] | None, champion_a
         return "kept", "the current champion could not be evaluated on today's test split (see the log); it stays"
     new = float(candidate["test_accuracy"])
     if new > champion_accuracy + margin:
-        return "promoted", f"test accuracy {new:.4f} beats the champion's {champion_accuracy:.4f} by more than {margin:g}"
-    return "kept", f"test accuracy {new:.4f} does not beat the champion's {champion_accuracy:.4f} by more than {margin:g}"
+        return (
+            "promoted",
+            f"test accuracy {new:.4f} beats the champion's {champion_accuracy:.4f} by more than {margin:g}",
+        )
+    return (
+        "kept",
+        f"test accuracy {new:.4f} does not beat the champion's {champion_accuracy:.4f} by more than {margin:g}",
+    )
 
 
 def retrain(loaded: LoadedPipeline, *, observer: Observer | None = None) -> tuple[RetrainReport, PipelineResult]:
@@ -124,12 +133,20 @@ def retrain(loaded: LoadedPipeline, *, observer: Observer | None = None) -> tupl
             set_champion(tracker, config.registered_model, int(row["version"]))
             result.aliases["champion"] = int(row["trial"])
         report = RetrainReport(
-            pipeline=config.name, date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            previous_search=previous, warm_start=len(front), new_search=result.parent_run_id,
-            new_trial=result.candidate, new_version=row.get("version"), new_test_accuracy=row.get("test_accuracy"),
-            champion_version=champion[0] if champion else None, champion_test_accuracy=champion_accuracy,
-            margin=config.champion.retrain_margin, decision=decision, reason=reason,
-        )  # fmt: skip
+            pipeline=config.name,
+            date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            previous_search=previous,
+            warm_start=len(front),
+            new_search=result.parent_run_id,
+            new_trial=result.candidate,
+            new_version=row.get("version"),
+            new_test_accuracy=row.get("test_accuracy"),
+            champion_version=champion[0] if champion else None,
+            champion_test_accuracy=champion_accuracy,
+            margin=config.champion.retrain_margin,
+            decision=decision,
+            reason=reason,
+        )
         tracker.use_experiment(config.experiment)
         log_retrain_report(tracker, result.parent_run_id, asdict(report), report.text())
     return report, result

@@ -53,7 +53,9 @@ def _cronjob(name: str, loaded: LoadedPipeline, schedule: ScheduleConfig) -> dic
         "concurrencyPolicy": "Forbid",  # retrain also locks, but a second pod should not even start
         "successfulJobsHistoryLimit": 3,
         "failedJobsHistoryLimit": 3,
-        "jobTemplate": {"spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [container]}}}},
+        "jobTemplate": {
+            "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [container]}}}
+        },
     }
     if schedule.timezone:
         spec["timeZone"] = schedule.timezone
@@ -71,10 +73,16 @@ def _rayjob_spec(loaded: LoadedPipeline, schedule: ScheduleConfig) -> dict[str, 
         "workerGroupSpecs": [],
     }
     if schedule.workers:
-        cluster["workerGroupSpecs"].append({
-            "groupName": "trials", "replicas": schedule.workers, "minReplicas": schedule.workers,
-            "maxReplicas": schedule.workers, "rayStartParams": {}, "template": pod("ray-worker"),
-        })  # fmt: skip
+        cluster["workerGroupSpecs"].append(
+            {
+                "groupName": "trials",
+                "replicas": schedule.workers,
+                "minReplicas": schedule.workers,
+                "maxReplicas": schedule.workers,
+                "rayStartParams": {},
+                "template": pod("ray-worker"),
+            }
+        )
     return {
         # inside the RayJob's cluster the job's RAY_ADDRESS points at the head: no --address needed
         "entrypoint": shlex.join(retrain_command(loaded, schedule, ray_address=None)),
@@ -85,7 +93,11 @@ def _rayjob_spec(loaded: LoadedPipeline, schedule: ScheduleConfig) -> dict[str, 
 
 
 def _metadata(name: str, schedule: ScheduleConfig, **annotations: str) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name, "namespace": schedule.namespace, "labels": {"app.kubernetes.io/part-of": "autoprune"}}
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": schedule.namespace,
+        "labels": {"app.kubernetes.io/part-of": "autoprune"},
+    }
     if annotations:
         metadata["annotations"] = annotations
     return metadata
@@ -101,35 +113,48 @@ def render(loaded: LoadedPipeline, out: Path) -> list[Path]:
     config = loaded.config
     schedule = config.schedule
     if schedule is None:
-        raise ConfigError("the pipeline has no schedule: block (cron, image, resources, ...); add one to render manifests",
-                          key="schedule")  # fmt: skip
+        raise ConfigError(
+            "the pipeline has no schedule: block (cron, image, resources, ...); add one to render manifests",
+            key="schedule",
+        )
     name = f"autoprune-retrain-{config.name}".lower().replace("_", "-")[:52]
     rayjob = _rayjob_spec(loaded, schedule)
     documents = {
         f"{config.name}-cronjob.yaml": _cronjob(name, loaded, schedule),
         # one retrain on a cluster of its own, started by hand or by the RayCronJob below
         f"{config.name}-rayjob.yaml": {
-            "apiVersion": "ray.io/v1", "kind": "RayJob",
-            "metadata": _metadata(name, schedule, **{"autoprune/schedule": schedule.cron}), "spec": rayjob,
+            "apiVersion": "ray.io/v1",
+            "kind": "RayJob",
+            "metadata": _metadata(name, schedule, **{"autoprune/schedule": schedule.cron}),
+            "spec": rayjob,
         },
         # KubeRay >= 1.6 (alpha): creates the RayJob above on the schedule
         f"{config.name}-raycronjob.yaml": {
-            "apiVersion": "ray.io/v1", "kind": "RayCronJob", "metadata": _metadata(name, schedule),
-            "spec": {"schedule": schedule.cron, **({"timeZone": schedule.timezone} if schedule.timezone else {}),
-                     "jobTemplate": rayjob},
+            "apiVersion": "ray.io/v1",
+            "kind": "RayCronJob",
+            "metadata": _metadata(name, schedule),
+            "spec": {
+                "schedule": schedule.cron,
+                **({"timeZone": schedule.timezone} if schedule.timezone else {}),
+                "jobTemplate": rayjob,
+            },
         },
-    }  # fmt: skip
+    }
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for file_name, document in documents.items():
         path = out / file_name
-        path.write_text(f"# rendered by `autoprune schedule render {loaded.path.name}`; edit the pipeline's schedule: block instead\n"
-                        + yaml.safe_dump(document, sort_keys=False))  # fmt: skip
+        path.write_text(
+            f"# rendered by `autoprune schedule render {loaded.path.name}`; edit the pipeline's schedule: block instead\n"
+            + yaml.safe_dump(document, sort_keys=False)
+        )
         written.append(path)
     crontab = out / f"{config.name}.crontab"
     project = Path.cwd().resolve()
     command = shlex.join([str(project / ".venv" / "bin" / "autoprune"), "retrain", str(loaded.path.resolve())])
-    crontab.write_text(f"# install with: crontab -l | cat - {crontab.name} | crontab -\n"
-                       f"{schedule.cron} cd {shlex.quote(str(project))} && {command} >> mlflow/retrain.log 2>&1\n")  # fmt: skip
+    crontab.write_text(
+        f"# install with: crontab -l | cat - {crontab.name} | crontab -\n"
+        f"{schedule.cron} cd {shlex.quote(str(project))} && {command} >> mlflow/retrain.log 2>&1\n"
+    )
     written.append(crontab)
     return written

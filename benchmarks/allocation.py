@@ -50,12 +50,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from search_quality import RECIPE  # the search-quality baselines' recipe (this folder is on sys.path)
 
 from autoprune import data, engine, pipeline
 from autoprune._dense import build_dense, prepare_dense
 from autoprune.config import load_pipeline
-
-from search_quality import RECIPE  # the search-quality baselines' recipe (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_RATIO = 0.95
@@ -70,16 +69,27 @@ def load_dense(path: Path, overrides: list[str], cache: Path) -> tuple[Any, data
     loaded = load_pipeline(path, overrides)
     config = loaded.config
     splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
-    dense = prepare_dense(config, splits, build_dense(config, splits, base_dir=loaded.base_dir), base_dir=loaded.base_dir,
-                          cache_dir=cache, latency=pipeline.measure_config(config).latency)  # fmt: skip
+    dense = prepare_dense(
+        config,
+        splits,
+        build_dense(config, splits, base_dir=loaded.base_dir),
+        base_dir=loaded.base_dir,
+        cache_dir=cache,
+        latency=pipeline.measure_config(config).latency,
+    )
     return config, splits, dense
 
 
 class Allocator:
     """Plans over the dense model's groups, scaled to a target share of its MACs or params by bisection."""
 
-    def __init__(self, dense: torch.nn.Module, input_shape: tuple[int, ...], cost: str = "macs",
-                 measure: engine.MeasureConfig = engine.MeasureConfig()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        dense: torch.nn.Module,
+        input_shape: tuple[int, ...],
+        cost: str = "macs",
+        measure: engine.MeasureConfig = engine.MeasureConfig(),
+    ) -> None:
         self.dense, self.input_shape, self.cost, self.measure = dense, input_shape, cost, measure
         self.groups = [group.name for group in engine.discover(dense, input_shape)]
         self.dense_macs = engine.count_macs(dense, input_shape)
@@ -117,7 +127,9 @@ class Allocator:
 
     def near_uniform(self, target: float, rng: random.Random) -> list[float]:
         offsets = [rng.uniform(-NEAR_SPREAD, NEAR_SPREAD) for _ in self.groups]
-        return self.fit(lambda t: [min(MAX_RATIO, max(0.0, t + o)) for o in offsets], target, -NEAR_SPREAD, MAX_RATIO + NEAR_SPREAD)
+        return self.fit(
+            lambda t: [min(MAX_RATIO, max(0.0, t + o)) for o in offsets], target, -NEAR_SPREAD, MAX_RATIO + NEAR_SPREAD
+        )
 
     def random(self, target: float, rng: random.Random) -> list[float]:
         direction = [rng.random() for _ in self.groups]
@@ -142,25 +154,37 @@ def grade_weights(spec: str) -> tuple[float, float]:
     try:
         first, last = (float(w) for w in spec.split(":"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected FIRST:LAST, two numbers such as 0.5:1.5, but got {spec!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected FIRST:LAST, two numbers such as 0.5:1.5, but got {spec!r}"
+        ) from None
     if first <= 0 or last <= 0:
         raise argparse.ArgumentTypeError(f"both weights must be above 0, but got {spec!r}")
     return first, last
 
 
-def finetuned(allocator: Allocator, ratios: list[float], splits: data.Splits, args: argparse.Namespace, seed: int = 0) -> dict[str, float]:
+def finetuned(
+    allocator: Allocator, ratios: list[float], splits: data.Splits, args: argparse.Namespace, seed: int = 0
+) -> dict[str, float]:
     recipe = {**RECIPE, "distill_alpha": args.distill} if args.distill else RECIPE
     finetune = engine.FinetuneConfig(epochs=args.epochs, batch_size=splits.batch_size, seed=seed, **recipe)
     candidate = engine.Candidate(allocator.plan(ratios), finetune)
     result = engine.evaluate_candidate(allocator.dense, candidate, splits, measure=allocator.measure)
     assert result.model is not None
     early = result.val_accuracy_per_epoch[min(EARLY, len(result.val_accuracy_per_epoch)) - 1]
-    return {"val": result.val_accuracy, "test": engine.evaluate(result.model, splits.test).accuracy, "early": early,
-            "macs": result.macs / allocator.dense_macs, "params": result.params, "share": allocator.share_of(result),
-            "speedup": result.speedup_vs_dense}  # fmt: skip
+    return {
+        "val": result.val_accuracy,
+        "test": engine.evaluate(result.model, splits.test).accuracy,
+        "early": early,
+        "macs": result.macs / allocator.dense_macs,
+        "params": result.params,
+        "share": allocator.share_of(result),
+        "speedup": result.speedup_vs_dense,
+    }
 
 
-def run_target(allocator: Allocator, target: float, splits: data.Splits, args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_target(
+    allocator: Allocator, target: float, splits: data.Splits, args: argparse.Namespace
+) -> list[dict[str, Any]]:
     rng = random.Random(f"{args.seed}-{target}")
     uniform = allocator.uniform(target)
     share = allocator.share(uniform)  # the others match the uniform plan's cost, not the target's
@@ -175,21 +199,28 @@ def run_target(allocator: Allocator, target: float, splits: data.Splits, args: a
         row = {"kind": kind, "ratios": ratios, **finetuned(allocator, ratios, splits, args, seed)}
         kind = f"{kind} {seed}" if seed else kind
         rows.append(row)
-        print(f"| {target:.1%} | {kind} | {' / '.join(f'{r:.2f}' for r in ratios)} | {row['macs']:.1%} | {row['params']:,} "
-              f"| {row['speedup']:.2f}x | {row['early']:.4f} | {row['val']:.4f} | {row['test']:.4f} | {row['test'] - rows[0]['test']:+.4f} "
-              f"| {time.perf_counter() - clock:.0f} |",
-              flush=True)  # fmt: skip
+        print(
+            f"| {target:.1%} | {kind} | {' / '.join(f'{r:.2f}' for r in ratios)} | {row['macs']:.1%} | {row['params']:,} "
+            f"| {row['speedup']:.2f}x | {row['early']:.4f} | {row['val']:.4f} | {row['test']:.4f} | {row['test'] - rows[0]['test']:+.4f} "
+            f"| {time.perf_counter() - clock:.0f} |",
+            flush=True,
+        )
     return rows
 
 
 def summary(target: float, rows: list[dict[str, Any]]) -> str:
     """Each kind's accuracy minus the uniform plan's, over the plans whose cost is within `MATCH` of it."""
     uniform = rows[0]
-    parts = [f"MACs {uniform['macs']:.1%}, params {uniform['params']:,} (target {target:.1%}): uniform test {uniform['test']:.4f}"]
+    parts = [
+        f"MACs {uniform['macs']:.1%}, params {uniform['params']:,} (target {target:.1%}): uniform test {uniform['test']:.4f}"
+    ]
     reseeded = [r["test"] - uniform["test"] for r in rows if r["kind"] == "uniform, seed"]
     if reseeded:
-        parts.append(f"the same uniform plan fine-tuned with {len(reseeded)} other seed(s): test "
-                     + ", ".join(f"{d:+.4f}" for d in reseeded) + " (the noise)")  # fmt: skip
+        parts.append(
+            f"the same uniform plan fine-tuned with {len(reseeded)} other seed(s): test "
+            + ", ".join(f"{d:+.4f}" for d in reseeded)
+            + " (the noise)"
+        )
     for kind in dict.fromkeys(r["kind"] for r in rows if r["kind"] not in ("uniform", "uniform, seed")):
         matched = [r for r in rows if r["kind"] == kind and abs(r["share"] / uniform["share"] - 1) <= MATCH]
         tests = [r["test"] - uniform["test"] for r in matched]
@@ -198,8 +229,10 @@ def summary(target: float, rows: list[dict[str, Any]]) -> str:
         if unmatched:
             parts.append(f"{unmatched} {kind} plan(s) left out: cost more than {MATCH:.0%} off the uniform plan's")
         if tests:
-            parts.append(f"{kind}: test best {max(tests):+.4f}, median {statistics.median(tests):+.4f}; "
-                         f"validation best {max(vals):+.4f}, median {statistics.median(vals):+.4f}")  # fmt: skip
+            parts.append(
+                f"{kind}: test best {max(tests):+.4f}, median {statistics.median(tests):+.4f}; "
+                f"validation best {max(vals):+.4f}, median {statistics.median(vals):+.4f}"
+            )
     return " · ".join(parts)
 
 
@@ -208,33 +241,67 @@ def main() -> None:
     parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "fashion_mnist_lenet5.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--cost", choices=("macs", "params"), default="macs", help="what the plans are matched on")
-    parser.add_argument("--targets", "--macs", default="0.1,0.25", help="target shares of the dense cost, comma-separated")
-    parser.add_argument("--graded", action="store_true", help="add the two graded plans per target (ratios rising or falling with depth)")
-    parser.add_argument("--grade", action="append", type=grade_weights, default=[], metavar="FIRST:LAST",
-                        help="a graded plan whose ratio weights run from FIRST (first group) to LAST (last group)")
-    parser.add_argument("--distill", type=float, default=0.0, metavar="ALPHA", help="distil every fine-tune from the dense model")
+    parser.add_argument(
+        "--targets", "--macs", default="0.1,0.25", help="target shares of the dense cost, comma-separated"
+    )
+    parser.add_argument(
+        "--graded",
+        action="store_true",
+        help="add the two graded plans per target (ratios rising or falling with depth)",
+    )
+    parser.add_argument(
+        "--grade",
+        action="append",
+        type=grade_weights,
+        default=[],
+        metavar="FIRST:LAST",
+        help="a graded plan whose ratio weights run from FIRST (first group) to LAST (last group)",
+    )
+    parser.add_argument(
+        "--distill", type=float, default=0.0, metavar="ALPHA", help="distil every fine-tune from the dense model"
+    )
     parser.add_argument("--near", type=int, default=3, help="near-uniform plans per target")
     parser.add_argument("--random", type=int, default=3, help="random plans per target")
-    parser.add_argument("--seeds", type=int, default=2, help="other fine-tune seeds of the uniform plan (the noise floor)")
-    parser.add_argument("--epochs", type=int, default=10, help="fine-tune epochs per plan (the search-quality finalize)")
+    parser.add_argument(
+        "--seeds", type=int, default=2, help="other fine-tune seeds of the uniform plan (the noise floor)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=10, help="fine-tune epochs per plan (the search-quality finalize)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the plans drawn")
-    parser.add_argument("--finetune-seed", type=int, default=0, help="fine-tune seed of every plan (batch order); another one repeats a run by chance")
+    parser.add_argument(
+        "--finetune-seed",
+        type=int,
+        default=0,
+        help="fine-tune seed of every plan (batch order); another one repeats a run by chance",
+    )
     parser.add_argument("--quick", action="store_true", help="one target (25%%), one plan of each kind, 2 epochs")
-    parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR",
-                        help="trained dense models by config hash (default: mlflow/cache, where `autoprune run` keeps the pipelines' own)")  # fmt: skip
+    parser.add_argument(
+        "--dense-cache",
+        type=Path,
+        default=Path("mlflow/cache"),
+        metavar="DIR",
+        help="trained dense models by config hash (default: mlflow/cache, where `autoprune run` keeps the pipelines' own)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.targets, args.near, args.random, args.seeds, args.epochs = "0.25", 1, 1, 1, 2
     config, splits, dense = load_dense(args.pipeline, args.overrides, args.dense_cache)
     allocator = Allocator(dense.model, splits.input_shape, args.cost, pipeline.measure_config(config))
     recipe = f"distilled (alpha {args.distill})" if args.distill else "not distilled"
-    print(f"{date.today()} · {config.name}: dense test {dense.reference.test_accuracy:.4f}, {dense.reference.macs:,} MACs, "
-          f"{dense.reference.params:,} params, groups {', '.join(allocator.groups)}; plans matched on {args.cost}; "
-          f"{args.epochs} fine-tune epochs per plan, {recipe}")  # fmt: skip
-    print(f"\n| {args.cost} target | plan | ratios | MACs | params | speed-up vs dense | val acc after {EARLY} epochs | val acc "
-          "| test acc | test vs uniform | seconds |")  # fmt: skip
+    print(
+        f"{date.today()} · {config.name}: dense test {dense.reference.test_accuracy:.4f}, {dense.reference.macs:,} MACs, "
+        f"{dense.reference.params:,} params, groups {', '.join(allocator.groups)}; plans matched on {args.cost}; "
+        f"{args.epochs} fine-tune epochs per plan, {recipe}"
+    )
+    print(
+        f"\n| {args.cost} target | plan | ratios | MACs | params | speed-up vs dense | val acc after {EARLY} epochs | val acc "
+        "| test acc | test vs uniform | seconds |"
+    )
     print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    results = {target: run_target(allocator, target, splits, args) for target in (float(t) for t in args.targets.split(","))}
+    results = {
+        target: run_target(allocator, target, splits, args) for target in (float(t) for t in args.targets.split(","))
+    }
     print()
     for target, rows in results.items():
         print(summary(target, rows))

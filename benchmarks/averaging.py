@@ -30,14 +30,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from allocation import load_dense  # this folder is on sys.path
+from over_limit import PIPELINE, run_named, scratch_store
+
 from autoprune import engine, pipeline
 from autoprune._finalize import final_candidate
 from autoprune._preflight import build_space
 from autoprune.config import load_pipeline
 from autoprune.search import Objectives
-
-from allocation import load_dense  # this folder is on sys.path
-from over_limit import PIPELINE, run_named, scratch_store
 
 DECAY = 0.999
 
@@ -60,17 +60,29 @@ def refinalize(dense: Any, splits: Any, candidate: engine.Candidate, measure: en
 
     def judge_last_weights(report: engine.EpochReport) -> None:
         if report.epoch == last_epoch:  # before the fine-tune swaps the average in
-            raw.update(val=engine.evaluate(model[0], splits.val).accuracy, test=engine.evaluate(model[0], splits.test).accuracy)
+            raw.update(
+                val=engine.evaluate(model[0], splits.val).accuracy, test=engine.evaluate(model[0], splits.test).accuracy
+            )
 
     clock = time.perf_counter()
-    result = engine.evaluate_candidate(dense, candidate, splits, measure=measure, on_epoch=judge_last_weights, on_measured=keep_model)
+    result = engine.evaluate_candidate(
+        dense, candidate, splits, measure=measure, on_epoch=judge_last_weights, on_measured=keep_model
+    )
     assert result.model is not None
-    return {"last_val": raw["val"], "last_test": raw["test"], "avg_val": result.val_accuracy,
-            "avg_test": engine.evaluate(result.model, splits.test).accuracy, "params": result.params,
-            "epochs": last_epoch, "minutes": (time.perf_counter() - clock) / 60}  # fmt: skip
+    return {
+        "last_val": raw["val"],
+        "last_test": raw["test"],
+        "avg_val": result.val_accuracy,
+        "avg_test": engine.evaluate(result.model, splits.test).accuracy,
+        "params": result.params,
+        "epochs": last_epoch,
+        "minutes": (time.perf_counter() - clock) / 60,
+    }
 
 
-def measure_members(args: argparse.Namespace, pipeline_file: Path, overrides: list[str], store: Path, trials: list[int]) -> list[dict[str, Any]]:
+def measure_members(
+    args: argparse.Namespace, pipeline_file: Path, overrides: list[str], store: Path, trials: list[int]
+) -> list[dict[str, Any]]:
     """Each of ``trials`` of the run in ``store`` finalized again with averaging, once per seed."""
     sets = [*overrides, f"tracking.uri=sqlite:///{store / 'mlflow.db'}"]
     config, splits, prepared = load_dense(pipeline_file, sets, args.dense_cache or store / "cache")
@@ -83,9 +95,16 @@ def measure_members(args: argparse.Namespace, pipeline_file: Path, overrides: li
         base = final_candidate(space.candidate(params[trial]), config.finalize)
         for seed in args.seeds:
             finetune = dataclasses.replace(base.finetune, ema_decay=args.decay, seed=seed)
-            row = {"trial": trial, "seed": seed, **refinalize(dense, splits, dataclasses.replace(base, finetune=finetune), measure)}
-            print(f"trial {trial} seed {seed}: last weights val {row['last_val']:.4f} test {row['last_test']:.4f} | "
-                  f"average val {row['avg_val']:.4f} test {row['avg_test']:.4f} ({row['minutes']:.1f} min)", flush=True)  # fmt: skip
+            row = {
+                "trial": trial,
+                "seed": seed,
+                **refinalize(dense, splits, dataclasses.replace(base, finetune=finetune), measure),
+            }
+            print(
+                f"trial {trial} seed {seed}: last weights val {row['last_val']:.4f} test {row['last_test']:.4f} | "
+                f"average val {row['avg_val']:.4f} test {row['avg_test']:.4f} ({row['minutes']:.1f} min)",
+                flush=True,
+            )
             rows.append(row)
     return rows
 
@@ -96,25 +115,40 @@ def report(rows: list[dict[str, Any]], decay: float, command: str) -> None:
     print("| trial | params | epochs | seed | val: last | val: average | test: last | test: average | test gain |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['trial']} | {r['params']:,} | {r['epochs']} | {r['seed']} | {r['last_val']:.4f} | {r['avg_val']:.4f} | "
-              f"{r['last_test']:.4f} | {r['avg_test']:.4f} | {100 * (r['avg_test'] - r['last_test']):+.2f} |")  # fmt: skip
+        print(
+            f"| {r['trial']} | {r['params']:,} | {r['epochs']} | {r['seed']} | {r['last_val']:.4f} | {r['avg_val']:.4f} | "
+            f"{r['last_test']:.4f} | {r['avg_test']:.4f} | {100 * (r['avg_test'] - r['last_test']):+.2f} |"
+        )
     gains = {split: [100 * (r[f"avg_{split}"] - r[f"last_{split}"]) for r in rows] for split in ("val", "test")}
     wins = sum(g > 0 for g in gains["test"])
-    print(f"\nmedian gain of the average: val {statistics.median(gains['val']):+.2f} points, test "
-          f"{statistics.median(gains['test']):+.2f} points; test higher in {wins} of {len(rows)}, lower in "
-          f"{sum(g < 0 for g in gains['test'])}")  # fmt: skip
+    print(
+        f"\nmedian gain of the average: val {statistics.median(gains['val']):+.2f} points, test "
+        f"{statistics.median(gains['test']):+.2f} points; test higher in {wins} of {len(rows)}, lower in "
+        f"{sum(g < 0 for g in gains['test'])}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pipeline", type=Path, default=PIPELINE, help="default: the quickstart")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--store", type=Path, default=None, help="the directory of a finished run's mlflow.db and optuna.db")
-    parser.add_argument("--trial", dest="trials", type=int, action="append", default=[], help="default: the front's finalized members")
+    parser.add_argument(
+        "--store", type=Path, default=None, help="the directory of a finished run's mlflow.db and optuna.db"
+    )
+    parser.add_argument(
+        "--trial", dest="trials", type=int, action="append", default=[], help="default: the front's finalized members"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="fine-tune seeds per member")
     parser.add_argument("--decay", type=float, default=DECAY, help="ema_decay of the fine-tunes")
-    parser.add_argument("--dense-cache", type=Path, default=None, metavar="DIR",
-                        help="trained dense models by config hash (default: with --store its cache, else mlflow/cache, where `autoprune run` keeps the pipelines' own)")  # fmt: skip
+    parser.add_argument(
+        "--dense-cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="trained dense models by config hash (default: with --store its cache, else mlflow/cache, where `autoprune run` keeps the pipelines' own)",
+    )
     parser.add_argument("--quick", action="store_true", help="at most 2 front members, 1 seed")
     args = parser.parse_args()
     if args.quick:
@@ -136,7 +170,11 @@ def main() -> None:
             rows = measure_members(args, pipeline_file, [*overrides, "search.study=averaging"], Path(tmp), trials)
             seed = load_pipeline(pipeline_file, overrides).config.seed
         finalized = {int(row["trial"]): float(row["test_accuracy"]) for row in result.front}
-        same = all(abs(r["last_test"] - finalized[r["trial"]]) < 1e-9 for r in rows if r["seed"] == seed and r["trial"] in finalized)
+        same = all(
+            abs(r["last_test"] - finalized[r["trial"]]) < 1e-9
+            for r in rows
+            if r["seed"] == seed and r["trial"] in finalized
+        )
         print(f"seed {seed}'s last weights test as the pipeline's own finalize did: {'yes' if same else 'NO'}")
     report(rows, args.decay, command)
 

@@ -89,7 +89,10 @@ def measure(name: str, ratio: float, shape: tuple[int, ...], args: argparse.Name
         "tp_r8": prune_torch_pruning(dense, shape, ratio, 8),
     }
     latency = {}
-    for batch, (warmup, repeats) in {1: (args.warmup, args.repeats), 64: (max(2, args.warmup // 4), args.repeats_64)}.items():
+    for batch, (warmup, repeats) in {
+        1: (args.warmup, args.repeats),
+        64: (max(2, args.warmup // 4), args.repeats_64),
+    }.items():
         cfg = engine.LatencyConfig(batch_size=batch, threads=args.threads, warmup=warmup, repeats=repeats)
         latency[batch] = engine.measure_latency(variants, shape, cfg)
     dense_macs = engine.count_macs(dense, shape)
@@ -99,9 +102,13 @@ def measure(name: str, ratio: float, shape: tuple[int, ...], args: argparse.Name
         macs = engine.count_macs(model, shape)
         reduction = dense_macs / macs
         row = {
-            "model": name, "ratio": ratio, "variant": variant,
-            "params": engine.count_params(model), "macs": macs, "macs_reduction": reduction,
-        }  # fmt: skip
+            "model": name,
+            "ratio": ratio,
+            "variant": variant,
+            "params": engine.count_params(model),
+            "macs": macs,
+            "macs_reduction": reduction,
+        }
         for batch in (1, 64):
             speedup = latency[batch]["dense"] / latency[batch][variant]
             row[f"lat{batch}_ms"] = latency[batch][variant]

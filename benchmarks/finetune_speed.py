@@ -46,11 +46,10 @@ from pathlib import Path
 from unittest import mock
 
 import torch
+from engine import ZOO, dense_model  # this folder is on sys.path
 
 from autoprune import data, engine, models
 from autoprune.config import load_pipeline
-
-from engine import ZOO, dense_model  # this folder is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCHES = (64, 128, 256, 512, 1024)
@@ -90,7 +89,9 @@ def inference_batches(repeats: int, images: int) -> None:
 
 
 def input_layouts(repeats: int, images: int) -> None:
-    print("\n| model | inputs | train s/epoch: default | channels-last | speed-up | evaluate us/image: default | channels-last | speed-up |")
+    print(
+        "\n| model | inputs | train s/epoch: default | channels-last | speed-up | evaluate us/image: default | channels-last | speed-up |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     recipe = engine.FinetuneConfig(epochs=1, lr=0.02, batch_size=128)
     for shape in ((1, 28, 28), (3, 32, 32)):
@@ -108,7 +109,9 @@ def input_layouts(repeats: int, images: int) -> None:
 
                 def train(channels_last: bool, model: torch.nn.Module = model) -> None:
                     laid_out = fast if channels_last else splits
-                    epochs[channels_last].append(engine.finetune(copy.deepcopy(model), laid_out, recipe).epochs[0].seconds)
+                    epochs[channels_last].append(
+                        engine.finetune(copy.deepcopy(model), laid_out, recipe).epochs[0].seconds
+                    )
 
                 tasks: dict[str, Callable[[], object]] = {
                     "train default": functools.partial(train, False),
@@ -118,11 +121,18 @@ def input_layouts(repeats: int, images: int) -> None:
                 }
                 seconds = _median_rounds(tasks, repeats)
                 default, last = (statistics.median(epochs[layout]) for layout in (False, True))
-                ev_default, ev_last = (seconds[f"evaluate {layout}"] / images * 1e6 for layout in ("default", "channels-last"))
-                print(f"| {label} | {'x'.join(map(str, shape))} | {default:.2f} | {last:.2f} | {default / last:.2f}x "
-                      f"| {ev_default:.0f} | {ev_last:.0f} | {ev_default / ev_last:.2f}x |", flush=True)  # fmt: skip
-    print(f"\n(train: one epoch of `engine.finetune` over the images, batch 128, with its validation on {VALIDATION}; "
-          "evaluate: one `engine.evaluate` pass; random inputs, medians of interleaved rounds)")
+                ev_default, ev_last = (
+                    seconds[f"evaluate {layout}"] / images * 1e6 for layout in ("default", "channels-last")
+                )
+                print(
+                    f"| {label} | {'x'.join(map(str, shape))} | {default:.2f} | {last:.2f} | {default / last:.2f}x "
+                    f"| {ev_default:.0f} | {ev_last:.0f} | {ev_default / ev_last:.2f}x |",
+                    flush=True,
+                )
+    print(
+        f"\n(train: one epoch of `engine.finetune` over the images, batch 128, with its validation on {VALIDATION}; "
+        "evaluate: one `engine.evaluate` pass; random inputs, medians of interleaved rounds)"
+    )
 
 
 def batchnorm_layouts(repeats: int) -> None:
@@ -143,7 +153,9 @@ def batchnorm_layouts(repeats: int) -> None:
         print(f"| {side}x{side}: channels-last time / default | {' | '.join(cells)} |", flush=True)
 
 
-def distilled_finetunes(pipeline: Path, overrides: list[str], ratio: float, epochs: int, samples: int, repeats: int) -> None:
+def distilled_finetunes(
+    pipeline: Path, overrides: list[str], ratio: float, epochs: int, samples: int, repeats: int
+) -> None:
     loaded = load_pipeline(pipeline, overrides)
     splits = data.load(loaded.config.data, seed=loaded.config.seed, base_dir=loaded.base_dir)
     train = splits.train.subset(samples, seed=0)
@@ -151,7 +163,9 @@ def distilled_finetunes(pipeline: Path, overrides: list[str], ratio: float, epoc
     torch.manual_seed(0)
     dense = models.build(loaded.config.model, splits.input_shape, splits.num_classes).eval()
     start = copy.deepcopy(dense)
-    engine.apply_plan(start, engine.PrunePlan.uniform(engine.discover(dense, splits.input_shape), ratio), splits.input_shape)
+    engine.apply_plan(
+        start, engine.PrunePlan.uniform(engine.discover(dense, splits.input_shape), ratio), splits.input_shape
+    )
     recipe = engine.FinetuneConfig(epochs=epochs, lr=0.02, batch_size=splits.batch_size)
     distilled = dataclasses.replace(recipe, distill_alpha=0.5)
     rounds: dict[str, list[engine.FinetuneHistory]] = {name: [] for name in VARIANTS}
@@ -164,8 +178,10 @@ def distilled_finetunes(pipeline: Path, overrides: list[str], ratio: float, epoc
             rounds[name].append(engine.finetune(model, splits, config, teacher=teacher))
 
     _median_rounds({name: (lambda name=name: run(name)) for name in VARIANTS}, repeats)
-    print(f"\n{loaded.config.name}: {engine.count_params(start):,} of {engine.count_params(dense):,} params kept "
-          f"(uniform {ratio}), {len(train):,} training images, batch {splits.batch_size}, {epochs} epochs, flips on")  # fmt: skip
+    print(
+        f"\n{loaded.config.name}: {engine.count_params(start):,} of {engine.count_params(dense):,} params kept "
+        f"(uniform {ratio}), {len(train):,} training images, batch {splits.batch_size}, {epochs} epochs, flips on"
+    )
     print(f"\n| fine-tune | set-up s | s per epoch | vs plain | {LONG} epochs: s | vs plain | val acc (every round) |")
     print("|---|---:|---:|---:|---:|---:|---|")
     plain = None
@@ -175,8 +191,12 @@ def distilled_finetunes(pipeline: Path, overrides: list[str], ratio: float, epoc
         long = setup + LONG * epoch
         plain = plain or (epoch, long)
         accuracy = ", ".join(f"{history.epochs[-1].val_accuracy:.4f}" for history in rounds[name])
-        print(f"| {name} | {setup:.1f} | {epoch:.2f} | {epoch / plain[0]:.2f}x | {long:.0f} | {long / plain[1]:.2f}x | {accuracy} |")
-    print(f"\n(set-up: the fine-tune's time outside its epochs, the teacher's logits included; {LONG} epochs: set-up + {LONG} x the median epoch)")
+        print(
+            f"| {name} | {setup:.1f} | {epoch:.2f} | {epoch / plain[0]:.2f}x | {long:.0f} | {long / plain[1]:.2f}x | {accuracy} |"
+        )
+    print(
+        f"\n(set-up: the fine-tune's time outside its epochs, the teacher's logits included; {LONG} epochs: set-up + {LONG} x the median epoch)"
+    )
 
 
 def main() -> None:
@@ -188,13 +208,24 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20_000, help="training images of each fine-tune")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (medians are quoted)")
     parser.add_argument("--images", type=int, default=4096, help="images per evaluate() call in the batch-size table")
-    parser.add_argument("--quick", action="store_true", help="the digits pipeline, 2 epochs, 1,024 images per evaluate()")
-    parser.add_argument("--only", choices=("batches", "distillation", "layouts"), help="run one of the three measurements")
+    parser.add_argument(
+        "--quick", action="store_true", help="the digits pipeline, 2 epochs, 1,024 images per evaluate()"
+    )
+    parser.add_argument(
+        "--only", choices=("batches", "distillation", "layouts"), help="run one of the three measurements"
+    )
     args = parser.parse_args()
     if args.quick:
-        args.pipeline, args.epochs, args.samples, args.images = ROOT / "pipelines" / "quickstart_digits.yaml", 2, 1000, 1024
+        args.pipeline, args.epochs, args.samples, args.images = (
+            ROOT / "pipelines" / "quickstart_digits.yaml",
+            2,
+            1000,
+            1024,
+        )
     threads = torch.get_num_threads()
-    print(f"{date.today()} · {platform.processor() or platform.machine()}, torch {torch.__version__}, {threads} threads")
+    print(
+        f"{date.today()} · {platform.processor() or platform.machine()}, torch {torch.__version__}, {threads} threads"
+    )
     if args.only in (None, "batches"):
         inference_batches(args.repeats, args.images)
     if args.only in (None, "distillation"):

@@ -39,7 +39,9 @@ def one_search(pipeline_file: Path, overrides: list[str], name: str) -> dict[str
     result = run_named(pipeline_file, overrides, name)
     done = [r for r in result.records if r.state == "complete"]
     within = [r for r in done if r.constraints.get("max_params", 0.0) <= 0]
-    best = max((r for r in done if r.feasible), key=lambda r: r.metrics["val_accuracy"], default=None)  # every constraint met
+    best = max(
+        (r for r in done if r.feasible), key=lambda r: r.metrics["val_accuracy"], default=None
+    )  # every constraint met
     member = result.front[0] if result.front else {}
     return {
         "search_s": result.seconds["search"],
@@ -65,8 +67,13 @@ def main() -> None:
     seeds = 1 if args.quick else args.seeds
     logging.basicConfig(level=logging.WARNING)
     with scratch_store(args.dense_cache) as tmp:
-        overrides = ["objectives={accuracy: max}", "search.sampler=tpe", "finalize.max_members=1",
-                     "tracking.register=false", f"tracking.uri=sqlite:///{tmp}/mlflow.db"]  # fmt: skip
+        overrides = [
+            "objectives={accuracy: max}",
+            "search.sampler=tpe",
+            "finalize.max_members=1",
+            "tracking.register=false",
+            f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+        ]
         overrides += ["search.trials=12"] if args.quick else []
         overrides += args.overrides
         limit = store_limit(args, pipeline_file, overrides)
@@ -82,21 +89,29 @@ def main() -> None:
 
 def report(pipeline_file: Path, overrides: list[str], limit: int, runs: dict[str, list[dict[str, Any]]]) -> None:
     shown = pipeline_file.relative_to(ROOT) if pipeline_file.is_relative_to(ROOT) else pipeline_file.name
-    print(f"Fit-to-limit benchmark, {date.today().isoformat()}, {shown}, constraints.max_params={limit:,}, "
-          f"accuracy only, TPE, overrides: {' '.join(overrides) or 'none'}\n")  # fmt: skip
-    print("| search.fit_to_limit | seed | trials within the limit | twins skipped | median params within | "
-          "best feasible val acc (params) | finalized: test acc (params) | dense test | search phase |")  # fmt: skip
+    print(
+        f"Fit-to-limit benchmark, {date.today().isoformat()}, {shown}, constraints.max_params={limit:,}, "
+        f"accuracy only, TPE, overrides: {' '.join(overrides) or 'none'}\n"
+    )
+    print(
+        "| search.fit_to_limit | seed | trials within the limit | twins skipped | median params within | "
+        "best feasible val acc (params) | finalized: test acc (params) | dense test | search phase |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mode, done in runs.items():
         for seed, run in enumerate(done):
-            print(f"| {mode} | {seed} | {run['within']} of {run['trials']} | {run['twins']} | {run['median_params']:,.0f} | "
-                  f"{run['best_val']:.4f} ({run['best_params']:,.0f}) | {run['test']:.4f} ({run['test_params']:,.0f}) | "
-                  f"{run['dense_test']:.4f} | {run['search_s']:.0f} s |")  # fmt: skip
+            print(
+                f"| {mode} | {seed} | {run['within']} of {run['trials']} | {run['twins']} | {run['median_params']:,.0f} | "
+                f"{run['best_val']:.4f} ({run['best_params']:,.0f}) | {run['test']:.4f} ({run['test_params']:,.0f}) | "
+                f"{run['dense_test']:.4f} | {run['search_s']:.0f} s |"
+            )
     off, on = runs["false"], runs["true"]
     for key, what in (("best_val", "best feasible val acc"), ("test", "finalized test acc")):
         gains = [b[key] - a[key] for a, b in zip(off, on, strict=True)]
-        print(f"\n{what}, fit on - off: median {statistics.median(gains) * 100:+.2f} points over {len(gains)} seeds "
-              f"({', '.join(f'{g * 100:+.2f}' for g in gains)})")  # fmt: skip
+        print(
+            f"\n{what}, fit on - off: median {statistics.median(gains) * 100:+.2f} points over {len(gains)} seeds "
+            f"({', '.join(f'{g * 100:+.2f}' for g in gains)})"
+        )
     ratio = statistics.median(r["search_s"] for r in on) / statistics.median(r["search_s"] for r in off)
     print(f"search phase on / off: {ratio:.2f}x (medians)")
 

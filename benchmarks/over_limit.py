@@ -56,17 +56,28 @@ def run_named(pipeline_file: Path, overrides: list[str], name: str) -> Any:
     from autoprune import pipeline
     from autoprune.config import load_pipeline
 
-    return pipeline.run(load_pipeline(pipeline_file, [*overrides, f"tracking.experiment={name}", f"search.study={name}"]))
+    return pipeline.run(
+        load_pipeline(pipeline_file, [*overrides, f"tracking.experiment={name}", f"search.study={name}"])
+    )
 
 
 def limit_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every size-limit benchmark takes: pipeline, limit, dense cache, overrides."""
     parser.add_argument("--pipeline", type=Path, default=PIPELINE, help="default: the quickstart")
-    parser.add_argument("--limit", type=float, default=0.3, help="constraints.max_params as a share of the dense params")
-    parser.add_argument("--max-params", type=int, default=None, help="constraints.max_params itself (instead of --limit)")
-    parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR",
-                        help="trained dense models by config hash, copied into the benchmark's store and back "
-                             "(default: mlflow/cache, where `autoprune run` keeps the pipelines' own)")  # fmt: skip
+    parser.add_argument(
+        "--limit", type=float, default=0.3, help="constraints.max_params as a share of the dense params"
+    )
+    parser.add_argument(
+        "--max-params", type=int, default=None, help="constraints.max_params itself (instead of --limit)"
+    )
+    parser.add_argument(
+        "--dense-cache",
+        type=Path,
+        default=Path("mlflow/cache"),
+        metavar="DIR",
+        help="trained dense models by config hash, copied into the benchmark's store and back "
+        "(default: mlflow/cache, where `autoprune run` keeps the pipelines' own)",
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
 
@@ -121,7 +132,11 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     logging.basicConfig(level=logging.WARNING)
     with scratch_store(args.dense_cache) as tmp:
-        overrides = ["objectives={accuracy: max, macs: min}", "tracking.register=false", f"tracking.uri=sqlite:///{tmp}/mlflow.db"]
+        overrides = [
+            "objectives={accuracy: max, macs: min}",
+            "tracking.register=false",
+            f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+        ]
         overrides += ["search.trials=12"] if args.quick else []
         overrides += args.overrides
         limit = store_limit(args, pipeline_file, overrides)
@@ -130,26 +145,38 @@ def main() -> None:
         for repeat in range(repeats):
             for mode in MODES if repeat % 2 == 0 else reversed(MODES):
                 print(f"repeat {repeat + 1}/{repeats}: skip_over_limit={mode}", file=sys.stderr, flush=True)
-                runs[mode].append(one_search(pipeline_file, [*overrides, f"search.skip_over_limit={mode}"], f"r{repeat}-{mode}"))
+                runs[mode].append(
+                    one_search(pipeline_file, [*overrides, f"search.skip_over_limit={mode}"], f"r{repeat}-{mode}")
+                )
     report(pipeline_file, args.overrides, limit, runs)
 
 
 def report(pipeline_file: Path, overrides: list[str], limit: int, runs: dict[str, list[dict[str, Any]]]) -> None:
     shown = pipeline_file.relative_to(ROOT) if pipeline_file.is_relative_to(ROOT) else pipeline_file.name
-    print(f"Over-limit benchmark, {date.today().isoformat()}, {shown}, constraints.max_params={limit}, "
-          f"objectives accuracy and MACs, overrides: {' '.join(overrides) or 'none'}\n")  # fmt: skip
-    print("| search.skip_over_limit | search phase (median) | trials over / within the limit | engine time over / within (median) | front (trials) | best feasible val acc |")
+    print(
+        f"Over-limit benchmark, {date.today().isoformat()}, {shown}, constraints.max_params={limit}, "
+        f"objectives accuracy and MACs, overrides: {' '.join(overrides) or 'none'}\n"
+    )
+    print(
+        "| search.skip_over_limit | search phase (median) | trials over / within the limit | engine time over / within (median) | front (trials) | best feasible val acc |"
+    )
     print("|---|---:|---:|---:|---|---:|")
     for mode, done in runs.items():
-        med = {key: statistics.median(run[key] for run in done) for key in ("search_s", "over_engine_s", "within_engine_s")}
-        print(f"| {mode} | {med['search_s']:.1f} s | {done[0]['over']} / {done[0]['within']} | "
-              f"{med['over_engine_s']:.1f} / {med['within_engine_s']:.1f} s | {done[0]['front']} | {done[0]['best_within']:.4f} |")  # fmt: skip
+        med = {
+            key: statistics.median(run[key] for run in done) for key in ("search_s", "over_engine_s", "within_engine_s")
+        }
+        print(
+            f"| {mode} | {med['search_s']:.1f} s | {done[0]['over']} / {done[0]['within']} | "
+            f"{med['over_engine_s']:.1f} / {med['within_engine_s']:.1f} s | {done[0]['front']} | {done[0]['best_within']:.4f} |"
+        )
     on, off = runs["true"], runs["false"]
     differing = max(_differing(a["proposals"], b["proposals"]) for a in on for b in off)
     same_front = all(a["front"] == b["front"] for a in on for b in off)
     ratio = statistics.median(r["search_s"] for r in off) / statistics.median(r["search_s"] for r in on)
     print(f"\nsearch phase with the skip off / on: {ratio:.2f}x (medians of {len(on)} interleaved searches each)")
-    print(f"proposals that differ between the modes: {differing} of {len(on[0]['proposals'])} (the most over any two searches)")
+    print(
+        f"proposals that differ between the modes: {differing} of {len(on[0]['proposals'])} (the most over any two searches)"
+    )
     print(f"same front in every search of both modes: {'yes' if same_front else 'no'}")
 
 

@@ -74,11 +74,17 @@ def main() -> None:
     print(f"Pipeline benchmark, {date.today().isoformat()}, {shown}, overrides: {' '.join(args.overrides) or 'none'}\n")
     print("| measure | value |\n|---|---:|")
     print(f"| `autoprune run {shown}`, fresh store, end to end | {wall:.1f} s |")
-    print(f"| second search, dense model from cache: dense / search / finalize phases | "
-          f"{stats['dense_s']:.1f} / {stats['search_s']:.1f} / {stats['finalize_s']:.1f} s |")
+    print(
+        f"| second search, dense model from cache: dense / search / finalize phases | "
+        f"{stats['dense_s']:.1f} / {stats['search_s']:.1f} / {stats['finalize_s']:.1f} s |"
+    )
     print(f"| completed trials, front size | {stats['trials']:.0f}, {stats['front']:.0f} |")
-    print(f"| engine time per trial (median: prune + fine-tune + evaluate + measure) | {stats['median_engine_s'] * 1e3:.0f} ms |")
-    print(f"| framework overhead per trial (search wall time − engine time) | {stats['overhead_per_trial_ms']:.0f} ms |")
+    print(
+        f"| engine time per trial (median: prune + fine-tune + evaluate + measure) | {stats['median_engine_s'] * 1e3:.0f} ms |"
+    )
+    print(
+        f"| framework overhead per trial (search wall time − engine time) | {stats['overhead_per_trial_ms']:.0f} ms |"
+    )
     print(f"| framework overhead as a share of the search phase | {stats['overhead_share']:.1%} |")
 
 

@@ -66,11 +66,22 @@ def one_run(workdir: Path, name: str, trials: int, epochs: int) -> dict[str, flo
     grace, rf, rank_by = asha or (1, 2, "accuracy")
     folder = Path(tempfile.mkdtemp(prefix=name.replace(" ", "-") + "-", dir=workdir))
     path = folder / "pipeline.yaml"  # one store for all runs: the dense model is trained once, then cached
-    path.write_text(textwrap.dedent(PIPELINE.format(
-        epochs=epochs, trials=trials, concurrent=concurrent, cpus=2 // concurrent, asha=str(asha is not None).lower(),
-        grace=grace, rf=rf, rank_by=rank_by,
-        db=workdir / "store" / "mlflow.db", experiment=folder.name,
-    )))  # fmt: skip
+    path.write_text(
+        textwrap.dedent(
+            PIPELINE.format(
+                epochs=epochs,
+                trials=trials,
+                concurrent=concurrent,
+                cpus=2 // concurrent,
+                asha=str(asha is not None).lower(),
+                grace=grace,
+                rf=rf,
+                rank_by=rank_by,
+                db=workdir / "store" / "mlflow.db",
+                experiment=folder.name,
+            )
+        )
+    )
     result = pipeline.run(load_pipeline(path))
     done = [r for r in result.records if r.state == "complete"]
     return {
@@ -100,7 +111,7 @@ def main() -> None:
     names = list(CONFIGS)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for index in range(args.rounds):
-        order = names[index % len(names):] + names[: index % len(names)]  # rotate to spread machine noise
+        order = names[index % len(names) :] + names[: index % len(names)]  # rotate to spread machine noise
         for name in order:
             runs[name].append(one_run(workdir, name, args.trials, args.epochs))
             print(f"round {index + 1} {name}: {runs[name][-1]}", flush=True)
@@ -109,20 +120,27 @@ def main() -> None:
     def median(name: str, key: str) -> float:
         return statistics.median(run[key] for run in runs[name])
 
-    print(f"\n{date.today()} · {args.rounds} rounds · {args.trials} trials x {args.epochs} epochs · "
-          f"python benchmarks/ray_asha.py --rounds {args.rounds} --trials {args.trials} --epochs {args.epochs}")  # fmt: skip
+    print(
+        f"\n{date.today()} · {args.rounds} rounds · {args.trials} trials x {args.epochs} epochs · "
+        f"python benchmarks/ray_asha.py --rounds {args.rounds} --trials {args.trials} --epochs {args.epochs}"
+    )
     print("| configuration | trials/min | fine-tune epochs | stopped by ASHA | hypervolume |")
     print("|---|---|---|---|---|")
     for name in names:
-        print(f"| {name} | {median(name, 'trials_per_min'):.1f} | {median(name, 'epochs'):.0f} | "
-              f"{median(name, 'stopped'):.0f} | {median(name, 'hypervolume'):.4f} |")  # fmt: skip
+        print(
+            f"| {name} | {median(name, 'trials_per_min'):.1f} | {median(name, 'epochs'):.0f} | "
+            f"{median(name, 'stopped'):.0f} | {median(name, 'hypervolume'):.4f} |"
+        )
     for name in names[2:]:
         savings = [1 - a["epochs"] / f["epochs"] for a, f in zip(runs[name], runs["fifo-2"])]
         ratios = [a["hypervolume"] / f["hypervolume"] for a, f in zip(runs[name], runs["fifo-2"]) if f["hypervolume"]]
-        print(f"{name}: {statistics.median(savings):.0%} fewer fine-tune epochs at "
-              f"{statistics.median(ratios):.1%} of the hypervolume (median of per-round ratios vs fifo-2)")  # fmt: skip
+        print(
+            f"{name}: {statistics.median(savings):.0%} fewer fine-tune epochs at "
+            f"{statistics.median(ratios):.1%} of the hypervolume (median of per-round ratios vs fifo-2)"
+        )
     speedups = [b["trials_per_min"] / a["trials_per_min"] for a, b in zip(runs["fifo-1"], runs["fifo-2"])]
     print(f"2 vs 1 concurrent trials: {statistics.median(speedups):.2f}x the trials per minute")
+
 
 if __name__ == "__main__":
     main()

@@ -32,12 +32,11 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from allocation import load_dense  # this folder is on sys.path
+from search_quality import RECIPE
 
 from autoprune import data, engine
 from autoprune._dense import training_recipe
-
-from allocation import load_dense  # this folder is on sys.path
-from search_quality import RECIPE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def kept_params(dense: torch.nn.Module, input_shape: tuple[int, ...], ratio: float) -> int:
     """Parameters left by the uniform L1 plan at ``ratio``."""
     model = copy.deepcopy(dense)
-    engine.apply_plan(model, engine.PrunePlan.uniform(engine.discover(dense, input_shape), ratio, importance="l1"), input_shape)
+    engine.apply_plan(
+        model, engine.PrunePlan.uniform(engine.discover(dense, input_shape), ratio, importance="l1"), input_shape
+    )
     return engine.count_params(model)
 
 
@@ -64,7 +65,9 @@ def uniform_within(dense: torch.nn.Module, input_shape: tuple[int, ...], params:
     return high, engine.PrunePlan.uniform(engine.discover(dense, input_shape), high, importance="l1")
 
 
-def gradual(dense: torch.nn.Module, plan: engine.PrunePlan, splits: data.Splits, finetune: engine.FinetuneConfig, steps: int) -> torch.nn.Module:
+def gradual(
+    dense: torch.nn.Module, plan: engine.PrunePlan, splits: data.Splits, finetune: engine.FinetuneConfig, steps: int
+) -> torch.nn.Module:
     """Prune a copy of ``dense`` to ``plan``'s architecture in ``steps`` steps with fine-tuning between
     them: ``steps - 1`` one-epoch fine-tunes, then ``finetune.epochs - steps + 1`` epochs after the last."""
     if not 1 <= steps <= finetune.epochs:
@@ -93,14 +96,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "fashion_mnist_lenet5.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--params", type=int, default=25_000, help="the architecture: the uniform plan keeping at most this many params")
+    parser.add_argument(
+        "--params", type=int, default=25_000, help="the architecture: the uniform plan keeping at most this many params"
+    )
     parser.add_argument("--epochs", default="10,30", help="fine-tune epochs, comma-separated")
     parser.add_argument("--alpha", type=float, default=0.5, help="distillation weight")
     parser.add_argument("--gradual", type=int, default=0, metavar="K", help="also prune in K steps (0: no such row)")
     parser.add_argument("--seed", type=int, default=0, help="fine-tune seed (batch order, and the scratch row's init)")
     parser.add_argument("--quick", action="store_true", help="epochs 1,2 (a smoke run)")
-    parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR",
-                        help="trained dense models by config hash (default: mlflow/cache, where `autoprune run` keeps the pipelines' own)")  # fmt: skip
+    parser.add_argument(
+        "--dense-cache",
+        type=Path,
+        default=Path("mlflow/cache"),
+        metavar="DIR",
+        help="trained dense models by config hash (default: mlflow/cache, where `autoprune run` keeps the pipelines' own)",
+    )
     args = parser.parse_args()
     epochs = [1, 2] if args.quick else [int(e) for e in args.epochs.split(",")]
     config, splits, dense = load_dense(args.pipeline, args.overrides, args.dense_cache)
@@ -108,15 +118,20 @@ def main() -> None:
     pruned = copy.deepcopy(dense.model)
     engine.apply_plan(pruned, plan, splits.input_shape)
     macs = engine.count_macs(pruned, splits.input_shape) / dense.reference.macs
-    print(f"{date.today()} · {config.name}: dense test {dense.reference.test_accuracy:.4f}, {dense.reference.params:,} params; "
-          f"uniform ratio {ratio:.3f} keeps {engine.count_params(pruned):,} params, {macs:.1%} MACs; fine-tune seed {args.seed}")  # fmt: skip
+    print(
+        f"{date.today()} · {config.name}: dense test {dense.reference.test_accuracy:.4f}, {dense.reference.params:,} params; "
+        f"uniform ratio {ratio:.3f} keeps {engine.count_params(pruned):,} params, {macs:.1%} MACs; fine-tune seed {args.seed}"
+    )
     print("\n| recipe | epochs | val acc | test acc | test vs dense (points) | seconds |")
     print("|---|---:|---:|---:|---:|---:|")
 
     def report(name: str, count: int, model: torch.nn.Module, clock: float) -> None:
         val, test = engine.evaluate(model, splits.val).accuracy, engine.evaluate(model, splits.test).accuracy
-        print(f"| {name} | {count} | {val:.4f} | {test:.4f} | {100 * (test - dense.reference.test_accuracy):+.2f} "
-              f"| {time.perf_counter() - clock:.0f} |", flush=True)  # fmt: skip
+        print(
+            f"| {name} | {count} | {val:.4f} | {test:.4f} | {100 * (test - dense.reference.test_accuracy):+.2f} "
+            f"| {time.perf_counter() - clock:.0f} |",
+            flush=True,
+        )
 
     for count in epochs:
         finetune = engine.FinetuneConfig(epochs=count, batch_size=splits.batch_size, seed=args.seed, **RECIPE)

@@ -67,7 +67,12 @@ NEAR_DENSE = 0.05  # the second reference point counts only models within this o
 
 def run_autoprune(path: Path, store: Path, overrides: list[str]) -> tuple[Any, Any, float]:
     """The pipeline's search and finalize; returns (loaded pipeline, result, fine-tune epochs spent)."""
-    sets = [*overrides, f"tracking.uri=sqlite:///{store / 'mlflow.db'}", "tracking.register=false", "finalize.onnx=false"]
+    sets = [
+        *overrides,
+        f"tracking.uri=sqlite:///{store / 'mlflow.db'}",
+        "tracking.register=false",
+        "finalize.onnx=false",
+    ]
     loaded = load_pipeline(path, sets)
     result = pipeline.run(loaded)
     config = loaded.config
@@ -83,7 +88,9 @@ def _classifier(model: torch.nn.Module) -> torch.nn.Module:
     return model.classifier  # every zoo model names its output layer so
 
 
-def _measure(dense: torch.nn.Module, model: torch.nn.Module, splits: data.Splits, latency: engine.LatencyConfig) -> dict[str, float]:
+def _measure(
+    dense: torch.nn.Module, model: torch.nn.Module, splits: data.Splits, latency: engine.LatencyConfig
+) -> dict[str, float]:
     times = engine.measure_latency({"dense": dense, "pruned": model}, splits.input_shape, latency)
     return {
         "test_accuracy": engine.evaluate(model, splits.test).accuracy,
@@ -93,20 +100,30 @@ def _measure(dense: torch.nn.Module, model: torch.nn.Module, splits: data.Splits
     }
 
 
-def uniform_l1(dense: torch.nn.Module, splits: data.Splits, ratio: float, epochs: int, latency: engine.LatencyConfig) -> dict[str, float]:
+def uniform_l1(
+    dense: torch.nn.Module, splits: data.Splits, ratio: float, epochs: int, latency: engine.LatencyConfig
+) -> dict[str, float]:
     plan = engine.PrunePlan.uniform(engine.discover(dense, splits.input_shape), ratio, importance="l1")
     finetune = engine.FinetuneConfig(epochs=epochs, batch_size=splits.batch_size, **RECIPE)
-    result = engine.evaluate_candidate(dense, engine.Candidate(plan, finetune), splits, measure=engine.MeasureConfig(latency=latency))
+    result = engine.evaluate_candidate(
+        dense, engine.Candidate(plan, finetune), splits, measure=engine.MeasureConfig(latency=latency)
+    )
     assert result.model is not None
     return _measure(dense, result.model, splits, latency)
 
 
-def tp_global(dense: torch.nn.Module, splits: data.Splits, ratio: float, epochs: int, latency: engine.LatencyConfig) -> dict[str, float]:
+def tp_global(
+    dense: torch.nn.Module, splits: data.Splits, ratio: float, epochs: int, latency: engine.LatencyConfig
+) -> dict[str, float]:
     model = copy.deepcopy(dense)
     pruner = tp.pruner.BasePruner(
-        model, torch.randn(2, *splits.input_shape), importance=tp.importance.GroupMagnitudeImportance(p=1),
-        pruning_ratio=ratio, global_pruning=True, ignored_layers=[_classifier(model)],
-    )  # fmt: skip
+        model,
+        torch.randn(2, *splits.input_shape),
+        importance=tp.importance.GroupMagnitudeImportance(p=1),
+        pruning_ratio=ratio,
+        global_pruning=True,
+        ignored_layers=[_classifier(model)],
+    )
     pruner.step()
     engine.finetune(model, splits, engine.FinetuneConfig(epochs=epochs, batch_size=splits.batch_size, **RECIPE))
     return _measure(dense, model.eval(), splits, latency)
@@ -132,8 +149,12 @@ def throughput(dense: torch.nn.Module, loaded: Any, result: Any, splits: data.Sp
         params = {k: v for k, v in records[int(row["trial"])].params.items() if k in space.distributions}
         model = copy.deepcopy(dense)
         engine.apply_plan(model, space.candidate(params).plan, splits.input_shape)
-        pair = engine.measure_train_throughput({"dense": dense, "pruned": model}, splits.train.x[:4096], splits.train.y[:4096],
-                                               batch_size=splits.batch_size)  # fmt: skip
+        pair = engine.measure_train_throughput(
+            {"dense": dense, "pruned": model},
+            splits.train.x[:4096],
+            splits.train.y[:4096],
+            batch_size=splits.batch_size,
+        )
         ratios.append(pair["pruned"] / pair["dense"])
     return ratios
 
@@ -172,8 +193,9 @@ def split_budget(budget: float, points: int) -> list[int]:
     return [base + (1 if index >= points - spare else 0) for index in range(points)]
 
 
-def run_baselines(dense: Any, splits: data.Splits, ratios: list[float], epochs: list[int], latency: engine.LatencyConfig
-                  ) -> tuple[dict[str, list[dict[str, float]]], dict[str, float]]:  # fmt: skip
+def run_baselines(
+    dense: Any, splits: data.Splits, ratios: list[float], epochs: list[int], latency: engine.LatencyConfig
+) -> tuple[dict[str, list[dict[str, float]]], dict[str, float]]:
     """Both baselines over the sweep (ratio i fine-tuned ``epochs[i]`` epochs); rows and seconds per method."""
     methods: dict[str, list[dict[str, float]]] = {}
     seconds = {}
@@ -191,32 +213,46 @@ def run_baselines(dense: Any, splits: data.Splits, ratios: list[float], epochs: 
 
 
 def _model_text(row: dict[str, float], reference: Any) -> str:
-    return (f"test {row['test_accuracy']:.4f}, {int(row['params']):,} params, {row['macs'] / reference.macs:.1%} MACs, "
-            f"latency {row['latency_ratio']:.2f}x dense")  # fmt: skip
+    return (
+        f"test {row['test_accuracy']:.4f}, {int(row['params']):,} params, {row['macs'] / reference.macs:.1%} MACs, "
+        f"latency {row['latency_ratio']:.2f}x dense"
+    )
 
 
 def report_fronts(methods: dict[str, list[dict[str, float]]], seconds: dict[str, float], reference: Any) -> None:
     """The table of fronts and the hypervolume ratios at both reference points."""
     near = (1 - reference.test_accuracy + NEAR_DENSE, 1.0)
     hv, hv_near = {}, {}
-    print("\n| method | hypervolume, ref (1, 1) | ref within 5 points | best test acc at <= 25% MACs "
-          "| front (test acc @ MACs share, params, latency ratio) | seconds |")  # fmt: skip
+    print(
+        "\n| method | hypervolume, ref (1, 1) | ref within 5 points | best test acc at <= 25% MACs "
+        "| front (test acc @ MACs share, params, latency ratio) | seconds |"
+    )
     print("|---|---:|---:|---:|---|---:|")
     for name, rows in methods.items():
         hv[name], front = front_hypervolume(rows, reference.macs)
         hv_near[name], _ = front_hypervolume(rows, reference.macs, near)
         small = [r["test_accuracy"] for r in rows if r["macs"] <= reference.macs / 4]
-        points = "; ".join(f"{r['test_accuracy']:.4f} @ {r['macs'] / reference.macs:.0%}, {int(r['params']):,}, "
-                           f"{r['latency_ratio']:.2f}" for r in front)  # fmt: skip
+        points = "; ".join(
+            f"{r['test_accuracy']:.4f} @ {r['macs'] / reference.macs:.0%}, {int(r['params']):,}, "
+            f"{r['latency_ratio']:.2f}"
+            for r in front
+        )
         best_small = f"{max(small):.4f}" if small else "-"
         print(f"| {name} | {hv[name]:.4f} | {hv_near[name]:.4f} | {best_small} | {points} | {seconds[name]:.0f} |")
-    for label, volumes in (("ref (1, 1)", hv), (f"ref ({near[0]:.4f}, 1), models within {100 * NEAR_DENSE:.0f} points of dense", hv_near)):
+    for label, volumes in (
+        ("ref (1, 1)", hv),
+        (f"ref ({near[0]:.4f}, 1), models within {100 * NEAR_DENSE:.0f} points of dense", hv_near),
+    ):
         better = max(volumes["uniform L1"], volumes["Torch-Pruning global"])
         if better:
-            print(f"autoprune / better baseline hypervolume, {label}: {volumes['autoprune'] / better:.3f} (goal >= 1.10)")
+            print(
+                f"autoprune / better baseline hypervolume, {label}: {volumes['autoprune'] / better:.3f} (goal >= 1.10)"
+            )
     best_possible = max(r["test_accuracy"] for rows in methods.values() for r in rows)
-    print(f"  (with ref (1, 1) no front can exceed about the best test accuracy seen, {best_possible:.4f}: "
-          f"{best_possible / max(hv['uniform L1'], hv['Torch-Pruning global']):.3f}x the better baseline at most)")
+    print(
+        f"  (with ref (1, 1) no front can exceed about the best test accuracy seen, {best_possible:.4f}: "
+        f"{best_possible / max(hv['uniform L1'], hv['Torch-Pruning global']):.3f}x the better baseline at most)"
+    )
 
 
 def report_goals(ours: list[dict[str, float]], reference: Any) -> None:
@@ -224,8 +260,10 @@ def report_goals(ours: list[dict[str, float]], reference: Any) -> None:
     four_x = [r for r in ours if r["macs"] <= reference.macs / 4]
     if four_x:
         best = max(four_x, key=lambda r: r["test_accuracy"])
-        print(f"autoprune at >= 4x fewer MACs: {_model_text(best, reference)}; drop "
-              f"{100 * (reference.test_accuracy - best['test_accuracy']):.2f} points (goal <= 0.5)")  # fmt: skip
+        print(
+            f"autoprune at >= 4x fewer MACs: {_model_text(best, reference)}; drop "
+            f"{100 * (reference.test_accuracy - best['test_accuracy']):.2f} points (goal <= 0.5)"
+        )
     good = [r for r in ours if r["test_accuracy"] >= 0.925]
     smallest = _model_text(min(good, key=lambda r: r["params"]), reference) if good else "none on this front"
     print(f"smallest autoprune model at >= 92.5% test: {smallest} (goal <= 25K params)")
@@ -239,10 +277,17 @@ def main() -> None:
     parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "fashion_mnist_lenet5.yaml")
     parser.add_argument("--quick", action="store_true", help="8 trials, finalize 2 epochs, 3 baseline ratios")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--plot", type=Path, default=None, help="PNG of the three fronts (default docs/images/quality_<name>.png)")
-    parser.add_argument("--dense-cache", type=Path, default=Path("mlflow/cache"), metavar="DIR",
-                        help="reuse dense models trained by an earlier run (kept by their config hash) and keep new ones here "
-                             "(default: mlflow/cache, where `autoprune run` keeps the pipelines' own)")  # fmt: skip
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="PNG of the three fronts (default docs/images/quality_<name>.png)"
+    )
+    parser.add_argument(
+        "--dense-cache",
+        type=Path,
+        default=Path("mlflow/cache"),
+        metavar="DIR",
+        help="reuse dense models trained by an earlier run (kept by their config hash) and keep new ones here "
+        "(default: mlflow/cache, where `autoprune run` keeps the pipelines' own)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     overrides = (["search.trials=8", "finalize.epochs=2"] if args.quick else []) + args.overrides
@@ -258,30 +303,49 @@ def main() -> None:
     progress(f"autoprune done in {autoprune_seconds:.0f} s: {len(result.front)} members, {budget:.1f} fine-tune epochs")
     config, splits = loaded.config, result.splits
     latency = pipeline.measure_config(config).latency
-    dense = prepare_dense(config, splits, build_dense(config, splits, base_dir=loaded.base_dir), base_dir=loaded.base_dir,
-                          cache_dir=store / "cache", latency=latency)  # fmt: skip
+    dense = prepare_dense(
+        config,
+        splits,
+        build_dense(config, splits, base_dir=loaded.base_dir),
+        base_dir=loaded.base_dir,
+        cache_dir=store / "cache",
+        latency=latency,
+    )
     reference = dense.reference
     if args.dense_cache is not None:
         args.dense_cache.mkdir(parents=True, exist_ok=True)
         for trained in (store / "cache").glob("dense-*.pt"):
             shutil.copy2(trained, args.dense_cache / trained.name)
-    ours = [{"test_accuracy": r["test_accuracy"], "params": r["final_params"], "macs": r["final_macs"],
-             "latency_ratio": r["final_latency_ratio"]} for r in result.front]  # fmt: skip
+    ours = [
+        {
+            "test_accuracy": r["test_accuracy"],
+            "params": r["final_params"],
+            "macs": r["final_macs"],
+            "latency_ratio": r["final_latency_ratio"],
+        }
+        for r in result.front
+    ]
     epochs = split_budget(budget, len(ratios))
     baselines, seconds = run_baselines(dense, splits, ratios, epochs, latency)
 
     pipeline_arg = args.pipeline.relative_to(ROOT) if args.pipeline.is_absolute() else args.pipeline
-    print(f"\n{date.today()} · python benchmarks/search_quality.py --pipeline {pipeline_arg}{' --quick' if args.quick else ''}"
-          f" · dense: test {reference.test_accuracy:.4f}, {reference.params:,} params, {reference.macs:,} MACs")  # fmt: skip
-    print(f"fine-tune budget: autoprune {budget:.1f} full-split epochs ({len(result.records)} trials + finalize of "
-          f"{len(ours)}); each baseline {sum(epochs)} ({len(ratios)} ratios x {'/'.join(map(str, epochs))})")  # fmt: skip
+    print(
+        f"\n{date.today()} · python benchmarks/search_quality.py --pipeline {pipeline_arg}{' --quick' if args.quick else ''}"
+        f" · dense: test {reference.test_accuracy:.4f}, {reference.params:,} params, {reference.macs:,} MACs"
+    )
+    print(
+        f"fine-tune budget: autoprune {budget:.1f} full-split epochs ({len(result.records)} trials + finalize of "
+        f"{len(ours)}); each baseline {sum(epochs)} ({len(ratios)} ratios x {'/'.join(map(str, epochs))})"
+    )
     methods = {"autoprune": ours, **baselines}
     report_fronts(methods, {"autoprune": autoprune_seconds, **seconds}, reference)
     report_goals(ours, reference)
     speed = throughput(dense.model, loaded, result, splits)
     if speed:
-        print(f"training throughput of front models vs dense: median {statistics.median(speed):.2f}x "
-              f"(range {min(speed):.2f}-{max(speed):.2f}x, {len(speed)} models)")  # fmt: skip
+        print(
+            f"training throughput of front models vs dense: median {statistics.median(speed):.2f}x "
+            f"(range {min(speed):.2f}-{max(speed):.2f}x, {len(speed)} models)"
+        )
     path = args.plot or ROOT / "docs" / "images" / f"quality_{config.name}{'_quick' if args.quick else ''}.png"
     plot(methods, reference, path, f"{config.name}: test accuracy vs MACs, same fine-tune budget")
     print(f"plot: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")

@@ -24,7 +24,9 @@ import search_quality  # noqa: E402
 
 @pytest.mark.parametrize("script", sorted(p.name for p in BENCHMARKS.glob("*.py")))
 def test_every_benchmark_answers_help(script: str) -> None:
-    done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--help"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--help"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
 
@@ -44,7 +46,9 @@ def test_recipe_architecture_is_the_lightest_uniform_cut_within_the_params() -> 
     limit = engine.count_params(dense) // 3
     ratio, plan = recipe.uniform_within(dense, DIGITS_SHAPE, limit)
     groups = engine.discover(dense, DIGITS_SHAPE)
-    assert recipe.kept_params(dense, DIGITS_SHAPE, ratio) <= limit < recipe.kept_params(dense, DIGITS_SHAPE, ratio - 0.01)
+    assert (
+        recipe.kept_params(dense, DIGITS_SHAPE, ratio) <= limit < recipe.kept_params(dense, DIGITS_SHAPE, ratio - 0.01)
+    )
     assert plan.ratios == engine.PrunePlan.uniform(groups, ratio, importance="l1").ratios
 
 

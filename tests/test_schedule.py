@@ -44,9 +44,16 @@ def test_cronjob_runs_retrain_on_the_schedule_with_the_resources(tmp_path: Path)
     container = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "registry.example/autoprune:1.0"
     assert container["command"] == [
-        "autoprune", "retrain", "pipelines/nightly.yaml", "--backend", "ray", "--address", "ray://ray-head.ml:10001",
-        "--set", "tracking.uri=http://mlflow.ml:5000",
-    ]  # fmt: skip
+        "autoprune",
+        "retrain",
+        "pipelines/nightly.yaml",
+        "--backend",
+        "ray",
+        "--address",
+        "ray://ray-head.ml:10001",
+        "--set",
+        "tracking.uri=http://mlflow.ml:5000",
+    ]
     assert container["resources"]["requests"] == {"cpu": "4", "memory": "8Gi"}
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
 
@@ -58,7 +65,10 @@ def test_rayjob_and_raycronjob_carry_the_entrypoint_schedule_and_workers(tmp_pat
     assert rayjob["apiVersion"] == "ray.io/v1" and rayjob["kind"] == "RayJob"
     spec = rayjob["spec"]
     # inside its own cluster the job needs no address
-    assert spec["entrypoint"] == "autoprune retrain pipelines/nightly.yaml --backend ray --set tracking.uri=http://mlflow.ml:5000"
+    assert (
+        spec["entrypoint"]
+        == "autoprune retrain pipelines/nightly.yaml --backend ray --set tracking.uri=http://mlflow.ml:5000"
+    )
     assert spec["shutdownAfterJobFinishes"] is True
     assert rayjob["metadata"]["annotations"]["autoprune/schedule"] == "30 2 * * *"
     workers = spec["rayClusterSpec"]["workerGroupSpecs"][0]
@@ -71,7 +81,9 @@ def test_rayjob_and_raycronjob_carry_the_entrypoint_schedule_and_workers(tmp_pat
     assert crontab.startswith("30 2 * * * cd ") and "autoprune retrain" in crontab and "nightly.yaml" in crontab
 
 
-def test_rendering_without_a_schedule_is_a_clear_error_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rendering_without_a_schedule_is_a_clear_error_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out = _render(tmp_path, "name: plain\n")
     assert code == 2
     assert "schedule: the pipeline has no schedule: block" in capsys.readouterr().err

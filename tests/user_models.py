@@ -53,10 +53,15 @@ class GroupedChunk(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU())
         self.block = nn.Sequential(
-            nn.Conv2d(32, 32, 1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 32, 3, padding=1, groups=4), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 32, 1), nn.BatchNorm2d(32),
-        )  # fmt: skip
+            nn.Conv2d(32, 32, 1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1, groups=4),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 1),
+            nn.BatchNorm2d(32),
+        )
         self.left, self.right = nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
         self.head = nn.Linear(32, num_classes)
 
@@ -72,7 +77,9 @@ class UpsampleSkip(nn.Module):
     def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()
         self.down = nn.Sequential(nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU())
-        self.mid = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.InstanceNorm2d(32, affine=True), nn.ReLU())
+        self.mid = nn.Sequential(
+            nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.InstanceNorm2d(32, affine=True), nn.ReLU()
+        )
         self.up = nn.ConvTranspose2d(32, 16, 2, stride=2)
         self.fuse = nn.Conv2d(32, 16, 3, padding=1)
         self.head = nn.Linear(16, num_classes)

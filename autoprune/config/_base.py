@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from .._imports import FACTORY_PATTERN
 
-__all__ = ["Strict", "FactoryPath"]
+__all__ = ["FactoryPath", "Strict"]
 
 
 class Strict(BaseModel):

@@ -10,14 +10,14 @@ from pydantic import Field, model_validator
 from ._base import FactoryPath, Strict
 
 __all__ = [
+    "FASHION_MNIST_DIR",
     "AugmentConfig",
     "DataConfig",
     "DigitsData",
-    "FashionMnistData",
-    "NpzData",
-    "ImageFolderData",
     "FactoryData",
-    "FASHION_MNIST_DIR",
+    "FashionMnistData",
+    "ImageFolderData",
+    "NpzData",
 ]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -66,7 +66,8 @@ class _ArrayData(_DataBase):
     """How arrays a user gives (npz, factory) are read."""
 
     add_channel: bool = Field(
-        True, description="3-D inputs: true reads (N, H, W) images and adds a channel axis; false keeps (N, C, L) sequences (Conv1d models)"
+        True,
+        description="3-D inputs: true reads (N, H, W) images and adds a channel axis; false keeps (N, C, L) sequences (Conv1d models)",
     )
     channels: Literal["first", "last"] | None = Field(
         None,

@@ -37,13 +37,14 @@ def _dotted_key(loc: tuple[Any, ...], data: Any) -> tuple[str, list[str]]:
     node = data
     for index, item in enumerate(loc):
         following = loc[index + 1] if index + 1 < len(loc) else None
-        is_tag = item in _TAGS and isinstance(node, Mapping) and (item not in node or (following is not None and following in node))
+        is_tag = (
+            item in _TAGS
+            and isinstance(node, Mapping)
+            and (item not in node or (following is not None and following in node))
+        )
         if is_tag:
             continue  # pydantic's name for the union member, not a key
-        if isinstance(node, Mapping) and item in node:
-            parts.append(str(item))
-            node = node[item]
-        elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+        if (isinstance(node, Mapping) and item in node) or (isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)):
             parts.append(str(item))
             node = node[item]
         elif isinstance(item, str) and _looks_like_key(item):
@@ -74,7 +75,9 @@ def _model_at(root: type[BaseModel], parts: list[str], data: Any) -> type[BaseMo
         if model is None or part not in model.model_fields:
             return None
         node = node.get(part) if isinstance(node, Mapping) else None
-        candidates = [c for c in _unwrap(model.model_fields[part].annotation) if isinstance(c, type) and issubclass(c, BaseModel)]
+        candidates = [
+            c for c in _unwrap(model.model_fields[part].annotation) if isinstance(c, type) and issubclass(c, BaseModel)
+        ]
         model = _pick(candidates, node)
     return model
 
@@ -85,7 +88,11 @@ def _pick(candidates: list[type[BaseModel]], node: Any) -> type[BaseModel] | Non
     for candidate in candidates:  # discriminated union: match on the literal tag field
         for name, info in candidate.model_fields.items():
             args = typing.get_args(info.annotation)
-            if typing.get_origin(info.annotation) is typing.Literal and isinstance(node, Mapping) and node.get(name) in args:
+            if (
+                typing.get_origin(info.annotation) is typing.Literal
+                and isinstance(node, Mapping)
+                and node.get(name) in args
+            ):
                 return candidate
     return None
 
@@ -117,7 +124,10 @@ def _describe(error: Mapping[str, Any], root: type[BaseModel], data: Any) -> tup
         options = _quoted(str(ctx.get("expected_tags", "")))
         if kind == "union_tag_not_found":
             return key, f"this key is required; one of {', '.join(options)}"
-        return key, f"must be one of {', '.join(options)}, but got {ctx.get('tag')!r}{_suggest(ctx.get('tag'), options)}"
+        return (
+            key,
+            f"must be one of {', '.join(options)}, but got {ctx.get('tag')!r}{_suggest(ctx.get('tag'), options)}",
+        )
     message = str(error["msg"])
     if message.startswith("Value error, "):
         return key, message.removeprefix("Value error, ")

@@ -20,7 +20,7 @@ from ..errors import AutoPruneError, ConfigError
 from ._errors import first_error_message
 from ._pipeline import PipelineConfig
 
-__all__ = ["SourceMap", "LoadedPipeline", "load_pipeline", "read_yaml", "MAX_NODES", "MAX_DEPTH"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "LoadedPipeline", "SourceMap", "load_pipeline", "read_yaml"]
 
 MAX_NODES = 20_000
 MAX_DEPTH = 32
@@ -72,7 +72,9 @@ def _mark_line(error: yaml.MarkedYAMLError) -> int:
     return mark.line + 1 if mark is not None else 1
 
 
-def _walk(node: yaml.Node, prefix: str, shown: str, out: SourceMap, depth: int = 0, count: list[int] | None = None) -> None:
+def _walk(
+    node: yaml.Node, prefix: str, shown: str, out: SourceMap, depth: int = 0, count: list[int] | None = None
+) -> None:
     """Record key lines, refusing duplicate keys, deep nesting and alias bombs (counted as expanded)."""
     count = count if count is not None else [0]
     count[0] += 1
@@ -80,7 +82,7 @@ def _walk(node: yaml.Node, prefix: str, shown: str, out: SourceMap, depth: int =
     if count[0] > MAX_NODES:
         raise ConfigError(
             f"the document expands to more than {MAX_NODES} nodes (an alias bomb?)",
-            key=prefix.split(".")[0] or None,
+            key=prefix.split(".", maxsplit=1)[0] or None,
             location=f"{shown}:{line}",
         )
     standard = node.tag.removeprefix(_YAML_TAG)
@@ -92,12 +94,16 @@ def _walk(node: yaml.Node, prefix: str, shown: str, out: SourceMap, depth: int =
             location=f"{shown}:{line}",
         )
     if depth > MAX_DEPTH:
-        raise ConfigError(f"nesting is deeper than {MAX_DEPTH} levels", key=prefix.split(".")[0] or None, location=f"{shown}:{line}")
+        raise ConfigError(
+            f"nesting is deeper than {MAX_DEPTH} levels", key=prefix.split(".", maxsplit=1)[0] or None, location=f"{shown}:{line}"
+        )
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                raise ConfigError("keys must be plain strings", key=prefix or None, location=f"{shown}:{key_node.start_mark.line + 1}")
+                raise ConfigError(
+                    "keys must be plain strings", key=prefix or None, location=f"{shown}:{key_node.start_mark.line + 1}"
+                )
             key_line = key_node.start_mark.line + 1
             dotted = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
             if key_node.value in seen:
@@ -139,13 +145,17 @@ def read_yaml(path: Path, *, what: str = "pipeline") -> tuple[dict[str, Any], So
     if node is None:
         raise ConfigError(f"the {what} file is empty", location=f"{shown}:1")
     if not isinstance(node, yaml.MappingNode):
-        raise ConfigError(f"a {what} file must be a mapping of keys to values", location=f"{shown}:{node.start_mark.line + 1}")
+        raise ConfigError(
+            f"a {what} file must be a mapping of keys to values", location=f"{shown}:{node.start_mark.line + 1}"
+        )
     sources = SourceMap(root=f"{shown}:1")
     _walk(node, "", shown, sources)
     try:
         data = _Loader(text).construct_document(node)
     except yaml.MarkedYAMLError as exc:
-        raise ConfigError(f"{exc.problem or 'unsupported YAML'} (only plain YAML is accepted)", location=f"{shown}:{_mark_line(exc)}") from exc
+        raise ConfigError(
+            f"{exc.problem or 'unsupported YAML'} (only plain YAML is accepted)", location=f"{shown}:{_mark_line(exc)}"
+        ) from exc
     return data, sources, text
 
 
@@ -164,7 +174,9 @@ def _apply_override(data: dict[str, Any], expression: str, sources: SourceMap) -
         child = target.setdefault(part, {})
         if not isinstance(child, dict):
             raise ConfigError(
-                f"cannot set inside {'.'.join(parts[: depth + 1])}, which is not a mapping", key=key, location=f"--set {expression}"
+                f"cannot set inside {'.'.join(parts[: depth + 1])}, which is not a mapping",
+                key=key,
+                location=f"--set {expression}",
             )
         target = child
     target[parts[-1]] = value
@@ -245,4 +257,3 @@ def load_pipeline(path: str | Path, overrides: Iterable[str] = ()) -> LoadedPipe
             _apply_override(data, expression, sources)
     config = _validate(PipelineConfig, data, sources)
     return LoadedPipeline(config, path, sources, text, space_path, space_text, overrides)
-

@@ -10,14 +10,14 @@ from pydantic import Field, field_validator
 from ._base import FactoryPath, Strict
 
 __all__ = [
-    "DenseTraining",
-    "ModelConfig",
-    "MLPModel",
-    "LeNet5Model",
     "CNNModel",
-    "ResNetModel",
-    "MobileNetV2Model",
+    "DenseTraining",
     "FactoryModel",
+    "LeNet5Model",
+    "MLPModel",
+    "MobileNetV2Model",
+    "ModelConfig",
+    "ResNetModel",
 ]
 
 PositiveInt = Annotated[int, Field(ge=1)]

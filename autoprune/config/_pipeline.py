@@ -17,16 +17,16 @@ from ._space import SpaceConfig
 __all__ = [
     "OBJECTIVE_METRICS",
     "AshaSettings",
+    "ChampionConfig",
+    "Constraints",
+    "FinalizeConfig",
+    "LatencySettings",
+    "PipelineConfig",
+    "RaySettings",
     "ScheduleConfig",
     "ScheduleResources",
-    "RaySettings",
     "SearchConfig",
-    "Constraints",
-    "LatencySettings",
     "TrackingConfig",
-    "FinalizeConfig",
-    "ChampionConfig",
-    "PipelineConfig",
 ]
 
 _DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql")
@@ -40,7 +40,8 @@ class AshaSettings(Strict):
     grace_period: int = Field(1, ge=1, description="epochs every trial gets before it may be stopped")
     reduction_factor: float = Field(2.0, gt=1, description="keep 1/reduction_factor of the trials at each rung")
     rank_by: Literal["accuracy", "pareto"] = Field(
-        "pareto", description="rank a rung by Pareto dominance on all objectives, or by validation accuracy (Ray's ASHA)"
+        "pareto",
+        description="rank a rung by Pareto dominance on all objectives, or by validation accuracy (Ray's ASHA)",
     )
 
 
@@ -67,16 +68,20 @@ class SearchConfig(Strict):
     max_failed_trials: int | None = Field(None, ge=1, description="end the search after this many failures")
     heartbeat_s: int = Field(10, ge=1, description="RDB heartbeat; a silent trial is failed after 3 beats")
     seed_uniform: int = Field(
-        0, ge=0, description="a new study first tries this many uniform plans spread up to the highest ratios (the rest sampled)"
+        0,
+        ge=0,
+        description="a new study first tries this many uniform plans spread up to the highest ratios (the rest sampled)",
     )
     skip_over_limit: bool = Field(
-        True, description="a trial whose params, MACs or bytes break a constraint is not fine-tuned (no fine-tune "
-        "can make it feasible): it is evaluated as pruned and recorded as infeasible"
+        True,
+        description="a trial whose params, MACs or bytes break a constraint is not fine-tuned (no fine-tune "
+        "can make it feasible): it is evaluated as pruned and recorded as infeasible",
     )
     fit_to_limit: bool = Field(
-        False, description="scale each proposal's ratios by one factor so the pruned model fills constraints.max_params "
+        False,
+        description="scale each proposal's ratios by one factor so the pruned model fills constraints.max_params "
         "/ max_macs / max_size_bytes without breaking them: the search then chooses how the budget is spread over the "
-        "groups (and the fine-tune), not how much to prune"
+        "groups (and the fine-tune), not how much to prune",
     )
 
     @field_validator("storage")
@@ -84,8 +89,7 @@ class SearchConfig(Strict):
     def _storage_url(cls, value: str | None) -> str | None:
         if value is not None and value.split(":", 1)[0] not in _DATABASE_SCHEMES:
             raise ValueError(
-                "must be an RDB URL such as sqlite:///path/optuna.db or postgresql://user@host/db, "
-                f"but got {value!r}"
+                f"must be an RDB URL such as sqlite:///path/optuna.db or postgresql://user@host/db, but got {value!r}"
             )
         if value is not None and value.startswith("sqlite:") and not value.startswith("sqlite:///"):
             raise ValueError(f"a sqlite URL needs three slashes (sqlite:///relative.db), but got {value!r}")
@@ -144,11 +148,16 @@ class FinalizeConfig(Strict):
         None, ge=0, le=1, description="distillation weight of the final fine-tune (null: each trial's own)"
     )
     ema_decay: float | None = Field(
-        None, ge=0, lt=1, description="moving average of the weights in the final fine-tune, e.g. 0.999 (0: off; null: each trial's own)"
+        None,
+        ge=0,
+        lt=1,
+        description="moving average of the weights in the final fine-tune, e.g. 0.999 (0: off; null: each trial's own)",
     )
     onnx: bool = Field(True, description="export front models to ONNX")
     max_members: int | None = Field(
-        None, ge=1, description="finalize at most this many front members, those adding the most hypervolume (null: all)"
+        None,
+        ge=1,
+        description="finalize at most this many front members, those adding the most hypervolume (null: all)",
     )
 
 
@@ -159,7 +168,10 @@ class ChampionConfig(Strict):
     prefer: Literal["accuracy", "params", "macs", "size_bytes", "latency_ms"] = "macs"
     max_accuracy_drop: float = Field(0.01, ge=0, le=1)
     retrain_margin: float = Field(
-        0.0, ge=0, le=1, description="retrain moves champion only if the new candidate's test accuracy is higher by more than this"
+        0.0,
+        ge=0,
+        le=1,
+        description="retrain moves champion only if the new candidate's test accuracy is higher by more than this",
     )
 
 
@@ -181,10 +193,16 @@ class ScheduleConfig(Strict):
     timezone: str | None = Field(None, description="IANA name, e.g. Europe/Berlin (default: the controller's)")
     image: str = Field("autoprune:latest", min_length=1, description="a container image with this project installed")
     namespace: str = "default"
-    pipeline_path: str | None = Field(None, description="the pipeline's path inside the image (default: pipelines/<file>)")
-    ray_address: str | None = Field(None, description="the CronJob submits to this running cluster (default: Ray in the pod)")
+    pipeline_path: str | None = Field(
+        None, description="the pipeline's path inside the image (default: pipelines/<file>)"
+    )
+    ray_address: str | None = Field(
+        None, description="the CronJob submits to this running cluster (default: Ray in the pod)"
+    )
     workers: int = Field(1, ge=0, description="worker pods of the RayJob's cluster")
-    args: list[str] = Field(default_factory=list, description="extra retrain arguments, e.g. [--set, tracking.uri=http://mlflow:5000]")
+    args: list[str] = Field(
+        default_factory=list, description="extra retrain arguments, e.g. [--set, tracking.uri=http://mlflow:5000]"
+    )
     resources: ScheduleResources = Field(default_factory=ScheduleResources)
 
     @field_validator("cron")
@@ -192,7 +210,9 @@ class ScheduleConfig(Strict):
     def _five_fields(cls, value: str) -> str:
         fields = value.split()
         if len(fields) != 5 or not all(re.fullmatch(_CRON_FIELD, f) for f in fields):
-            raise ValueError(f"a cron expression has five fields (minute hour day month weekday), e.g. '0 3 * * *'; got {value!r}")
+            raise ValueError(
+                f"a cron expression has five fields (minute hour day month weekday), e.g. '0 3 * * *'; got {value!r}"
+            )
         return value
 
 

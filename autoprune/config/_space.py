@@ -13,7 +13,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from .._vocab import IMPORTANCES, OPTIMIZERS
 from ._base import Strict
 
-__all__ = ["Param", "RatioRange", "RatioOverride", "TiltRange", "PruningSpace", "FinetuneSpace", "SpaceConfig"]
+__all__ = ["FinetuneSpace", "Param", "PruningSpace", "RatioOverride", "RatioRange", "SpaceConfig", "TiltRange"]
 
 Importance = Literal[IMPORTANCES]  # type: ignore[valid-type]
 
@@ -114,10 +114,14 @@ class PruningSpace(Strict):
     ratio: RatioRange = Field(default_factory=RatioRange)
     uniform: bool = Field(False, description="one ratio shared by all groups instead of one per group")
     spread: float | None = Field(
-        None, gt=0, lt=1, description="each group's ratio within this of one shared ratio (null: every group on its own)"
+        None,
+        gt=0,
+        lt=1,
+        description="each group's ratio within this of one shared ratio (null: every group on its own)",
     )
     tilt: TiltRange | None = Field(
-        None, description="lean the shared ratio with depth: ratio x (1 + tilt x position), position -1 (first group) .. +1 (last)"
+        None,
+        description="lean the shared ratio with depth: ratio x (1 + tilt x position), position -1 (first group) .. +1 (last)",
     )
     overrides: dict[str, RatioOverride] = Field(default_factory=dict, description="glob on group names -> range")
     exclude: list[str] = Field(default_factory=list, description="globs of groups never pruned")
@@ -166,14 +170,18 @@ class FinetuneSpace(Strict):
     ema_decay: Param = Field(default_factory=lambda: Param(value=0.0))
     batch_size: int | None = Field(None, ge=1, description="defaults to data.batch_size")
 
-    @field_validator("lr", "epochs", "weight_decay", "distill_alpha", "temperature", "label_smoothing", "momentum", "ema_decay")
+    @field_validator(
+        "lr", "epochs", "weight_decay", "distill_alpha", "temperature", "label_smoothing", "momentum", "ema_decay"
+    )
     @classmethod
     def _within_bounds(cls, param: Param, info: ValidationInfo) -> Param:
         low, high = _BOUNDS[info.field_name]
         if not param.values_within(low, high):
             raise ValueError(f"values must lie in [{low:g}, {high:g}], but got {_show(param)}")
         if info.field_name == "epochs":
-            numbers = [param.value, *(param.choices or [])] if param.low is None else [param.low, param.high, param.step]
+            numbers = (
+                [param.value, *(param.choices or [])] if param.low is None else [param.low, param.high, param.step]
+            )
             if any(isinstance(v, float) and not v.is_integer() for v in numbers if v is not None) or param.log:
                 raise ValueError(f"must be whole numbers (a range with a whole step, not log), but got {_show(param)}")
         return param

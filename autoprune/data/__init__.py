@@ -7,4 +7,14 @@ from ._idx import read_idx
 from ._sources import FASHION_CLASSES, load
 from ._splits import Splits, TensorSplit, channels_last, default_layout, make_splits
 
-__all__ = ["Augment", "load", "Splits", "TensorSplit", "make_splits", "read_idx", "FASHION_CLASSES", "channels_last", "default_layout"]
+__all__ = [
+    "FASHION_CLASSES",
+    "Augment",
+    "Splits",
+    "TensorSplit",
+    "channels_last",
+    "default_layout",
+    "load",
+    "make_splits",
+    "read_idx",
+]

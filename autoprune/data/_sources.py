@@ -17,11 +17,20 @@ from ._augment import Augment
 from ._idx import read_idx
 from ._splits import Splits, make_splits
 
-__all__ = ["load", "FASHION_CLASSES"]
+__all__ = ["FASHION_CLASSES", "load"]
 
 FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
 
@@ -68,7 +77,10 @@ def _with_augment(splits: Splits, config: DataConfig) -> Splits:
     augment = Augment(hflip=config.augment.hflip, shift=config.augment.shift)
     if augment.active and len(splits.input_shape) != 3:
         shape = ", ".join(str(d) for d in splits.input_shape)
-        raise DataError(f"augmentation needs image inputs (channels, height, width), but each input has shape ({shape})", key="data.augment")
+        raise DataError(
+            f"augmentation needs image inputs (channels, height, width), but each input has shape ({shape})",
+            key="data.augment",
+        )
     return dataclasses.replace(splits, augment=augment)
 
 
@@ -188,7 +200,9 @@ def _image_folder(
         raise DataError(f"image folder {str(path)!r} does not exist", key="data.path")
     classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
-        raise DataError(f"{str(path)!r} must hold one sub-folder per class (at least 2); found {len(classes)}", key="data.path")
+        raise DataError(
+            f"{str(path)!r} must hold one sub-folder per class (at least 2); found {len(classes)}", key="data.path"
+        )
     images, labels = [], []
     mode = "L" if grayscale else "RGB"
     for label, name in enumerate(classes):
@@ -273,4 +287,3 @@ def _factory(config: FactoryData, base: Path) -> tuple[np.ndarray, np.ndarray, l
 
     test_pair = (inputs(test[0]), codes[len(y) :]) if test else None
     return inputs(x), train_codes, names, test_pair
-

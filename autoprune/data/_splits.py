@@ -11,7 +11,7 @@ import torch
 from ..errors import DataError
 from ._augment import Augment
 
-__all__ = ["TensorSplit", "Splits", "make_splits", "stratified_indices", "channels_last", "default_layout"]
+__all__ = ["Splits", "TensorSplit", "channels_last", "default_layout", "make_splits", "stratified_indices"]
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -142,7 +142,7 @@ def _normalise(splits: Splits) -> Splits:
     def scale(split: TensorSplit) -> TensorSplit:
         return TensorSplit((split.x - mean) / std, split.y, split.channels_last)
 
-    flat = (lambda t: tuple(float(v) for v in t.flatten()))  # noqa: E731
+    flat = lambda t: tuple(float(v) for v in t.flatten())  # noqa: E731
     return replace(
         splits,
         train=scale(splits.train),

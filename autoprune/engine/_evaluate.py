@@ -9,7 +9,7 @@ from torch import nn
 
 from ..data import TensorSplit
 
-__all__ = ["Evaluation", "evaluate", "INFERENCE_BATCH"]
+__all__ = ["INFERENCE_BATCH", "Evaluation", "evaluate"]
 
 # Inference runs in batches of 128: on this project's CPU machine (4 MiB L2 per core) batches of 1024
 # were 1.5-2.9x slower per image for every convolutional zoo model, dense and pruned, and 128 was the

@@ -22,7 +22,7 @@ from ..errors import AutoPruneError, ModelError
 from ._plan import PrunePlan
 from ._prune import apply_plan
 
-__all__ = ["export_onnx", "save_pruned", "load_pruned", "read_pruned_metadata", "PLAN_FILE", "WEIGHTS_FILE"]
+__all__ = ["PLAN_FILE", "WEIGHTS_FILE", "export_onnx", "load_pruned", "read_pruned_metadata", "save_pruned"]
 
 PLAN_FILE = "plan.json"
 WEIGHTS_FILE = "state_dict.pt"
@@ -103,10 +103,14 @@ def _check_onnx(model: nn.Module, input_shape: Sequence[int], path: Path, atol: 
     try:
         actual = session.run(None, {"input": inputs.numpy()})[0]
     except Exception as exc:  # onnxruntime's own errors: the exported graph does not run
-        raise ModelError(f"onnxruntime cannot run the exported {path.name}: {' '.join(str(exc).split())}", key="model") from exc
+        raise ModelError(
+            f"onnxruntime cannot run the exported {path.name}: {' '.join(str(exc).split())}", key="model"
+        ) from exc
     difference = float(abs(actual - expected).max())
     if difference > atol:
-        raise ModelError(f"ONNX outputs differ from torch by {difference:.2e} (> {atol:.0e}) in {path.name}", key="model")
+        raise ModelError(
+            f"ONNX outputs differ from torch by {difference:.2e} (> {atol:.0e}) in {path.name}", key="model"
+        )
     return difference
 
 

@@ -32,7 +32,7 @@ from ..data import Augment, Splits, TensorSplit
 from ..errors import AutoPruneError, TrialDiverged
 from ._evaluate import INFERENCE_BATCH, evaluate
 
-__all__ = ["FinetuneConfig", "EpochReport", "FinetuneHistory", "finetune", "OPTIMIZERS"]
+__all__ = ["OPTIMIZERS", "EpochReport", "FinetuneConfig", "FinetuneHistory", "finetune"]
 
 
 @dataclass(frozen=True)
@@ -168,9 +168,11 @@ def _loss(
         return hard
     t = config.temperature
     soft = nn.functional.kl_div(
-        nn.functional.log_softmax(logits / t, dim=1), nn.functional.log_softmax(teacher / t, dim=1),
-        reduction="batchmean", log_target=True,
-    ) * (t * t)  # fmt: skip
+        nn.functional.log_softmax(logits / t, dim=1),
+        nn.functional.log_softmax(teacher / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    ) * (t * t)
     return (1 - config.distill_alpha) * hard + config.distill_alpha * soft
 
 
@@ -234,7 +236,9 @@ def finetune(
             loss_sum += float(loss.detach()) * len(index)
             step += 1
         val = evaluate(averaged.module if averaged is not None else model, splits.val)  # what the model ends as
-        report = EpochReport(epoch, loss_sum / len(train), val.accuracy, val.loss, time.perf_counter() - epoch_start, config.epochs)
+        report = EpochReport(
+            epoch, loss_sum / len(train), val.accuracy, val.loss, time.perf_counter() - epoch_start, config.epochs
+        )
         reports.append(report)
         if on_epoch is not None and on_epoch(report):
             stopped = True

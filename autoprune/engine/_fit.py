@@ -22,7 +22,7 @@ from ._measure import count_macs, count_params, size_bytes
 from ._plan import PrunePlan
 from ._prune import apply_plan
 
-__all__ = ["FitToLimit", "SIZE_METRICS"]
+__all__ = ["SIZE_METRICS", "FitToLimit"]
 
 SIZE_METRICS = ("params", "macs", "size_bytes")
 _STEPS = 40  # bisection steps on the factor: far finer than one channel of any group
@@ -108,7 +108,11 @@ class FitToLimit:
         """The scaled plan with each ratio written as the share of channels it removes (``13 / 32 =
         0.40625`` rather than ``0.4137...``): the same channels kept, a plan that reads and replays cleanly."""
         kept = self.kept(self._scaled(plan, shape, factor))
-        ratios = {name: (size - kept[name]) / size for name, size in self.sizes.items() if name in plan.ratios or name in shape}
+        ratios = {
+            name: (size - kept[name]) / size
+            for name, size in self.sizes.items()
+            if name in plan.ratios or name in shape
+        }
         return replace(plan, ratios={name: ratio for name, ratio in ratios.items() if ratio > 0})
 
     def kept(self, plan: PrunePlan) -> dict[str, int]:

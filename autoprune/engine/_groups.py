@@ -79,7 +79,9 @@ class GroupGraph:
         except Exception as exc:  # Torch-Pruning fails inside its graph on layers it cannot follow
             unknown = ", ".join(f"{name} ({type(module).__name__})" for name, module in self._without_rule())
             hint = f"; it has no pruning rule for {unknown}" if unknown else ""
-            raise ModelError(f"Torch-Pruning cannot group the model's channels ({type(exc).__name__}: {exc}){hint}", key="model") from exc
+            raise ModelError(
+                f"Torch-Pruning cannot group the model's channels ({type(exc).__name__}: {exc}){hint}", key="model"
+            ) from exc
 
     @staticmethod
     def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
@@ -91,7 +93,9 @@ class GroupGraph:
                 example = torch.zeros(2, *input_shape)
                 return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
         except Exception as exc:  # tracing runs user code: report it as a model problem
-            raise ModelError(f"cannot trace the model on an input of shape {list(input_shape)}: {exc}", key="model") from exc
+            raise ModelError(
+                f"cannot trace the model on an input of shape {list(input_shape)}: {exc}", key="model"
+            ) from exc
         finally:
             model.train(was_training)
 
@@ -128,7 +132,9 @@ class GroupGraph:
             if math.lcm(blocks, count) > blocks:
                 blocks = math.lcm(blocks, count)
                 module = dep.target.module
-                holder = self._names.get(module, "a torch.chunk or split" if hasattr(module, "split_sizes") else "an operation")
+                holder = self._names.get(
+                    module, "a torch.chunk or split" if hasattr(module, "split_sizes") else "an operation"
+                )
         return blocks, holder
 
     def _without_rule(self) -> Iterator[tuple[str, nn.Module]]:
@@ -141,9 +147,7 @@ class GroupGraph:
 
     def _changes_output(self, tp_group: tp.Group) -> bool:
         """True when pruning the group would shrink a tensor the model returns (its classifier)."""
-        return any(
-            not dep.target.outputs and self.graph.is_out_channel_pruning_fn(dep.handler) for dep, _ in tp_group
-        )
+        return any(not dep.target.outputs and self.graph.is_out_channel_pruning_fn(dep.handler) for dep, _ in tp_group)
 
     def _feeds_output(self, module: nn.Module) -> bool:
         node = self.graph.module2node.get(module)

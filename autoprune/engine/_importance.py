@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import PruningError
 
-__all__ = ["importance_fn", "accumulate_gradients"]
+__all__ = ["accumulate_gradients", "importance_fn"]
 
 log = logging.getLogger("autoprune")
 

@@ -26,11 +26,11 @@ from ..errors import AutoPruneError
 
 __all__ = [
     "LatencyConfig",
-    "count_params",
     "count_macs",
-    "size_bytes",
+    "count_params",
     "measure_latency",
     "measure_train_throughput",
+    "size_bytes",
     "torch_threads",
 ]
 

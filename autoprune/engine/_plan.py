@@ -81,7 +81,7 @@ class PrunePlan:
     def uniform(cls, groups: Iterable[Any], ratio: float, **options: Any) -> PrunePlan:
         """The same ratio for every group (``groups`` are `Group` objects or names)."""
         names = [getattr(group, "name", group) for group in groups]
-        return cls(ratios={name: ratio for name in names}, **options)
+        return cls(ratios=dict.fromkeys(names, ratio), **options)
 
     def kept_channels(self, name: str, size: int, normalised_importance: Any = None, *, blocks: int = 1) -> int:
         """How many of a group's ``size`` channels this plan keeps.

@@ -56,9 +56,7 @@ def _decide(
     needs_scores = {}
     for group in graph.groups:
         listed = group.name in plan.ratios or group.name in plan.keep
-        if listed and plan.kept_channels(group.name, group.size, blocks=group.blocks) < group.size:
-            needs_scores[group.name] = group
-        elif not listed and plan.threshold is not None:
+        if (listed and plan.kept_channels(group.name, group.size, blocks=group.blocks) < group.size) or (not listed and plan.threshold is not None):
             needs_scores[group.name] = group
     if not needs_scores:
         return {}

@@ -8,15 +8,15 @@ from ._resnet import BasicBlock, ResNet
 from ._zoo import CNN, MLP, LeNet5
 
 __all__ = [
+    "CNN",
+    "MLP",
+    "BasicBlock",
+    "InvertedResidual",
+    "LeNet5",
+    "MobileNetV2",
+    "ResNet",
     "build",
     "build_from_spec",
     "load_checkpoint",
     "model_spec",
-    "MLP",
-    "LeNet5",
-    "CNN",
-    "ResNet",
-    "BasicBlock",
-    "MobileNetV2",
-    "InvertedResidual",
 ]

@@ -27,7 +27,7 @@ from ._mobilenet import MobileNetV2
 from ._resnet import ResNet
 from ._zoo import CNN, MLP, LeNet5
 
-__all__ = ["build", "model_spec", "build_from_spec", "load_checkpoint"]
+__all__ = ["build", "build_from_spec", "load_checkpoint", "model_spec"]
 
 _SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(ModelConfig)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["InvertedResidual", "MobileNetV2", "DEFAULT_SETTING"]
+__all__ = ["DEFAULT_SETTING", "InvertedResidual", "MobileNetV2"]
 
 # (expansion t, output channels c, repeats n, first stride s), as in the paper's table 2, shortened.
 DEFAULT_SETTING: tuple[tuple[int, int, int, int], ...] = (

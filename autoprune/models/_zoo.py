@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["MLP", "LeNet5", "CNN", "flat_features"]
+__all__ = ["CNN", "MLP", "LeNet5", "flat_features"]
 
 
 def flat_features(module: nn.Module, input_shape: Sequence[int]) -> int:

@@ -38,7 +38,11 @@ def front_losses(
     losses = {}
     for record in records:
         if record.state == "complete":
-            metrics = {**record.metrics, "latency_ratio": pooled[record.number]} if record.number in pooled else record.metrics
+            metrics = (
+                {**record.metrics, "latency_ratio": pooled[record.number]}
+                if record.number in pooled
+                else record.metrics
+            )
             losses[record.number] = objectives.losses(metrics, dense)
     return losses
 

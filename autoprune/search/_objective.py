@@ -22,15 +22,15 @@ from ..engine import SIZE_METRICS, CandidateResult, EpochReport, MeasureConfig, 
 from ._space import SearchSpace
 
 __all__ = [
+    "KEPT_PREFIX",
+    "SKIPPED_METRIC",
+    "CandidateEvaluator",
+    "DenseReference",
+    "NullReporter",
     "Objectives",
     "TrialRecord",
     "TrialReporter",
-    "NullReporter",
-    "CandidateEvaluator",
-    "DenseReference",
     "constraint_values",
-    "KEPT_PREFIX",
-    "SKIPPED_METRIC",
 ]
 
 log = logging.getLogger("autoprune")
@@ -156,7 +156,9 @@ def _finetune_skipped(metrics: Mapping[str, float]) -> bool:
     return metrics.get(SKIPPED_METRIC, 0.0) > 0
 
 
-def constraint_values(constraints: Mapping[str, float], metrics: Mapping[str, float], dense: DenseReference) -> dict[str, float]:
+def constraint_values(
+    constraints: Mapping[str, float], metrics: Mapping[str, float], dense: DenseReference
+) -> dict[str, float]:
     """Optuna-style constraint values (<= 0 is feasible) for a pipeline's active constraints, in one
     unit: the samplers rank infeasible trials by the sum of the positive values, so a limit counted in
     MACs must not drown one counted in accuracy. A size or latency value is the distance from its limit
@@ -231,9 +233,13 @@ class CandidateEvaluator:
 
         try:
             result = evaluate_candidate(
-                self.dense, self.space.candidate(params), self.splits, measure=self.measure, on_epoch=on_epoch,
+                self.dense,
+                self.space.candidate(params),
+                self.splits,
+                measure=self.measure,
+                on_epoch=on_epoch,
                 on_measured=measured,
-            )  # fmt: skip
+            )
         except Exception as exc:  # a failing trial is recorded as failed; the search goes on
             error = f"{type(exc).__name__}: {exc}"
             log.info("trial %d failed: %s", number, error)  # the record carries it; the CLI's progress shows it

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["dominates", "non_dominated", "pareto_ranks", "hypervolume"]
+__all__ = ["dominates", "hypervolume", "non_dominated", "pareto_ranks"]
 
 Point = Sequence[float]
 

@@ -19,7 +19,7 @@ from ..config import Param, RatioRange, SpaceConfig
 from ..engine import Candidate, FinetuneConfig, Group, PrunePlan
 from ..errors import ConfigError, ModelError
 
-__all__ = ["SearchSpace", "RATIO_PREFIX", "FINETUNE_PARAMS"]
+__all__ = ["FINETUNE_PARAMS", "RATIO_PREFIX", "SearchSpace"]
 
 RATIO_PREFIX = "ratio."
 OFFSET_PREFIX = "offset."  # pruning.spread: a group's ratio = the shared ratio + its offset
@@ -27,13 +27,25 @@ FITTED_PREFIX = "fitted."  # search.fit_to_limit: the ratio a group was pruned a
 TILT = "tilt"  # pruning.tilt: a group's ratio = the shared ratio x (1 + tilt x its position, -1 .. +1)
 _ADDED_OFF = {("ema_decay", 0.0)}  # (setting, value) of fine-tune settings newer than the first studies
 FINETUNE_PARAMS = (
-    "lr", "epochs", "weight_decay", "distill_alpha", "temperature", "label_smoothing", "momentum", "optimizer", "ema_decay"
+    "lr",
+    "epochs",
+    "weight_decay",
+    "distill_alpha",
+    "temperature",
+    "label_smoothing",
+    "momentum",
+    "optimizer",
+    "ema_decay",
 )
 _KEY = "search.space"
 
 
 def _ratio_distribution(ratio: RatioRange | Mapping[str, Any]) -> BaseDistribution | float:
-    low, high, step = (ratio["low"], ratio["high"], ratio["step"]) if isinstance(ratio, Mapping) else (ratio.low, ratio.high, ratio.step)
+    low, high, step = (
+        (ratio["low"], ratio["high"], ratio["step"])
+        if isinstance(ratio, Mapping)
+        else (ratio.low, ratio.high, ratio.step)
+    )
     if high <= low:
         return float(low)
     if step is not None:
@@ -97,7 +109,10 @@ class SearchSpace:
         self.seed = seed
         names = [group.name for group in self.groups]
         if not names:
-            raise ModelError("the model has no prunable dependency group (no conv/linear layer whose outputs can shrink)", key="model")
+            raise ModelError(
+                "the model has no prunable dependency group (no conv/linear layer whose outputs can shrink)",
+                key="model",
+            )
         self.excluded = self._match_all(config.pruning.exclude, names, "exclude")
         self.searched = [name for name in names if name not in self.excluded]
         if not self.searched:
@@ -271,12 +286,19 @@ class SearchSpace:
         else:
             mean = sum(ratios.values()) / len(ratios)
             spread = sum(position**2 for position in self._positions.values())
-            slope = sum(ratios[name] * position for name, position in self._positions.items()) / spread if spread else 0.0
+            slope = (
+                sum(ratios[name] * position for name, position in self._positions.items()) / spread if spread else 0.0
+            )
             values["ratio"] = self._on_grid("ratio", mean)
             fitted = self._on_grid(TILT, slope / values["ratio"] if values["ratio"] else 0.0)
             values[TILT] = float(self._fixed.get(TILT, fitted))
         leant = self._leant(values["ratio"], values.get(TILT, 0.0))
-        values.update({OFFSET_PREFIX + name: self._on_grid(OFFSET_PREFIX + name, ratio - leant[name]) for name, ratio in ratios.items()})
+        values.update(
+            {
+                OFFSET_PREFIX + name: self._on_grid(OFFSET_PREFIX + name, ratio - leant[name])
+                for name, ratio in ratios.items()
+            }
+        )
         return values
 
     def _on_grid(self, key: str, value: float) -> float:
@@ -303,7 +325,9 @@ class SearchSpace:
                 distribution = self._distributions.get(key)
                 if not isinstance(distribution, FloatDistribution):
                     continue  # a fixed ratio is not searched
-                seed[key] = self._on_grid(key, distribution.low + (distribution.high - distribution.low) * index / count)
+                seed[key] = self._on_grid(
+                    key, distribution.low + (distribution.high - distribution.low) * index / count
+                )
             seed.update(offsets if seed else {})
             if seed and seed not in seeds:
                 seeds.append(seed)
@@ -326,7 +350,10 @@ class SearchSpace:
                     value = float(text)
             except (StopIteration, ValueError):
                 return None
-            if not isinstance(distribution, CategoricalDistribution) and not distribution.low <= value <= distribution.high:
+            if (
+                not isinstance(distribution, CategoricalDistribution)
+                and not distribution.low <= value <= distribution.high
+            ):
                 return None
             values[name] = value
         return values

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from .._sqlite import sqlite_path, tune_sqlite
 from ..errors import ConfigError, TrackingError
 
-__all__ = ["Tracker", "store_errors", "ui_base", "sqlite_path", "PARENT_TAG", "TRIAL_TAG", "STATE_TAG", "KIND_TAG"]
+__all__ = ["KIND_TAG", "PARENT_TAG", "STATE_TAG", "TRIAL_TAG", "Tracker", "sqlite_path", "store_errors", "ui_base"]
 
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "autoprune.trial"
@@ -52,15 +52,19 @@ class Tracker:
     """
 
     def __init__(self, uri: str, experiment: str | None, *, ui: str | None = None, create: bool = True) -> None:
-        import mlflow
         from mlflow.tracking import MlflowClient
+
+        import mlflow
 
         self.uri = uri
         self.ui = ui or ui_base(uri)
         database = sqlite_path(uri)
         if database is not None and not create and not database.is_file():
-            raise ConfigError(f"no MLflow store at {database}: run a pipeline into it first, or name the one it used "
-                              "(the pipeline's tracking.uri, or --tracking-uri)", key="tracking.uri")  # fmt: skip
+            raise ConfigError(
+                f"no MLflow store at {database}: run a pipeline into it first, or name the one it used "
+                "(the pipeline's tracking.uri, or --tracking-uri)",
+                key="tracking.uri",
+            )
         if database is not None:
             database.parent.mkdir(parents=True, exist_ok=True)
             tune_sqlite()
@@ -73,7 +77,9 @@ class Tracker:
                 self.client.search_experiments(max_results=1)
         except Exception as exc:  # MlflowException, connection errors, bad database URLs
             reason = str(exc).splitlines()[0] if str(exc) else ""
-            raise ConfigError(f"cannot reach the MLflow store {uri!r}: {type(exc).__name__}: {reason}", key="tracking.uri") from exc
+            raise ConfigError(
+                f"cannot reach the MLflow store {uri!r}: {type(exc).__name__}: {reason}", key="tracking.uri"
+            ) from exc
         if experiment is not None:
             self.use_experiment(experiment, create=create)
 

@@ -15,15 +15,26 @@ from torch import nn
 
 from ._client import TRIAL_TAG, Tracker
 
-__all__ = ["mark_front", "finalized_members", "log_member", "register_members", "MEMBER_METRICS", "FinalizeCurve"]
+__all__ = ["MEMBER_METRICS", "FinalizeCurve", "finalized_members", "log_member", "mark_front", "register_members"]
 
 log = logging.getLogger("autoprune")
 
 FINALIZED_TAG = "autoprune.finalized"
 MODEL_URI_TAG = "autoprune.model_uri"
-MEMBER_METRICS = ("test_accuracy", "final_val_accuracy", "final_params", "final_macs", "final_size_bytes",
-                  "final_latency_ms", "final_latency_ratio", "final_speedup_vs_dense",
-                  "final_epochs", "final_lr", "final_distill_alpha", "final_ema_decay")  # the final fine-tune's recipe  # fmt: skip
+MEMBER_METRICS = (
+    "test_accuracy",
+    "final_val_accuracy",
+    "final_params",
+    "final_macs",
+    "final_size_bytes",
+    "final_latency_ms",
+    "final_latency_ratio",
+    "final_speedup_vs_dense",
+    "final_epochs",
+    "final_lr",
+    "final_distill_alpha",
+    "final_ema_decay",
+)  # the final fine-tune's recipe
 
 
 def mark_front(tracker: Tracker, parent: str, front: Sequence[int], ranks: Mapping[int, int]) -> dict[int, str]:
@@ -38,7 +49,9 @@ def mark_front(tracker: Tracker, parent: str, front: Sequence[int], ranks: Mappi
         state = run.data.tags.get("autoprune.state")
         tags = {
             "pareto": str(number in members).lower(),
-            "pareto_rank": str(rank) if rank is not None else ("infeasible" if state == "complete" else state or "failed"),
+            "pareto_rank": str(rank)
+            if rank is not None
+            else ("infeasible" if state == "complete" else state or "failed"),
         }
         if any(run.data.tags.get(k) != v for k, v in tags.items()):
             tracker.log(run.info.run_id, tags=tags)
@@ -58,7 +71,10 @@ class FinalizeCurve:
 
     def __call__(self, report: Any) -> None:
         """Record one `EpochReport`."""
-        self.pending[report.epoch] = {"finalize.train_loss": report.train_loss, "finalize.val_accuracy": report.val_accuracy}
+        self.pending[report.epoch] = {
+            "finalize.train_loss": report.train_loss,
+            "finalize.val_accuracy": report.val_accuracy,
+        }
         if time.monotonic() - self.written >= self.every:
             self.flush()
 
@@ -138,7 +154,8 @@ def register_members(
     client = tracker.client
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
         client.create_registered_model(
-            name, description="Pareto-front models found by autoprune. Aliases: champion, smallest, fastest, most-accurate."
+            name,
+            description="Pareto-front models found by autoprune. Aliases: champion, smallest, fastest, most-accurate.",
         )
     existing = {
         int(v.tags[TRIAL_TAG]): int(v.version)

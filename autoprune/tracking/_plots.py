@@ -7,7 +7,7 @@ from typing import Any
 
 from ..search import TrialRecord
 
-__all__ = ["pareto_figure", "hypervolume_figure", "front_csv"]
+__all__ = ["front_csv", "hypervolume_figure", "pareto_figure"]
 
 _LABELS = {
     "params": "parameters",
@@ -36,18 +36,36 @@ def pareto_figure(records: Sequence[TrialRecord], front: set[int], cost: str, de
     infeasible = [r for r in done if not r.feasible and not r.finetune_skipped]
     over_limit = [r for r in done if r.finetune_skipped]  # evaluated as pruned: no fine-tune
     members = sorted((r for r in done if r.number in front), key=lambda r: r.metrics[cost])
-    axis.scatter([r.metrics[cost] for r in feasible], [r.metrics["val_accuracy"] for r in feasible],
-                 s=22, c="#9aa5b1", label="trial")  # fmt: skip
+    axis.scatter(
+        [r.metrics[cost] for r in feasible],
+        [r.metrics["val_accuracy"] for r in feasible],
+        s=22,
+        c="#9aa5b1",
+        label="trial",
+    )
     if infeasible:
-        axis.scatter([r.metrics[cost] for r in infeasible], [r.metrics["val_accuracy"] for r in infeasible],
-                     s=22, marker="x", c="#d64545", label="breaks a constraint")  # fmt: skip
+        axis.scatter(
+            [r.metrics[cost] for r in infeasible],
+            [r.metrics["val_accuracy"] for r in infeasible],
+            s=22,
+            marker="x",
+            c="#d64545",
+            label="breaks a constraint",
+        )
     tuned = [r.metrics["val_accuracy"] for r in done if not r.finetune_skipped]
     if over_limit and tuned:  # drawn along the bottom: their un-fine-tuned accuracy would squash the rest
         low, high = min(tuned), max(tuned)
         margin = max(0.01, 0.08 * (high - low))
         axis.set_ylim(low - 2 * margin, high + margin)
-        axis.scatter([r.metrics[cost] for r in over_limit], [low - 1.4 * margin] * len(over_limit), s=26, marker="v",
-                     facecolors="none", edgecolors="#d9822b", label="over a size limit (not fine-tuned)")  # fmt: skip
+        axis.scatter(
+            [r.metrics[cost] for r in over_limit],
+            [low - 1.4 * margin] * len(over_limit),
+            s=26,
+            marker="v",
+            facecolors="none",
+            edgecolors="#d9822b",
+            label="over a size limit (not fine-tuned)",
+        )
     xs = [r.metrics[cost] for r in members]
     ys = [r.metrics["val_accuracy"] for r in members]
     axis.step(xs, ys, where="post", c="#1f6feb", lw=1.2, alpha=0.6)

@@ -13,7 +13,7 @@ from ..errors import AutoPruneError
 from ._client import FRONT_FILTER, KIND_TAG, PARENT_TAG, TRIAL_TAG, Tracker
 from ._front import MEMBER_METRICS
 
-__all__ = ["FrontView", "Member", "latest_front", "find_member", "export_run", "EXPORT_FORMATS"]
+__all__ = ["EXPORT_FORMATS", "FrontView", "Member", "export_run", "find_member", "latest_front"]
 
 EXPORT_FORMATS = {"onnx": ("model.onnx",), "state-dict": ("plan.json", "state_dict.pt")}
 MEMBER_FORMS = "a run id (or its first 7+ characters), a version (3 or v3), an alias (champion) or models:/NAME@ALIAS"
@@ -43,7 +43,10 @@ def _versions(tracker: Tracker, parent: str) -> tuple[str | None, dict[int, tupl
             aliases.setdefault(str(version), []).append(alias)
         for version in tracker.client.search_model_versions(f"name = '{model.name}'"):
             if version.tags.get("autoprune.parent_run") == parent and TRIAL_TAG in version.tags:
-                found[int(version.tags[TRIAL_TAG])] = (int(version.version), sorted(aliases.get(str(version.version), [])))
+                found[int(version.tags[TRIAL_TAG])] = (
+                    int(version.version),
+                    sorted(aliases.get(str(version.version), [])),
+                )
                 name = model.name
     return name, found
 
@@ -53,7 +56,10 @@ def latest_front(tracker: Tracker, parent: str | None = None) -> FrontView:
     final figures of its members, as ``autoprune run`` printed them."""
     if parent is None:
         searches = tracker.client.search_runs(
-            [tracker.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'search'", order_by=["attributes.start_time DESC"], max_results=1
+            [tracker.experiment_id],
+            filter_string=f"tags.`{KIND_TAG}` = 'search'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
         )
         if not searches:
             raise AutoPruneError(f"experiment {tracker.experiment!r} in {tracker.uri} has no search yet")
@@ -70,9 +76,18 @@ def latest_front(tracker: Tracker, parent: str | None = None) -> FrontView:
             continue
         trial = int(run.data.tags.get(TRIAL_TAG, -1))
         version, aliases = versions.get(trial, ("", []))
-        rows.append({"trial": trial, "run_id": run.info.run_id, "version": version, "aliases": ",".join(aliases),
-                     **{key: metrics.get(key) for key in MEMBER_METRICS}})  # fmt: skip
-    dense = {key.removeprefix("dense_"): value for key, value in parent_run.data.metrics.items() if key.startswith("dense_")}
+        rows.append(
+            {
+                "trial": trial,
+                "run_id": run.info.run_id,
+                "version": version,
+                "aliases": ",".join(aliases),
+                **{key: metrics.get(key) for key in MEMBER_METRICS},
+            }
+        )
+    dense = {
+        key.removeprefix("dense_"): value for key, value in parent_run.data.metrics.items() if key.startswith("dense_")
+    }
     return FrontView(parent_id, parent_run.info.run_name, parent_run.info.status, len(runs), dense, rows, registered)
 
 
@@ -87,7 +102,11 @@ def export_run(tracker: Tracker, run_id: str, export_format: str, out: Path) -> 
     names = {item.path.rsplit("/", 1)[-1] for item in tracker.client.list_artifacts(run_id, "pruned")}
     missing = [name for name in EXPORT_FORMATS[export_format] if name not in names]
     if missing:
-        hint = " (only Pareto-front runs, tagged pareto=true, have exports)" if run.data.tags.get("pareto") != "true" else ""
+        hint = (
+            " (only Pareto-front runs, tagged pareto=true, have exports)"
+            if run.data.tags.get("pareto") != "true"
+            else ""
+        )
         raise AutoPruneError(f"run {run_id} has no {', '.join(missing)}{hint}")
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -124,7 +143,9 @@ def find_member(tracker: Tracker, reference: str, registered_model: str | None =
     if reference.startswith("models:/"):
         uri = _MODEL_URI.fullmatch(reference)
         if not uri:
-            raise AutoPruneError(f"{reference!r}: a model URI names an alias or a version number, models:/NAME@ALIAS or models:/NAME/3")
+            raise AutoPruneError(
+                f"{reference!r}: a model URI names an alias or a version number, models:/NAME@ALIAS or models:/NAME/3"
+            )
         return _registered(tracker, uri["name"], uri["alias"], uri["version"])
     version = _VERSION.fullmatch(reference)
     if version:
@@ -140,8 +161,10 @@ def _run(tracker: Tracker, run_id: str) -> Member:
         runs = tracker.search(FRONT_FILTER, experiments) if experiments else []
         found = sorted({run.info.run_id for run in runs if run.info.run_id.startswith(run_id)})
         if len(found) != 1:
-            raise AutoPruneError(f"{len(found) or 'no'} front runs in {tracker.uri} start with {run_id!r}"
-                                 + (f": {', '.join(found)}" if found else "; give the whole run id"))  # fmt: skip
+            raise AutoPruneError(
+                f"{len(found) or 'no'} front runs in {tracker.uri} start with {run_id!r}"
+                + (f": {', '.join(found)}" if found else "; give the whole run id")
+            )
         run_id = found[0]
     try:
         run = tracker.client.get_run(run_id)

@@ -41,7 +41,9 @@ def run_name(record: TrialRecord) -> str:
         return f"t{record.number:03d} {record.state}"
     m = record.metrics
     over = " over-limit" if record.finetune_skipped else ""  # not fine-tuned: its accuracy is the pruned model's
-    return f"t{record.number:03d}{over} acc={m['val_accuracy']:.3f} macs={_short(m['macs'])} lat={m['latency_ms']:.2f}ms"
+    return (
+        f"t{record.number:03d}{over} acc={m['val_accuracy']:.3f} macs={_short(m['macs'])} lat={m['latency_ms']:.2f}ms"
+    )
 
 
 class MlflowReporter:
@@ -120,7 +122,13 @@ class MlflowReporter:
     def _create(self, number: int, params: Mapping[str, Any]) -> str:
         run_id = self.tracker.create_run(
             f"t{number:03d} running",
-            tags={TRIAL_TAG: str(number), STATE_TAG: "running", KIND_TAG: "trial", "pareto": "pending", WORKER_TAG: WORKER},
+            tags={
+                TRIAL_TAG: str(number),
+                STATE_TAG: "running",
+                KIND_TAG: "trial",
+                "pareto": "pending",
+                WORKER_TAG: WORKER,
+            },
             parent=self.parent,
         )
         self.tracker.log(run_id, params=params)
@@ -152,13 +160,17 @@ class MlflowReporter:
         if record.epochs:  # the final val_accuracy is the last epoch's: it comes with the series
             metrics.pop("val_accuracy", None)
         metrics["trial_seconds"] = record.seconds
-        steps = {epoch: {"val_accuracy": value} for epoch, value in enumerate(record.epochs, 1) if epoch > logged_epochs}
+        steps = {
+            epoch: {"val_accuracy": value} for epoch, value in enumerate(record.epochs, 1) if epoch > logged_epochs
+        }
         self.tracker.log(run_id, metrics=metrics, tags=tags, step=len(record.epochs), steps=steps)
         self.tracker.finish(run_id, "FINISHED" if record.state == "complete" else "FAILED")
 
     def _params(self, record: TrialRecord) -> Mapping[str, Any]:
         if self.logged_params is not None:
-            with contextlib.suppress(Exception):  # a trial killed while sampling has partial params: log them as they are
+            with contextlib.suppress(
+                Exception
+            ):  # a trial killed while sampling has partial params: log them as they are
                 return self.logged_params(record.params)
         return record.params
 

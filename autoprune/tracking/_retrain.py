@@ -8,7 +8,7 @@ from typing import Any
 
 from ._client import KIND_TAG, PARENT_TAG, TRIAL_TAG, Tracker
 
-__all__ = ["last_front_params", "champion_version", "set_champion", "log_retrain_report"]
+__all__ = ["champion_version", "last_front_params", "log_retrain_report", "set_champion"]
 
 REPORT_TAG = "autoprune.retrain.decision"
 
@@ -17,9 +17,11 @@ def last_front_params(tracker: Tracker) -> tuple[str | None, list[dict[str, Any]
     """The most recent finished search of the experiment and its front members: their study, trial
     number and params as logged (MLflow keeps text; the study has the exact values)."""
     searches = tracker.client.search_runs(
-        [tracker.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'search' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=1,
-    )  # fmt: skip
+        [tracker.experiment_id],
+        filter_string=f"tags.`{KIND_TAG}` = 'search' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     if not searches:
         return None, []
     parent = searches[0].info.run_id
@@ -27,7 +29,8 @@ def last_front_params(tracker: Tracker) -> tuple[str | None, list[dict[str, Any]
     front = tracker.search(f"tags.`{PARENT_TAG}` = '{parent}' and tags.pareto = 'true'")
     front.sort(key=lambda run: int(run.data.tags.get(TRIAL_TAG, 0)))
     return parent, [
-        {"study": study, "trial": int(run.data.tags.get(TRIAL_TAG, -1)), "params": dict(run.data.params)} for run in front
+        {"study": study, "trial": int(run.data.tags.get(TRIAL_TAG, -1)), "params": dict(run.data.params)}
+        for run in front
     ]
 
 
@@ -50,6 +53,13 @@ def log_retrain_report(tracker: Tracker, parent: str, report: Mapping[str, Any],
     """The decision on the retrain's parent run: JSON and a readable text, a tag and two metrics."""
     tracker.log_dict(parent, json.loads(json.dumps(report, default=str)), "retrain_report.json")
     tracker.log_text(parent, text, "retrain_report.md")
-    metrics = {key: float(report[key]) for key in ("new_test_accuracy", "champion_test_accuracy") if report.get(key) is not None}
-    tracker.log(parent, metrics={f"retrain_{key}": value for key, value in metrics.items()},
-                tags={REPORT_TAG: str(report["decision"]), "autoprune.retrain.reason": str(report["reason"])[:5000]})  # fmt: skip
+    metrics = {
+        key: float(report[key])
+        for key in ("new_test_accuracy", "champion_test_accuracy")
+        if report.get(key) is not None
+    }
+    tracker.log(
+        parent,
+        metrics={f"retrain_{key}": value for key, value in metrics.items()},
+        tags={REPORT_TAG: str(report["decision"]), "autoprune.retrain.reason": str(report["reason"])[:5000]},
+    )

@@ -44,8 +44,20 @@ class MlflowServer:
         return f"http://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.uri,
-                   "--host", self.host, "--port", str(self.port), "--workers", "1"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            self.uri,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
         database = sqlite_path(self.uri)
         if database is not None:  # new experiments keep their artifacts beside the database, as ours do
             command += ["--default-artifact-root", (database.parent / "artifacts").resolve().as_uri()]
@@ -59,7 +71,9 @@ class MlflowServer:
             try:
                 probe.bind((self.host, self.port))
             except OSError as exc:
-                raise AutoPruneError(f"cannot serve on {self.url}: {exc.strerror} (another server?); choose --port") from exc
+                raise AutoPruneError(
+                    f"cannot serve on {self.url}: {exc.strerror} (another server?); choose --port"
+                ) from exc
 
     def start(self, *, timeout_s: float = 90.0) -> MlflowServer:
         """Start the server and wait until it answers; stop it again if anything goes wrong (Ctrl-C too)."""
@@ -70,9 +84,13 @@ class MlflowServer:
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
         if self.log_file:
             with open(self.log_file, "ab") as output:  # the child keeps its own copy of the handle
-                self.process = subprocess.Popen(self.command(), env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+                self.process = subprocess.Popen(
+                    self.command(), env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+                )
         else:
-            self.process = subprocess.Popen(self.command(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             self._wait_ready(timeout_s)
         except BaseException:
@@ -85,7 +103,9 @@ class MlflowServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AutoPruneError(f"mlflow server exited with status {self.process.returncode} (is port {self.port} free?)")
+                raise AutoPruneError(
+                    f"mlflow server exited with status {self.process.returncode} (is port {self.port} free?)"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
                     if response.status == 200:

@@ -9,7 +9,7 @@ from ..search import TrialRecord
 from ._client import Tracker
 from ._plots import front_csv, hypervolume_figure, pareto_figure
 
-__all__ = ["log_search_inputs", "log_summary", "PARENT_DESCRIPTION"]
+__all__ = ["PARENT_DESCRIPTION", "log_search_inputs", "log_summary"]
 
 PARENT_DESCRIPTION = """\
 **autoprune search** `{name}`: {trials} trials, each a structurally pruned and fine-tuned copy of the dense model.

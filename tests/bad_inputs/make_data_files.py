@@ -1,6 +1,6 @@
 """Writes the small broken data files the bad-input corpus points at (run once; the files are committed).
 
-    python tests/bad_inputs/make_data_files.py
+python tests/bad_inputs/make_data_files.py
 """
 
 from __future__ import annotations

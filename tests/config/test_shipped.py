@@ -18,5 +18,7 @@ def test_shipped_pipelines_load(path: Path) -> None:
 
 @pytest.mark.parametrize("path", sorted((ROOT / "search_spaces").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_search_spaces_load(path: Path) -> None:
-    loaded = load_pipeline(ROOT / "pipelines" / "quickstart_digits.yaml", [f"search.space=../search_spaces/{path.name}"])
+    loaded = load_pipeline(
+        ROOT / "pipelines" / "quickstart_digits.yaml", [f"search.space=../search_spaces/{path.name}"]
+    )
     assert loaded.config.search.space.pruning.ratio.high > 0

@@ -70,7 +70,9 @@ def test_finetune_trains_on_augmented_batches_and_distils_per_batch(digits, trai
     """With augmentation the teacher sees the same augmented batch as the student."""
     augmented = dataclasses.replace(digits, augment=data.Augment(hflip=True, shift=1))
     model = copy.deepcopy(trained_cnn)
-    engine.apply_plan(model, engine.PrunePlan.uniform(engine.discover(model, digits.input_shape), 0.5), digits.input_shape)
+    engine.apply_plan(
+        model, engine.PrunePlan.uniform(engine.discover(model, digits.input_shape), 0.5), digits.input_shape
+    )
     seen: list[torch.Tensor] = []
     hook = trained_cnn.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
     try:
@@ -86,13 +88,14 @@ def test_finetune_trains_on_augmented_batches_and_distils_per_batch(digits, trai
     assert changed > len(digits.train) // 2  # most inputs the teacher saw were augmented
 
 
-
 def _distilled_with_flips(digits, teacher: torch.nn.Module, epochs: int) -> tuple[torch.nn.Module, int]:
     """A half-pruned copy of ``teacher`` fine-tuned distilled with flips on; also how many forward
     passes the teacher made."""
     flipped = dataclasses.replace(digits, augment=data.Augment(hflip=True))
     model = copy.deepcopy(teacher)
-    engine.apply_plan(model, engine.PrunePlan.uniform(engine.discover(model, digits.input_shape), 0.5), digits.input_shape)
+    engine.apply_plan(
+        model, engine.PrunePlan.uniform(engine.discover(model, digits.input_shape), 0.5), digits.input_shape
+    )
     calls = 0
 
     def count(*_: object) -> None:

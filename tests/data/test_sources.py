@@ -82,7 +82,9 @@ def test_idx_with_wrong_magic_number(tmp_path) -> None:
 
 def test_truncated_idx(tmp_path) -> None:
     _fake_fashion(tmp_path, cut=100)
-    with pytest.raises(DataError, match=r"truncated or padded: header says 200x28x28 = 156800 bytes of data, file has 156700"):
+    with pytest.raises(
+        DataError, match=r"truncated or padded: header says 200x28x28 = 156800 bytes of data, file has 156700"
+    ):
         data.load(config.FashionMnistData(source="fashion_mnist", path=tmp_path))
 
 
@@ -96,16 +98,23 @@ def test_real_fashion_mnist_when_installed() -> None:
 def test_npz_source_with_string_labels(tmp_path) -> None:
     rng = np.random.default_rng(0)
     path = tmp_path / "set.npz"
-    np.savez(path, images=rng.integers(0, 255, (90, 12, 12)).astype(np.uint8), labels=np.array(["cat", "dog", "eel"] * 30))
+    np.savez(
+        path, images=rng.integers(0, 255, (90, 12, 12)).astype(np.uint8), labels=np.array(["cat", "dog", "eel"] * 30)
+    )
     splits = data.load(config.NpzData(source="npz", path=path, x_key="images", y_key="labels"))
     assert splits.input_shape == (1, 12, 12) and splits.class_names == ("cat", "dog", "eel")
 
 
 def test_npz_sequences_keep_their_channels_with_add_channel_false(tmp_path) -> None:
-    np.savez(tmp_path / "s.npz", x=np.random.default_rng(0).normal(size=(60, 2, 16)).astype(np.float32), y=np.arange(60) % 3)
+    np.savez(
+        tmp_path / "s.npz", x=np.random.default_rng(0).normal(size=(60, 2, 16)).astype(np.float32), y=np.arange(60) % 3
+    )
     images = data.load(config.NpzData(source="npz", path=tmp_path / "s.npz"))
     sequences = data.load(config.NpzData(source="npz", path=tmp_path / "s.npz", add_channel=False))
-    assert (images.input_shape, sequences.input_shape) == ((1, 2, 16), (2, 16))  # (N, H, W) images, or (N, C, L) as given
+    assert (images.input_shape, sequences.input_shape) == (
+        (1, 2, 16),
+        (2, 16),
+    )  # (N, H, W) images, or (N, C, L) as given
     assert sequences.train.x.shape[1:] == (2, 16)
 
 
@@ -118,7 +127,9 @@ def test_a_model_that_cannot_take_the_inputs_says_so_with_the_fix(tmp_path, caps
         "def build(input_shape, num_classes):\n"
         "    return nn.Sequential(nn.Conv1d(1, 8, 3), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, num_classes))\n"
     )
-    (tmp_path / "p.yaml").write_text('name: seq\ndata: {source: npz, path: s.npz}\nmodel: {arch: factory, factory: "seq:build"}\n')
+    (tmp_path / "p.yaml").write_text(
+        'name: seq\ndata: {source: npz, path: s.npz}\nmodel: {arch: factory, factory: "seq:build"}\n'
+    )
     with pytest.raises(SystemExit) as info:
         main(["validate", str(tmp_path / "p.yaml")])
     err = capsys.readouterr().err
@@ -157,15 +168,19 @@ def test_image_folder(tmp_path) -> None:
 
 
 def test_factory_source_from_a_module_beside_the_pipeline(tmp_path) -> None:
-    (tmp_path / "my_data.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_data.py").write_text(
+        textwrap.dedent("""
         import numpy as np
         def make(n=60):
             rng = np.random.default_rng(0)
             return {"train": (rng.normal(size=(n, 2, 6, 6)), np.arange(n) % 3), "test": (rng.normal(size=(15, 2, 6, 6)), np.arange(15) % 3)}
         def broken():
             return 42
-    """))
-    splits = data.load(config.FactoryData(source="factory", factory="my_data:make", kwargs={"n": 90}), base_dir=tmp_path)
+    """)
+    )
+    splits = data.load(
+        config.FactoryData(source="factory", factory="my_data:make", kwargs={"n": 90}), base_dir=tmp_path
+    )
     assert splits.input_shape == (2, 6, 6) and len(splits.test) == 15 and len(splits.train) + len(splits.val) == 90
     with pytest.raises(DataError, match="the factory must return"):
         data.load(config.FactoryData(source="factory", factory="my_data:broken"), base_dir=tmp_path)
@@ -184,7 +199,11 @@ def test_normalised_splits_are_the_same_bits_whatever_the_thread_count() -> None
     try:
         for count in (1, 2, 3):
             torch.set_num_threads(count)
-            made.append(data.make_splits(x, y, val_fraction=0.1, test_fraction=0.1, seed=0, class_names=list("0123456789"), source="t"))
+            made.append(
+                data.make_splits(
+                    x, y, val_fraction=0.1, test_fraction=0.1, seed=0, class_names=list("0123456789"), source="t"
+                )
+            )
     finally:
         torch.set_num_threads(threads)
     for other in made[1:]:
@@ -195,7 +214,9 @@ def test_normalised_splits_are_the_same_bits_whatever_the_thread_count() -> None
 @pytest.mark.parametrize("channels", [1, 3])
 def test_batches_and_training_rows_are_channels_last_on_request(channels: int) -> None:
     x = np.random.default_rng(0).random((40, channels, 6, 6), dtype=np.float32)
-    splits = data.make_splits(x, np.arange(40) % 2, val_fraction=0.25, test_fraction=0.25, seed=0, class_names=["a", "b"], source="t")
+    splits = data.make_splits(
+        x, np.arange(40) % 2, val_fraction=0.25, test_fraction=0.25, seed=0, class_names=["a", "b"], source="t"
+    )
     conv = torch.nn.Conv2d(channels, 4, 3)
     plain, fast = splits.with_layout(False), splits.with_layout(True)
     assert not plain.channels_last and fast.channels_last and fast.with_layout(True) is fast
@@ -205,7 +226,10 @@ def test_batches_and_training_rows_are_channels_last_on_request(channels: int) -
         assert conv(split.rows(torch.tensor([3, 0, 5]))).is_contiguous(memory_format=torch.channels_last)
     for split in (plain.train, plain.test):
         inputs, _ = next(split.batches(8))
-        assert inputs.view(len(inputs), -1).shape == (len(inputs), channels * 36)  # code written for the default layout works
+        assert inputs.view(len(inputs), -1).shape == (
+            len(inputs),
+            channels * 36,
+        )  # code written for the default layout works
         assert not conv(inputs).is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(fast.test.x, plain.test.x) and torch.equal(fast.train.rows(torch.arange(5)), plain.train.x[:5])
 
@@ -221,7 +245,9 @@ def test_one_channel_images_from_numpy_are_read_in_the_default_layout() -> None:
 def test_images_with_the_channel_axis_last_are_read_with_data_channels_last(tmp_path) -> None:
     hwc = np.random.default_rng(0).random((60, 6, 5, 3), dtype=np.float32)  # (N, H, W, C), as numpy and PIL give them
     np.savez(tmp_path / "hwc.npz", x=hwc, y=np.arange(60) % 3)
-    with pytest.raises(DataError, match=r"look like \(N, H, W, C\) images with 3 channels, .*set data.channels: last") as info:
+    with pytest.raises(
+        DataError, match=r"look like \(N, H, W, C\) images with 3 channels, .*set data.channels: last"
+    ) as info:
         data.load(config.NpzData(source="npz", path=tmp_path / "hwc.npz"))
     assert info.value.key == "data.x_key"
     last = data.load(config.NpzData(source="npz", path=tmp_path / "hwc.npz", channels="last"), seed=0)
@@ -247,5 +273,7 @@ def test_shifted_batches_keep_the_default_layout_a_viewing_model_needs(digits) -
     import dataclasses
 
     shifted = dataclasses.replace(digits.with_layout(False), augment=data.Augment(shift=1))
-    history = engine.finetune(Viewed(), shifted, engine.FinetuneConfig(epochs=1, lr=0.01))  # a shift's copy was channels-last
+    history = engine.finetune(
+        Viewed(), shifted, engine.FinetuneConfig(epochs=1, lr=0.01)
+    )  # a shift's copy was channels-last
     assert len(history.epochs) == 1

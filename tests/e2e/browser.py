@@ -17,8 +17,16 @@ from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 # as root, without a sandbox; and without the background networking whose refused connections stall it
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 60_000
 # MLflow's assistant panel opens on a first visit and covers part of the run table: keep it closed
 NO_ASSISTANT = """
@@ -61,7 +69,9 @@ def filter_front(page: Any, runs_url: str, search_run: str, query: str = 'tags.p
     row = page.locator("[role=row]", has_text=search_run)
     row.locator("button[data-component-id*='runnamecellrenderer']").click()
     names = page.locator("[role=gridcell][col-id='attributes.`Run Name`'] a")
-    page.wait_for_function("n => document.querySelectorAll(\"[role=gridcell][col-id='attributes.`Run Name`'] a\").length > n", arg=1)
+    page.wait_for_function(
+        "n => document.querySelectorAll(\"[role=gridcell][col-id='attributes.`Run Name`'] a\").length > n", arg=1
+    )
     return [names.nth(i).inner_text() for i in range(names.count()) if names.nth(i).inner_text() != search_run]
 
 

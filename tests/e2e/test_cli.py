@@ -32,13 +32,20 @@ def test_export_onnx_and_state_dict(finished_search: Store, tmp_path) -> None:
     assert run_cli("export", member, "--format", "onnx", "--out", str(tmp_path / "o"), "--tracking-uri", uri) == 0
     session = ort.InferenceSession(str(tmp_path / "o" / "model.onnx"), providers=["CPUExecutionProvider"])
     assert session.run(None, {"input": __import__("numpy").zeros((5, 1, 8, 8), "float32")})[0].shape == (5, 10)
-    assert run_cli("export", member, "-f", "state-dict", "-o", str(tmp_path / "s"), "--pipeline", str(finished_search.pipeline)) == 0
+    assert (
+        run_cli(
+            "export", member, "-f", "state-dict", "-o", str(tmp_path / "s"), "--pipeline", str(finished_search.pipeline)
+        )
+        == 0
+    )
     record = json.loads((tmp_path / "s" / "plan.json").read_text())
     assert set(record["plan"]["keep"]) == {"features.0", "features.4"} and record["metadata"]["model"]["arch"] == "cnn"
 
     from autoprune import engine, models
 
-    rebuilt = engine.load_pruned(tmp_path / "s", lambda: models.build_from_spec(record["metadata"]["model"], (1, 8, 8), 10))
+    rebuilt = engine.load_pruned(
+        tmp_path / "s", lambda: models.build_from_spec(record["metadata"]["model"], (1, 8, 8), 10)
+    )
     assert rebuilt.features[0].out_channels == record["plan"]["keep"]["features.0"]
 
 
@@ -46,17 +53,43 @@ def test_export_finds_a_member_by_alias_version_or_the_printed_run_id(finished_s
     client = MlflowClient(finished_search.uri)
     champion = client.get_model_version_by_alias("e2e-digits", "champion")
     pipeline = str(finished_search.pipeline)
-    references = ("champion", "@champion", f"v{champion.version}", str(champion.version), champion.run_id[:12], champion.run_id[:12].upper())
+    references = (
+        "champion",
+        "@champion",
+        f"v{champion.version}",
+        str(champion.version),
+        champion.run_id[:12],
+        champion.run_id[:12].upper(),
+    )
     for reference in (*references, champion.run_id):
         assert run_cli("export", reference, "-p", pipeline, "-o", str(tmp_path / "o")) == 0, reference
         assert f"run {champion.run_id}" in capsys.readouterr().out
-    assert run_cli("export", "models:/e2e-digits@champion", "--tracking-uri", finished_search.uri, "-o", str(tmp_path / "u")) == 0
+    assert (
+        run_cli(
+            "export", "models:/e2e-digits@champion", "--tracking-uri", finished_search.uri, "-o", str(tmp_path / "u")
+        )
+        == 0
+    )
     assert f"e2e-digits v{champion.version} (@champion) = trial " in capsys.readouterr().out
     assert (tmp_path / "u" / "model.onnx").read_bytes() == (tmp_path / "o" / "model.onnx").read_bytes()
     elsewhere = tmp_path / "elsewhere.yaml"  # its store named by --set, as the run's closing hint repeats it
-    elsewhere.write_text(finished_search.pipeline.read_text().replace(finished_search.uri, f"sqlite:///{tmp_path}/empty.db"))
+    elsewhere.write_text(
+        finished_search.pipeline.read_text().replace(finished_search.uri, f"sqlite:///{tmp_path}/empty.db")
+    )
     assert "empty.db" in elsewhere.read_text()
-    assert run_cli("export", "champion", "-p", str(elsewhere), "--set", f"tracking.uri={finished_search.uri}", "-o", str(tmp_path / "m")) == 0
+    assert (
+        run_cli(
+            "export",
+            "champion",
+            "-p",
+            str(elsewhere),
+            "--set",
+            f"tracking.uri={finished_search.uri}",
+            "-o",
+            str(tmp_path / "m"),
+        )
+        == 0
+    )
     assert f"run {champion.run_id}" in capsys.readouterr().out
     assert run_cli("export", "champion", "--set", "tracking.uri=sqlite:///x.db") == 2
     assert "--set needs a pipeline (--pipeline) to override" in capsys.readouterr().err
@@ -67,12 +100,17 @@ def test_export_finds_a_member_by_alias_version_or_the_printed_run_id(finished_s
     [
         ("champ", "e2e-digits has no alias 'champ' (its aliases: champion, fastest, most-accurate, smallest)"),
         ("v999", "e2e-digits has no version 999 (it has versions 1"),
-        ("models:/e2e-digits/latest", "a model URI names an alias or a version number, models:/NAME@ALIAS or models:/NAME/3"),
+        (
+            "models:/e2e-digits/latest",
+            "a model URI names an alias or a version number, models:/NAME@ALIAS or models:/NAME/3",
+        ),
         ("abcdef0", "no front runs in sqlite:"),
         ("models:/nope@champion", "no registered model 'nope' in sqlite:"),
     ],
 )
-def test_export_of_an_unknown_member_says_what_there_is(finished_search: Store, tmp_path, capsys, reference: str, message: str) -> None:
+def test_export_of_an_unknown_member_says_what_there_is(
+    finished_search: Store, tmp_path, capsys, reference: str, message: str
+) -> None:
     assert run_cli("export", reference, "-p", str(finished_search.pipeline), "-o", str(tmp_path)) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
@@ -88,7 +126,9 @@ def test_reading_commands_never_create_a_store(tmp_path, capsys, monkeypatch) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
     from autoprune.tracking import sqlite_path
 
-    assert sqlite_path("sqlite:///mlflow/mlflow.db?timeout=30") == Path("mlflow/mlflow.db")  # an existing store is found
+    assert sqlite_path("sqlite:///mlflow/mlflow.db?timeout=30") == Path(
+        "mlflow/mlflow.db"
+    )  # an existing store is found
     assert sqlite_path("postgresql://h/db") is None
 
 
@@ -99,7 +139,10 @@ def test_resume_with_nothing_to_resume_says_a_new_search_starts(tmp_path, capsys
         "latency: {repeats: 5, warmup: 1}\ntracking: {register: false}\nfinalize: {epochs: 1, onnx: false}\n"
     )
     assert run_cli("run", "p.yaml", "--resume") == 0
-    assert "--resume: no earlier search of fresh in sqlite:///mlflow/optuna.db, so a new one starts" in capsys.readouterr().err
+    assert (
+        "--resume: no earlier search of fresh in sqlite:///mlflow/optuna.db, so a new one starts"
+        in capsys.readouterr().err
+    )
     assert run_cli("run", "p.yaml", "--resume", "--set", "search.trials=2") == 0
     assert "no earlier search" not in capsys.readouterr().err
 
@@ -114,7 +157,9 @@ def test_export_of_a_non_front_run_says_why(finished_search: Store, tmp_path, ca
 
 
 def test_the_command_line_starts_without_torch_mlflow_or_ray() -> None:
-    code = "import sys, autoprune.cli; print(sorted(m for m in ('torch', 'mlflow', 'ray', 'optuna') if m in sys.modules))"
+    code = (
+        "import sys, autoprune.cli; print(sorted(m for m in ('torch', 'mlflow', 'ray', 'optuna') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr  # `autoprune --help` answers at once
 
@@ -124,7 +169,10 @@ def test_bad_pipeline_exits_2_with_one_line(tmp_path, capsys, monkeypatch) -> No
     (tmp_path / "p.yaml").write_text("name: x\nsearch:\n  sampler: nsgaa\n")
     assert run_cli("run", "p.yaml") == 2
     err = capsys.readouterr().err.strip()
-    assert err == "error: p.yaml:3: search.sampler: must be 'tpe', 'nsga2', 'random' or 'qmc', but got 'nsgaa' (did you mean 'nsga2'?)"
+    assert (
+        err
+        == "error: p.yaml:3: search.sampler: must be 'tpe', 'nsga2', 'random' or 'qmc', but got 'nsgaa' (did you mean 'nsga2'?)"
+    )
     assert not (tmp_path / "mlflow").exists()  # nothing written
 
 
@@ -151,8 +199,10 @@ def test_validate_names_the_groups_a_models_code_cannot_prune_and_the_fix_works(
     assert run_cli("validate", "p.yaml") == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: p.yaml:2: model: the model fails once pruned (") and err.count("\n") == 0
-    assert err.endswith("pruned alone, groups 'patch', 'qkv' break it: the model's code probably fixes their widths "
-                        "(a reshape into heads, a hard-coded size); exclude them with search.space.pruning.exclude: [patch, qkv]")  # fmt: skip
+    assert err.endswith(
+        "pruned alone, groups 'patch', 'qkv' break it: the model's code probably fixes their widths "
+        "(a reshape into heads, a hard-coded size); exclude them with search.space.pruning.exclude: [patch, qkv]"
+    )
     assert run_cli("validate", "p.yaml", "--set", "search.space.pruning.exclude=[patch, qkv]") == 0
     assert "OK p.yaml is ready to run" in capsys.readouterr().out
 
@@ -181,7 +231,9 @@ def test_validate_blames_no_group_when_the_model_fails_before_any_pruning(tmp_pa
     )
     assert run_cli("validate", "p.yaml") == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: p.yaml:2: model: the model fails a training step (forward, backward) before any pruning: ")
+    assert err.startswith(
+        "error: p.yaml:2: model: the model fails a training step (forward, backward) before any pruning: "
+    )
     assert "break it" not in err
 
 
@@ -229,9 +281,15 @@ def test_a_model_that_views_its_convolutions_is_evaluated_in_the_default_layout(
 @pytest.mark.parametrize(
     ("returned", "message"),
     [
-        ('{"logits": self.head(y)}', "the model returns a dict, not a tensor: autoprune needs its logits, shape (batch, 10)"),
+        (
+            '{"logits": self.head(y)}',
+            "the model returns a dict, not a tensor: autoprune needs its logits, shape (batch, 10)",
+        ),
         ("self.head(y), y", "the model returns a tuple, not a tensor: autoprune needs its logits, shape (batch, 10)"),
-        ("self.head(y).repeat(1, 2)[:, :12]", "the model gives outputs of shape [2, 12] for 2 inputs, not [2, 10]: one logit per class of the data (10) is needed"),
+        (
+            "self.head(y).repeat(1, 2)[:, :12]",
+            "the model gives outputs of shape [2, 12] for 2 inputs, not [2, 10]: one logit per class of the data (10) is needed",
+        ),
     ],
 )
 def test_a_model_must_return_one_logit_per_class(tmp_path, capsys, monkeypatch, returned: str, message: str) -> None:
@@ -250,11 +308,15 @@ def test_a_model_must_return_one_logit_per_class(tmp_path, capsys, monkeypatch, 
         "def build():\n"
         "    return Out()\n",
     )
-    assert run_cli("validate", "p.yaml") == 2  # a dict or tuple was an unexpected error (exit 1); 12 logits trained silently
+    assert (
+        run_cli("validate", "p.yaml") == 2
+    )  # a dict or tuple was an unexpected error (exit 1); 12 logits trained silently
     assert capsys.readouterr().err.strip().startswith(f"error: p.yaml:2: model: {message}")
 
 
-def test_validate_names_a_batch_size_fixed_by_the_model_and_skips_onnx_when_it_is_off(tmp_path, capsys, monkeypatch) -> None:
+def test_validate_names_a_batch_size_fixed_by_the_model_and_skips_onnx_when_it_is_off(
+    tmp_path, capsys, monkeypatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     _factory_pipeline(
         tmp_path,
@@ -270,7 +332,9 @@ def test_validate_names_a_batch_size_fixed_by_the_model_and_skips_onnx_when_it_i
     )
     assert run_cli("validate", "p.yaml") == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: p.yaml:2: model: the ONNX export fixed the batch size at 2: the model's code makes it a constant (len(x)")
+    assert err.startswith(
+        "error: p.yaml:2: model: the ONNX export fixed the batch size at 2: the model's code makes it a constant (len(x)"
+    )
     assert err.endswith("; or set finalize.onnx: false to keep front models as plan and weights only")
     assert run_cli("validate", "p.yaml", "--set", "finalize.onnx=false") == 0
     assert "params) runs (ONNX not checked: finalize.onnx is off)" in " ".join(capsys.readouterr().out.split())
@@ -281,7 +345,10 @@ def test_convolutional_models_are_evaluated_channels_last_and_others_in_the_defa
     from autoprune._dense import fit_layout
 
     pipeline = config.PipelineConfig(name="x", model=config.CNNModel(arch="cnn", widths=[8, 16]))
-    for model, channels_last in ((config.CNNModel(arch="cnn", widths=[8, 16]), True), (config.MLPModel(arch="mlp"), False)):
+    for model, channels_last in (
+        (config.CNNModel(arch="cnn", widths=[8, 16]), True),
+        (config.MLPModel(arch="mlp"), False),
+    ):
         built = models.build(model, digits.input_shape, digits.num_classes)
         for splits in (digits.with_layout(False), digits.with_layout(True)):
             laid_out, refused = fit_layout(built, pipeline, splits)
@@ -290,10 +357,15 @@ def test_convolutional_models_are_evaluated_channels_last_and_others_in_the_defa
 
 def test_validate_shows_what_fit_to_limit_makes_of_a_uniform_plan(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "p.yaml").write_text("name: x\nmodel: {arch: cnn, widths: [8, 16]}\nsearch: {fit_to_limit: true}\nconstraints: {max_params: 700}\n")
+    (tmp_path / "p.yaml").write_text(
+        "name: x\nmodel: {arch: cnn, widths: [8, 16]}\nsearch: {fit_to_limit: true}\nconstraints: {max_params: 700}\n"
+    )
     assert run_cli("validate", "p.yaml") == 0
     out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
-    note = re.search(r"fit_to_limit scales every plan to fill max_params 700; a uniform plan fills it at ratio [\d.-]+ \(([\d,]+) params\)", out)
+    note = re.search(
+        r"fit_to_limit scales every plan to fill max_params 700; a uniform plan fills it at ratio [\d.-]+ \(([\d,]+) params\)",
+        out,
+    )
     assert note and 600 < int(note.group(1).replace(",", "")) <= 700
 
 
@@ -312,16 +384,35 @@ def test_the_ui_and_export_hints_repeat_the_overrides_that_name_the_store(capsys
 
     dense = SimpleNamespace(test_accuracy=0.9, params=10, macs=10, latency_ms=1.0)
     result = SimpleNamespace(
-        concluded=True, records=[], config=SimpleNamespace(name="x"), front=[], front_trials=[], copies={}, dense=dense,
-        stop_reason=None, hypervolume=0.0, study="x", storage="sqlite:///s/optuna.db", front_url="u", model_url=None,
-    )  # fmt: skip
-    print_result(console, result, Path("p.yaml"), ["tracking.uri=sqlite:///elsewhere/m.db", "search.trials=3", "objectives={accuracy: max}"])
+        concluded=True,
+        records=[],
+        config=SimpleNamespace(name="x"),
+        front=[],
+        front_trials=[],
+        copies={},
+        dense=dense,
+        stop_reason=None,
+        hypervolume=0.0,
+        study="x",
+        storage="sqlite:///s/optuna.db",
+        front_url="u",
+        model_url=None,
+    )
+    print_result(
+        console,
+        result,
+        Path("p.yaml"),
+        ["tracking.uri=sqlite:///elsewhere/m.db", "search.trials=3", "objectives={accuracy: max}"],
+    )
     out = capsys.readouterr().out
     assert "Open the UI with: autoprune ui p.yaml --set tracking.uri=sqlite:///elsewhere/m.db   (" in out
     assert "Export one with" not in out  # nothing registered
     result.model_url, result.aliases = "m", {"smallest": 2, "champion": 3}
     print_result(console, result, Path("p.yaml"), ["tracking.uri=sqlite:///elsewhere/m.db", "search.trials=3"])
-    assert "Export one with:  autoprune export champion -p p.yaml --set tracking.uri=sqlite:///elsewhere/m.db   (" in capsys.readouterr().out
+    assert (
+        "Export one with:  autoprune export champion -p p.yaml --set tracking.uri=sqlite:///elsewhere/m.db   ("
+        in capsys.readouterr().out
+    )
     result.aliases = {"smallest": 2}  # a retrain that kept the last champion does not set it again
     print_result(console, result, Path("p.yaml"), [])
     assert "Export one with:  autoprune export smallest -p p.yaml   (" in capsys.readouterr().out
@@ -394,11 +485,15 @@ def test_front_table_piped_to_a_file_keeps_every_figure(finished_search: Store) 
 
 def test_validate_warns_when_fit_to_limit_holds_an_objective_still(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    fitted = "name: x\nmodel: {arch: cnn, widths: [8, 16]}\nsearch: {fit_to_limit: true}\nconstraints: {max_params: 700}\n"
+    fitted = (
+        "name: x\nmodel: {arch: cnn, widths: [8, 16]}\nsearch: {fit_to_limit: true}\nconstraints: {max_params: 700}\n"
+    )
     (tmp_path / "p.yaml").write_text(fitted + "objectives: {accuracy: max, params: min}\n")
     assert run_cli("validate", "p.yaml") == 0
     err = " ".join(capsys.readouterr().err.split())
-    assert "holds every trial's params just under constraints.max_params, so the objective 'params' barely varies" in err
+    assert (
+        "holds every trial's params just under constraints.max_params, so the objective 'params' barely varies" in err
+    )
     (tmp_path / "p.yaml").write_text(fitted + "objectives: {accuracy: max, macs: min}\n")  # MACs still vary: no warning
     assert run_cli("validate", "p.yaml") == 0
     assert "barely varies" not in capsys.readouterr().err
@@ -436,14 +531,20 @@ def test_a_long_training_logged_to_a_file_shows_each_epoch_and_the_time_left(tmp
         "search: {space: {pruning: {ratio: {low: 0.3, high: 0.5}}, finetune: {epochs: 1}}, trials: 1}\n"
         "objectives: {accuracy: max}\nlatency: {repeats: 5, warmup: 1}\nfinalize: {epochs: 2}\n"
         "tracking: {uri: 'sqlite:///store/mlflow.db', register: false}\n"
-    )  # fmt: skip
+    )
     assert run_cli("run", "p.yaml") == 0
     out = capsys.readouterr().out
-    assert re.search(r"dense model: epoch 1/3 · train loss \d\.\d{4} · val acc \d\.\d{4} · [\d.]+ s/epoch · about \d+ s left", out)
-    assert re.search(r"dense model: epoch 3/3 · train loss \d\.\d{4} · val acc \d\.\d{4} · [\d.]+ s/epoch\n", out)  # no time left
+    assert re.search(
+        r"dense model: epoch 1/3 · train loss \d\.\d{4} · val acc \d\.\d{4} · [\d.]+ s/epoch · about \d+ s left", out
+    )
+    assert re.search(
+        r"dense model: epoch 3/3 · train loss \d\.\d{4} · val acc \d\.\d{4} · [\d.]+ s/epoch\n", out
+    )  # no time left
     assert re.search(r"trial 0 final fine-tune: epoch 2/2 · ", out)
     assert out.index("dense model: epoch 3/3") < out.index("[1/1] trial 0 done") < out.index("trial 0 final fine-tune")
-    assert re.search(r"dense model trained in [\d.]+ s: val acc \d\.\d{4} · [\d,]+ params · [\d,]+ MACs · latency [\d.]+ ms", out)
+    assert re.search(
+        r"dense model trained in [\d.]+ s: val acc \d\.\d{4} · [\d,]+ params · [\d,]+ MACs · latency [\d.]+ ms", out
+    )
     assert run_cli("run", "p.yaml", "--set", "name=epochs-again") == 0
     again = capsys.readouterr().out
     assert "dense model: epoch" not in again  # the cached dense model is not trained again, and says so
@@ -469,17 +570,25 @@ def test_a_log_file_shows_fast_epochs_sparingly_and_slow_ones_all() -> None:
         progress.training_epoch("dense model", EpochReport(epoch, 0.5, 0.9, 0.3, EPOCH_LOG_EVERY_S, epochs=4))
     lines = out.getvalue().splitlines()
     assert [line.split("] ")[1].split(" · ")[0] for line in lines] == [
-        "trial 3 final fine-tune: epoch 1/10", "trial 3 final fine-tune: epoch 10/10",
-        "dense model: epoch 1/4", "dense model: epoch 2/4", "dense model: epoch 3/4", "dense model: epoch 4/4",
-    ]  # fmt: skip
+        "trial 3 final fine-tune: epoch 1/10",
+        "trial 3 final fine-tune: epoch 10/10",
+        "dense model: epoch 1/4",
+        "dense model: epoch 2/4",
+        "dense model: epoch 3/4",
+        "dense model: epoch 4/4",
+    ]
     assert "0.05 s/epoch" in lines[0]
 
     for epoch in range(1, 7):  # a fine-tune that stops early, at epoch 6 of 10: the next phase shows where
         now[0] += 0.05
         progress.training_epoch("trial 4 final fine-tune", EpochReport(epoch, 0.5, 0.9, 0.3, 0.05, epochs=10))
     progress.phase("registering front models")
-    tail = [line.split("] ")[1].split(" · ")[0] for line in out.getvalue().splitlines()[len(lines):]]
-    assert tail == ["trial 4 final fine-tune: epoch 1/10", "trial 4 final fine-tune: epoch 6/10", "registering front models"]
+    tail = [line.split("] ")[1].split(" · ")[0] for line in out.getvalue().splitlines()[len(lines) :]]
+    assert tail == [
+        "trial 4 final fine-tune: epoch 1/10",
+        "trial 4 final fine-tune: epoch 6/10",
+        "registering front models",
+    ]
 
 
 def test_the_time_left_goes_by_the_median_epoch_so_one_slow_epoch_does_not_swing_it() -> None:

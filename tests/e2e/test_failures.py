@@ -102,7 +102,9 @@ def test_max_failed_trials_ends_the_search_cleanly(tmp_path: Path, capsys) -> No
     out = capsys.readouterr().out
     assert "The search stopped early: 3 trials failed (search.max_failed_trials = 3)" in out
     assert f"`autoprune validate {pipeline}` prunes the model to the smallest the space allows" in out
-    assert not [r for r in optuna_lines if "failed with" in r.getMessage()]  # Optuna's own traceback per failed trial is dropped
+    assert not [
+        r for r in optuna_lines if "failed with" in r.getMessage()
+    ]  # Optuna's own traceback per failed trial is dropped
     assert "No trial is on the front" in out
     study = optuna.load_study(study_name="doomed", storage=f"sqlite:///{tmp_path}/store/optuna.db")
     assert [t.state for t in study.trials].count(optuna.trial.TrialState.FAIL) == 3
@@ -115,7 +117,9 @@ def test_a_plan_that_would_empty_a_layer_is_a_failed_trial(digits) -> None:
     space = search.SearchSpace(config.SpaceConfig(), groups)
     space.candidate = lambda params: engine.Candidate(engine.PrunePlan(keep={"features.0": 0}))  # type: ignore[method-assign]
     reference = search.DenseReference(0.9, 0.9, 1, 1, 1, 1.0)
-    evaluator = search.CandidateEvaluator(model, digits, space, measure=engine.MeasureConfig(), reference=reference, constraints={})
+    evaluator = search.CandidateEvaluator(
+        model, digits, space, measure=engine.MeasureConfig(), reference=reference, constraints={}
+    )
     record, result = evaluator(7, {})
     assert record.state == "failed" and result is None
     assert record.error.startswith("PruningError: features.0: The 'keep' count of group 'features.0' must be >= 1")

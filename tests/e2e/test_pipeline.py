@@ -31,7 +31,11 @@ def _architecture_latency(children) -> dict[str, float]:
     for c in children:
         kept = tuple(sorted((k, v) for k, v in c.data.metrics.items() if k.startswith("kept.")))
         by_kept.setdefault(kept, []).append(c)
-    return {c.info.run_id: statistics.median(s.data.metrics["latency_ratio"] for s in same) for same in by_kept.values() for c in same}
+    return {
+        c.info.run_id: statistics.median(s.data.metrics["latency_ratio"] for s in same)
+        for same in by_kept.values()
+        for c in same
+    }
 
 
 def test_one_parent_and_one_child_per_trial_after_resume(finished_search: Store) -> None:
@@ -52,7 +56,10 @@ def test_pareto_tags_are_exactly_the_non_dominated_feasible_set(finished_search:
     dense_val = parents[0].data.metrics["dense_val_accuracy"]
     feasible = [c for c in children if dense_val - c.data.metrics["val_accuracy"] <= 0.05 + 1e-12]
     latency = _architecture_latency(children)  # one latency per architecture, as the front counts it
-    points = {c.info.run_id: (-c.data.metrics["val_accuracy"], c.data.metrics["macs"], latency[c.info.run_id]) for c in feasible}
+    points = {
+        c.info.run_id: (-c.data.metrics["val_accuracy"], c.data.metrics["macs"], latency[c.info.run_id])
+        for c in feasible
+    }
     expected = {rid for rid, p in points.items() if not any(_dominates(q, p) for q in points.values())}
     tagged = {c.info.run_id for c in children if c.data.tags["pareto"] == "true"}
     assert tagged == expected and tagged
@@ -72,7 +79,12 @@ def test_front_is_optunas_best_trials_up_to_repeated_architectures(finished_sear
     study = optuna.load_study(study_name="e2e-digits", storage=storage)
     assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 9
     tagged = {int(c.data.tags["autoprune.trial"]) for c in children if c.data.tags["pareto"] == "true"}
-    kept = {int(c.data.tags["autoprune.trial"]): tuple(sorted((k, v) for k, v in c.data.metrics.items() if k.startswith("kept."))) for c in children}
+    kept = {
+        int(c.data.tags["autoprune.trial"]): tuple(
+            sorted((k, v) for k, v in c.data.metrics.items() if k.startswith("kept."))
+        )
+        for c in children
+    }
     repeated = {n for n, k in kept.items() if list(kept.values()).count(k) > 1}
     # Optuna judges each trial's own timing; ours pools it per architecture: they can differ only there
     assert {t.number for t in study.best_trials} ^ tagged <= repeated
@@ -92,8 +104,12 @@ def test_front_members_have_test_accuracy_plan_model_and_version(finished_search
         assert versions[number].run_id == child.info.run_id
         assert versions[number].tags["pareto"] == "true"
         assert "Test accuracy" in versions[number].description
-        curve = client.get_metric_history(child.info.run_id, "finalize.val_accuracy")  # the final fine-tune, epoch by epoch
-        assert [m.step for m in sorted(curve, key=lambda m: m.step)] == list(range(1, int(child.data.metrics["final_epochs"]) + 1))
+        curve = client.get_metric_history(
+            child.info.run_id, "finalize.val_accuracy"
+        )  # the final fine-tune, epoch by epoch
+        assert [m.step for m in sorted(curve, key=lambda m: m.step)] == list(
+            range(1, int(child.data.metrics["final_epochs"]) + 1)
+        )
         assert len(client.get_metric_history(child.info.run_id, "finalize.train_loss")) == len(curve)
 
 
@@ -109,7 +125,9 @@ def test_aliases_point_at_the_right_versions(finished_search: Store) -> None:
         "most-accurate": max(metric, key=lambda n: (metric[n]["test_accuracy"], -metric[n]["final_macs"])),
     }
     expected["champion"] = (
-        min(eligible, key=lambda n: (metric[n]["final_macs"], -metric[n]["test_accuracy"])) if eligible else expected["most-accurate"]
+        min(eligible, key=lambda n: (metric[n]["final_macs"], -metric[n]["test_accuracy"]))
+        if eligible
+        else expected["most-accurate"]
     )
     for alias, number in expected.items():
         version = client.get_model_version_by_alias("e2e-digits", alias)
@@ -117,10 +135,10 @@ def test_aliases_point_at_the_right_versions(finished_search: Store) -> None:
 
 
 def test_champion_loads_by_alias_and_predicts(finished_search: Store) -> None:
-    import mlflow
     import numpy as np
     import torch
 
+    import mlflow
     from autoprune import config, data
 
     mlflow.set_tracking_uri(finished_search.uri)
@@ -138,7 +156,14 @@ def test_parent_run_holds_the_inputs_and_the_summary(finished_search: Store) -> 
     client, parents, _ = _runs(finished_search)
     parent = parents[0]
     files = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"pipeline.yaml", "resolved_space.json", "front.csv", "pareto_macs.png", "pareto_latency_ratio.png", "hypervolume.png"} <= files
+    assert {
+        "pipeline.yaml",
+        "resolved_space.json",
+        "front.csv",
+        "pareto_macs.png",
+        "pareto_latency_ratio.png",
+        "hypervolume.png",
+    } <= files
     history = client.get_metric_history(parent.info.run_id, "hypervolume")
     values = [m.value for m in sorted(history, key=lambda m: m.step)]
     assert values and all(b >= a - 1e-12 for a, b in zip(values, values[1:]))  # the front only grows
@@ -161,7 +186,9 @@ def test_resume_refuses_a_changed_search(finished_search: Store, capsys) -> None
     pipeline = str(finished_search.pipeline)
     assert run_cli("run", pipeline, "--resume", "--set", "search.space.pruning.importance=[taylor]") == 2
     err = capsys.readouterr().err
-    assert "search.space: search.space changed since study 'e2e-digits' started, so its trials are not comparable" in err
+    assert (
+        "search.space: search.space changed since study 'e2e-digits' started, so its trials are not comparable" in err
+    )
     assert run_cli("run", pipeline, "--resume", "--set", "constraints.max_accuracy_drop=0.2") == 2
     assert "constraints: constraints changed since study 'e2e-digits' started" in capsys.readouterr().err
     _, _, children = _runs(finished_search)

@@ -58,12 +58,17 @@ def test_pipeline_and_two_workers_on_postgresql(databases: tuple[str, str], tmp_
     outputs = [worker.communicate(timeout=600) for worker in workers]
     assert [w.returncode for w in workers] == [0, 0], [o[1] for o in outputs]
     # the same checks as for sqlite, read from PostgreSQL
-    monkeypatch.setattr(reliability, "_study", lambda root, name: optuna.load_study(study_name=name, storage=optuna_url))
+    monkeypatch.setattr(
+        reliability, "_study", lambda root, name: optuna.load_study(study_name=name, storage=optuna_url)
+    )
     client = MlflowClient(mlflow_url)
     monkeypatch.setattr(
-        reliability, "_children",
-        lambda root, experiment: client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=1000),
-    )  # fmt: skip
+        reliability,
+        "_children",
+        lambda root, experiment: client.search_runs(
+            [client.get_experiment_by_name(experiment).experiment_id], max_results=1000
+        ),
+    )
     _check_consistent(tmp_path, "pg", budget=6)
     versions = client.search_model_versions("name = 'pg'")
     assert versions and all(v.tags["pareto"] == "true" for v in versions)

@@ -35,7 +35,13 @@ def _layout(store: Store) -> dict[str, object]:
     parent = next(r for r in runs if r.data.tags.get("autoprune.kind") == "search")
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
     front = [c for c in children if c.data.tags["pareto"] == "true"]
-    volatile = {"autoprune.worker", "mlflow.user", "mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit"}
+    volatile = {
+        "autoprune.worker",
+        "mlflow.user",
+        "mlflow.source.name",
+        "mlflow.source.type",
+        "mlflow.source.git.commit",
+    }
     versions = client.search_model_versions("name = 'e2e-digits'")
     return {
         "children": len(children),
@@ -137,6 +143,8 @@ def test_ray_trials_over_a_size_limit_end_without_a_fine_tune(tmp_path: Path) ->
     assert all(metrics[n]["finetune_skipped"] == 1.0 and metrics[n]["epochs_run"] == 0 for n in over)
     assert all("finetune_skipped" not in m and m["epochs_run"] >= 1 for n, m in metrics.items() if n not in over)
     client = MlflowClient(f"sqlite:///{db}")
-    runs = client.search_runs([client.get_experiment_by_name("asha-digits").experiment_id], "tags.autoprune.kind = 'trial'")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("asha-digits").experiment_id], "tags.autoprune.kind = 'trial'"
+    )
     assert {int(r.data.tags["autoprune.trial"]) for r in runs if "over-limit" in r.info.run_name} == over
     assert all(r.info.status == "FINISHED" for r in runs)

@@ -38,8 +38,14 @@ def cluster() -> Iterator[dict[str, str]]:
     if not (BIN / "ray").exists():
         pytest.skip("ray is not installed")
     temp = tempfile.mkdtemp(prefix="apray", dir="/tmp")  # Ray's socket paths must stay short
-    env = {**os.environ, "RAY_TEMP_DIR": temp, "RAY_PORT": str(_free_port()), "RAY_DASHBOARD_PORT": str(_free_port()),
-           "RAY_NUM_CPUS": "2", "VENV": str(BIN.parent)}  # fmt: skip
+    env = {
+        **os.environ,
+        "RAY_TEMP_DIR": temp,
+        "RAY_PORT": str(_free_port()),
+        "RAY_DASHBOARD_PORT": str(_free_port()),
+        "RAY_NUM_CPUS": "2",
+        "VENV": str(BIN.parent),
+    }
     script = str(ROOT / "scripts" / "ray-cluster.sh")
     started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, timeout=180)
     assert started.returncode == 0, started.stdout + started.stderr
@@ -56,20 +62,57 @@ def cluster() -> Iterator[dict[str, str]]:
 def test_ray_job_submit_runs_the_quickstart_on_the_cluster(cluster: dict[str, str], tmp_path: Path) -> None:
     db = tmp_path / "mlflow.db"
     command = [
-        str(BIN / "ray"), "job", "submit", "--address", cluster["RAY_ADDRESS"], "--submission-id", "quickstart-test", "--",
-        "autoprune", "run", str(ROOT / "pipelines" / "quickstart_digits.yaml"), "--backend", "ray",
-        "--set", f"tracking.uri=sqlite:///{db}", "--set", "search.trials=4", "--set", "ray.max_concurrent_trials=2",
-        "--set", "finalize.epochs=1",
-    ]  # fmt: skip
+        str(BIN / "ray"),
+        "job",
+        "submit",
+        "--address",
+        cluster["RAY_ADDRESS"],
+        "--submission-id",
+        "quickstart-test",
+        "--",
+        "autoprune",
+        "run",
+        str(ROOT / "pipelines" / "quickstart_digits.yaml"),
+        "--backend",
+        "ray",
+        "--set",
+        f"tracking.uri=sqlite:///{db}",
+        "--set",
+        "search.trials=4",
+        "--set",
+        "ray.max_concurrent_trials=2",
+        "--set",
+        "finalize.epochs=1",
+    ]
     submitted = subprocess.run(command, env=cluster, capture_output=True, text=True, timeout=600)
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
     assert "Pareto front of quickstart-digits" in submitted.stdout
 
-    status = subprocess.run([str(BIN / "ray"), "job", "status", "--address", cluster["RAY_ADDRESS"], "quickstart-test"],
-                            env=cluster, capture_output=True, text=True, timeout=60)  # fmt: skip
+    status = subprocess.run(
+        [str(BIN / "ray"), "job", "status", "--address", cluster["RAY_ADDRESS"], "quickstart-test"],
+        env=cluster,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "succeeded" in (status.stdout + status.stderr).lower()
-    actors = subprocess.run([str(BIN / "ray"), "list", "actors", "--address", cluster["RAY_ADDRESS"], "--format", "json",
-                             "--limit", "1000"], env=cluster, capture_output=True, text=True, timeout=60)  # fmt: skip
+    actors = subprocess.run(
+        [
+            str(BIN / "ray"),
+            "list",
+            "actors",
+            "--address",
+            cluster["RAY_ADDRESS"],
+            "--format",
+            "json",
+            "--limit",
+            "1000",
+        ],
+        env=cluster,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     trials = [a for a in json.loads(actors.stdout) if a["class_name"] == "ImplicitFunc"]
     assert trials  # the trials ran as Tune actors of this cluster, not on a Ray the job started itself
 
@@ -83,7 +126,9 @@ def test_ray_job_submit_runs_the_quickstart_on_the_cluster(cluster: dict[str, st
     assert client.get_model_version_by_alias("quickstart-digits", "champion").run_id in {c.info.run_id for c in front}
 
 
-def test_a_killed_ray_driver_loses_nothing_and_resume_finishes_the_budget(cluster: dict[str, str], tmp_path: Path) -> None:
+def test_a_killed_ray_driver_loses_nothing_and_resume_finishes_the_budget(
+    cluster: dict[str, str], tmp_path: Path
+) -> None:
     import signal
     import textwrap
     import time
@@ -96,8 +141,23 @@ def test_a_killed_ray_driver_loses_nothing_and_resume_finishes_the_budget(cluste
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(textwrap.dedent(PIPELINE.format(db=db)))
     gcs = f"127.0.0.1:{cluster['RAY_PORT']}"
-    command = [str(BIN / "autoprune"), "run", str(pipeline), "--backend", "ray", "--address", gcs, "--set", "search.trials=8",
-               "--set", "ray.max_concurrent_trials=2", "--set", "search.heartbeat_s=2", "--set", "finalize.epochs=1"]  # fmt: skip
+    command = [
+        str(BIN / "autoprune"),
+        "run",
+        str(pipeline),
+        "--backend",
+        "ray",
+        "--address",
+        gcs,
+        "--set",
+        "search.trials=8",
+        "--set",
+        "ray.max_concurrent_trials=2",
+        "--set",
+        "search.heartbeat_s=2",
+        "--set",
+        "finalize.epochs=1",
+    ]
     env = {key: value for key, value in cluster.items() if key != "RAY_ADDRESS"}
     log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 - closed below
     driver = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -117,7 +177,9 @@ def test_a_killed_ray_driver_loses_nothing_and_resume_finishes_the_budget(cluste
         if states.count(optuna.trial.TrialState.COMPLETE) >= 2 and optuna.trial.TrialState.RUNNING in states:
             break
     log.close()
-    assert driver.poll() is None, "the search ended before it could be killed:\n" + (tmp_path / "driver.log").read_text()[-3000:]
+    assert driver.poll() is None, (
+        "the search ended before it could be killed:\n" + (tmp_path / "driver.log").read_text()[-3000:]
+    )
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
 

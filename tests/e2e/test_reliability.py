@@ -46,8 +46,15 @@ def _start(pipeline: Path, *extra: str, threads: int | None = None) -> subproces
     env = {**os.environ, "COLUMNS": "150"}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)  # two workers on two cores: one thread each
-    return subprocess.Popen([*COMMAND, str(pipeline), *extra], cwd=pipeline.parent, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        [*COMMAND, str(pipeline), *extra],
+        cwd=pipeline.parent,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def _study(root: Path, name: str) -> optuna.Study:
@@ -65,7 +72,9 @@ def _tables_ready(database: Path) -> bool:
         return False
 
 
-def _wait_mid_trial(root: Path, name: str, process: subprocess.Popen[str], completed: int, timeout: float = 240) -> list:
+def _wait_mid_trial(
+    root: Path, name: str, process: subprocess.Popen[str], completed: int, timeout: float = 240
+) -> list:
     """Wait until ``completed`` trials are done and another one has been running for a while."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -115,7 +124,9 @@ def test_sigkill_mid_trial_then_resume_loses_nothing(tmp_path: Path) -> None:
     process.wait(timeout=30)
     killed = [t.number for t in _study(tmp_path, "killed").trials if t.state == optuna.trial.TrialState.RUNNING]
     assert len(killed) == 1
-    resumed = subprocess.run([*COMMAND, str(pipeline), "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [*COMMAND, str(pipeline), "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr
     after = {t.number: t for t in _study(tmp_path, "killed").trials}
     assert all(after[n].values == values for n, values in before.items())  # no finished trial is lost
@@ -138,7 +149,9 @@ def test_ctrl_c_marks_the_trial_prints_how_to_resume_and_exits_130(tmp_path: Pat
     runs = _children(tmp_path, "interrupted")
     assert not [r for r in runs if r.info.status == "RUNNING"]
     assert [r.info.status for r in runs if r.data.tags.get("autoprune.kind") == "search"] == ["KILLED"]
-    resumed = subprocess.run([*COMMAND, str(pipeline), "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [*COMMAND, str(pipeline), "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr
     _check_consistent(tmp_path, "interrupted", budget=5)
 
@@ -152,5 +165,7 @@ def test_two_workers_share_one_study(tmp_path: Path) -> None:
     assert len(study.trials) >= 8
     _check_consistent(tmp_path, "shared", budget=8)
     # both workers ran trials
-    owners = {r.data.tags.get("autoprune.worker") for r in _children(tmp_path, "shared") if r.data.tags.get("autoprune.trial")}
+    owners = {
+        r.data.tags.get("autoprune.worker") for r in _children(tmp_path, "shared") if r.data.tags.get("autoprune.trial")
+    }
     assert len(owners) == 2

@@ -12,12 +12,22 @@ from mlflow.tracking import MlflowClient
 
 from .conftest import PIPELINE, run_cli
 
-WEAK = ("--set", "search.space.finetune.lr.low=0.00001", "--set", "search.space.finetune.lr.high=0.00002",
-        "--set", "search.space.pruning.ratio.low=0.6", "--set", "constraints.max_accuracy_drop=1.0")  # fmt: skip
+WEAK = (
+    "--set",
+    "search.space.finetune.lr.low=0.00001",
+    "--set",
+    "search.space.finetune.lr.high=0.00002",
+    "--set",
+    "search.space.pruning.ratio.low=0.6",
+    "--set",
+    "constraints.max_accuracy_drop=1.0",
+)
 
 
 def _report(client: MlflowClient, experiment_id: str) -> tuple[dict, object]:
-    parent = client.search_runs([experiment_id], "tags.`autoprune.kind` = 'search'", order_by=["attributes.start_time DESC"])[0]
+    parent = client.search_runs(
+        [experiment_id], "tags.`autoprune.kind` = 'search'", order_by=["attributes.start_time DESC"]
+    )[0]
     path = client.download_artifacts(parent.info.run_id, "retrain_report.json")
     return json.loads(Path(path).read_text()), parent
 
@@ -27,7 +37,9 @@ def _champion(client: MlflowClient) -> tuple[int, str]:
     return int(version.version), version.tags["autoprune.parent_run"]
 
 
-def test_retrain_promotes_a_better_model_and_keeps_the_champion_otherwise(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_retrain_promotes_a_better_model_and_keeps_the_champion_otherwise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = tmp_path / "store" / "mlflow.db"
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(textwrap.dedent(PIPELINE.format(db=db)))
@@ -61,8 +73,11 @@ def test_retrain_promotes_a_better_model_and_keeps_the_champion_otherwise(tmp_pa
     assert "decision: **kept**" in text
 
     # warm start: the new study first tried exactly the previous search's front candidates
-    previous = [r for r in client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{report['previous_search']}'")
-                if r.data.tags["pareto"] == "true"]  # fmt: skip
+    previous = [
+        r
+        for r in client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{report['previous_search']}'")
+        if r.data.tags["pareto"] == "true"
+    ]
     assert report["warm_start"] == len(previous) > 0
     storage = f"sqlite:///{tmp_path / 'store' / 'optuna.db'}"
     study = optuna.load_study(study_name="e2e-digits#3", storage=storage)
@@ -85,19 +100,30 @@ def test_two_retrains_at_once_run_one_after_the_other(tmp_path: Path) -> None:
     assert run_cli("run", str(pipeline), *small) == 0
     command = [sys.executable, "-m", "autoprune.cli", "retrain", str(pipeline), *small]
     env = {**os.environ, "COLUMNS": "200"}
-    first = subprocess.Popen(command + ["--set", "seed=1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    second = subprocess.Popen(command + ["--set", "seed=2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    first = subprocess.Popen(
+        command + ["--set", "seed=1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    second = subprocess.Popen(
+        command + ["--set", "seed=2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     outputs = [process.communicate(timeout=600)[0] for process in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outputs
     assert sum("another retrain of e2e-digits is running; waiting" in out for out in outputs) == 1
 
     client = MlflowClient(f"sqlite:///{db}")
     experiment_id = client.get_experiment_by_name("e2e-digits").experiment_id
-    searches = client.search_runs([experiment_id], "tags.`autoprune.kind` = 'search'", order_by=["attributes.start_time ASC"])
+    searches = client.search_runs(
+        [experiment_id], "tags.`autoprune.kind` = 'search'", order_by=["attributes.start_time ASC"]
+    )
     assert [s.info.status for s in searches] == ["FINISHED"] * 3
-    reports = [json.loads(Path(client.download_artifacts(s.info.run_id, "retrain_report.json")).read_text()) for s in searches[1:]]
+    reports = [
+        json.loads(Path(client.download_artifacts(s.info.run_id, "retrain_report.json")).read_text())
+        for s in searches[1:]
+    ]
     # the one that waited warm-started from the front of the one that ran first
     assert reports[1]["previous_search"] == reports[0]["new_search"] == searches[1].info.run_id
-    assert all(r["decision"] in ("promoted", "kept", "first-champion", "no-candidate") and r["reason"] for r in reports), [(r["decision"], r["reason"]) for r in reports]
+    assert all(
+        r["decision"] in ("promoted", "kept", "first-champion", "no-candidate") and r["reason"] for r in reports
+    ), [(r["decision"], r["reason"]) for r in reports]
     champion = client.get_model_version_by_alias("e2e-digits", "champion")
     assert champion.tags["autoprune.parent_run"] in {s.info.run_id for s in searches}

@@ -18,13 +18,23 @@ def test_uniform_seeds_come_first_and_only_max_members_are_finalized(tmp_path: P
     db = tmp_path / "store" / "mlflow.db"
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(textwrap.dedent(PIPELINE.format(db=db)))
-    sets = ["search.trials=5", "search.seed_uniform=2", "finalize.max_members=2", "finalize.epochs=1", "constraints.max_accuracy_drop=1.0",
-            "finalize.lr=0.003", "finalize.distill_alpha=0.25"]
+    sets = [
+        "search.trials=5",
+        "search.seed_uniform=2",
+        "finalize.max_members=2",
+        "finalize.epochs=1",
+        "constraints.max_accuracy_drop=1.0",
+        "finalize.lr=0.003",
+        "finalize.distill_alpha=0.25",
+    ]
     assert run_cli("run", str(pipeline), *[a for s in sets for a in ("--set", s)]) == 0
 
     study = optuna.load_study(study_name="e2e-digits", storage=f"sqlite:///{tmp_path / 'store' / 'optuna.db'}")
     first = [{k: v for k, v in t.params.items() if k.startswith("ratio.")} for t in study.trials[:2]]
-    assert first == [{"ratio.features.0": 0.4, "ratio.features.4": 0.4}, {"ratio.features.0": 0.8, "ratio.features.4": 0.8}]
+    assert first == [
+        {"ratio.features.0": 0.4, "ratio.features.4": 0.4},
+        {"ratio.features.0": 0.8, "ratio.features.4": 0.8},
+    ]
 
     client = MlflowClient(f"sqlite:///{db}")
     runs = client.search_runs([client.get_experiment_by_name("e2e-digits").experiment_id], "tags.pareto = 'true'")
@@ -37,8 +47,14 @@ def test_uniform_seeds_come_first_and_only_max_members_are_finalized(tmp_path: P
     assert len(client.search_model_versions("name = 'e2e-digits'")) == len(finalized)
     if len(runs) > 2:  # greedily by hypervolume: the member dominating the most, then the one adding the most to it
         dense = client.get_run(runs[0].data.tags["mlflow.parentRunId"]).data.metrics
-        losses = {r.info.run_id: (1 - r.data.metrics["val_accuracy"], r.data.metrics["macs"] / dense["dense_macs"],
-                                  r.data.metrics["latency_ratio"]) for r in runs}  # fmt: skip
+        losses = {
+            r.info.run_id: (
+                1 - r.data.metrics["val_accuracy"],
+                r.data.metrics["macs"] / dense["dense_macs"],
+                r.data.metrics["latency_ratio"],
+            )
+            for r in runs
+        }
         first = max(losses, key=lambda i: hypervolume([losses[i]], [1, 1, 1]))
         second = max(set(losses) - {first}, key=lambda i: hypervolume([losses[first], losses[i]], [1, 1, 1]))
         assert {first, second} == {r.info.run_id for r in finalized}
@@ -48,11 +64,19 @@ def test_trials_over_a_size_limit_are_not_fine_tuned_and_never_reach_the_front(t
     db = tmp_path / "store" / "mlflow.db"
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(textwrap.dedent(PIPELINE.format(db=db)))
-    sets = ["search.trials=6", "constraints.max_params=500", "constraints.max_accuracy_drop=1.0", "finalize.epochs=1", "finalize.max_members=1"]
+    sets = [
+        "search.trials=6",
+        "constraints.max_params=500",
+        "constraints.max_accuracy_drop=1.0",
+        "finalize.epochs=1",
+        "finalize.max_members=1",
+    ]
     assert run_cli("run", str(pipeline), *[a for s in sets for a in ("--set", s)]) == 0
 
     client = MlflowClient(f"sqlite:///{db}")
-    runs = client.search_runs([client.get_experiment_by_name("e2e-digits").experiment_id], "tags.autoprune.kind = 'trial'")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("e2e-digits").experiment_id], "tags.autoprune.kind = 'trial'"
+    )
     over = [r for r in runs if r.data.metrics["params"] > 500]
     within = [r for r in runs if r.data.metrics["params"] <= 500]
     assert over and within  # the sampler's seed gives both kinds
@@ -71,8 +95,14 @@ def test_fit_to_limit_brings_every_proposal_within_the_size_limit(tmp_path: Path
     db = tmp_path / "store" / "mlflow.db"
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(textwrap.dedent(PIPELINE.format(db=db)))
-    sets = ["search.trials=4", "search.fit_to_limit=true", "constraints.max_params=700", "constraints.max_accuracy_drop=1.0",
-            "finalize.epochs=1", "finalize.max_members=1"]  # fmt: skip
+    sets = [
+        "search.trials=4",
+        "search.fit_to_limit=true",
+        "constraints.max_params=700",
+        "constraints.max_accuracy_drop=1.0",
+        "finalize.epochs=1",
+        "finalize.max_members=1",
+    ]
     assert run_cli("run", str(pipeline), *[a for s in sets for a in ("--set", s)]) == 0
 
     client = MlflowClient(f"sqlite:///{db}")

@@ -57,7 +57,9 @@ def test_a_person_picks_a_front_model_in_the_mlflow_ui(finished_search: Store, t
             shown = browser.version_aliases(page, tracker.model_url("e2e-digits"))
             browser.screenshot(page, shots, "registered_model")
             assert shown == aliases
-            assert {"champion", "smallest", "fastest", "most-accurate"} <= {a for names in shown.values() for a in names}
+            assert {"champion", "smallest", "fastest", "most-accurate"} <= {
+                a for names in shown.values() for a in names
+            }
         group = server.process.pid
     finally:
         server.stop()

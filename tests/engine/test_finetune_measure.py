@@ -45,14 +45,18 @@ def test_evaluate_candidate_reports_every_measure_and_leaves_dense_alone(digits,
 def test_onnxruntime_latency_is_measured_when_asked(digits, trained_cnn) -> None:
     plan = engine.PrunePlan(ratios={"features.4": 0.5})
     measure = engine.MeasureConfig(latency=engine.LatencyConfig(repeats=5, warmup=1), onnx_latency=True)
-    result = engine.evaluate_candidate(trained_cnn, engine.Candidate(plan, engine.FinetuneConfig(epochs=0)), digits, measure=measure)
+    result = engine.evaluate_candidate(
+        trained_cnn, engine.Candidate(plan, engine.FinetuneConfig(epochs=0)), digits, measure=measure
+    )
     assert result.onnx_latency_ms > 0 and result.dense_onnx_latency_ms > 0
 
 
 def test_epoch_callback_can_stop_training_early(digits) -> None:
     model = models.build(config.MLPModel(arch="mlp"), digits.input_shape, 10)
     seen = []
-    history = engine.finetune(model, digits, engine.FinetuneConfig(epochs=5), on_epoch=lambda r: seen.append(r) or r.epoch == 2)
+    history = engine.finetune(
+        model, digits, engine.FinetuneConfig(epochs=5), on_epoch=lambda r: seen.append(r) or r.epoch == 2
+    )
     assert history.stopped_early and [r.epoch for r in seen] == [1, 2] and len(history.epochs) == 2
 
 
@@ -103,8 +107,11 @@ def test_weight_averaging_follows_the_same_training_and_ends_with_the_average(di
     for name, tensor in plain.state_dict().items():  # the average does not steer training
         torch.testing.assert_close(averaged_last[name], tensor, msg=name)
         torch.testing.assert_close(plain_last[name], tensor, msg=name)  # off: the model ends as trained
-    moved = [name for name, tensor in averaged.state_dict().items() if tensor.is_floating_point()
-             and not torch.allclose(tensor, averaged_last[name])]  # fmt: skip
+    moved = [
+        name
+        for name, tensor in averaged.state_dict().items()
+        if tensor.is_floating_point() and not torch.allclose(tensor, averaged_last[name])
+    ]
     assert "features.0.weight" in moved and any(name.endswith("running_mean") for name in moved)  # BN statistics too
     assert reports[-1].val_accuracy == engine.evaluate(averaged, digits.val).accuracy  # epochs judge the average
 
@@ -144,7 +151,9 @@ def test_macs_params_and_bytes_of_known_layers() -> None:
 def test_latency_is_measured_interleaved_for_every_model() -> None:
     big = nn.Sequential(nn.Flatten(), nn.Linear(64, 2048), nn.ReLU(), nn.Linear(2048, 10))
     small = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
-    latency = engine.measure_latency({"big": big, "small": small}, DIGITS_SHAPE, engine.LatencyConfig(batch_size=64, repeats=30))
+    latency = engine.measure_latency(
+        {"big": big, "small": small}, DIGITS_SHAPE, engine.LatencyConfig(batch_size=64, repeats=30)
+    )
     assert set(latency) == {"big", "small"} and latency["big"] > latency["small"] > 0
     with pytest.raises(AutoPruneError, match="The 'runtime' must be one of torch, onnxruntime"):
         engine.LatencyConfig(runtime="tensorrt")
@@ -158,8 +167,11 @@ def test_costs_are_measured_before_the_fine_tune(digits, trained_cnn) -> None:
         seen.append((result.macs, result.latency_ms, list(result.val_accuracy_per_epoch)))
 
     result = engine.evaluate_candidate(
-        trained_cnn, engine.Candidate(plan, engine.FinetuneConfig(epochs=1)), digits,
-        measure=engine.MeasureConfig(latency=engine.LatencyConfig(repeats=5, warmup=1)), on_measured=measured,
-    )  # fmt: skip
+        trained_cnn,
+        engine.Candidate(plan, engine.FinetuneConfig(epochs=1)),
+        digits,
+        measure=engine.MeasureConfig(latency=engine.LatencyConfig(repeats=5, warmup=1)),
+        on_measured=measured,
+    )
     assert seen == [(result.macs, result.latency_ms, [])] and result.macs > 0  # measured, then trained
     assert len(result.val_accuracy_per_epoch) == 1

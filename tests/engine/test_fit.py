@@ -30,7 +30,9 @@ def _costs(dense: torch.nn.Module, plan: engine.PrunePlan) -> dict[str, int]:
     return {"params": engine.count_params(pruned), "macs": engine.count_macs(pruned, SHAPE)}
 
 
-def _fit(dense: torch.nn.Module, groups: list[engine.Group], limits: dict[str, float], cap: float = 0.9) -> engine.FitToLimit:
+def _fit(
+    dense: torch.nn.Module, groups: list[engine.Group], limits: dict[str, float], cap: float = 0.9
+) -> engine.FitToLimit:
     return engine.FitToLimit(dense, SHAPE, groups, limits, {group.name: cap for group in groups})
 
 
@@ -104,7 +106,11 @@ def test_a_fitted_plan_with_round_to_and_blocks_replays_to_the_counts_it_was_fit
     class Normed(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.conv, self.norm, self.head = torch.nn.Conv2d(1, 36, 3, padding=1), torch.nn.GroupNorm(6, 36), torch.nn.Linear(36, 3)
+            self.conv, self.norm, self.head = (
+                torch.nn.Conv2d(1, 36, 3, padding=1),
+                torch.nn.GroupNorm(6, 36),
+                torch.nn.Linear(36, 3),
+            )
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.head(torch.relu(self.norm(self.conv(x))).mean((2, 3)))

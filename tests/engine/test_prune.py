@@ -86,7 +86,11 @@ def test_threshold_mode_removes_channels_below_normalised_importance() -> None:
 def test_random_criterion_is_seeded() -> None:
     model = models.build(config.CNNModel(arch="cnn"), DIGITS_SHAPE, 10).eval()
     removed = [
-        engine.apply_plan(copy.deepcopy(model), engine.PrunePlan(ratios={"features.4": 0.5}, importance="random", seed=s), DIGITS_SHAPE).removed
+        engine.apply_plan(
+            copy.deepcopy(model),
+            engine.PrunePlan(ratios={"features.4": 0.5}, importance="random", seed=s),
+            DIGITS_SHAPE,
+        ).removed
         for s in (1, 1, 2)
     ]
     assert removed[0] == removed[1] != removed[2]
@@ -120,11 +124,20 @@ def test_groupnorm_and_attention_channels_shrink_alike_in_every_block() -> None:
     from tests import user_models
 
     model = user_models.groupnorm_concat((1, 8, 8), 10).eval()
-    assert {g.name: g.blocks for g in engine.discover(model, DIGITS_SHAPE)} == {"stem.0": 1, "a.0": 1, "b.0": 1, "mix": 4}
+    assert {g.name: g.blocks for g in engine.discover(model, DIGITS_SHAPE)} == {
+        "stem.0": 1,
+        "a.0": 1,
+        "b.0": 1,
+        "mix": 4,
+    }
     outcome = engine.apply_plan(model, engine.PrunePlan(ratios={"mix": 0.3}), DIGITS_SHAPE)
     assert outcome.kept["mix"] == 24  # 32 - floor(9.6) = 23, to the nearest multiple of the 4 GroupNorm groups
-    per_block = [{i - block * 8 for i in outcome.removed["mix"] if block * 8 <= i < (block + 1) * 8} for block in range(4)]
-    assert len(per_block[0]) == 2 and all(positions == per_block[0] for positions in per_block)  # the same 2 of 8 in each
+    per_block = [
+        {i - block * 8 for i in outcome.removed["mix"] if block * 8 <= i < (block + 1) * 8} for block in range(4)
+    ]
+    assert len(per_block[0]) == 2 and all(
+        positions == per_block[0] for positions in per_block
+    )  # the same 2 of 8 in each
     assert (model.norm.num_channels, model.norm.num_groups) == (24, 4)
     assert model(torch.randn(3, *DIGITS_SHAPE)).shape == (3, 10)
 
@@ -180,7 +193,11 @@ class _PartialBlocks(nn.Module):
         self.conv, self.half_norm = nn.Conv2d(1, 32, 3, padding=1), nn.GroupNorm(4, 16)
         self.left, self.right = nn.Conv2d(16, 16, 1), nn.Conv2d(16, 16, 1)
         self.a, self.b, self.cat_norm = nn.Conv2d(32, 16, 1), nn.Conv2d(32, 16, 1), nn.GroupNorm(4, 32)
-        self.pw, self.dw, self.unit_norm = nn.Conv2d(32, 16, 1), nn.Conv2d(16, 32, 3, padding=1, groups=16), nn.GroupNorm(32, 32)
+        self.pw, self.dw, self.unit_norm = (
+            nn.Conv2d(32, 16, 1),
+            nn.Conv2d(16, 32, 3, padding=1, groups=16),
+            nn.GroupNorm(32, 32),
+        )
         self.head = nn.Linear(64, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -191,7 +208,9 @@ class _PartialBlocks(nn.Module):
         return self.head(torch.cat([z, w], dim=1).mean((2, 3)))
 
 
-def test_a_group_spanning_part_of_a_blocked_layer_is_held_whole_and_a_layer_over_part_of_a_group_sets_finer_blocks() -> None:
+def test_a_group_spanning_part_of_a_blocked_layer_is_held_whole_and_a_layer_over_part_of_a_group_sets_finer_blocks() -> (
+    None
+):
     model = _PartialBlocks().eval()
     graph = engine.GroupGraph(model, DIGITS_SHAPE)
     assert {g.name: (g.size, g.blocks) for g in graph.groups}["conv"] == (32, 8)  # 2 chunks x 4 GroupNorm blocks in one
@@ -208,7 +227,12 @@ def test_a_group_torch_pruning_miscounts_is_held_whole() -> None:
     class Remerged(nn.Module):  # a chunk concatenated back: Torch-Pruning's group counts the channels twice
         def __init__(self) -> None:
             super().__init__()
-            self.conv, self.norm, self.mix, self.head = nn.Conv2d(1, 32, 3, padding=1), nn.GroupNorm(4, 16), nn.Conv2d(32, 8, 1), nn.Linear(8, 3)
+            self.conv, self.norm, self.mix, self.head = (
+                nn.Conv2d(1, 32, 3, padding=1),
+                nn.GroupNorm(4, 16),
+                nn.Conv2d(32, 8, 1),
+                nn.Linear(8, 3),
+            )
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             left, right = torch.chunk(self.conv(x), 2, dim=1)
@@ -222,7 +246,9 @@ def test_a_group_torch_pruning_miscounts_is_held_whole() -> None:
 def test_block_counts_round_half_up_and_respect_min_channels() -> None:
     assert engine.PrunePlan(ratios={"g": 0.3}).kept_channels("g", 32, blocks=4) == 24  # 23 -> 24
     assert engine.PrunePlan(ratios={"g": 0.35}).kept_channels("g", 32, blocks=4) == 20  # 21 -> 20
-    assert engine.PrunePlan(ratios={"g": 0.95}, min_channels=6).kept_channels("g", 32, blocks=4) == 8  # at least 6: 2 per block
+    assert (
+        engine.PrunePlan(ratios={"g": 0.95}, min_channels=6).kept_channels("g", 32, blocks=4) == 8
+    )  # at least 6: 2 per block
     assert engine.PrunePlan(ratios={"g": 0.99}).kept_channels("g", 32, blocks=4) == 4  # one channel per block at least
     assert engine.PrunePlan(ratios={"g": 0.0}).kept_channels("g", 32, blocks=4) == 32
     assert engine.PrunePlan(ratios={"g": 0.3}, round_to=8).kept_channels("g", 384, blocks=6) == 264  # multiples of 24
@@ -236,7 +262,11 @@ def test_block_counts_round_half_up_and_respect_min_channels() -> None:
 class _ConvGRU(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.conv, self.gru, self.head = nn.Conv1d(2, 8, 3, padding=1), nn.GRU(8, 12, batch_first=True), nn.Linear(12, 3)
+        self.conv, self.gru, self.head = (
+            nn.Conv1d(2, 8, 3, padding=1),
+            nn.GRU(8, 12, batch_first=True),
+            nn.Linear(12, 3),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.gru(torch.relu(self.conv(x)).transpose(1, 2))
@@ -244,19 +274,26 @@ class _ConvGRU(nn.Module):
 
 
 def test_a_layer_torch_pruning_cannot_follow_is_named() -> None:
-    with pytest.raises(ModelError, match=r"Torch-Pruning cannot group the model's channels \(IndexError: .*\); it has no pruning rule for gru \(GRU\)$"):
+    with pytest.raises(
+        ModelError,
+        match=r"Torch-Pruning cannot group the model's channels \(IndexError: .*\); it has no pruning rule for gru \(GRU\)$",
+    ):
         engine.discover(_ConvGRU().eval(), (2, 16))
 
 
 def test_unknown_group_name_is_named_with_a_suggestion() -> None:
     model = models.build(config.CNNModel(arch="cnn"), DIGITS_SHAPE, 10)
-    with pytest.raises(PruningError, match=r"group 'features.5', which this model does not have; did you mean 'features.4'\?"):
+    with pytest.raises(
+        PruningError, match=r"group 'features.5', which this model does not have; did you mean 'features.4'\?"
+    ):
         engine.apply_plan(model, engine.PrunePlan(ratios={"features.5": 0.5}), DIGITS_SHAPE)
 
 
 @pytest.mark.parametrize("ratio", [1.0, 1.2, -0.1])
 def test_ratio_outside_unit_interval(ratio: float) -> None:
-    with pytest.raises(PruningError, match=rf"The 'ratio' of group 'layer2.0.conv1' must be in \[0, 1\). Got {ratio} instead."):
+    with pytest.raises(
+        PruningError, match=rf"The 'ratio' of group 'layer2.0.conv1' must be in \[0, 1\). Got {ratio} instead."
+    ):
         engine.PrunePlan(ratios={"layer2.0.conv1": ratio})
 
 
@@ -292,6 +329,8 @@ def test_an_onnx_export_that_fixes_the_batch_size_is_a_model_error(tmp_path) -> 
             y = self.conv(x)
             return self.head(y.reshape(len(y), -1))
 
-    with pytest.raises(ModelError, match=r"the ONNX export fixed the batch size at 2: .*len\(x\) is the usual cause") as caught:
+    with pytest.raises(
+        ModelError, match=r"the ONNX export fixed the batch size at 2: .*len\(x\) is the usual cause"
+    ) as caught:
         engine.export_onnx(Sized().eval(), (1, 8, 8), tmp_path / "sized.onnx")
     assert caught.value.key == "model" and caught.value.message.startswith("the ONNX export fixed")

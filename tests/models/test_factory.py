@@ -43,18 +43,32 @@ def test_conv_arch_on_flat_features_names_the_key() -> None:
 
 
 def test_factory_model(tmp_path) -> None:
-    (tmp_path / "user_models.py").write_text(textwrap.dedent("""
+    (tmp_path / "user_models.py").write_text(
+        textwrap.dedent("""
         import torch.nn as nn
         def tiny(input_shape, num_classes, hidden=8):
             c, h, w = input_shape
             return nn.Sequential(nn.Conv2d(c, hidden, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(hidden, num_classes))
         def not_a_module(**kwargs):
             return "model"
-    """))
-    model = models.build(config.FactoryModel(arch="factory", factory="user_models:tiny", kwargs={"hidden": 5}), (1, 8, 8), 4, search_dirs=[tmp_path])
+    """)
+    )
+    model = models.build(
+        config.FactoryModel(arch="factory", factory="user_models:tiny", kwargs={"hidden": 5}),
+        (1, 8, 8),
+        4,
+        search_dirs=[tmp_path],
+    )
     assert model[0].out_channels == 5
-    with pytest.raises(ModelError, match="model.factory: user_models:not_a_module must return a torch.nn.Module, but returned str"):
-        models.build(config.FactoryModel(arch="factory", factory="user_models:not_a_module"), (1, 8, 8), 4, search_dirs=[tmp_path])
+    with pytest.raises(
+        ModelError, match="model.factory: user_models:not_a_module must return a torch.nn.Module, but returned str"
+    ):
+        models.build(
+            config.FactoryModel(arch="factory", factory="user_models:not_a_module"),
+            (1, 8, 8),
+            4,
+            search_dirs=[tmp_path],
+        )
 
 
 def test_checkpoint_loading_is_weights_only(tmp_path) -> None:
@@ -67,4 +81,6 @@ def test_checkpoint_loading_is_weights_only(tmp_path) -> None:
     with pytest.raises(ModelError, match=r"cannot load .* as a state dict: it holds pickled Python objects \(object\)"):
         models.load_checkpoint(model, tmp_path / "pickle.pt")
     with pytest.raises(ModelError, match="does not fit the configured model"):
-        models.load_checkpoint(models.build(config.CNNModel(arch="cnn", widths=[8]), (1, 8, 8), 10), tmp_path / "dense.pt")
+        models.load_checkpoint(
+            models.build(config.CNNModel(arch="cnn", widths=[8]), (1, 8, 8), 10), tmp_path / "dense.pt"
+        )

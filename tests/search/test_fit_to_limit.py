@@ -42,17 +42,25 @@ def test_candidates_are_fitted_and_trials_log_the_fitted_ratios() -> None:
     fitted = {name.removeprefix("fitted."): value for name, value in logged.items() if name.startswith("fitted.")}
     assert fitted == {name: round(candidate.plan.ratios.get(name, 0.0), 4) for name in space.searched}
     assert space.describe()["fit_to_limit"] == {"params": limit}
-    assert "fit_to_limit" not in search.SearchSpace(space.config, space.groups).describe()  # old studies resume as before
+    assert (
+        "fit_to_limit" not in search.SearchSpace(space.config, space.groups).describe()
+    )  # old studies resume as before
 
 
 def test_proposals_of_one_shape_are_one_candidate_and_skipped_as_twins(tmp_path: Path) -> None:
     space, _, _ = _space(0.35)
-    assert space.candidate({"ratio": 0.2, "tilt": 0.5}) == space.candidate({"ratio": 0.4, "tilt": 0.5})  # 0.1/0.2/0.3 and 0.2/0.4/0.6
+    assert space.candidate({"ratio": 0.2, "tilt": 0.5}) == space.candidate(
+        {"ratio": 0.4, "tilt": 0.5}
+    )  # 0.1/0.2/0.3 and 0.2/0.4/0.6
     assert space.candidate({"ratio": 0.2, "tilt": 0.5}) != space.candidate({"ratio": 0.2, "tilt": -0.5})
 
     backend = OptunaBackend(f"sqlite:///{tmp_path / 'optuna.db'}", "fit", objectives=Objectives(["accuracy"]))
     backend.open(resume=False)
-    backend.study.add_trial(optuna.trial.create_trial(params={"ratio": 0.2, "tilt": 0.5}, distributions=space.distributions, values=[0.9]))
-    session = _Accounting(backend, SimpleNamespace(space=space), Objectives(["accuracy"]), NullReporter(), Budget(trials=4))
+    backend.study.add_trial(
+        optuna.trial.create_trial(params={"ratio": 0.2, "tilt": 0.5}, distributions=space.distributions, values=[0.9])
+    )
+    session = _Accounting(
+        backend, SimpleNamespace(space=space), Objectives(["accuracy"]), NullReporter(), Budget(trials=4)
+    )
     assert session.twin({"ratio": 0.4, "tilt": 0.5}) == 0
     assert session.twin({"ratio": 0.4, "tilt": 0.0}) is None

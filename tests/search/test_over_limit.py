@@ -21,12 +21,16 @@ def dense(digits: data.Splits) -> torch.nn.Module:
     return model.eval()
 
 
-def _evaluator(dense: torch.nn.Module, digits: data.Splits, constraints: dict[str, float], **kwargs: bool) -> search.CandidateEvaluator:
+def _evaluator(
+    dense: torch.nn.Module, digits: data.Splits, constraints: dict[str, float], **kwargs: bool
+) -> search.CandidateEvaluator:
     groups = engine.discover(dense, digits.input_shape)
     space_config = {"pruning": {"ratio": {"low": 0.0, "high": 0.8, "step": 0.1}}, "finetune": {"lr": 0.05, "epochs": 2}}
     space = search.SearchSpace(config.SpaceConfig.model_validate(space_config), groups)
     reference = search.DenseReference(0.9, 0.9, engine.count_params(dense), 1, 1, 1.0)
-    return search.CandidateEvaluator(dense, digits, space, measure=QUICK, reference=reference, constraints=constraints, **kwargs)
+    return search.CandidateEvaluator(
+        dense, digits, space, measure=QUICK, reference=reference, constraints=constraints, **kwargs
+    )
 
 
 def _ratios(value: float) -> dict[str, float]:
@@ -38,7 +42,9 @@ def test_returning_true_from_on_measured_skips_the_fine_tune(dense: torch.nn.Mod
     candidate = engine.Candidate(plan, engine.FinetuneConfig(epochs=2, lr=0.05))
     epochs: list[engine.EpochReport] = []
 
-    skipped = engine.evaluate_candidate(dense, candidate, digits, measure=QUICK, on_epoch=epochs.append, on_measured=lambda r: True)
+    skipped = engine.evaluate_candidate(
+        dense, candidate, digits, measure=QUICK, on_epoch=epochs.append, on_measured=lambda r: True
+    )
     assert skipped.status == "skipped" and skipped.val_accuracy_per_epoch == [] and epochs == []
     pruned = copy.deepcopy(dense)  # the same pruning, no training
     assert engine.apply_plan(pruned, plan, digits.input_shape).kept == skipped.kept
@@ -49,7 +55,9 @@ def test_returning_true_from_on_measured_skips_the_fine_tune(dense: torch.nn.Mod
     assert (tuned.params, tuned.macs) == (skipped.params, skipped.macs)
 
 
-def test_a_trial_over_a_size_limit_is_infeasible_without_its_fine_tune(dense: torch.nn.Module, digits: data.Splits) -> None:
+def test_a_trial_over_a_size_limit_is_infeasible_without_its_fine_tune(
+    dense: torch.nn.Module, digits: data.Splits
+) -> None:
     evaluator = _evaluator(dense, digits, {"max_params": 0.5 * engine.count_params(dense), "max_accuracy_drop": 0.5})
     costs: dict[str, float] = {}
 
@@ -63,7 +71,9 @@ def test_a_trial_over_a_size_limit_is_infeasible_without_its_fine_tune(dense: to
     assert within.state == "complete" and not within.finetune_skipped and len(within.epochs) == 2
     assert within.constraints["max_params"] <= 0 and search.SKIPPED_METRIC not in within.metrics
 
-    assert evaluator.over_limit(over.metrics) == [f"params {over.metrics['params']:,.0f} > max_params {evaluator.constraints['max_params']:,.0f}"]
+    assert evaluator.over_limit(over.metrics) == [
+        f"params {over.metrics['params']:,.0f} > max_params {evaluator.constraints['max_params']:,.0f}"
+    ]
 
 
 def test_only_size_limits_skip_and_the_skip_can_be_turned_off(dense: torch.nn.Module, digits: data.Splits) -> None:
@@ -81,7 +91,9 @@ def test_constraint_values_weigh_every_limit_in_shares_of_the_dense_model() -> N
     limits = {"max_accuracy_drop": 0.02, "max_params": 25_000, "max_macs": 2_000_000, "max_latency_ms": 1.0}
     metrics = {"val_accuracy": 0.92, "params": 26_000, "macs": 1_920_000, "latency_ms": 1.02}
     values = search.constraint_values(limits, metrics, dense)
-    assert values == pytest.approx({"max_accuracy_drop": 0.01, "max_params": 0.01, "max_macs": -0.01, "max_latency_ms": 0.01})
+    assert values == pytest.approx(
+        {"max_accuracy_drop": 0.01, "max_params": 0.01, "max_macs": -0.01, "max_latency_ms": 0.01}
+    )
     # one point over the drop weighs what 1% of the dense params over weighs, not 1,000 params
     skipped = search.constraint_values(limits, {**metrics, "val_accuracy": 0.3, search.SKIPPED_METRIC: 1.0}, dense)
     assert skipped == pytest.approx({**values, "max_accuracy_drop": 0.0})  # an un-fine-tuned accuracy is no evidence

@@ -10,13 +10,15 @@ from autoprune.search import Objectives
 
 pytest.importorskip("ray.tune")
 
-from ray.tune.schedulers import TrialScheduler  # noqa: E402
+from ray.tune.schedulers import TrialScheduler
 
-from autoprune.search.backends._ray_tune import ParetoASHA  # noqa: E402
+from autoprune.search.backends._ray_tune import ParetoASHA
 
 
 def _report(scheduler, name: str, epoch: int, accuracy: float, macs: float) -> str:
-    return scheduler.on_trial_result(None, SimpleNamespace(trial_id=name), {"epoch": epoch, "val_accuracy": accuracy, "macs": macs})
+    return scheduler.on_trial_result(
+        None, SimpleNamespace(trial_id=name), {"epoch": epoch, "val_accuracy": accuracy, "macs": macs}
+    )
 
 
 def test_a_small_model_that_trails_in_accuracy_goes_on_but_a_dominated_one_stops() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import re
 import random
+import re
 
 import numpy as np
 import pytest
@@ -23,16 +23,25 @@ def resnet_groups() -> list[engine.Group]:
 
 def _space(**pruning) -> config.SpaceConfig:
     return config.SpaceConfig.model_validate(
-        {"pruning": pruning, "finetune": {"lr": {"low": 1e-3, "high": 0.1, "log": True}, "epochs": [1, 2], "optimizer": "adamw"}}
+        {
+            "pruning": pruning,
+            "finetune": {"lr": {"low": 1e-3, "high": 0.1, "log": True}, "epochs": [1, 2], "optimizer": "adamw"},
+        }
     )
 
 
 def test_one_ratio_per_group_with_overrides_and_excludes(resnet_groups) -> None:
     space = search.SearchSpace(
-        _space(ratio={"low": 0.0, "high": 0.8, "step": 0.1}, overrides={"layer3.*": {"high": 0.5}}, exclude=["conv1"],
-               importance=["l1", "taylor"]),
-        resnet_groups, batch_size=64, seed=3,
-    )  # fmt: skip
+        _space(
+            ratio={"low": 0.0, "high": 0.8, "step": 0.1},
+            overrides={"layer3.*": {"high": 0.5}},
+            exclude=["conv1"],
+            importance=["l1", "taylor"],
+        ),
+        resnet_groups,
+        batch_size=64,
+        seed=3,
+    )
     dists = space.distributions
     assert "ratio.conv1" not in dists and space.excluded == {"conv1"}
     assert dists["ratio.layer1.0.conv1"] == FloatDistribution(0.0, 0.8, step=0.1)
@@ -40,11 +49,20 @@ def test_one_ratio_per_group_with_overrides_and_excludes(resnet_groups) -> None:
     assert dists["importance"] == CategoricalDistribution(["l1", "taylor"])
     assert dists["lr"] == FloatDistribution(1e-3, 0.1, log=True) and dists["epochs"] == CategoricalDistribution([1, 2])
     assert space.fixed["optimizer"] == "adamw" and "weight_decay" in space.fixed
-    params = {name: 0.3 for name in dists if name.startswith("ratio.")} | {"importance": "taylor", "lr": 0.01, "epochs": 2}
+    params = {name: 0.3 for name in dists if name.startswith("ratio.")} | {
+        "importance": "taylor",
+        "lr": 0.01,
+        "epochs": 2,
+    }
     candidate = space.candidate(params)
     assert candidate.plan.ratios["layer2.0.conv1"] == 0.3 and "conv1" not in candidate.plan.ratios
     assert candidate.plan.importance == "taylor" and candidate.plan.seed == 3
-    assert (candidate.finetune.epochs, candidate.finetune.lr, candidate.finetune.optimizer, candidate.finetune.batch_size) == (2, 0.01, "adamw", 64)
+    assert (
+        candidate.finetune.epochs,
+        candidate.finetune.lr,
+        candidate.finetune.optimizer,
+        candidate.finetune.batch_size,
+    ) == (2, 0.01, "adamw", 64)
     assert space.candidate(space.params_of(candidate)) == candidate
 
 
@@ -57,22 +75,30 @@ def test_uniform_space_has_one_ratio(resnet_groups) -> None:
 
 def test_spread_space_keeps_every_group_near_one_shared_ratio(resnet_groups) -> None:
     space = search.SearchSpace(
-        _space(ratio={"low": 0.0, "high": 0.8, "step": 0.1}, spread=0.25, overrides={"layer3.*": {"high": 0.5}}), resnet_groups
+        _space(ratio={"low": 0.0, "high": 0.8, "step": 0.1}, spread=0.25, overrides={"layer3.*": {"high": 0.5}}),
+        resnet_groups,
     )
     dists = space.distributions
     offsets = {k for k in dists if k.startswith("offset.")}
     assert dists["ratio"] == FloatDistribution(0.0, 0.8, step=0.1) and not any(k.startswith("ratio.") for k in dists)
     assert offsets == {f"offset.{g.name}" for g in resnet_groups}
     assert all(dists[k] == FloatDistribution(-0.2, 0.2, step=0.1) for k in offsets)  # the spread, kept on the step grid
-    params = {"ratio": 0.5, "lr": 0.01, "epochs": 1} | {k: 0.0 for k in offsets}
-    params |= {"offset.layer1.0.conv1": 0.2, "offset.layer2.0.conv1": -0.2, "offset.layer3.0.conv1": 0.2, "offset.conv1": -0.2}
+    params = {"ratio": 0.5, "lr": 0.01, "epochs": 1} | dict.fromkeys(offsets, 0.0)
+    params |= {
+        "offset.layer1.0.conv1": 0.2,
+        "offset.layer2.0.conv1": -0.2,
+        "offset.layer3.0.conv1": 0.2,
+        "offset.conv1": -0.2,
+    }
     ratios = space.candidate(params).plan.ratios
     assert (ratios["layer1.0.conv1"], ratios["layer2.0.conv1"], ratios["layer2.1.conv1"]) == (0.7, 0.3, 0.5)
     assert ratios["layer3.0.conv1"] == 0.5  # 0.7 asked, the override's highest given
     assert space.candidate(params | {"ratio": 0.0}).plan.ratios.get("conv1", 0.0) == 0.0  # never below the range
     seeds = space.uniform_seeds(2)
     assert [s["ratio"] for s in seeds] == [0.4, 0.8] and all(s[k] == 0.0 for s in seeds for k in offsets)
-    assert space.smallest_plan().ratios["layer3.0.conv1"] == 0.5 and space.smallest_plan().ratios["layer1.0.conv1"] == 0.8
+    assert (
+        space.smallest_plan().ratios["layer3.0.conv1"] == 0.5 and space.smallest_plan().ratios["layer1.0.conv1"] == 0.8
+    )
     candidate = space.candidate(params)
     assert space.candidate(space.params_of(candidate)) == candidate
 
@@ -84,18 +110,28 @@ def test_tilt_leans_the_shared_ratio_from_the_first_group_to_the_last() -> None:
     assert dists["tilt"] == FloatDistribution(-0.75, 0.75, step=0.05) and not any("." in k for k in dists)  # no offsets
     plan = space.candidate({"ratio": 0.4, "tilt": 0.75, "lr": 0.01, "epochs": 1}).plan
     assert plan.ratios == {"conv1": 0.1, "conv2": 0.4, "conv3": 0.7}  # 0.4 x (0.25, 1, 1.75)
-    assert space.candidate({"ratio": 0.4, "tilt": -0.5, "lr": 0.01, "epochs": 1}).plan.ratios == {"conv1": 0.6, "conv2": 0.4, "conv3": 0.2}
-    assert space.candidate({"ratio": 0.8, "tilt": 0.5, "lr": 0.01, "epochs": 1}).plan.ratios["conv3"] == 0.9  # kept in range
+    assert space.candidate({"ratio": 0.4, "tilt": -0.5, "lr": 0.01, "epochs": 1}).plan.ratios == {
+        "conv1": 0.6,
+        "conv2": 0.4,
+        "conv3": 0.2,
+    }
+    assert (
+        space.candidate({"ratio": 0.8, "tilt": 0.5, "lr": 0.01, "epochs": 1}).plan.ratios["conv3"] == 0.9
+    )  # kept in range
     assert [s["tilt"] for s in space.uniform_seeds(3)] == [0.0, 0.0, 0.0]  # uniform seeds do not lean
     candidate = space.candidate({"ratio": 0.4, "tilt": 0.75, "lr": 0.01, "epochs": 1})
     assert space.params_of(candidate)["tilt"] == 0.75 and space.candidate(space.params_of(candidate)) == candidate
 
 
 def test_tilt_and_spread_together_offset_the_leant_ratio(resnet_groups) -> None:
-    space = search.SearchSpace(_space(ratio={"low": 0.0, "high": 0.8, "step": 0.1}, spread=0.2, tilt={"low": 0.0, "high": 0.5, "step": 0.5}),
-                               resnet_groups)  # fmt: skip
+    space = search.SearchSpace(
+        _space(ratio={"low": 0.0, "high": 0.8, "step": 0.1}, spread=0.2, tilt={"low": 0.0, "high": 0.5, "step": 0.5}),
+        resnet_groups,
+    )
     first, last = resnet_groups[0].name, resnet_groups[-1].name
-    params = {"ratio": 0.4, "tilt": 0.5, "lr": 0.01, "epochs": 1} | {k: 0.0 for k in space.distributions if k.startswith("offset.")}
+    params = {"ratio": 0.4, "tilt": 0.5, "lr": 0.01, "epochs": 1} | {
+        k: 0.0 for k in space.distributions if k.startswith("offset.")
+    }
     ratios = space.candidate(params | {f"offset.{first}": 0.1}).plan.ratios
     assert (ratios[first], ratios[last]) == (0.3, 0.6)  # 0.4 x 0.5 + 0.1 and 0.4 x 1.5
     candidate = space.candidate(params)
@@ -119,7 +155,10 @@ def test_integer_epoch_ranges(resnet_groups) -> None:
 
 def test_weight_averaging_is_a_fine_tune_setting_left_out_of_old_descriptions_while_off(resnet_groups) -> None:
     off = search.SearchSpace(_space(), resnet_groups)
-    assert off.fixed["ema_decay"] == 0.0 and off.candidate({"lr": 0.01, "epochs": 1} | _ratios(off)).finetune.ema_decay == 0.0
+    assert (
+        off.fixed["ema_decay"] == 0.0
+        and off.candidate({"lr": 0.01, "epochs": 1} | _ratios(off)).finetune.ema_decay == 0.0
+    )
     assert "ema_decay" not in off.describe()["fixed"]  # studies begun before the setting still resume
     cfg = config.SpaceConfig.model_validate({"finetune": {"ema_decay": [0.0, 0.999]}})
     searched = search.SearchSpace(cfg, resnet_groups)
@@ -138,11 +177,18 @@ def _ratios(space: search.SearchSpace) -> dict[str, float]:
 @pytest.mark.parametrize(
     ("pruning", "key", "message"),
     [
-        ({"overrides": {"layer9.*": {"high": 0.3}}}, "search.space.pruning.overrides.layer9.*", re.escape("'layer9.*' matches no group")),
+        (
+            {"overrides": {"layer9.*": {"high": 0.3}}},
+            "search.space.pruning.overrides.layer9.*",
+            re.escape("'layer9.*' matches no group"),
+        ),
         ({"exclude": ["conv1", "head*"]}, "search.space.pruning.exclude.1", re.escape("'head*' matches no group")),
         ({"exclude": ["*"]}, "search.space.pruning.exclude", "every group is excluded"),
-        ({"ratio": {"low": 0.5, "high": 0.8}, "overrides": {"layer1.*": {"high": 0.3}}}, "search.space.pruning.overrides",
-         "low <= high must hold for group 'layer1.0.conv1' after overrides"),
+        (
+            {"ratio": {"low": 0.5, "high": 0.8}, "overrides": {"layer1.*": {"high": 0.3}}},
+            "search.space.pruning.overrides",
+            "low <= high must hold for group 'layer1.0.conv1' after overrides",
+        ),
     ],
 )
 def test_space_errors_name_their_key(resnet_groups, pruning, key: str, message: str) -> None:
@@ -190,13 +236,17 @@ def test_objectives_losses_are_normalised() -> None:
 
 def test_uniform_seeds_spread_each_group_over_its_own_range(resnet_groups) -> None:
     space = search.SearchSpace(
-        _space(ratio={"low": 0.0, "high": 0.8, "step": 0.1}, overrides={"layer3.*": {"high": 0.5}}), resnet_groups, batch_size=64
+        _space(ratio={"low": 0.0, "high": 0.8, "step": 0.1}, overrides={"layer3.*": {"high": 0.5}}),
+        resnet_groups,
+        batch_size=64,
     )
     seeds = space.uniform_seeds(4)
     assert len(seeds) == 4
     assert [s["ratio.layer1.0.conv1"] for s in seeds] == [0.2, 0.4, 0.6, 0.8]  # the last at the highest ratios
     assert [s["ratio.layer3.1.conv1"] for s in seeds] == [0.1, 0.2, 0.4, 0.5]  # snapped to the step, within its range
-    assert all(set(s) == {k for k in space.distributions if k.startswith("ratio.")} for s in seeds)  # the rest is sampled
+    assert all(
+        set(s) == {k for k in space.distributions if k.startswith("ratio.")} for s in seeds
+    )  # the rest is sampled
 
 
 def test_finalized_members_are_those_adding_the_most_hypervolume() -> None:
@@ -255,7 +305,9 @@ def test_a_front_member_keeping_the_same_channels_as_an_earlier_one_is_finalized
 def test_trials_of_one_architecture_share_its_median_latency_on_the_front() -> None:
     from autoprune.search import DenseReference, Objectives, TrialRecord, architecture_latency, front_of
 
-    def trial(number: int, kept: dict[str, int], accuracy: float, latency: float, state: str = "complete") -> TrialRecord:
+    def trial(
+        number: int, kept: dict[str, int], accuracy: float, latency: float, state: str = "complete"
+    ) -> TrialRecord:
         metrics = {"val_accuracy": accuracy, "macs": 100.0 * sum(kept.values()), "latency_ratio": latency}
         return TrialRecord(number, state, {}, metrics=metrics, kept=kept)
 
@@ -275,4 +327,8 @@ def test_trials_of_one_architecture_share_its_median_latency_on_the_front() -> N
     assert front == [0, 3, 4]  # trial 1 is trial 0's model, less accurate: its timing no longer saves it
     assert ranks[1] > 1 and ranks[2] > 1
     assert front_of(records, objectives, dense, pool_latency=False)[0] == [0, 1, 3, 4]  # each trial's own timing
-    assert front_of(records, Objectives(["accuracy", "macs"]), dense)[0] == [0, 3, 4]  # no latency objective: nothing pooled
+    assert front_of(records, Objectives(["accuracy", "macs"]), dense)[0] == [
+        0,
+        3,
+        4,
+    ]  # no latency objective: nothing pooled

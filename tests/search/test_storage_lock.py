@@ -34,7 +34,6 @@ def test_second_process_waits_for_the_holder_and_store_folder_stays_clean(tmp_pa
 def test_different_names_do_not_block_each_other(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     waited: list[str] = []
-    with storage_lock(url, None, "a:open"):
-        with storage_lock(url, None, "b:open", on_wait=lambda: waited.append("b")):
-            pass
+    with storage_lock(url, None, "a:open"), storage_lock(url, None, "b:open", on_wait=lambda: waited.append("b")):
+        pass
     assert waited == []

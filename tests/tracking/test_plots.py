@@ -12,7 +12,12 @@ def _record(number: int, accuracy: float, macs: float, *, skipped: bool = False)
 
 
 def test_trials_over_a_size_limit_are_marked_below_the_fine_tuned_ones() -> None:
-    records = [_record(0, 0.90, 30), _record(1, 0.93, 40), _record(2, 0.12, 80, skipped=True), _record(3, 0.45, 90, skipped=True)]
+    records = [
+        _record(0, 0.90, 30),
+        _record(1, 0.93, 40),
+        _record(2, 0.12, 80, skipped=True),
+        _record(3, 0.45, 90, skipped=True),
+    ]
     axis = pareto_figure(records, {0, 1}, "macs", 100, "t").axes[0]
     low, high = axis.get_ylim()
     assert 0.85 < low < 0.90 and 0.93 < high < 0.95  # the range of the fine-tuned trials, not 0.12

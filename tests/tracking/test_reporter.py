@@ -21,14 +21,20 @@ def test_runs_are_named_logged_and_closed(tracker: Tracker) -> None:
     reporter = MlflowReporter(tracker, parent, live_after_s=0.0)
     reporter.trial_started(0, {"ratio.a": 0.5, "lr": 0.01})
     reporter.epoch_finished(0, EpochReport(1, 0.5, 0.90, 0.3, 1.0))
-    record = TrialRecord(0, "complete", {"ratio.a": 0.5, "lr": 0.01}, metrics=METRICS, epochs=[0.90, 0.95], kept={"a": 4})
+    record = TrialRecord(
+        0, "complete", {"ratio.a": 0.5, "lr": 0.01}, metrics=METRICS, epochs=[0.90, 0.95], kept={"a": 4}
+    )
     reporter.trial_finished(record)
     reporter.trial_started(1, {"ratio.a": 0.9, "lr": 9.0})
-    reporter.trial_finished(TrialRecord(1, "failed", {"ratio.a": 0.9, "lr": 9.0}, error="TrialDiverged: loss became nan"))
+    reporter.trial_finished(
+        TrialRecord(1, "failed", {"ratio.a": 0.9, "lr": 9.0}, error="TrialDiverged: loss became nan")
+    )
     reporter.flush()
     runs = tracker.children(parent)
     ok, failed = runs[0], runs[1]
-    assert ok.info.status == "FINISHED" and ok.info.run_name == run_name(record) == "t000 acc=0.950 macs=12.35K lat=0.20ms"
+    assert (
+        ok.info.status == "FINISHED" and ok.info.run_name == run_name(record) == "t000 acc=0.950 macs=12.35K lat=0.20ms"
+    )
     assert ok.data.params == {"ratio.a": "0.5", "lr": "0.01"} and ok.data.metrics["kept.a"] == 4
     history = tracker.client.get_metric_history(ok.info.run_id, "val_accuracy")
     assert sorted((m.step, m.value) for m in history) == [(1, 0.90), (2, 0.95)]
@@ -83,7 +89,12 @@ def test_param_text_reads_as_written() -> None:
     from autoprune.tracking._client import _param_text
 
     assert _param_text(-0.15 + 3 * 0.05) == "0"  # an offset on the step grid from -0.15 (pruning.spread)
-    assert (_param_text(3 * 0.05), _param_text(1e-6), _param_text(0.0123456789), _param_text("sgd")) == ("0.15", "1e-06", "0.0123457", "sgd")
+    assert (_param_text(3 * 0.05), _param_text(1e-6), _param_text(0.0123456789), _param_text("sgd")) == (
+        "0.15",
+        "1e-06",
+        "0.0123457",
+        "sgd",
+    )
 
 
 def test_a_finalize_curve_writes_its_epochs_together_and_all_of_them_on_flush(tracker: Tracker) -> None:

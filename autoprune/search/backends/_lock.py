@@ -86,7 +86,7 @@ def storage_lock(
         digest = hashlib.sha256(name.encode()).hexdigest()[:12]
         # one hidden folder per database, so the store's folder shows only what a user reads
         return _file_lock(database.parent / f".{database.name}.locks" / f"{digest}.lock", on_wait)
-    if engine is None and url.split(":", 1)[0].split("+")[0] in ("postgresql", "mysql", "mariadb"):
+    if engine is None and url.split(":", 1)[0].split("+", maxsplit=1)[0] in ("postgresql", "mysql", "mariadb"):
         from sqlalchemy import create_engine
 
         engine = create_engine(url, poolclass=_null_pool())  # before Optuna's storage exists

@@ -32,7 +32,9 @@ __all__ = ["OptunaBackend", "make_sampler"]
 log = logging.getLogger("autoprune")
 
 
-_OPTUNA_FAILURE = re.compile(r"Trial \d+ failed with (parameters: .* because of the following error: TrialFailed\(|value None\.$)", re.S)
+_OPTUNA_FAILURE = re.compile(
+    r"Trial \d+ failed with (parameters: .* because of the following error: TrialFailed\(|value None\.$)", re.S
+)
 
 
 def _quiet_failed_trials(record: logging.LogRecord) -> bool:
@@ -40,6 +42,7 @@ def _quiet_failed_trials(record: logging.LogRecord) -> bool:
     on purpose (`TrialFailed`: the search has recorded the reason on the trial), and the "failed with
     value None" line that follows any failure."""
     return not _OPTUNA_FAILURE.match(record.getMessage())
+
 
 RESULT_ATTR = "autoprune"
 DUPLICATE_ATTR = "duplicate_of"
@@ -52,7 +55,9 @@ _STATES = {
 }
 
 
-def make_sampler(name: str, *, seed: int, trials: int, population_size: int | None = None) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, *, seed: int, trials: int, population_size: int | None = None
+) -> optuna.samplers.BaseSampler:
     """The sampler for ``name`` (tpe, nsga2, random, qmc), seeded."""
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=min(10, max(2, trials // 3)))
@@ -68,9 +73,13 @@ def make_sampler(name: str, *, seed: int, trials: int, population_size: int | No
 
 def _suggest(trial: Trial, name: str, distribution: BaseDistribution) -> Any:
     if isinstance(distribution, FloatDistribution):
-        return trial.suggest_float(name, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
+        return trial.suggest_float(
+            name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+        )
     if isinstance(distribution, IntDistribution):
-        return trial.suggest_int(name, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
+        return trial.suggest_int(
+            name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+        )
     if isinstance(distribution, CategoricalDistribution):
         return trial.suggest_categorical(name, distribution.choices)
     raise TypeError(f"unsupported distribution {distribution!r}")
@@ -79,7 +88,11 @@ def _suggest(trial: Trial, name: str, distribution: BaseDistribution) -> Any:
 def to_record(trial: FrozenTrial, fixed: Mapping[str, Any] | None = None) -> TrialRecord:
     """Our view of an Optuna trial (what it measured lives in one user attribute)."""
     attrs = trial.user_attrs.get(RESULT_ATTR, {})
-    seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete and trial.datetime_start else 0.0
+    seconds = (
+        (trial.datetime_complete - trial.datetime_start).total_seconds()
+        if trial.datetime_complete and trial.datetime_start
+        else 0.0
+    )
     return TrialRecord(
         number=trial.number,
         state=_STATES.get(trial.state, trial.state.name.lower()),
@@ -110,9 +123,13 @@ class _Accounting:
     ``max_failed_trials`` end the session."""
 
     def __init__(
-        self, backend: OptunaBackend, evaluator: CandidateEvaluator, objectives: Objectives,
-        reporter: TrialReporter, budget: Budget,
-    ) -> None:  # fmt: skip
+        self,
+        backend: OptunaBackend,
+        evaluator: CandidateEvaluator,
+        objectives: Objectives,
+        reporter: TrialReporter,
+        budget: Budget,
+    ) -> None:
         self.backend = backend
         self.evaluator = evaluator
         self.objectives = objectives
@@ -175,7 +192,9 @@ class _Session(_Accounting):
             trial.set_user_attr(DUPLICATE_ATTR, twin)
             raise optuna.TrialPruned(f"duplicate of trial {twin}")
         self.reporter.trial_started(trial.number, space.logged_params(params))
-        record, _ = self.evaluator(trial.number, params, on_epoch=lambda r: self.reporter.epoch_finished(trial.number, r))
+        record, _ = self.evaluator(
+            trial.number, params, on_epoch=lambda r: self.reporter.epoch_finished(trial.number, r)
+        )
         outcome = {"metrics": record.metrics, "epochs": record.epochs, "kept": record.kept, "error": record.error}
         trial.set_user_attr(RESULT_ATTR, outcome)  # one storage write for everything the trial measured
         if record.state == "failed":
@@ -236,7 +255,9 @@ class OptunaBackend(SearchBackend):
 
     def lock(self, purpose: str = "") -> contextlib.AbstractContextManager[None]:
         """An exclusive lock among the processes working on this pipeline's studies."""
-        return storage_lock(self.storage_url, getattr(self.storage, "engine", None), f"autoprune:{self.base_name}{purpose}")
+        return storage_lock(
+            self.storage_url, getattr(self.storage, "engine", None), f"autoprune:{self.base_name}{purpose}"
+        )
 
     def open(self, *, resume: bool) -> bool:
         """Load the latest study (``resume``) or create a new one; hold `lock` around this.
@@ -360,15 +381,24 @@ class OptunaBackend(SearchBackend):
 
         def optimize(timeout: float | None) -> None:
             self.study.optimize(
-                session.objective, timeout=timeout, callbacks=[session.after_trial], catch=(TrialFailed,),
+                session.objective,
+                timeout=timeout,
+                callbacks=[session.after_trial],
+                catch=(TrialFailed,),
                 gc_after_trial=False,
-            )  # fmt: skip
+            )
 
         self._spend(session, optimize)
         return self.records()
 
-    def _begin(self, kind: type[_S], evaluator: CandidateEvaluator, objectives: Objectives,
-               reporter: TrialReporter, budget: Budget) -> _S:  # fmt: skip
+    def _begin(
+        self,
+        kind: type[_S],
+        evaluator: CandidateEvaluator,
+        objectives: Objectives,
+        reporter: TrialReporter,
+        budget: Budget,
+    ) -> _S:
         """Reset the per-run state and start a session of ``kind``."""
         self._fixed = evaluator.space.fixed
         self._stop_reason = None

@@ -73,17 +73,28 @@ def _trainable(config: dict[str, Any], evaluator: CandidateEvaluator) -> None:
     costs: dict[str, float] = {}
 
     def on_epoch(report: EpochReport) -> None:
-        tune.report({
-            "epoch": report.epoch, "val_accuracy": report.val_accuracy, "val_loss": report.val_loss,
-            "train_loss": report.train_loss, "epoch_seconds": report.seconds, **costs,
-        })  # fmt: skip
+        tune.report(
+            {
+                "epoch": report.epoch,
+                "val_accuracy": report.val_accuracy,
+                "val_loss": report.val_loss,
+                "train_loss": report.train_loss,
+                "epoch_seconds": report.seconds,
+                **costs,
+            }
+        )
 
     record, _ = evaluator(int(config.get(NUMBER_KEY, -1)), params, on_epoch=on_epoch, on_measured=costs.update)
     outcome = {
-        "state": record.state, "metrics": record.metrics, "epochs": record.epochs, "kept": record.kept,
+        "state": record.state,
+        "metrics": record.metrics,
+        "epochs": record.epochs,
+        "kept": record.kept,
         "error": record.error,
-    }  # fmt: skip
-    tune.report({"epoch": len(record.epochs), **record.metrics, OUTCOME_KEY: json.dumps(outcome)})  # Tune flattens dicts
+    }
+    tune.report(
+        {"epoch": len(record.epochs), **record.metrics, OUTCOME_KEY: json.dumps(outcome)}
+    )  # Tune flattens dicts
 
 
 class _Heartbeat:
@@ -119,9 +130,13 @@ class _RaySession(_Accounting):
     reporter and the heartbeat the searcher uses."""
 
     def __init__(
-        self, backend: RayBackend, evaluator: CandidateEvaluator, objectives: Objectives,
-        reporter: TrialReporter, budget: Budget,
-    ) -> None:  # fmt: skip
+        self,
+        backend: RayBackend,
+        evaluator: CandidateEvaluator,
+        objectives: Objectives,
+        reporter: TrialReporter,
+        budget: Budget,
+    ) -> None:
         super().__init__(backend, evaluator, objectives, reporter, budget)
         self.heartbeat = _Heartbeat(backend.storage, backend.heartbeat_s)
 
@@ -135,8 +150,11 @@ def _check_reachable(address: str | None) -> None:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
             return
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot reach the Ray cluster at {address!r} ({type(exc).__name__}); is it running? "
-                          "(scripts/ray-cluster.sh status)", key="ray.address") from exc  # fmt: skip
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address!r} ({type(exc).__name__}); is it running? "
+            "(scripts/ray-cluster.sh status)",
+            key="ray.address",
+        ) from exc
 
 
 def join_ray(address: str | None) -> bool:
@@ -151,18 +169,27 @@ def join_ray(address: str | None) -> bool:
     try:
         import ray
     except ImportError as exc:
-        raise ConfigError("the ray backend needs Ray: pip install 'autoprune[ray]' (make setup installs it)",
-                          key="search.backend") from exc  # fmt: skip
+        raise ConfigError(
+            "the ray backend needs Ray: pip install 'autoprune[ray]' (make setup installs it)", key="search.backend"
+        ) from exc
     if ray.is_initialized():
         return False
     target = address or os.environ.get("RAY_ADDRESS")
     _check_reachable(target)
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                 runtime_env={"env_vars": dict(_RAY_ENV)})  # fmt: skip
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+            runtime_env={"env_vars": dict(_RAY_ENV)},
+        )
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ConfigError(f"cannot reach the Ray cluster at {target!r} ({type(exc).__name__}); is it running? "
-                          "(scripts/ray-cluster.sh status)", key="ray.address") from exc  # fmt: skip
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {target!r} ({type(exc).__name__}); is it running? "
+            "(scripts/ray-cluster.sh status)",
+            key="ray.address",
+        ) from exc
     return True
 
 
@@ -183,7 +210,9 @@ class RayBackend(OptunaBackend):
 
     name = "ray"
 
-    def __init__(self, storage_url: str, study_name: str, *, ray: RaySettings, results_dir: Path, **kwargs: Any) -> None:
+    def __init__(
+        self, storage_url: str, study_name: str, *, ray: RaySettings, results_dir: Path, **kwargs: Any
+    ) -> None:
         super().__init__(storage_url, study_name, **kwargs)
         self.settings = ray
         self.results_dir = Path(results_dir).resolve()
@@ -215,24 +244,35 @@ class RayBackend(OptunaBackend):
         elif asha.rank_by == "pareto":
             scheduler = ParetoASHA(session.objectives, max_t, asha.grace_period, asha.reduction_factor)
         else:
-            scheduler = ASHAScheduler(metric="val_accuracy", mode="max", time_attr="epoch", max_t=max_t,
-                                      grace_period=asha.grace_period, reduction_factor=asha.reduction_factor)  # fmt: skip
+            scheduler = ASHAScheduler(
+                metric="val_accuracy",
+                mode="max",
+                time_attr="epoch",
+                max_t=max_t,
+                grace_period=asha.grace_period,
+                reduction_factor=asha.reduction_factor,
+            )
         searcher = StudySearcher(session, self.fresh_sampler())
         resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
         trainable = tune.with_resources(tune.with_parameters(_trainable, evaluator=session.evaluator), resources)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=searcher, scheduler=scheduler, num_samples=-1,
-                max_concurrent_trials=settings.max_concurrent_trials, time_budget_s=timeout_s, reuse_actors=True,
+                search_alg=searcher,
+                scheduler=scheduler,
+                num_samples=-1,
+                max_concurrent_trials=settings.max_concurrent_trials,
+                time_budget_s=timeout_s,
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
-                name=self.study_name.replace("#", "-"), storage_path=str(self.results_dir), verbose=0,
+                name=self.study_name.replace("#", "-"),
+                storage_path=str(self.results_dir),
+                verbose=0,
                 failure_config=tune.FailureConfig(max_failures=0),
             ),
-        )  # fmt: skip
+        )
         try:
             tuner.fit()  # the outcome of every trial is in the study
         finally:
             searcher.release()
-

@@ -79,10 +79,13 @@ class StudySearcher(OptunaSearch):
     def __init__(self, session: _RaySession, sampler: optuna.samplers.BaseSampler) -> None:
         backend, objectives = session.backend, session.objectives
         super().__init__(
-            space=dict(session.evaluator.space.distributions), metric=objectives.metrics,
-            mode=[direction[:3] for direction in objectives.directions], sampler=sampler,
-            study_name=backend.study_name, storage=backend.storage,
-        )  # fmt: skip
+            space=dict(session.evaluator.space.distributions),
+            metric=objectives.metrics,
+            mode=[direction[:3] for direction in objectives.directions],
+            sampler=sampler,
+            study_name=backend.study_name,
+            storage=backend.storage,
+        )
         self.session = session
         self.numbers: dict[str, int] = {}
         self.last: dict[str, dict[str, Any]] = {}
@@ -95,8 +98,11 @@ class StudySearcher(OptunaSearch):
 
     def save(self, checkpoint_path: str) -> None:
         # the study is the searcher's state; Tune's checkpoint only says where it lives
-        state = {"study": self._study_name, "storage": self.session.backend.storage_url if self.session else None,
-                 "trials": self.numbers}  # fmt: skip
+        state = {
+            "study": self._study_name,
+            "storage": self.session.backend.storage_url if self.session else None,
+            "trials": self.numbers,
+        }
         Path(checkpoint_path).write_text(json.dumps(state))
 
     def restore(self, checkpoint_path: str) -> None:
@@ -138,9 +144,12 @@ class StudySearcher(OptunaSearch):
         self.last[trial_id] = result
         self.epochs.setdefault(trial_id, []).append(float(result["val_accuracy"]))
         report = EpochReport(
-            int(result["epoch"]), float(result["train_loss"]), float(result["val_accuracy"]),
-            float(result["val_loss"]), float(result["epoch_seconds"]),
-        )  # fmt: skip
+            int(result["epoch"]),
+            float(result["train_loss"]),
+            float(result["val_accuracy"]),
+            float(result["val_loss"]),
+            float(result["epoch_seconds"]),
+        )
         self.session.reporter.epoch_finished(self.numbers[trial_id], report)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
@@ -148,7 +157,12 @@ class StudySearcher(OptunaSearch):
         if trial is None or trial_id in self._completed_trials:
             return
         final = (result or {}).get(OUTCOME_KEY)
-        if not final and result and "val_accuracy" in result and int(result.get("epoch", 0)) > len(self.epochs.get(trial_id, [])):
+        if (
+            not final
+            and result
+            and "val_accuracy" in result
+            and int(result.get("epoch", 0)) > len(self.epochs.get(trial_id, []))
+        ):
             self.on_trial_result(trial_id, result)  # the epoch the scheduler stopped the trial on
         self._finish(trial_id, trial, json.loads(final) if final else self._stopped_outcome(trial_id, error))
 
@@ -156,8 +170,16 @@ class StudySearcher(OptunaSearch):
         """A trial without a final report: stopped by ASHA after an epoch, or its worker died."""
         last = self.last.get(trial_id)
         if error or last is None or not all(key in last for key in COST_KEYS):
-            reason = "the trial's Ray worker failed (see the Ray logs)" if error else "the trial ended without reporting"
-            return {"state": "failed", "metrics": {}, "epochs": self.epochs.get(trial_id, []), "kept": {}, "error": reason}
+            reason = (
+                "the trial's Ray worker failed (see the Ray logs)" if error else "the trial ended without reporting"
+            )
+            return {
+                "state": "failed",
+                "metrics": {},
+                "epochs": self.epochs.get(trial_id, []),
+                "kept": {},
+                "error": reason,
+            }
         metrics = {key: float(last[key]) for key in (*COST_KEYS, "val_accuracy", "val_loss")}
         metrics["epochs_run"] = float(len(self.epochs[trial_id]))
         metrics["stopped_early"] = 1.0

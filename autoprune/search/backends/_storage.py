@@ -11,7 +11,7 @@ import optuna
 from ..._sqlite import sqlite_path, tune_sqlite
 from ...errors import ConfigError
 
-__all__ = ["open_storage", "never_beaten"]
+__all__ = ["never_beaten", "open_storage"]
 
 
 def open_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:
@@ -37,7 +37,9 @@ def open_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:
                 time.sleep(0.5)
                 continue
             reason = str(exc).splitlines()[0] if str(exc) else ""
-            raise ConfigError(f"cannot open the Optuna storage {url!r}: {type(exc).__name__}: {reason}", key="search.storage") from exc
+            raise ConfigError(
+                f"cannot open the Optuna storage {url!r}: {type(exc).__name__}: {reason}", key="search.storage"
+            ) from exc
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
