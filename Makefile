@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= dev
 
-.PHONY: setup quickstart test test-slow benchmark-engine clean
+.PHONY: setup quickstart test test-slow lint benchmark-engine clean
 
 # torch goes in first and alone, pinned: pip then takes the local CPU wheel instead of pulling
 # several GB of CUDA packages for an unpinned or newer torch.
@@ -25,6 +25,12 @@ quickstart: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# ruff's lint and format check, and mypy (strict on the engine and the search): CI runs them before the tests
+lint: setup
+	$(BIN)/ruff check autoprune tests benchmarks scripts
+	$(BIN)/ruff format --check autoprune tests benchmarks scripts
+	$(BIN)/mypy
 
 # exit status 5 means no test is marked slow: nothing to do, not a failure
 test-slow: setup

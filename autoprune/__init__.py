@@ -16,6 +16,7 @@ from .errors import (
     TrackingError,
     TrialDiverged,
     TrialFailed,
+    UsageError,
 )
 
 __version__ = "0.1.0"
@@ -29,5 +30,6 @@ __all__ = [
     "TrackingError",
     "TrialDiverged",
     "TrialFailed",
+    "UsageError",
     "__version__",
 ]

@@ -16,6 +16,7 @@ __all__ = [
     "TrackingError",
     "TrialDiverged",
     "TrialFailed",
+    "UsageError",
 ]
 
 
@@ -56,7 +57,13 @@ class PruningError(AutoPruneError):
 
 
 class TrackingError(AutoPruneError):
-    """The MLflow store refused or failed a call (unreachable server, deleted run, ...)."""
+    """A store refused or failed a call: MLflow's tracking store, registry or server (unreachable
+    server, deleted run, unknown run or alias), or the Optuna storage's study lock."""
+
+
+class UsageError(AutoPruneError):
+    """A command or call is used wrongly in a way no configuration key names (a missing argument,
+    two options that exclude each other, a port already taken)."""
 
 
 class TrialFailed(AutoPruneError):

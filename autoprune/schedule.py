@@ -145,8 +145,8 @@ def render(loaded: LoadedPipeline, out: Path) -> list[Path]:
     for file_name, document in documents.items():
         path = out / file_name
         path.write_text(
-            f"# rendered by `autoprune schedule render {loaded.path.name}`; edit the pipeline's schedule: block instead\n"
-            + yaml.safe_dump(document, sort_keys=False)
+            f"# rendered by `autoprune schedule render {loaded.path.name}`; edit the pipeline's schedule: block "
+            "instead\n" + yaml.safe_dump(document, sort_keys=False)
         )
         written.append(path)
     crontab = out / f"{config.name}.crontab"

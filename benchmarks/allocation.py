@@ -25,11 +25,13 @@ dense model (temperature 4), the published-table recipe.
 Usage (times on the project's 2-core machine, dense models already in the cache)::
 
     python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_lenet5.yaml   # 8 min
-    python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=20   # ~1 hour (55 min, shared)
+    python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_cnn.yaml \
+        --set model.train.epochs=20                       # ~1 hour (55 min, shared)
     python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_resnet20.yaml --macs 0.25 --epochs 5 \
         --near 2 --random 2                               # 49 min (10 of them dense)
     python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=40 \
-        --set data.augment.hflip=true --cost params --targets 0.255 --graded --near 2 --random 2   # 33 min (13 of them dense)
+        --set data.augment.hflip=true --cost params --targets 0.255 --graded --near 2 --random 2 \
+                                                          # 33 min (13 of them dense)
     python benchmarks/allocation.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=40 \
         --set data.augment.hflip=true --cost params --targets 0.255 --seeds 0 --near 0 --random 0 \
         --grade 0.25:1.75 --epochs 60 --distill 0.5      # 41 min: 0.9252 at 24,380 params
@@ -52,9 +54,9 @@ from typing import Any
 import torch
 from search_quality import RECIPE  # the search-quality baselines' recipe (this folder is on sys.path)
 
-from autoprune import data, engine, pipeline
-from autoprune._dense import build_dense, prepare_dense
+from autoprune import data, engine
 from autoprune.config import load_pipeline
+from autoprune.workflow._dense import build_dense, prepare_dense
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_RATIO = 0.95
@@ -75,7 +77,7 @@ def load_dense(path: Path, overrides: list[str], cache: Path) -> tuple[Any, data
         build_dense(config, splits, base_dir=loaded.base_dir),
         base_dir=loaded.base_dir,
         cache_dir=cache,
-        latency=pipeline.measure_config(config).latency,
+        latency=config.latency,
     )
     return config, splits, dense
 
@@ -200,8 +202,10 @@ def run_target(
         kind = f"{kind} {seed}" if seed else kind
         rows.append(row)
         print(
-            f"| {target:.1%} | {kind} | {' / '.join(f'{r:.2f}' for r in ratios)} | {row['macs']:.1%} | {row['params']:,} "
-            f"| {row['speedup']:.2f}x | {row['early']:.4f} | {row['val']:.4f} | {row['test']:.4f} | {row['test'] - rows[0]['test']:+.4f} "
+            f"| {target:.1%} | {kind} | {' / '.join(f'{r:.2f}' for r in ratios)} | {row['macs']:.1%} | "
+            f"{row['params']:,} "
+            f"| {row['speedup']:.2f}x | {row['early']:.4f} | {row['val']:.4f} | {row['test']:.4f} | "
+            f"{row['test'] - rows[0]['test']:+.4f} "
             f"| {time.perf_counter() - clock:.0f} |",
             flush=True,
         )
@@ -212,7 +216,8 @@ def summary(target: float, rows: list[dict[str, Any]]) -> str:
     """Each kind's accuracy minus the uniform plan's, over the plans whose cost is within `MATCH` of it."""
     uniform = rows[0]
     parts = [
-        f"MACs {uniform['macs']:.1%}, params {uniform['params']:,} (target {target:.1%}): uniform test {uniform['test']:.4f}"
+        f"MACs {uniform['macs']:.1%}, params {uniform['params']:,} (target {target:.1%}): uniform test "
+        f"{uniform['test']:.4f}"
     ]
     reseeded = [r["test"] - uniform["test"] for r in rows if r["kind"] == "uniform, seed"]
     if reseeded:
@@ -281,21 +286,24 @@ def main() -> None:
         type=Path,
         default=Path("mlflow/cache"),
         metavar="DIR",
-        help="trained dense models by config hash (default: mlflow/cache, where `autoprune run` keeps the pipelines' own)",
+        help="trained dense models by config hash (default: mlflow/cache, where `autoprune run` keeps the pipelines' "
+        "own)",
     )
     args = parser.parse_args()
     if args.quick:
         args.targets, args.near, args.random, args.seeds, args.epochs = "0.25", 1, 1, 1, 2
     config, splits, dense = load_dense(args.pipeline, args.overrides, args.dense_cache)
-    allocator = Allocator(dense.model, splits.input_shape, args.cost, pipeline.measure_config(config))
+    allocator = Allocator(dense.model, splits.input_shape, args.cost, engine.MeasureConfig(latency=config.latency))
     recipe = f"distilled (alpha {args.distill})" if args.distill else "not distilled"
     print(
-        f"{date.today()} · {config.name}: dense test {dense.reference.test_accuracy:.4f}, {dense.reference.macs:,} MACs, "
+        f"{date.today()} · {config.name}: dense test {dense.reference.test_accuracy:.4f}, {dense.reference.macs:,} "
+        "MACs, "
         f"{dense.reference.params:,} params, groups {', '.join(allocator.groups)}; plans matched on {args.cost}; "
         f"{args.epochs} fine-tune epochs per plan, {recipe}"
     )
     print(
-        f"\n| {args.cost} target | plan | ratios | MACs | params | speed-up vs dense | val acc after {EARLY} epochs | val acc "
+        f"\n| {args.cost} target | plan | ratios | MACs | params | speed-up vs dense | val acc after {EARLY} epochs "
+        "| val acc "
         "| test acc | test vs uniform | seconds |"
     )
     print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")

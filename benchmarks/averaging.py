@@ -33,20 +33,20 @@ from typing import Any
 from allocation import load_dense  # this folder is on sys.path
 from over_limit import PIPELINE, run_named, scratch_store
 
-from autoprune import engine, pipeline
-from autoprune._finalize import final_candidate
-from autoprune._preflight import build_space
+from autoprune import engine, workflow
 from autoprune.config import load_pipeline
-from autoprune.search import Objectives
+from autoprune.search import Objectives, Study
+from autoprune.workflow._members import final_candidate
+from autoprune.workflow._space import build_space
 
 DECAY = 0.999
 
 
 def study_trials(config: Any) -> dict[int, dict[str, Any]]:
     """Sampled params by trial number, of the pipeline's newest study (``search.study`` names it)."""
-    backend = pipeline.make_backend(config, Objectives(list(config.objectives)))
-    backend.open(resume=True)
-    return {record.number: record.params for record in backend.records()}
+    study = Study(workflow.storage_url(config), config.study_name, objectives=Objectives(list(config.objectives)))
+    study.connect().open(resume=True)
+    return {record.number: record.params for record in study.records()}
 
 
 def refinalize(dense: Any, splits: Any, candidate: engine.Candidate, measure: engine.MeasureConfig) -> dict[str, float]:
@@ -94,7 +94,7 @@ def measure_members(
     for trial in trials:
         base = final_candidate(space.candidate(params[trial]), config.finalize)
         for seed in args.seeds:
-            finetune = dataclasses.replace(base.finetune, ema_decay=args.decay, seed=seed)
+            finetune = base.finetune.replace(ema_decay=args.decay, seed=seed)
             row = {
                 "trial": trial,
                 "seed": seed,
@@ -116,7 +116,8 @@ def report(rows: list[dict[str, Any]], decay: float, command: str) -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['trial']} | {r['params']:,} | {r['epochs']} | {r['seed']} | {r['last_val']:.4f} | {r['avg_val']:.4f} | "
+            f"| {r['trial']} | {r['params']:,} | {r['epochs']} | {r['seed']} | {r['last_val']:.4f} | "
+            f"{r['avg_val']:.4f} | "
             f"{r['last_test']:.4f} | {r['avg_test']:.4f} | {100 * (r['avg_test'] - r['last_test']):+.2f} |"
         )
     gains = {split: [100 * (r[f"avg_{split}"] - r[f"last_{split}"]) for r in rows] for split in ("val", "test")}
@@ -147,7 +148,8 @@ def main() -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="trained dense models by config hash (default: with --store its cache, else mlflow/cache, where `autoprune run` keeps the pipelines' own)",
+        help="trained dense models by config hash (default: with --store its cache, else mlflow/cache, where "
+        "`autoprune run` keeps the pipelines' own)",
     )
     parser.add_argument("--quick", action="store_true", help="at most 2 front members, 1 seed")
     args = parser.parse_args()
@@ -165,11 +167,11 @@ def main() -> None:
         with scratch_store(args.dense_cache or Path("mlflow/cache")) as tmp:
             overrides = [*args.overrides, "tracking.register=false", "finalize.onnx=false"]
             result = run_named(pipeline_file, [*overrides, f"tracking.uri=sqlite:///{tmp}/mlflow.db"], "averaging")
-            trials = args.trials or sorted(int(row["trial"]) for row in result.front)
+            trials = args.trials or sorted(member.trial for member in result.members)
             args.dense_cache = None  # the scratch store's own cache
             rows = measure_members(args, pipeline_file, [*overrides, "search.study=averaging"], Path(tmp), trials)
             seed = load_pipeline(pipeline_file, overrides).config.seed
-        finalized = {int(row["trial"]): float(row["test_accuracy"]) for row in result.front}
+        finalized = {member.trial: member.test_accuracy for member in result.members}
         same = all(
             abs(r["last_test"] - finalized[r["trial"]]) < 1e-9
             for r in rows

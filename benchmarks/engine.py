@@ -7,9 +7,10 @@ For every zoo model at uniform ratios 0.25/0.5/0.75 this measures params, MACs a
     efficiency = latency speed-up / MACs reduction        (1.0 is the limit; higher is better)
 
 A second copy of the dense model (``dense_copy``) is timed alongside: its speed-up should be 1.00 and
-its spread is the noise floor of the run. The variants: autoprune's engine with and without ``round_to=8``, and a plain Torch-Pruning
-``BasePruner`` (L1 group importance, local pruning; ``MagnitudePruner`` is its deprecated alias) with and without
-``round_to=8`` at the same ratio, so the effect of each choice shows side by side.
+its spread is the noise floor of the run. The variants: autoprune's engine with and without
+``round_to=8``, and a plain Torch-Pruning ``BasePruner`` (L1 group importance, local pruning;
+``MagnitudePruner`` is its deprecated alias) with and without ``round_to=8`` at the same ratio, so the
+effect of each choice shows side by side.
 
 Weights are random (latency does not depend on their values); BN statistics are set by a few
 training-mode passes. Usage::
@@ -169,7 +170,8 @@ def main() -> None:
             print(f"  measured {name} at {ratio}", file=sys.stderr, flush=True)
     header = (
         f"Engine efficiency, {date.today().isoformat()}, input {args.input_shape}, {args.threads} thread(s), "
-        f"{args.repeats} repeats at batch 1 / {args.repeats_64} at batch 64, {platform.processor() or platform.machine()}, "
+        f"{args.repeats} repeats at batch 1 / {args.repeats_64} at batch 64, "
+        f"{platform.processor() or platform.machine()}, "
         f"torch {torch.__version__}, {time.time() - started:.0f} s"
     )
     text = f"{header}\n\n{markdown(rows)}\n\n{summary(rows)}\n"

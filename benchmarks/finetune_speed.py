@@ -21,7 +21,7 @@ a noisy neighbour slows every variant alike):
 3. **Input layout**: one fine-tune epoch (``engine.finetune``) and one ``engine.evaluate`` pass over
    ``--images`` random images, for every zoo model, dense and uniformly half-pruned, on 1x28x28 and
    3x32x32 inputs, in torch's default layout and channels-last (which the engine uses for
-   convolutional models that take it: `autoprune._dense.fit_layout`); a last table times
+   convolutional models that take it: `autoprune.workflow._layout.fit_layout`); a last table times
    ``BatchNorm2d``'s forward and backward pass alone in both layouts.
 
 Weights are random (time does not depend on their values), so no dense model is trained. Usage::
@@ -71,6 +71,13 @@ def _median_rounds(tasks: dict[str, Callable[[], object]], repeats: int) -> dict
     return {name: statistics.median(values) for name, values in seconds.items()}
 
 
+def _train_epoch(
+    model: torch.nn.Module, splits: data.Splits, recipe: engine.FinetuneConfig, seconds: list[float]
+) -> None:
+    """One epoch of a copy of ``model``; its seconds appended to ``seconds``."""
+    seconds.append(engine.finetune(copy.deepcopy(model), splits, recipe).epochs[0].seconds)
+
+
 def inference_batches(repeats: int, images: int) -> None:
     shape = (1, 28, 28)
     split = data.TensorSplit(torch.randn(images, *shape), torch.randint(0, 10, (images,)))
@@ -81,7 +88,7 @@ def inference_batches(repeats: int, images: int) -> None:
         pruned = copy.deepcopy(dense)
         engine.apply_plan(pruned, engine.PrunePlan.uniform(engine.discover(dense, shape), 0.5), shape)
         for label, model in ((f"{name} dense", dense), (f"{name} pruned 0.5", pruned.eval())):
-            tasks = {b: (lambda b=b: engine.evaluate(model, split, batch_size=b)) for b in BATCHES}
+            tasks = {b: functools.partial(engine.evaluate, model, split, batch_size=b) for b in BATCHES}
             per_image = {b: s / images * 1e6 for b, s in _median_rounds(tasks, repeats).items()}
             cells = " | ".join(f"{per_image[b]:.0f}" for b in BATCHES)
             print(f"| {label} | {cells} | {per_image[1024] / per_image[128]:.2f}x |", flush=True)
@@ -90,7 +97,8 @@ def inference_batches(repeats: int, images: int) -> None:
 
 def input_layouts(repeats: int, images: int) -> None:
     print(
-        "\n| model | inputs | train s/epoch: default | channels-last | speed-up | evaluate us/image: default | channels-last | speed-up |"
+        "\n| model | inputs | train s/epoch: default | channels-last | speed-up | evaluate us/image: default | "
+        "channels-last | speed-up |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     recipe = engine.FinetuneConfig(epochs=1, lr=0.02, batch_size=128)
@@ -107,15 +115,9 @@ def input_layouts(repeats: int, images: int) -> None:
             for label, model in ((f"{name} dense", dense), (f"{name} pruned 0.5", pruned.eval())):
                 epochs: dict[bool, list[float]] = {False: [], True: []}
 
-                def train(channels_last: bool, model: torch.nn.Module = model) -> None:
-                    laid_out = fast if channels_last else splits
-                    epochs[channels_last].append(
-                        engine.finetune(copy.deepcopy(model), laid_out, recipe).epochs[0].seconds
-                    )
-
                 tasks: dict[str, Callable[[], object]] = {
-                    "train default": functools.partial(train, False),
-                    "train channels-last": functools.partial(train, True),
+                    "train default": functools.partial(_train_epoch, model, splits, recipe, epochs[False]),
+                    "train channels-last": functools.partial(_train_epoch, model, fast, recipe, epochs[True]),
                     "evaluate default": functools.partial(engine.evaluate, model, splits.test),
                     "evaluate channels-last": functools.partial(engine.evaluate, model, fast.test),
                 }
@@ -167,7 +169,7 @@ def distilled_finetunes(
         start, engine.PrunePlan.uniform(engine.discover(dense, splits.input_shape), ratio), splits.input_shape
     )
     recipe = engine.FinetuneConfig(epochs=epochs, lr=0.02, batch_size=splits.batch_size)
-    distilled = dataclasses.replace(recipe, distill_alpha=0.5)
+    distilled = recipe.replace(distill_alpha=0.5)
     rounds: dict[str, list[engine.FinetuneHistory]] = {name: [] for name in VARIANTS}
 
     def run(name: str) -> None:
@@ -192,10 +194,12 @@ def distilled_finetunes(
         plain = plain or (epoch, long)
         accuracy = ", ".join(f"{history.epochs[-1].val_accuracy:.4f}" for history in rounds[name])
         print(
-            f"| {name} | {setup:.1f} | {epoch:.2f} | {epoch / plain[0]:.2f}x | {long:.0f} | {long / plain[1]:.2f}x | {accuracy} |"
+            f"| {name} | {setup:.1f} | {epoch:.2f} | {epoch / plain[0]:.2f}x | {long:.0f} | {long / plain[1]:.2f}x | "
+            f"{accuracy} |"
         )
     print(
-        f"\n(set-up: the fine-tune's time outside its epochs, the teacher's logits included; {LONG} epochs: set-up + {LONG} x the median epoch)"
+        f"\n(set-up: the fine-tune's time outside its epochs, the teacher's logits included; {LONG} epochs: set-up + "
+        f"{LONG} x the median epoch)"
     )
 
 

@@ -15,7 +15,9 @@ Usage::
     python benchmarks/fit_to_limit.py                 # the quickstart, max_params at 30% of dense, seeds 0-2 (~1.2 min)
     python benchmarks/fit_to_limit.py --quick         # seed 0, 12 trials (~25 s)
     python benchmarks/fit_to_limit.py --pipeline pipelines/fashion_mnist_cnn.yaml --max-params 25000 --seeds 1 \\
-        --set model.train.epochs=40 --set data.augment.hflip=true --set search.space=../search_spaces/tilt_fixed_recipe.yaml   # ~6 min with the dense model cached (BENCHMARKS.md has the full command)
+        --set model.train.epochs=40 --set data.augment.hflip=true \
+        --set search.space=../search_spaces/tilt_fixed_recipe.yaml
+        # ~6 min with the dense model cached (BENCHMARKS.md has the full command)
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def one_search(pipeline_file: Path, overrides: list[str], name: str) -> dict[str
     best = max(
         (r for r in done if r.feasible), key=lambda r: r.metrics["val_accuracy"], default=None
     )  # every constraint met
-    member = result.front[0] if result.front else {}
+    member = result.members[0] if result.members else None
     return {
         "search_s": result.seconds["search"],
         "trials": len(done),
@@ -51,8 +53,8 @@ def one_search(pipeline_file: Path, overrides: list[str], name: str) -> dict[str
         "best_val": best.metrics["val_accuracy"] if best else math.nan,
         "best_params": best.metrics["params"] if best else math.nan,
         "median_params": statistics.median(r.metrics["params"] for r in within) if within else math.nan,
-        "test": float(member.get("test_accuracy", math.nan)),
-        "test_params": float(member.get("final_params", math.nan)),
+        "test": member.test_accuracy if member else math.nan,
+        "test_params": float(member.params) if member else math.nan,
         "dense_test": result.dense.test_accuracy,
     }
 
@@ -101,7 +103,8 @@ def report(pipeline_file: Path, overrides: list[str], limit: int, runs: dict[str
     for mode, done in runs.items():
         for seed, run in enumerate(done):
             print(
-                f"| {mode} | {seed} | {run['within']} of {run['trials']} | {run['twins']} | {run['median_params']:,.0f} | "
+                f"| {mode} | {seed} | {run['within']} of {run['trials']} | {run['twins']} | "
+                f"{run['median_params']:,.0f} | "
                 f"{run['best_val']:.4f} ({run['best_params']:,.0f}) | {run['test']:.4f} ({run['test_params']:,.0f}) | "
                 f"{run['dense_test']:.4f} | {run['search_s']:.0f} s |"
             )

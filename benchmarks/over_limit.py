@@ -17,7 +17,8 @@ Usage::
     python benchmarks/over_limit.py                  # the quickstart, max_params at 30% of dense, 3 repeats (~2 min)
     python benchmarks/over_limit.py --quick          # 1 repeat of 12 trials (~1 min)
     python benchmarks/over_limit.py --pipeline pipelines/fashion_mnist_cnn.yaml --max-params 25000 --repeats 2 \\
-        --set finalize.max_members=1 --set finalize.epochs=1 --set search.space=../search_spaces/tilt_fixed_recipe.yaml   # ~8 min with the dense model cached
+        --set finalize.max_members=1 --set finalize.epochs=1 \
+        --set search.space=../search_spaces/tilt_fixed_recipe.yaml   # ~8 min with the dense model cached
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ MODES = ("true", "false")  # search.skip_over_limit
 def dense_params(pipeline_file: Path, overrides: list[str]) -> int:
     """The params of the pipeline's dense model (built, not trained)."""
     from autoprune import data, engine
-    from autoprune._dense import build_dense
     from autoprune.config import load_pipeline
+    from autoprune.workflow._dense import build_dense
 
     loaded = load_pipeline(pipeline_file, overrides)
     splits = data.load(loaded.config.data, seed=loaded.config.seed, base_dir=loaded.base_dir)
@@ -53,10 +54,10 @@ def dense_params(pipeline_file: Path, overrides: list[str]) -> int:
 
 def run_named(pipeline_file: Path, overrides: list[str], name: str) -> Any:
     """Run the pipeline once in-process under its own study and experiment ``name``."""
-    from autoprune import pipeline
+    from autoprune import workflow
     from autoprune.config import load_pipeline
 
-    return pipeline.run(
+    return workflow.run(
         load_pipeline(pipeline_file, [*overrides, f"tracking.experiment={name}", f"search.study={name}"])
     )
 
@@ -117,7 +118,7 @@ def one_search(pipeline_file: Path, overrides: list[str], name: str) -> dict[str
         "over_engine_s": sum(r.metrics["engine_seconds"] for r in over),
         "within_engine_s": sum(r.metrics["engine_seconds"] for r in done if r not in over),
         "proposals": [sorted(r.params.items()) for r in sorted(done, key=lambda r: r.number)],
-        "front": sorted(int(row["trial"]) for row in result.front),
+        "front": sorted(member.trial for member in result.members),
         "best_within": max((r.metrics["val_accuracy"] for r in done if r.feasible), default=float("nan")),
     }
 
@@ -158,7 +159,8 @@ def report(pipeline_file: Path, overrides: list[str], limit: int, runs: dict[str
         f"objectives accuracy and MACs, overrides: {' '.join(overrides) or 'none'}\n"
     )
     print(
-        "| search.skip_over_limit | search phase (median) | trials over / within the limit | engine time over / within (median) | front (trials) | best feasible val acc |"
+        "| search.skip_over_limit | search phase (median) | trials over / within the limit | engine time over / "
+        "within (median) | front (trials) | best feasible val acc |"
     )
     print("|---|---:|---:|---:|---|---:|")
     for mode, done in runs.items():
@@ -167,7 +169,8 @@ def report(pipeline_file: Path, overrides: list[str], limit: int, runs: dict[str
         }
         print(
             f"| {mode} | {med['search_s']:.1f} s | {done[0]['over']} / {done[0]['within']} | "
-            f"{med['over_engine_s']:.1f} / {med['within_engine_s']:.1f} s | {done[0]['front']} | {done[0]['best_within']:.4f} |"
+            f"{med['over_engine_s']:.1f} / {med['within_engine_s']:.1f} s | {done[0]['front']} | "
+            f"{done[0]['best_within']:.4f} |"
         )
     on, off = runs["true"], runs["false"]
     differing = max(_differing(a["proposals"], b["proposals"]) for a in on for b in off)
@@ -175,7 +178,8 @@ def report(pipeline_file: Path, overrides: list[str], limit: int, runs: dict[str
     ratio = statistics.median(r["search_s"] for r in off) / statistics.median(r["search_s"] for r in on)
     print(f"\nsearch phase with the skip off / on: {ratio:.2f}x (medians of {len(on)} interleaved searches each)")
     print(
-        f"proposals that differ between the modes: {differing} of {len(on[0]['proposals'])} (the most over any two searches)"
+        f"proposals that differ between the modes: {differing} of {len(on[0]['proposals'])} (the most over any two "
+        "searches)"
     )
     print(f"same front in every search of both modes: {'yes' if same_front else 'no'}")
 

@@ -39,11 +39,11 @@ def end_to_end(pipeline: Path, workdir: Path, overrides: list[str]) -> float:
 
 def overhead(pipeline_file: Path, workdir: Path, overrides: list[str]) -> dict[str, float]:
     os.chdir(workdir)
-    from autoprune import pipeline
+    from autoprune import workflow
     from autoprune.config import load_pipeline
 
     loaded = load_pipeline(pipeline_file, [*overrides, "tracking.experiment=overhead", "search.study=overhead"])
-    result = pipeline.run(loaded)
+    result = workflow.run(loaded)
     done = [r for r in result.records if r.state == "complete"]
     engine = sum(r.metrics["engine_seconds"] for r in done)
     search = result.seconds["search"]
@@ -56,7 +56,7 @@ def overhead(pipeline_file: Path, workdir: Path, overrides: list[str]) -> dict[s
         "median_engine_s": statistics.median(r.metrics["engine_seconds"] for r in done),
         "dense_s": result.seconds["dense"],
         "finalize_s": result.seconds["finalize"],
-        "front": len(result.front),
+        "front": len(result.members),
     }
 
 
@@ -80,7 +80,8 @@ def main() -> None:
     )
     print(f"| completed trials, front size | {stats['trials']:.0f}, {stats['front']:.0f} |")
     print(
-        f"| engine time per trial (median: prune + fine-tune + evaluate + measure) | {stats['median_engine_s'] * 1e3:.0f} ms |"
+        "| engine time per trial (median: prune + fine-tune + evaluate + measure) | "
+        f"{stats['median_engine_s'] * 1e3:.0f} ms |"
     )
     print(
         f"| framework overhead per trial (search wall time − engine time) | {stats['overhead_per_trial_ms']:.0f} ms |"

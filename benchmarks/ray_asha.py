@@ -4,8 +4,8 @@ Configurations of one pipeline run in each round, in rotating order, in one proc
 local Ray (so Ray's start-up is not counted): ``fifo-1`` (every trial fine-tunes its full epochs,
 one at a time), ``fifo-2`` (the same, two at a time), ``asha-2 gG rR`` (Ray's ASHA on validation
 accuracy per epoch, grace period G, reduction factor R, two at a time) and ``pareto-asha-2 gG rR``
-(``asha.rank_by: pareto``: rungs ranked by Pareto dominance on accuracy and MACs). The random sampler with one seed proposes the same candidates
-in every configuration, so the fronts differ only by what ASHA stopped.
+(``asha.rank_by: pareto``: rungs ranked by Pareto dominance on accuracy and MACs). The random sampler
+with one seed proposes the same candidates in every configuration, so the fronts differ only by what ASHA stopped.
 
 Reported (medians over rounds): completed trials per minute of search, fine-tune epochs run, the
 hypervolume of the validation front (normalised (1 - accuracy, MACs / dense MACs) space, reference
@@ -42,7 +42,10 @@ search:
 objectives: {{accuracy: max, macs: min}}
 constraints: {{max_accuracy_drop: 0.05}}
 latency: {{repeats: 30, warmup: 5}}
-ray: {{max_concurrent_trials: {concurrent}, cpus_per_trial: {cpus}, asha: {{enabled: {asha}, grace_period: {grace}, reduction_factor: {rf}, rank_by: {rank_by}}}}}
+ray:
+  max_concurrent_trials: {concurrent}
+  cpus_per_trial: {cpus}
+  asha: {{enabled: {asha}, grace_period: {grace}, reduction_factor: {rf}, rank_by: {rank_by}}}
 tracking: {{uri: "sqlite:///{db}", experiment: "{experiment}", register: false}}
 finalize: {{epochs: 0, onnx: false}}
 """
@@ -59,7 +62,7 @@ CONFIGS = {
 
 
 def one_run(workdir: Path, name: str, trials: int, epochs: int) -> dict[str, float]:
-    from autoprune import pipeline
+    from autoprune import workflow
     from autoprune.config import load_pipeline
 
     concurrent, asha = CONFIGS[name]
@@ -82,7 +85,7 @@ def one_run(workdir: Path, name: str, trials: int, epochs: int) -> dict[str, flo
             )
         )
     )
-    result = pipeline.run(load_pipeline(path))
+    result = workflow.run(load_pipeline(path))
     done = [r for r in result.records if r.state == "complete"]
     return {
         "trials": len(done),

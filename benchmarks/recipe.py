@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import time
 from datetime import date
 from pathlib import Path
@@ -36,7 +35,7 @@ from allocation import load_dense  # this folder is on sys.path
 from search_quality import RECIPE
 
 from autoprune import data, engine
-from autoprune._dense import training_recipe
+from autoprune.workflow._dense import training_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +78,7 @@ def gradual(
         keep = {name: size - round((size - final[name]) * step / steps) for name, size in sizes.items()}
         engine.apply_plan(model, engine.PrunePlan(keep=keep, importance=plan.importance), splits.input_shape)
         epochs = 1 if step < steps else finetune.epochs - steps + 1
-        engine.finetune(model, splits, dataclasses.replace(finetune, epochs=epochs))
+        engine.finetune(model, splits, finetune.replace(epochs=epochs))
     return model.eval()
 
 
@@ -109,7 +108,8 @@ def main() -> None:
         type=Path,
         default=Path("mlflow/cache"),
         metavar="DIR",
-        help="trained dense models by config hash (default: mlflow/cache, where `autoprune run` keeps the pipelines' own)",
+        help="trained dense models by config hash (default: mlflow/cache, where `autoprune run` keeps the pipelines' "
+        "own)",
     )
     args = parser.parse_args()
     epochs = [1, 2] if args.quick else [int(e) for e in args.epochs.split(",")]
@@ -119,8 +119,10 @@ def main() -> None:
     engine.apply_plan(pruned, plan, splits.input_shape)
     macs = engine.count_macs(pruned, splits.input_shape) / dense.reference.macs
     print(
-        f"{date.today()} · {config.name}: dense test {dense.reference.test_accuracy:.4f}, {dense.reference.params:,} params; "
-        f"uniform ratio {ratio:.3f} keeps {engine.count_params(pruned):,} params, {macs:.1%} MACs; fine-tune seed {args.seed}"
+        f"{date.today()} · {config.name}: dense test {dense.reference.test_accuracy:.4f}, {dense.reference.params:,} "
+        "params; "
+        f"uniform ratio {ratio:.3f} keeps {engine.count_params(pruned):,} params, {macs:.1%} MACs; fine-tune seed "
+        f"{args.seed}"
     )
     print("\n| recipe | epochs | val acc | test acc | test vs dense (points) | seconds |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -137,7 +139,7 @@ def main() -> None:
         finetune = engine.FinetuneConfig(epochs=count, batch_size=splits.batch_size, seed=args.seed, **RECIPE)
         for name, alpha in (("finetune", 0.0), (f"distill (alpha {args.alpha})", args.alpha)):
             clock = time.perf_counter()
-            candidate = engine.Candidate(plan, dataclasses.replace(finetune, distill_alpha=alpha))
+            candidate = engine.Candidate(plan, finetune.replace(distill_alpha=alpha))
             result = engine.evaluate_candidate(dense.model, candidate, splits)
             assert result.model is not None
             report(name, count, result.model, clock)
@@ -148,7 +150,7 @@ def main() -> None:
     clock = time.perf_counter()
     seed = config.seed + args.seed
     scratch = reinitialised(pruned, seed)
-    recipe = dataclasses.replace(training_recipe(config, splits), epochs=epochs[-1], seed=seed)
+    recipe = training_recipe(config, splits).replace(epochs=epochs[-1], seed=seed)
     engine.finetune(scratch, splits, recipe)
     report(f"scratch (dense recipe, lr {recipe.lr})", epochs[-1], scratch.eval(), clock)
 

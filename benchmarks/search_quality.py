@@ -22,9 +22,11 @@ global magnitude pruning, on the same budget of fine-tune epochs, judged on the 
 
 Usage (the settings BENCHMARKS.md uses: uniform seeds, no proxy constraint, 6 members finalized)::
 
-    S="--set search.seed_uniform=4 --set finalize.max_members=6 --set finalize.epochs=10 --set constraints.max_accuracy_drop=1.0"
+    S="--set search.seed_uniform=4 --set finalize.max_members=6 --set finalize.epochs=10"
+    S="$S --set constraints.max_accuracy_drop=1.0"
     python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_lenet5.yaml $S                 # ~11 min
-    python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_cnn.yaml --set model.train.epochs=20 $S  # ~52 min
+    python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_cnn.yaml \
+        --set model.train.epochs=20 $S                                                                  # ~52 min
     python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_lenet5.yaml --quick           # ~3 min
 
 BENCHMARKS.md's 2026-12-01 runs add ``--set search.space=../search_spaces/spread_fixed_recipe.yaml``
@@ -34,8 +36,9 @@ full epoch here) finalizes 5 members for 4 epochs: ``--pipeline pipelines/fashio
 with ``$SP`` and ``$S`` changed to ``finalize.max_members=5 finalize.epochs=4`` (135 min, machine shared).
 
 Trained dense models are kept by config hash in ``--dense-cache DIR`` (default ``mlflow/cache``, where
-``autoprune run`` keeps the pipelines' own) for the next run, saving the CNN's 7-minute dense training. The MLflow store of autoprune's run is kept (its path is printed last) for a
-look at the front.
+``autoprune run`` keeps the pipelines' own) for the next run, saving the CNN's 7-minute dense
+training. The MLflow store of autoprune's run is kept (its path is printed last) for a look at the
+front.
 """
 
 from __future__ import annotations
@@ -55,10 +58,10 @@ from typing import Any
 import torch
 import torch_pruning as tp
 
-from autoprune import data, engine, pipeline
-from autoprune._dense import build_dense, prepare_dense
+from autoprune import data, engine, workflow
 from autoprune.config import load_pipeline
 from autoprune.search import hypervolume, non_dominated
+from autoprune.workflow._dense import build_dense, prepare_dense
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = {"lr": 0.02, "weight_decay": 5e-4, "optimizer": "sgd"}
@@ -74,13 +77,13 @@ def run_autoprune(path: Path, store: Path, overrides: list[str]) -> tuple[Any, A
         "finalize.onnx=false",
     ]
     loaded = load_pipeline(path, sets)
-    result = pipeline.run(loaded)
+    result = workflow.run(loaded)
     config = loaded.config
     fraction = config.search.train_fraction
     search_epochs = sum(r.metrics["epochs_run"] * fraction for r in result.records if r.state == "complete")
     trial_epochs = {r.number: r.metrics.get("epochs_run", 0.0) for r in result.records}
     # finalize fine-tunes each member on the whole split for max(finalize.epochs, its trial's epochs)
-    final = sum(max(config.finalize.epochs or 0, trial_epochs[int(row["trial"])]) for row in result.front)
+    final = sum(max(config.finalize.epochs or 0, trial_epochs[member.trial]) for member in result.members)
     return loaded, result, search_epochs + final
 
 
@@ -145,8 +148,8 @@ def throughput(dense: torch.nn.Module, loaded: Any, result: Any, splits: data.Sp
     space = SearchSpace(config.search.space, engine.discover(dense, splits.input_shape), batch_size=splits.batch_size)
     records = {r.number: r for r in result.records}
     ratios = []
-    for row in result.front:
-        params = {k: v for k, v in records[int(row["trial"])].params.items() if k in space.distributions}
+    for member in result.members:
+        params = {k: v for k, v in records[member.trial].params.items() if k in space.distributions}
         model = copy.deepcopy(dense)
         engine.apply_plan(model, space.candidate(params).plan, splits.input_shape)
         pair = engine.measure_train_throughput(
@@ -300,9 +303,11 @@ def main() -> None:
     progress(f"autoprune: dense model, search and finalize of {args.pipeline.name} (MLflow store {store})")
     loaded, result, budget = run_autoprune(args.pipeline, store, overrides)
     autoprune_seconds = time.perf_counter() - clock
-    progress(f"autoprune done in {autoprune_seconds:.0f} s: {len(result.front)} members, {budget:.1f} fine-tune epochs")
+    progress(
+        f"autoprune done in {autoprune_seconds:.0f} s: {len(result.members)} members, {budget:.1f} fine-tune epochs"
+    )
     config, splits = loaded.config, result.splits
-    latency = pipeline.measure_config(config).latency
+    latency = config.latency
     dense = prepare_dense(
         config,
         splits,
@@ -317,20 +322,16 @@ def main() -> None:
         for trained in (store / "cache").glob("dense-*.pt"):
             shutil.copy2(trained, args.dense_cache / trained.name)
     ours = [
-        {
-            "test_accuracy": r["test_accuracy"],
-            "params": r["final_params"],
-            "macs": r["final_macs"],
-            "latency_ratio": r["final_latency_ratio"],
-        }
-        for r in result.front
+        {"test_accuracy": m.test_accuracy, "params": m.params, "macs": m.macs, "latency_ratio": m.latency_ratio}
+        for m in result.members
     ]
     epochs = split_budget(budget, len(ratios))
     baselines, seconds = run_baselines(dense, splits, ratios, epochs, latency)
 
     pipeline_arg = args.pipeline.relative_to(ROOT) if args.pipeline.is_absolute() else args.pipeline
     print(
-        f"\n{date.today()} · python benchmarks/search_quality.py --pipeline {pipeline_arg}{' --quick' if args.quick else ''}"
+        f"\n{date.today()} · python benchmarks/search_quality.py --pipeline "
+        f"{pipeline_arg}{' --quick' if args.quick else ''}"
         f" · dense: test {reference.test_accuracy:.4f}, {reference.params:,} params, {reference.macs:,} MACs"
     )
     print(

@@ -4,9 +4,11 @@ the recipe benchmark picks the architecture it says it picks."""
 from __future__ import annotations
 
 import copy
+import importlib
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -16,10 +18,23 @@ from autoprune import config, engine, models
 from .conftest import DIGITS_SHAPE
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
 
-import recipe  # noqa: E402
-import search_quality  # noqa: E402
+
+def _benchmark(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """A benchmark script imported as a module (its folder on sys.path for this test only, as the
+    scripts import each other)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module(name)
+
+
+@pytest.fixture
+def recipe(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return _benchmark("recipe", monkeypatch)
+
+
+@pytest.fixture
+def search_quality(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return _benchmark("search_quality", monkeypatch)
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in BENCHMARKS.glob("*.py")))
@@ -32,7 +47,7 @@ def test_every_benchmark_answers_help(script: str) -> None:
 
 
 @pytest.mark.parametrize(("budget", "points"), [(8.4, 3), (80.3, 6), (13.6, 6), (6.0, 3), (2.0, 3), (0.4, 2)])
-def test_baselines_spend_the_budget_autoprune_spent(budget: float, points: int) -> None:
+def test_baselines_spend_the_budget_autoprune_spent(search_quality: ModuleType, budget: float, points: int) -> None:
     epochs = search_quality.split_budget(budget, points)
     assert len(epochs) == points
     assert min(epochs) >= 1
@@ -41,7 +56,7 @@ def test_baselines_spend_the_budget_autoprune_spent(budget: float, points: int) 
     assert sum(epochs) == max(points, round(budget))
 
 
-def test_recipe_architecture_is_the_lightest_uniform_cut_within_the_params() -> None:
+def test_recipe_architecture_is_the_lightest_uniform_cut_within_the_params(recipe: ModuleType) -> None:
     dense = models.build(config.CNNModel(arch="cnn", widths=[16, 32]), DIGITS_SHAPE, 10).eval()
     limit = engine.count_params(dense) // 3
     ratio, plan = recipe.uniform_within(dense, DIGITS_SHAPE, limit)
@@ -52,7 +67,7 @@ def test_recipe_architecture_is_the_lightest_uniform_cut_within_the_params() -> 
     assert plan.ratios == engine.PrunePlan.uniform(groups, ratio, importance="l1").ratios
 
 
-def test_recipe_scratch_model_keeps_the_architecture_and_forgets_the_weights() -> None:
+def test_recipe_scratch_model_keeps_the_architecture_and_forgets_the_weights(recipe: ModuleType) -> None:
     dense = models.build(config.CNNModel(arch="cnn", widths=[16, 32]), DIGITS_SHAPE, 10).eval()
     fresh = recipe.reinitialised(dense, seed=1)
     assert [p.shape for p in fresh.parameters()] == [p.shape for p in dense.parameters()]
@@ -60,7 +75,7 @@ def test_recipe_scratch_model_keeps_the_architecture_and_forgets_the_weights() -
     assert weights and all(not torch.equal(a, b) for a, b in weights)
 
 
-def test_recipe_gradual_row_ends_at_the_one_shot_architecture(digits) -> None:
+def test_recipe_gradual_row_ends_at_the_one_shot_architecture(recipe: ModuleType, digits) -> None:
     dense = models.build(config.CNNModel(arch="cnn", widths=[16, 32]), DIGITS_SHAPE, 10).eval()
     plan = engine.PrunePlan.uniform(engine.discover(dense, DIGITS_SHAPE), 0.5, importance="l1")
     one_shot = copy.deepcopy(dense)

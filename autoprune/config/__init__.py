@@ -12,10 +12,10 @@ from ._data import (
     ImageFolderData,
     NpzData,
 )
+from ._engine import DenseTraining, FinetuneConfig, LatencyConfig, TrainingRecipe
 from ._loader import LoadedPipeline, SourceMap, load_pipeline, read_yaml
 from ._model import (
     CNNModel,
-    DenseTraining,
     FactoryModel,
     LeNet5Model,
     MLPModel,
@@ -24,12 +24,11 @@ from ._model import (
     ResNetModel,
 )
 from ._pipeline import (
-    OBJECTIVE_METRICS,
     AshaSettings,
     ChampionConfig,
     Constraints,
     FinalizeConfig,
-    LatencySettings,
+    OneShotConfig,
     PipelineConfig,
     RaySettings,
     ScheduleConfig,
@@ -41,7 +40,6 @@ from ._space import FinetuneSpace, Param, PruningSpace, RatioOverride, RatioRang
 
 __all__ = [
     "FASHION_MNIST_DIR",
-    "OBJECTIVE_METRICS",
     "AshaSettings",
     "CNNModel",
     "ChampionConfig",
@@ -53,15 +51,17 @@ __all__ = [
     "FactoryModel",
     "FashionMnistData",
     "FinalizeConfig",
+    "FinetuneConfig",
     "FinetuneSpace",
     "ImageFolderData",
-    "LatencySettings",
+    "LatencyConfig",
     "LeNet5Model",
     "LoadedPipeline",
     "MLPModel",
     "MobileNetV2Model",
     "ModelConfig",
     "NpzData",
+    "OneShotConfig",
     "Param",
     "PipelineConfig",
     "PruningSpace",
@@ -75,6 +75,7 @@ __all__ = [
     "SourceMap",
     "SpaceConfig",
     "TrackingConfig",
+    "TrainingRecipe",
     "load_pipeline",
     "read_yaml",
 ]

@@ -67,11 +67,13 @@ class _ArrayData(_DataBase):
 
     add_channel: bool = Field(
         True,
-        description="3-D inputs: true reads (N, H, W) images and adds a channel axis; false keeps (N, C, L) sequences (Conv1d models)",
+        description="3-D inputs: true reads (N, H, W) images and adds a channel axis; false keeps (N, C, L) "
+        "sequences (Conv1d models)",
     )
     channels: Literal["first", "last"] | None = Field(
         None,
-        description="4-D inputs: first reads (N, C, H, W), last (N, H, W, C) images; unset reads (N, C, H, W) but refuses "
+        description="4-D inputs: first reads (N, C, H, W), last (N, H, W, C) images; unset reads (N, C, H, W) but "
+        "refuses "
         "arrays that look like (N, H, W, C)",
     )
 

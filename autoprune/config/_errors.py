@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import types
 import typing
@@ -14,37 +15,46 @@ from pydantic import BaseModel, ValidationError
 __all__ = ["first_error_message"]
 
 
-def _union_tags() -> set[str]:
-    """The tag values of the discriminated unions (``cnn`` in ``model.cnn.widths``): never YAML keys."""
-    from ._data import DataConfig
-    from ._model import ModelConfig
-
+@functools.cache
+def _union_tags(root: type[BaseModel]) -> frozenset[str]:
+    """The tag values of the discriminated unions under ``root`` (``cnn`` in ``model.cnn.widths``):
+    pydantic puts them in an error's location, but they are never YAML keys."""
     tags: set[str] = set()
-    for union in (DataConfig, ModelConfig):
-        for member in typing.get_args(typing.get_args(union)[0]):
-            for info in member.model_fields.values():
-                if typing.get_origin(info.annotation) is typing.Literal:
-                    tags.update(typing.get_args(info.annotation))
-    return tags
+    seen: set[type[BaseModel]] = set()
+    pending = [root]
+    while pending:
+        model = pending.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for field in model.model_fields.values():
+            union = [c for c in _unwrap(field.annotation) if isinstance(c, type) and issubclass(c, BaseModel)]
+            pending.extend(union)
+            if len(union) < 2:
+                continue
+            for member in union:  # pydantic names a union member by its literal tag
+                for info in member.model_fields.values():
+                    if typing.get_origin(info.annotation) is typing.Literal:
+                        tags.update(str(arg) for arg in typing.get_args(info.annotation))
+    return frozenset(tags)
 
 
-_TAGS = _union_tags()
-
-
-def _dotted_key(loc: tuple[Any, ...], data: Any) -> tuple[str, list[str]]:
+def _dotted_key(loc: tuple[Any, ...], data: Any, root: type[BaseModel]) -> tuple[str, list[str]]:
     """The YAML key path of a pydantic ``loc`` (skipping union tags, which are not keys) and its parts."""
     parts: list[str] = []
     node = data
     for index, item in enumerate(loc):
         following = loc[index + 1] if index + 1 < len(loc) else None
         is_tag = (
-            item in _TAGS
+            item in _union_tags(root)
             and isinstance(node, Mapping)
             and (item not in node or (following is not None and following in node))
         )
         if is_tag:
             continue  # pydantic's name for the union member, not a key
-        if (isinstance(node, Mapping) and item in node) or (isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)):
+        if (isinstance(node, Mapping) and item in node) or (
+            isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)
+        ):
             parts.append(str(item))
             node = node[item]
         elif isinstance(item, str) and _looks_like_key(item):
@@ -108,7 +118,7 @@ def _suggest(given: Any, options: list[str]) -> str:
 
 def _describe(error: Mapping[str, Any], root: type[BaseModel], data: Any) -> tuple[str, str]:
     kind, loc, ctx = error["type"], tuple(error["loc"]), error.get("ctx") or {}
-    key, parts = _dotted_key(loc, data)
+    key, parts = _dotted_key(loc, data, root)
     given = error.get("input")
     if kind == "extra_forbidden":
         model = _model_at(root, parts[:-1], data)

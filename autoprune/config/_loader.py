@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from ..errors import AutoPruneError, ConfigError
 from ._errors import first_error_message
@@ -95,7 +96,9 @@ def _walk(
         )
     if depth > MAX_DEPTH:
         raise ConfigError(
-            f"nesting is deeper than {MAX_DEPTH} levels", key=prefix.split(".", maxsplit=1)[0] or None, location=f"{shown}:{line}"
+            f"nesting is deeper than {MAX_DEPTH} levels",
+            key=prefix.split(".", maxsplit=1)[0] or None,
+            location=f"{shown}:{line}",
         )
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
@@ -224,7 +227,7 @@ def _include_space(data: dict[str, Any], base: Path, sources: SourceMap) -> tupl
     return path, text
 
 
-def _validate(model: type, data: Mapping[str, Any], sources: SourceMap, prefix: str = "") -> Any:
+def _validate(model: type[BaseModel], data: Mapping[str, Any], sources: SourceMap, prefix: str = "") -> Any:
     from pydantic import ValidationError
 
     try:

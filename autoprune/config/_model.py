@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from ._base import FactoryPath, Strict
+from ._engine import DenseTraining
 
 __all__ = [
     "CNNModel",
-    "DenseTraining",
     "FactoryModel",
     "LeNet5Model",
     "MLPModel",
@@ -21,17 +21,6 @@ __all__ = [
 ]
 
 PositiveInt = Annotated[int, Field(ge=1)]
-
-
-class DenseTraining(Strict):
-    """How the dense model is trained before the search (skipped when a checkpoint is given)."""
-
-    epochs: int = Field(15, ge=0)
-    lr: float = Field(0.05, gt=0)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    weight_decay: float = Field(5e-4, ge=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    batch_size: int | None = Field(None, ge=1, description="defaults to data.batch_size")
 
 
 class _ModelBase(Strict):

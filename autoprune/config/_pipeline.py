@@ -8,19 +8,19 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from .._vocab import OBJECTIVE_METRICS, RUNTIMES, SAMPLERS
+from .._vocab import OBJECTIVES, Sampler, Strategy
 from ._base import Strict
 from ._data import DataConfig, DigitsData
+from ._engine import LatencyConfig
 from ._model import CNNModel, ModelConfig
 from ._space import SpaceConfig
 
 __all__ = [
-    "OBJECTIVE_METRICS",
     "AshaSettings",
     "ChampionConfig",
     "Constraints",
     "FinalizeConfig",
-    "LatencySettings",
+    "OneShotConfig",
     "PipelineConfig",
     "RaySettings",
     "ScheduleConfig",
@@ -55,10 +55,47 @@ class RaySettings(Strict):
     asha: AshaSettings = Field(default_factory=AshaSettings)
 
 
+class OneShotConfig(Strict):
+    """The one-shot strategy (``search.strategy: oneshot``): a weight-sharing supernet fine-tuned once,
+    then many candidates scored by their BatchNorm-recalibrated accuracy, and only the front's best
+    fine-tuned in full."""
+
+    supernet_epochs: int = Field(
+        4, ge=0, le=100_000, description="sandwich-rule epochs of the supernet (0: cut candidates from the dense model)"
+    )
+    lr: float = Field(0.01, gt=0, le=10, description="peak learning rate of the supernet's training (SGD, cosine)")
+    random_subnets: int = Field(2, ge=0, le=32, description="random subnets per step besides the largest and smallest")
+    calibration_batches: int = Field(
+        20, ge=1, le=100_000, description="training batches each candidate's BatchNorm is recalibrated on"
+    )
+    candidates: int = Field(1000, ge=1, le=10_000_000, description="candidates the sampler proposes and scores")
+    population_size: int = Field(50, ge=2, le=100_000, description="NSGA-II population of the candidate search")
+    score_samples: int | None = Field(
+        None, ge=10, description="validation samples a candidate is scored on (a stratified subset; null: all)"
+    )
+    members: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="front candidates that become trials and are finalized (finalize.max_members wins)",
+    )
+    distill_alpha: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="distillation from the dense model in the members' final fine-tune (finalize.distill_alpha wins)",
+    )
+
+
 class SearchConfig(Strict):
+    strategy: Strategy = Field(
+        "trials",
+        description="trials: each candidate pruned and fine-tuned in turn; oneshot: a supernet, candidates scored by "
+        "calibrated accuracy",
+    )
     backend: Literal["optuna", "ray"] = "optuna"
     space: SpaceConfig = Field(default_factory=SpaceConfig)
-    sampler: Literal[SAMPLERS] = "nsga2"  # type: ignore[valid-type]
+    sampler: Sampler = "nsga2"
     trials: int = Field(24, ge=1, description="completed trials the search ends with")
     timeout_s: float | None = Field(None, gt=0, description="stop starting new trials after this many seconds")
     storage: str | None = Field(None, description="Optuna RDB URL; default sqlite beside the tracking store")
@@ -70,7 +107,8 @@ class SearchConfig(Strict):
     seed_uniform: int = Field(
         0,
         ge=0,
-        description="a new study first tries this many uniform plans spread up to the highest ratios (the rest sampled)",
+        description="a new study first tries this many uniform plans spread up to the highest ratios (the rest "
+        "sampled)",
     )
     skip_over_limit: bool = Field(
         True,
@@ -107,14 +145,6 @@ class Constraints(Strict):
 
     def active(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.model_dump().items() if v is not None}
-
-
-class LatencySettings(Strict):
-    batch_size: int = Field(1, ge=1)
-    threads: int = Field(1, ge=1)
-    warmup: int = Field(20, ge=0)
-    repeats: int = Field(100, ge=1)
-    runtime: Literal[RUNTIMES] = "torch"  # type: ignore[valid-type]
 
 
 class TrackingConfig(Strict):
@@ -224,8 +254,9 @@ class PipelineConfig(Strict):
     search: SearchConfig = Field(default_factory=SearchConfig)
     objectives: dict[str, str] = Field(default_factory=lambda: {"accuracy": "max", "macs": "min"})
     constraints: Constraints = Field(default_factory=Constraints)
-    latency: LatencySettings = Field(default_factory=LatencySettings)
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
     ray: RaySettings = Field(default_factory=RaySettings)
+    oneshot: OneShotConfig = Field(default_factory=OneShotConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     finalize: FinalizeConfig = Field(default_factory=FinalizeConfig)
     champion: ChampionConfig = Field(default_factory=ChampionConfig)
@@ -255,18 +286,19 @@ class PipelineConfig(Strict):
         if isinstance(value, list):  # [accuracy, macs] is accepted: directions are implied
             if len(set(map(str, value))) != len(value):
                 raise ValueError(f"each objective may appear once, but got {value}")
-            value = {name: OBJECTIVE_METRICS.get(name, "max") for name in value}
+            value = {name: OBJECTIVES[name].short if name in OBJECTIVES else "max" for name in value}
         if not isinstance(value, dict) or not value:
-            raise ValueError(f"give 1 to 3 objectives from {', '.join(OBJECTIVE_METRICS)}, but got {value!r}")
+            raise ValueError(f"give 1 to 3 objectives from {', '.join(OBJECTIVES)}, but got {value!r}")
         for name, direction in value.items():
-            if name not in OBJECTIVE_METRICS:
-                close = difflib.get_close_matches(str(name), OBJECTIVE_METRICS, n=1)
+            if name not in OBJECTIVES:
+                close = difflib.get_close_matches(str(name), OBJECTIVES, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise ValueError(f"unknown objective {name!r}{hint}; choose from {', '.join(OBJECTIVE_METRICS)}")
-            if direction != OBJECTIVE_METRICS[name]:
+                raise ValueError(f"unknown objective {name!r}{hint}; choose from {', '.join(OBJECTIVES)}")
+            expected = OBJECTIVES[name].short
+            if direction != expected:
                 raise ValueError(
-                    f"{name} can only be {'maximised' if OBJECTIVE_METRICS[name] == 'max' else 'minimised'} "
-                    f"({name}: {OBJECTIVE_METRICS[name]}), but got {direction!r}"
+                    f"{name} can only be {'maximised' if expected == 'max' else 'minimised'} "
+                    f"({name}: {expected}), but got {direction!r}"
                 )
         if len(value) > 3:  # after the names, so a misspelt or added name is named first
             raise ValueError(f"give at most 3 objectives, but got {len(value)}: {', '.join(value)}")

@@ -6,16 +6,15 @@ A fine-tune setting is written as a fixed value (``lr: 0.01``), a list of choice
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .._vocab import IMPORTANCES, OPTIMIZERS
+from .._vocab import OPTIMIZERS, Importance
 from ._base import Strict
+from ._engine import FinetuneConfig
 
 __all__ = ["FinetuneSpace", "Param", "PruningSpace", "RatioOverride", "RatioRange", "SpaceConfig", "TiltRange"]
-
-Importance = Literal[IMPORTANCES]  # type: ignore[valid-type]
 
 
 class Param(Strict):
@@ -60,13 +59,13 @@ class Param(Strict):
     def is_fixed(self) -> bool:
         return self.value is not None
 
-    def values_within(self, low: float, high: float) -> bool:
-        """True when every value this setting can take lies in [low, high]."""
+    def extremes(self) -> list[float | int | str]:
+        """The values that bound what this setting can take: the fixed value, every choice, or low and high."""
         if self.value is not None:
-            return isinstance(self.value, (int, float)) and low <= self.value <= high
+            return [self.value]
         if self.choices is not None:
-            return all(isinstance(c, (int, float)) and low <= c <= high for c in self.choices)
-        return low <= self.low <= self.high <= high  # type: ignore[operator]
+            return list(self.choices)
+        return [v for v in (self.low, self.high) if v is not None]
 
 
 class RatioRange(Strict):
@@ -121,11 +120,12 @@ class PruningSpace(Strict):
     )
     tilt: TiltRange | None = Field(
         None,
-        description="lean the shared ratio with depth: ratio x (1 + tilt x position), position -1 (first group) .. +1 (last)",
+        description="lean the shared ratio with depth: ratio x (1 + tilt x position), position -1 (first group) .. "
+        "+1 (last)",
     )
     overrides: dict[str, RatioOverride] = Field(default_factory=dict, description="glob on group names -> range")
     exclude: list[str] = Field(default_factory=list, description="globs of groups never pruned")
-    importance: list[Importance] = Field(default_factory=lambda: ["l1"], min_length=1)
+    importance: list[Importance] = Field(default_factory=lambda: list[Importance](["l1"]), min_length=1)
     round_to: int | None = Field(None, ge=1)
     min_channels: int = Field(1, ge=1)
 
@@ -146,7 +146,8 @@ class PruningSpace(Strict):
     def _spread_or_uniform(cls, value: float | None, info: ValidationInfo) -> float | None:
         if value is not None and info.data.get("uniform"):
             raise ValueError(
-                f"uniform: true shares one ratio exactly; a spread around it needs uniform: false, but got spread={value}"
+                "uniform: true shares one ratio exactly; a spread around it needs uniform: false, but got "
+                f"spread={value}"
             )
         return value
 
@@ -175,15 +176,19 @@ class FinetuneSpace(Strict):
     )
     @classmethod
     def _within_bounds(cls, param: Param, info: ValidationInfo) -> Param:
-        low, high = _BOUNDS[info.field_name]
-        if not param.values_within(low, high):
-            raise ValueError(f"values must lie in [{low:g}, {high:g}], but got {_show(param)}")
-        if info.field_name == "epochs":
+        name = str(info.field_name)
+        if name == "epochs":
             numbers = (
                 [param.value, *(param.choices or [])] if param.low is None else [param.low, param.high, param.step]
             )
             if any(isinstance(v, float) and not v.is_integer() for v in numbers if v is not None) or param.log:
                 raise ValueError(f"must be whole numbers (a range with a whole step, not log), but got {_show(param)}")
+        for value in param.extremes():  # each must be a value a fine-tune accepts: FinetuneConfig's own rule
+            if isinstance(value, str):
+                raise ValueError(f"must be numbers, but got {_show(param)}")
+            refused = FinetuneConfig.refusal(**{name: int(value) if name == "epochs" else value})
+            if refused is not None:
+                raise ValueError(f"values {refused.partition(', but got')[0]}, but got {_show(param)}")
         return param
 
     @field_validator("optimizer")
@@ -193,18 +198,6 @@ class FinetuneSpace(Strict):
         if param.low is not None or any(option not in OPTIMIZERS for option in options):
             raise ValueError(f"must be sgd or adamw (or a list of them), but got {_show(param)}")
         return param
-
-
-_BOUNDS = {
-    "lr": (1e-12, 10.0),
-    "epochs": (0, 10_000),
-    "weight_decay": (0.0, 1.0),
-    "distill_alpha": (0.0, 1.0),
-    "temperature": (1e-3, 100.0),
-    "label_smoothing": (0.0, 0.99),
-    "momentum": (0.0, 0.999),
-    "ema_decay": (0.0, 0.99999),
-}
 
 
 def _show(param: Param) -> str:

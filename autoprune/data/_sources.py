@@ -148,14 +148,16 @@ def _as_inputs(x: np.ndarray, *, key: str, add_channel: bool = True, channels: s
         raise DataError(f"inputs must be numeric, but have dtype {x.dtype}", key=key)
     if x.ndim not in (2, 3, 4):
         raise DataError(
-            f"inputs must have shape (N, D), (N, H, W), (N, C, H, W), or (N, C, L) with add_channel: false; got {list(x.shape)}",
+            "inputs must have shape (N, D), (N, H, W), (N, C, H, W), or (N, C, L) with add_channel: false; got "
+            f"{list(x.shape)}",
             key=key,
         )
     if x.ndim == 4 and channels == "last":
         x = np.moveaxis(x, 3, 1)
     elif x.ndim == 4 and channels is None and x.shape[3] in (1, 3, 4) and x.shape[1] > 4:
         raise DataError(
-            f"inputs of shape {list(x.shape)} look like (N, H, W, C) images with {x.shape[3]} channels, but are read as "
+            f"inputs of shape {list(x.shape)} look like (N, H, W, C) images with {x.shape[3]} channels, but are read "
+            "as "
             f"(N, C, H, W) with {x.shape[1]}: set data.channels: last to read them so (or first to keep this reading)",
             key=key,
         )
@@ -203,7 +205,8 @@ def _image_folder(
         raise DataError(
             f"{str(path)!r} must hold one sub-folder per class (at least 2); found {len(classes)}", key="data.path"
         )
-    images, labels = [], []
+    images: list[np.ndarray] = []
+    labels: list[int] = []
     mode = "L" if grayscale else "RGB"
     for label, name in enumerate(classes):
         files = sorted(p for p in (path / name).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
@@ -211,8 +214,8 @@ def _image_folder(
             raise DataError(f"class folder {name!r} in {str(path)!r} has no images", key="data.path")
         for file in files:
             try:
-                with Image.open(file) as image:
-                    image = image.convert(mode)
+                with Image.open(file) as opened:
+                    image = opened.convert(mode)
                     if image_size is not None:
                         image = image.resize((image_size[1], image_size[0]))
                     array = np.asarray(image, dtype=np.uint8)
@@ -271,9 +274,9 @@ def _factory(config: FactoryData, base: Path) -> tuple[np.ndarray, np.ndarray, l
             test = _materialise(result["test"], key=key)
     else:
         x, y = _materialise(result, key=key)
-    for part, (inputs, labels) in (("train", (x, y)), ("test", test or (x, y))):
-        if len(inputs) != len(labels):
-            raise DataError(f"the factory returned {len(inputs)} {part} inputs but {len(labels)} labels", key=key)
+    for part, (given, labels) in (("train", (x, y)), ("test", test or (x, y))):
+        if len(given) != len(labels):
+            raise DataError(f"the factory returned {len(given)} {part} inputs but {len(labels)} labels", key=key)
     if test is not None and test[0].shape[1:] != x.shape[1:]:
         raise DataError(
             f"the factory's test inputs have shape {list(test[0].shape[1:])}, its train inputs {list(x.shape[1:])}",

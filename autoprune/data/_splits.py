@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -93,7 +93,7 @@ class Splits:
     std: tuple[float, ...] = ()
     source: str = ""
     batch_size: int = 128
-    augment: Augment = Augment()  # applied to training batches only
+    augment: Augment = field(default_factory=Augment)  # applied to training batches only
 
     @property
     def channels_last(self) -> bool:
@@ -179,13 +179,13 @@ def make_splits(
         raise DataError(f"{source}: {len(x)} inputs but {len(y)} labels; they must be the same length")
     count = len(y)
     if test is None:
-        held_out = int(round(count * test_fraction))
+        held_out = round(count * test_fraction)
         rest, test_index = stratified_indices(y, count - held_out, seed=seed)
         test_split = _as_split(x, y, test_index)
     else:
         rest = np.arange(count)
         test_split = _as_split(test[0], test[1], np.arange(len(test[1])))
-    val_size = int(round(count * val_fraction))
+    val_size = round(count * val_fraction)
     train_local, val_local = stratified_indices(y[rest], len(rest) - val_size, seed=seed + 1)
     train_index, val_index = rest[train_local], rest[val_local]
     if max_train_samples is not None and max_train_samples < len(train_index):

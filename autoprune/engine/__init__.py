@@ -3,10 +3,11 @@ measurement and export. It knows torch and Torch-Pruning only (no Optuna, Ray or
 
 from __future__ import annotations
 
-from ._candidate import Candidate, CandidateResult, MeasureConfig, evaluate_candidate
+from ._calibrate import batchnorm_layers, recalibrate_batchnorm
+from ._candidate import Candidate, CandidateResult, MeasureConfig, evaluate_candidate, measure_into
 from ._evaluate import INFERENCE_BATCH, Evaluation, evaluate
 from ._export import PLAN_FILE, WEIGHTS_FILE, export_onnx, load_pruned, read_pruned_metadata, save_pruned
-from ._finetune import OPTIMIZERS, EpochReport, FinetuneConfig, FinetuneHistory, finetune
+from ._finetune import EpochReport, FinetuneConfig, FinetuneHistory, finetune
 from ._fit import SIZE_METRICS, FitToLimit
 from ._groups import Group, GroupGraph, discover
 from ._measure import (
@@ -18,13 +19,15 @@ from ._measure import (
     size_bytes,
     torch_threads,
 )
+from ._modes import eval_mode
+from ._nested import NestedChannels, nested_order
 from ._plan import IMPORTANCES, PrunePlan
 from ._prune import PruneOutcome, apply_plan, check_plan
+from ._supernet import SubnetChoice, SupernetState, calibrated_accuracy, train_supernet
 
 __all__ = [
     "IMPORTANCES",
     "INFERENCE_BATCH",
-    "OPTIMIZERS",
     "PLAN_FILE",
     "SIZE_METRICS",
     "WEIGHTS_FILE",
@@ -39,22 +42,32 @@ __all__ = [
     "GroupGraph",
     "LatencyConfig",
     "MeasureConfig",
+    "NestedChannels",
     "PruneOutcome",
     "PrunePlan",
+    "SubnetChoice",
+    "SupernetState",
     "apply_plan",
+    "batchnorm_layers",
+    "calibrated_accuracy",
     "check_plan",
     "count_macs",
     "count_params",
     "discover",
+    "eval_mode",
     "evaluate",
     "evaluate_candidate",
     "export_onnx",
     "finetune",
     "load_pruned",
+    "measure_into",
     "measure_latency",
     "measure_train_throughput",
+    "nested_order",
     "read_pruned_metadata",
+    "recalibrate_batchnorm",
     "save_pruned",
     "size_bytes",
     "torch_threads",
+    "train_supernet",
 ]

@@ -26,7 +26,7 @@ from ._measure import (
 from ._plan import PrunePlan
 from ._prune import apply_plan
 
-__all__ = ["Candidate", "CandidateResult", "MeasureConfig", "evaluate_candidate"]
+__all__ = ["Candidate", "CandidateResult", "MeasureConfig", "evaluate_candidate", "measure_into"]
 
 TAYLOR_BATCHES = 4
 
@@ -122,9 +122,11 @@ def evaluate_candidate(
     measure: MeasureConfig = MeasureConfig(),
     on_epoch: EpochCallback | None = None,
     on_measured: Callable[[CandidateResult], bool | None] | None = None,
+    teacher: nn.Module | None = None,
 ) -> CandidateResult:
     """Prune a copy of ``dense`` with ``candidate.plan``, measure its costs, fine-tune it (distilling
-    from ``dense`` when ``distill_alpha > 0``) and evaluate it on the validation split.
+    from ``teacher``, by default ``dense``, when ``distill_alpha > 0``) and evaluate it on the
+    validation split.
 
     Costs are measured right after pruning (they depend on the architecture, not on the weights), so
     ``on_measured`` can pass them on before a possibly long fine-tune, and an early-stopped trial still
@@ -144,15 +146,15 @@ def evaluate_candidate(
 
     clock = time.perf_counter()
     result = CandidateResult(kept=outcome.kept, model=model)
-    _measure_into(result, dense, model, splits, measure)
+    measure_into(result, dense, model, splits, measure)
     seconds["measure"] = time.perf_counter() - clock
     skip = on_measured is not None and bool(on_measured(result))
 
     clock = time.perf_counter()
     history = FinetuneHistory()
     if not skip:
-        teacher = dense if candidate.finetune.distill_alpha > 0 else None
-        history = finetune(model, splits, candidate.finetune, teacher=teacher, on_epoch=on_epoch)
+        distil = (dense if teacher is None else teacher) if candidate.finetune.distill_alpha > 0 else None
+        history = finetune(model, splits, candidate.finetune, teacher=distil, on_epoch=on_epoch)
     seconds["finetune"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -169,9 +171,11 @@ def evaluate_candidate(
     return result
 
 
-def _measure_into(
+def measure_into(
     result: CandidateResult, dense: nn.Module, model: nn.Module, splits: Splits, measure: MeasureConfig
 ) -> None:
+    """Fill ``result`` with the costs of ``model`` and of ``dense``: params, MACs, bytes, latency side by side
+    (and ONNX latency, training throughput when ``measure`` asks)."""
     shape = splits.input_shape
     result.params, result.dense_params = count_params(model), count_params(dense)
     result.macs, result.dense_macs = count_macs(model, shape), count_macs(dense, shape)
@@ -180,7 +184,7 @@ def _measure_into(
     latency = measure_latency(pair, shape, measure.latency)
     result.latency_ms, result.dense_latency_ms = latency["pruned"], latency["dense"]
     if measure.onnx_latency:
-        onnx_config = LatencyConfig(**{**measure.latency.__dict__, "runtime": "onnxruntime"})
+        onnx_config = measure.latency.replace(runtime="onnxruntime")
         onnx = measure_latency(pair, shape, onnx_config)
         result.onnx_latency_ms, result.dense_onnx_latency_ms = onnx["pruned"], onnx["dense"]
     if measure.train_throughput:

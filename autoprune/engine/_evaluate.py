@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..data import TensorSplit
+from ._modes import eval_mode
 
 __all__ = ["INFERENCE_BATCH", "Evaluation", "evaluate"]
 
@@ -26,14 +27,11 @@ class Evaluation:
 
 def evaluate(model: nn.Module, split: TensorSplit, *, batch_size: int = INFERENCE_BATCH) -> Evaluation:
     """Accuracy and loss of ``model`` (put in eval mode, then restored) on ``split``."""
-    was_training = model.training
-    model.eval()
     correct, loss_sum = 0, 0.0
-    with torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         for inputs, targets in split.batches(batch_size):
             logits = model(inputs)
             loss_sum += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
             correct += int((logits.argmax(dim=1) == targets).sum())
-    model.train(was_training)
     count = max(len(split), 1)
     return Evaluation(accuracy=correct / count, loss=loss_sum / count, samples=len(split))

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import AutoPruneError, ModelError
+from ..errors import ModelError
+from ._modes import eval_mode
 from ._plan import PrunePlan
 from ._prune import apply_plan
 
@@ -49,15 +50,13 @@ def export_onnx(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    was_training = model.training
-    model.eval()
     example = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))
     batch = torch.export.Dim("batch", min=1, max=65536)
     onnx_logger = logging.getLogger("torch.onnx")
     level = onnx_logger.level
     onnx_logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        with eval_mode(model), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model,
@@ -73,7 +72,6 @@ def export_onnx(
         raise ModelError(f"ONNX export failed: {type(exc).__name__}: {exc}", key="model") from exc
     finally:
         onnx_logger.setLevel(level)
-        model.train(was_training)
     _check_batch_is_free(path)
     return _check_onnx(model, input_shape, path, atol) if check else 0.0
 
@@ -84,7 +82,8 @@ def _check_batch_is_free(path: Path) -> None:
     batch = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
     if batch.HasField("dim_value"):  # torch.export turned the batch dimension into a constant
         raise ModelError(
-            f"the ONNX export fixed the batch size at {batch.dim_value}: the model's code makes it a constant (len(x) is "
+            f"the ONNX export fixed the batch size at {batch.dim_value}: the model's code makes it a constant "
+            "(len(x) is "
             "the usual cause; x.size(0), x.flatten(1) or x.reshape(x.size(0), -1) keep it free)",
             key="model",
         )
@@ -95,11 +94,8 @@ def _check_onnx(model: nn.Module, input_shape: Sequence[int], path: Path, atol: 
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = torch.randn(3, *input_shape, generator=torch.Generator().manual_seed(1))
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         expected = model(inputs).numpy()
-    model.train(was_training)
     try:
         actual = session.run(None, {"input": inputs.numpy()})[0]
     except Exception as exc:  # onnxruntime's own errors: the exported graph does not run
@@ -140,9 +136,9 @@ def read_pruned_metadata(directory: str | Path) -> dict[str, Any]:
     try:
         return dict(json.loads(path.read_text()))
     except FileNotFoundError as exc:
-        raise AutoPruneError(f"no {PLAN_FILE} in {directory}: not a saved pruned model") from exc
+        raise ModelError(f"no {PLAN_FILE} in {directory}: not a saved pruned model") from exc
     except json.JSONDecodeError as exc:
-        raise AutoPruneError(f"{path} is not valid JSON: {exc}") from exc
+        raise ModelError(f"{path} is not valid JSON: {exc}") from exc
 
 
 def load_pruned(directory: str | Path, build: Callable[[], nn.Module]) -> nn.Module:

@@ -27,57 +27,19 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from .._vocab import OPTIMIZERS
+from ..config import FinetuneConfig
 from ..data import Augment, Splits, TensorSplit
-from ..errors import AutoPruneError, TrialDiverged
+from ..errors import TrialDiverged
 from ._evaluate import INFERENCE_BATCH, evaluate
+from ._modes import eval_mode
 
-__all__ = ["OPTIMIZERS", "EpochReport", "FinetuneConfig", "FinetuneHistory", "finetune"]
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """How a (pruned) model is fine-tuned. ``train_fraction`` < 1 trains on a stratified subset."""
-
-    epochs: int = 2
-    lr: float = 0.01
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.0
-    distill_alpha: float = 0.0
-    temperature: float = 4.0
-    batch_size: int = 128
-    train_fraction: float = 1.0
-    seed: int = 0
-    ema_decay: float = 0.0
-
-    def __post_init__(self) -> None:
-        checks = [
-            ("epochs", self.epochs >= 0, ">= 0"),
-            ("lr", self.lr > 0 and math.isfinite(self.lr), "> 0"),
-            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
-            ("weight_decay", self.weight_decay >= 0, ">= 0"),
-            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
-            ("distill_alpha", 0 <= self.distill_alpha <= 1, "in [0, 1]"),
-            ("temperature", self.temperature > 0, "> 0"),
-            ("batch_size", self.batch_size >= 1, ">= 1"),
-            ("train_fraction", 0 < self.train_fraction <= 1, "in (0, 1]"),
-            ("ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)"),
-        ]
-        for name, holds, rule in checks:
-            if not holds:
-                raise AutoPruneError(f"The '{name}' must be {rule}. Got {getattr(self, name)!r} instead.", key=name)
-        if self.optimizer not in OPTIMIZERS:
-            raise AutoPruneError(
-                f"The 'optimizer' must be one of {', '.join(OPTIMIZERS)}. Got {self.optimizer!r} instead.",
-                key="optimizer",
-            )
+__all__ = ["EpochCallback", "EpochReport", "FinetuneConfig", "FinetuneHistory", "finetune"]
 
 
 @dataclass(frozen=True)
 class EpochReport:
-    """One finished epoch: 1-based ``epoch`` of ``epochs``, mean training loss, validation accuracy and loss."""
+    """One finished epoch: 1-based ``epoch`` of ``epochs``, mean training loss, validation accuracy and
+    loss; ``extra`` holds further figures by name (a supernet's smallest subnet's accuracy, say)."""
 
     epoch: int
     train_loss: float
@@ -85,6 +47,7 @@ class EpochReport:
     val_loss: float
     seconds: float
     epochs: int = 0  # how many the training runs (0: not known)
+    extra: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,7 +61,8 @@ class FinetuneHistory:
 EpochCallback = Callable[[EpochReport], bool | None]
 
 
-def _optimizer(model: nn.Module, config: FinetuneConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: FinetuneConfig) -> torch.optim.Optimizer:
+    """The optimizer a recipe names, over every parameter of ``model``."""
     if config.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(
@@ -111,7 +75,11 @@ def _averaged(model: nn.Module, decay: float) -> AveragedModel | None:
     if decay == 0:
         return None
 
-    def ema(averages: list[torch.Tensor], currents: list[torch.Tensor], updates: torch.Tensor | int) -> None:
+    def ema(
+        averages: tuple[torch.Tensor, ...] | list[torch.Tensor],
+        currents: tuple[torch.Tensor, ...] | list[torch.Tensor],
+        updates: torch.Tensor | int,
+    ) -> None:
         """One update of a group of same-dtype tensors (counters such as BatchNorm's are copied)."""
         if not averages[0].is_floating_point():
             torch._foreach_copy_(averages, currents)
@@ -130,14 +98,11 @@ def _teacher_logits(teacher: nn.Module, split: TensorSplit, augment: Augment, ep
     views = augment.views
     if views is None or epochs == 0 or views > epochs:
         return None
-    was_training = teacher.training
-    teacher.eval()
-    with torch.inference_mode():
+    with eval_mode(teacher), torch.inference_mode():
         logits = [
             torch.cat([teacher(x.flip(-1) if view else x) for x, _ in split.batches(INFERENCE_BATCH)])
             for view in range(views)
         ]
-    teacher.train(was_training)
     return torch.stack(logits)
 
 
@@ -157,7 +122,20 @@ def _teacher_batch(
         return None
     teacher.eval()
     with torch.inference_mode():
-        return teacher(inputs).clone()  # clone: inference tensors cannot be saved for backward
+        logits: torch.Tensor = teacher(inputs)
+        return logits.clone()  # clone: inference tensors cannot be saved for backward
+
+
+def distillation_loss(logits: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 * KL(softmax(teacher / T) || softmax(logits / T))`` (Hinton et al., 2015)."""
+    t = temperature
+    soft = nn.functional.kl_div(
+        nn.functional.log_softmax(logits / t, dim=1),
+        nn.functional.log_softmax(teacher / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
+    return soft * (t * t)
 
 
 def _loss(
@@ -166,17 +144,12 @@ def _loss(
     hard = nn.functional.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
     if teacher is None or config.distill_alpha == 0:
         return hard
-    t = config.temperature
-    soft = nn.functional.kl_div(
-        nn.functional.log_softmax(logits / t, dim=1),
-        nn.functional.log_softmax(teacher / t, dim=1),
-        reduction="batchmean",
-        log_target=True,
-    ) * (t * t)
+    soft = distillation_loss(logits, teacher, config.temperature)
     return (1 - config.distill_alpha) * hard + config.distill_alpha * soft
 
 
-def _check_finite(loss: torch.Tensor, config: FinetuneConfig, epoch: int, step: int) -> None:
+def check_finite(loss: torch.Tensor, config: FinetuneConfig, epoch: int, step: int) -> None:
+    """Raise `TrialDiverged` when ``loss`` is NaN or infinite."""
     if not torch.isfinite(loss):
         raise TrialDiverged(
             f"fine-tune loss became {float(loss.detach())} at epoch {epoch}, step {step + 1} "
@@ -208,7 +181,7 @@ def finetune(
     distil = teacher if teacher is not None and config.distill_alpha > 0 else None
     augment = splits.augment
     soft_targets = _teacher_logits(distil, train, augment, config.epochs) if distil is not None else None
-    optimizer = _optimizer(model, config)
+    optimizer = make_optimizer(model, config)
     averaged = _averaged(model, config.ema_decay)
     generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
@@ -227,7 +200,7 @@ def finetune(
             inputs = train.laid_out(inputs)  # indexing and shifts copy the batch: in the split's layout
             teacher_batch = _teacher_batch(distil, soft_targets, index, inputs, flipped)
             loss = _loss(model(inputs), train.y[index], teacher_batch, config)
-            _check_finite(loss, config, epoch, step)
+            check_finite(loss, config, epoch, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -29,6 +29,7 @@ import torch_pruning as tp
 from torch import nn
 
 from ..errors import ModelError
+from ._modes import eval_mode
 
 __all__ = ["Group", "GroupGraph", "discover"]
 
@@ -85,10 +86,9 @@ class GroupGraph:
 
     @staticmethod
     def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
-        was_training = model.training
-        model.eval()  # BN in eval mode accepts any batch size and leaves its statistics alone
+        # BN in eval mode accepts any batch size and leaves its statistics alone
         try:
-            with torch.enable_grad(), warnings.catch_warnings():
+            with eval_mode(model), torch.enable_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 example = torch.zeros(2, *input_shape)
                 return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
@@ -96,8 +96,6 @@ class GroupGraph:
             raise ModelError(
                 f"cannot trace the model on an input of shape {list(input_shape)}: {exc}", key="model"
             ) from exc
-        finally:
-            model.train(was_training)
 
     def _collect(self) -> Iterator[_Handle]:
         for tp_group in self.graph.get_all_groups(root_module_types=_ROOT_TYPES):

@@ -16,6 +16,7 @@ import torch_pruning as tp
 from torch import nn
 
 from ..errors import PruningError
+from ._modes import eval_mode
 
 __all__ = ["accumulate_gradients", "importance_fn"]
 
@@ -76,10 +77,7 @@ def accumulate_gradients(model: nn.Module, batches: list[tuple[torch.Tensor, tor
     """
     if not batches:
         raise PruningError("the taylor criterion needs labelled batches; none were given", key="importance")
-    was_training = model.training
-    model.eval()
     model.zero_grad(set_to_none=True)
-    with torch.enable_grad():
+    with eval_mode(model), torch.enable_grad():
         for inputs, targets in batches:
             nn.functional.cross_entropy(model(inputs), targets).backward()
-    model.train(was_training)

@@ -8,21 +8,21 @@ speed-up) is stable even when the absolute numbers drift. Medians, never means.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .._vocab import RUNTIMES
-from ..errors import AutoPruneError
+from ..config import LatencyConfig
+from ._modes import eval_mode
 
 __all__ = [
     "LatencyConfig",
@@ -35,29 +35,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class LatencyConfig:
-    """How latency is measured: inputs of ``batch_size``, ``threads`` intra-op threads, ``warmup``
-    untimed calls, then the median of ``repeats`` timed calls, on ``runtime`` (torch or onnxruntime)."""
-
-    batch_size: int = 1
-    threads: int = 1
-    warmup: int = 20
-    repeats: int = 100
-    runtime: str = "torch"
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "threads", "repeats"):
-            if getattr(self, name) < 1:
-                raise AutoPruneError(f"The '{name}' must be >= 1. Got {getattr(self, name)!r}.", key=name)
-        if self.warmup < 0:
-            raise AutoPruneError(f"The 'warmup' must be >= 0. Got {self.warmup!r}.", key="warmup")
-        if self.runtime not in RUNTIMES:
-            raise AutoPruneError(
-                f"The 'runtime' must be one of {', '.join(RUNTIMES)}. Got {self.runtime!r}.", key="runtime"
-            )
-
-
 def count_params(model: nn.Module) -> int:
     """Number of parameters (BN running statistics are buffers and do not count)."""
     return sum(parameter.numel() for parameter in model.parameters())
@@ -65,12 +42,9 @@ def count_params(model: nn.Module) -> int:
 
 def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     """Multiply-accumulates of one forward pass on a single input, from torch's flop counter."""
-    was_training = model.training
-    model.eval()
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    with eval_mode(model), torch.no_grad(), counter:
         model(torch.zeros(1, *input_shape))
-    model.train(was_training)
     return counter.get_total_flops() // 2
 
 
@@ -109,16 +83,16 @@ def _interleave(calls: Mapping[str, Callable[[], object]], warmup: int, repeats:
 
 
 def _torch_calls(models: Mapping[str, nn.Module], inputs: torch.Tensor) -> dict[str, Callable[[], object]]:
-    calls = {}
+    calls: dict[str, Callable[[], object]] = {}
     for name, model in models.items():
         model.eval()
-
-        def call(model: nn.Module = model) -> object:
-            with torch.inference_mode():
-                return model(inputs)
-
-        calls[name] = call
+        calls[name] = functools.partial(_infer, model, inputs)
     return calls
+
+
+def _infer(model: nn.Module, inputs: torch.Tensor) -> object:
+    with torch.inference_mode():
+        return model(inputs)
 
 
 def _onnx_calls(
@@ -132,12 +106,12 @@ def _onnx_calls(
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     feed = {"input": inputs.numpy()}
-    calls = {}
+    calls: dict[str, Callable[[], object]] = {}
     for index, (name, model) in enumerate(models.items()):
         path = workdir / f"model{index}.onnx"
         export_onnx(model, tuple(inputs.shape[1:]), path, check=False)
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        calls[name] = lambda session=session: session.run(None, feed)
+        calls[name] = functools.partial(session.run, None, feed)
     return calls
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ __all__ = ["IMPORTANCES", "PrunePlan"]
 
 def _check_ratio(name: str, ratio: float, what: str = "ratio") -> None:
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < 1.0:
-        raise PruningError(f"The '{what}' of group '{name}' must be in [0, 1). Got {ratio!r} instead.", key=name)
+        raise PruningError(f"the {what} of group '{name}' must be in [0, 1), but got {ratio!r}", key=name)
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class PrunePlan:
         round_to: Round kept channel counts to a multiple of this (hardware-friendly widths).
         min_channels: Never keep fewer channels than this in any group.
         seed: Seed for the ``random`` criterion.
+        order: Each group's channels from most to least important, fixed beforehand (nested channels of
+            a one-shot supernet): a group listed here keeps its first channels in this order, whatever
+            the criterion says.
     """
 
     ratios: Mapping[str, float] = field(default_factory=dict)
@@ -47,15 +50,17 @@ class PrunePlan:
     round_to: int | None = None
     min_channels: int = 1
     seed: int = 0
+    order: Mapping[str, Sequence[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ratios", {str(k): float(v) for k, v in dict(self.ratios).items()})
         object.__setattr__(self, "keep", dict(self.keep))
+        object.__setattr__(self, "order", {str(k): [int(c) for c in v] for k, v in dict(self.order).items()})
         for name, ratio in self.ratios.items():
             _check_ratio(name, ratio)
         for name, count in self.keep.items():
             if isinstance(count, bool) or not isinstance(count, int):
-                raise PruningError(f"The 'keep' count of group '{name}' must be an integer. Got {count!r}.", key=name)
+                raise PruningError(f"the keep count of group '{name}' must be an integer, but got {count!r}", key=name)
             if count < 1:
                 raise PruningError(
                     f"The 'keep' count of group '{name}' must be >= 1: keeping {count} channels would leave "
@@ -63,14 +68,14 @@ class PrunePlan:
                     key=name,
                 )
         if self.threshold is not None and not 0.0 <= self.threshold < 1.0:
-            raise PruningError(f"The 'threshold' must be in [0, 1). Got {self.threshold!r} instead.", key="threshold")
+            raise PruningError(f"the threshold must be in [0, 1), but got {self.threshold!r}", key="threshold")
         if self.importance not in IMPORTANCES:
             raise PruningError(
-                f"The 'importance' must be one of {', '.join(IMPORTANCES)}. Got {self.importance!r} instead.",
+                f"the importance must be one of {', '.join(IMPORTANCES)}, but got {self.importance!r}",
                 key="importance",
             )
         if self.round_to is not None and self.round_to < 1:
-            raise PruningError(f"The 'round_to' must be >= 1 or null. Got {self.round_to!r}.", key="round_to")
+            raise PruningError(f"round_to must be >= 1 or null, but got {self.round_to!r}", key="round_to")
         if self.min_channels < 1:
             raise PruningError(
                 f"The 'min_channels' must be >= 1: {self.min_channels} would allow layers with no channels.",
@@ -106,7 +111,7 @@ class PrunePlan:
         if name in self.keep:
             return min(self.keep[name], size)
         if name in self.ratios:
-            return size - int(math.floor(size * self.ratios[name] + 1e-9))
+            return size - math.floor(size * self.ratios[name] + 1e-9)
         if self.threshold is not None and normalised_importance is not None:
             return int((normalised_importance >= self.threshold).sum())
         return None
@@ -123,6 +128,9 @@ class PrunePlan:
         data = asdict(self)
         data["ratios"] = dict(self.ratios)
         data["keep"] = dict(self.keep)
+        data["order"] = {name: list(channels) for name, channels in self.order.items()}
+        if not data["order"]:
+            del data["order"]  # plans without a fixed order read as they always did
         return data
 
     @classmethod

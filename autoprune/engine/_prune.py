@@ -56,14 +56,26 @@ def _decide(
     needs_scores = {}
     for group in graph.groups:
         listed = group.name in plan.ratios or group.name in plan.keep
-        if (listed and plan.kept_channels(group.name, group.size, blocks=group.blocks) < group.size) or (not listed and plan.threshold is not None):
+        if (listed and plan.kept_channels(group.name, group.size, blocks=group.blocks) < group.size) or (
+            not listed and plan.threshold is not None
+        ):
             needs_scores[group.name] = group
     if not needs_scores:
         return {}
+    removed: dict[str, list[int]] = {}
+    for name in [name for name in needs_scores if name in plan.order]:  # a fixed order: its first channels stay
+        group = needs_scores.pop(name)
+        if sorted(plan.order[name]) != list(range(group.size)):
+            raise PruningError(
+                f"the order of group '{name}' must rank each of its {group.size} channels once", key=name
+            )
+        kept = plan.kept_channels(name, group.size, blocks=group.blocks)
+        removed[name] = sorted(plan.order[name][kept:])
+    if not needs_scores:
+        return removed
     if plan.importance == "taylor":
         accumulate_gradients(graph.model, list(batches or []))
     scorer = importance_fn(plan.importance, seed=plan.seed)
-    removed = {}
     for name, group in needs_scores.items():
         scores = scorer(name, graph.tp_group(name, range(group.size)))
         peak = float(scores.max())

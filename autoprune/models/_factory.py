@@ -82,7 +82,7 @@ def _from_factory(
     function = import_callable(config.factory, key="model.factory", search_dirs=search_dirs)
     kwargs = dict(config.kwargs)
     try:
-        parameters = inspect.signature(function).parameters
+        parameters: Mapping[str, inspect.Parameter] = inspect.signature(function).parameters
     except (TypeError, ValueError):
         parameters = {}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
@@ -131,7 +131,10 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, key: str = "model.che
     except Exception as exc:  # corrupt file, or a pickle that weights_only refuses
         refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
         if refused:
-            reason = f"it holds pickled Python objects ({refused.group(1)}), not only tensors, and is loaded with weights_only=True"
+            reason = (
+                f"it holds pickled Python objects ({refused.group(1)}), not only tensors, and is loaded with "
+                "weights_only=True"
+            )
         else:
             reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         raise ModelError(f"cannot load {str(path)!r} as a state dict: {reason}", key=key) from exc

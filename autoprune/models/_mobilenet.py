@@ -55,7 +55,7 @@ class InvertedResidual(nn.Module):
 
 
 def _scaled(channels: int, width_mult: float) -> int:
-    return max(8, int(round(channels * width_mult / 8)) * 8)
+    return max(8, round(channels * width_mult / 8) * 8)
 
 
 class MobileNetV2(nn.Module):

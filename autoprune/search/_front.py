@@ -4,13 +4,14 @@ latency per architecture."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._objective import DenseReference, Objectives, TrialRecord
-from ._pareto import non_dominated, pareto_ranks
+from .._vocab import Metric, TrialState
+from ._pareto import hypervolume, non_dominated, pareto_ranks
+from ._records import DenseReference, Objectives, TrialRecord
 
-__all__ = ["architecture_latency", "front_losses", "front_of"]
+__all__ = ["architecture_latency", "choose_members", "front_losses", "front_of"]
 
 
 def architecture_latency(records: Sequence[TrialRecord]) -> dict[int, float]:
@@ -20,11 +21,11 @@ def architecture_latency(records: Sequence[TrialRecord]) -> dict[int, float]:
     different recipes could both reach the front, one by its accuracy and one by a lucky timing."""
     by_kept: dict[tuple[Any, ...], list[TrialRecord]] = {}
     for record in records:
-        if record.state == "complete" and record.kept and "latency_ratio" in record.metrics:
+        if record.state == TrialState.COMPLETE and record.kept and Metric.LATENCY_RATIO in record.metrics:
             by_kept.setdefault(tuple(sorted(record.kept.items())), []).append(record)
     pooled = {}
     for same in by_kept.values():
-        median = statistics.median(float(r.metrics["latency_ratio"]) for r in same)
+        median = statistics.median(float(r.metrics[Metric.LATENCY_RATIO]) for r in same)
         pooled.update({r.number: median for r in same})
     return pooled
 
@@ -37,9 +38,9 @@ def front_losses(
     pooled = architecture_latency(records) if pool_latency and "latency_ms" in objectives.names else {}
     losses = {}
     for record in records:
-        if record.state == "complete":
+        if record.state == TrialState.COMPLETE:
             metrics = (
-                {**record.metrics, "latency_ratio": pooled[record.number]}
+                {**record.metrics, Metric.LATENCY_RATIO: pooled[record.number]}
                 if record.number in pooled
                 else record.metrics
             )
@@ -58,3 +59,19 @@ def front_of(
     front = sorted(feasible[i].number for i in non_dominated(losses))
     ranks = {r.number: rank for r, rank in zip(feasible, pareto_ranks(losses))}
     return front, ranks
+
+
+def choose_members(front: Sequence[int], losses: Mapping[int, Sequence[float]], count: int | None) -> list[int]:
+    """At most ``count`` front members, picked greedily by hypervolume: each pick is the member that
+    adds the most volume to the picks so far (``losses``: normalised, reference (1, ..., 1)), so the
+    picks cover the front where it matters rather than bunching where trials happened to cluster.
+    All of them when ``count`` is None or not smaller."""
+    if count is None or len(front) <= count:
+        return list(front)
+    reference = [1.0] * len(next(iter(losses.values())))
+    picks: list[int] = []
+    for _ in range(count):
+        rest = [n for n in front if n not in picks]
+        volumes = {n: hypervolume([losses[p] for p in (*picks, n)], reference) for n in rest}
+        picks.append(max(rest, key=lambda n: (volumes[n], -n)))  # ties: the earlier trial
+    return sorted(picks)

@@ -8,6 +8,8 @@ Parameter names are the ones logged to MLflow: ``ratio.<group>`` (or ``ratio`` a
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import fnmatch
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -15,9 +17,10 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from ..config import Param, RatioRange, SpaceConfig
+from ..config import Param, SpaceConfig
 from ..engine import Candidate, FinetuneConfig, Group, PrunePlan
 from ..errors import ConfigError, ModelError
+from ._distributions import param_distribution, parse_value, ratio_distribution, snap, typical
 
 __all__ = ["FINETUNE_PARAMS", "RATIO_PREFIX", "SearchSpace"]
 
@@ -38,41 +41,6 @@ FINETUNE_PARAMS = (
     "ema_decay",
 )
 _KEY = "search.space"
-
-
-def _ratio_distribution(ratio: RatioRange | Mapping[str, Any]) -> BaseDistribution | float:
-    low, high, step = (
-        (ratio["low"], ratio["high"], ratio["step"])
-        if isinstance(ratio, Mapping)
-        else (ratio.low, ratio.high, ratio.step)
-    )
-    if high <= low:
-        return float(low)
-    if step is not None:
-        high = low + math.floor((high - low) / step + 1e-9) * step  # keep high on the step grid
-        return FloatDistribution(round(low, 10), round(high, 10), step=step) if high > low else float(low)
-    return FloatDistribution(low, high)
-
-
-def _snap(value: float, low: float, high: float, step: float | None) -> float:
-    """``value`` on the grid ``low + k * step`` (when there is a step), within [low, high]."""
-    if step:
-        value = low + round((value - low) / step) * step
-    return round(min(max(value, low), high), 10)
-
-
-def _param_distribution(name: str, param: Param) -> BaseDistribution | Any:
-    if param.value is not None:
-        return int(param.value) if name == "epochs" else param.value
-    if param.choices is not None:
-        choices = [int(c) for c in param.choices] if name == "epochs" else list(param.choices)
-        return choices[0] if len(choices) == 1 else CategoricalDistribution(choices)
-    assert param.low is not None and param.high is not None  # guaranteed by Param's validation
-    if param.low == param.high:
-        return int(param.low) if name == "epochs" else param.low
-    if name == "epochs":
-        return IntDistribution(int(param.low), int(param.high), step=int(param.step or 1), log=param.log)
-    return FloatDistribution(param.low, param.high, step=param.step, log=param.log)
 
 
 class SearchSpace:
@@ -103,6 +71,7 @@ class SearchSpace:
     ) -> None:
         self.config = config
         self.fit = fit
+        self.order: dict[str, list[int]] = {}  # nested channels (one-shot): each group keeps its first ones
         self.groups = list(groups)
         self.batch_size = config.finetune.batch_size or batch_size
         self.train_fraction = train_fraction
@@ -144,13 +113,14 @@ class SearchSpace:
                 ratio.update({k: v for k, v in override.model_dump().items() if v is not None})
         if ratio["low"] > ratio["high"]:
             raise ConfigError(
-                f"low <= high must hold for group '{name}' after overrides, but got low={ratio['low']}, high={ratio['high']}",
+                f"low <= high must hold for group '{name}' after overrides, but got low={ratio['low']}, "
+                f"high={ratio['high']}",
                 key=f"{_KEY}.pruning.overrides",
             )
         return ratio
 
     def _build(self, names: Sequence[str]) -> tuple[dict[str, BaseDistribution], dict[str, Any]]:
-        for index, pattern in enumerate(self.config.pruning.overrides):
+        for pattern in self.config.pruning.overrides:
             if not fnmatch.filter(names, pattern):
                 raise ConfigError(
                     f"{pattern!r} matches no group; the model's groups are {', '.join(names)}",
@@ -159,25 +129,25 @@ class SearchSpace:
         entries: dict[str, Any] = {}
         pruning = self.config.pruning
         if pruning.uniform:
-            entries["ratio"] = _ratio_distribution(pruning.ratio)
+            entries["ratio"] = ratio_distribution(pruning.ratio)
         elif pruning.spread is not None or pruning.tilt is not None:
-            entries["ratio"] = _ratio_distribution(pruning.ratio)
+            entries["ratio"] = ratio_distribution(pruning.ratio)
             if pruning.tilt is not None:
-                entries[TILT] = _ratio_distribution(pruning.tilt)
+                entries[TILT] = ratio_distribution(pruning.tilt)
             step = pruning.ratio.step
             for name in self.searched:
                 if pruning.spread is not None:
                     reach = pruning.spread if step is None else math.floor(pruning.spread / step + 1e-9) * step
-                    entries[OFFSET_PREFIX + name] = _ratio_distribution({"low": -reach, "high": reach, "step": step})
-                own = _ratio_distribution(self._ratio_range(name))  # overrides applied, high on the grid
+                    entries[OFFSET_PREFIX + name] = ratio_distribution({"low": -reach, "high": reach, "step": step})
+                own = ratio_distribution(self._ratio_range(name))  # overrides applied, high on the grid
                 self._group_ranges[name] = (own, own, None) if isinstance(own, float) else (own.low, own.high, own.step)
         else:
             for name in self.searched:
-                entries[RATIO_PREFIX + name] = _ratio_distribution(self._ratio_range(name))
+                entries[RATIO_PREFIX + name] = ratio_distribution(self._ratio_range(name))
         importance = self.config.pruning.importance
         entries["importance"] = importance[0] if len(importance) == 1 else CategoricalDistribution(list(importance))
         for name in FINETUNE_PARAMS:
-            entries[name] = _param_distribution(name, getattr(self.config.finetune, name))
+            entries[name] = param_distribution(name, getattr(self.config.finetune, name))
         distributions = {k: v for k, v in entries.items() if isinstance(v, BaseDistribution)}
         fixed = {k: v for k, v in entries.items() if not isinstance(v, BaseDistribution)}
         return distributions, fixed
@@ -205,6 +175,8 @@ class SearchSpace:
         )
         if self.fit is not None:
             plan = self.fit(plan)
+        if self.order:
+            plan = dataclasses.replace(plan, order=self.order)
         finetune = FinetuneConfig(
             epochs=int(values["epochs"]),
             lr=float(values["lr"]),
@@ -240,7 +212,7 @@ class SearchSpace:
             return {name: float(values[RATIO_PREFIX + name]) for name in self.searched}
         leant = self._leant(float(values["ratio"]), float(values.get(TILT, 0.0)))
         return {
-            name: _snap(leant[name] + float(values.get(OFFSET_PREFIX + name, 0.0)), *self._group_ranges[name])
+            name: snap(leant[name] + float(values.get(OFFSET_PREFIX + name, 0.0)), *self._group_ranges[name])
             for name in self.searched
         }
 
@@ -250,19 +222,52 @@ class SearchSpace:
 
     def smallest_plan(self) -> PrunePlan:
         """Every searched group at the highest ratio the space allows: the smallest reachable model."""
-        highest = {}
+        return self._plan_at(highest=True)
+
+    def largest_plan(self) -> PrunePlan:
+        """Every searched group at the lowest ratio the space allows: the widest candidate."""
+        return self._plan_at(highest=False)
+
+    def _plan_at(self, *, highest: bool) -> PrunePlan:
+        ratios: dict[str, float] = {}
         for name in self.searched:
-            if self._group_ranges:  # the shared ratio at its highest, every offset too
-                highest[name] = self._group_ranges[name][1]
+            if self._group_ranges:  # the shared ratio at its end, every offset too
+                low, high, _ = self._group_ranges[name]
+                ratios[name] = high if highest else low
                 continue
             key = "ratio" if self.config.pruning.uniform else RATIO_PREFIX + name
             value = self._distributions.get(key, self._fixed.get(key, 0.0))
-            highest[name] = float(value.high if isinstance(value, (FloatDistribution, IntDistribution)) else value)
+            if isinstance(value, (FloatDistribution, IntDistribution)):
+                value = value.high if highest else value.low
+            ratios[name] = float(value or 0.0)
         return PrunePlan(
-            ratios={name: ratio for name, ratio in highest.items() if ratio > 0},
+            ratios={name: ratio for name, ratio in ratios.items() if ratio > 0},
             round_to=self.config.pruning.round_to,
             min_channels=self.config.pruning.min_channels,
+            order=self.order,
         )
+
+    def with_order(self, order: Mapping[str, Sequence[int]]) -> SearchSpace:
+        """This space with nested channels: every candidate keeps each group's first channels in ``order``."""
+        nested = copy.copy(self)
+        nested.order = {name: [int(c) for c in channels] for name, channels in order.items()}
+        return nested
+
+    def plans_only(self) -> SearchSpace:
+        """This space with only the pruning plan searched (one criterion, every fine-tune setting at one
+        value): what the one-shot strategy proposes, since a calibrated score says nothing of a fine-tune.
+        A searched setting takes its typical value (a range's middle, geometric for a log range; a
+        list's first choice)."""
+        finetune = {name: Param(value=typical(name, getattr(self.config.finetune, name))) for name in FINETUNE_PARAMS}
+        pruning = self.config.pruning.model_copy(update={"importance": self.config.pruning.importance[:1]})
+        config = self.config.model_copy(
+            update={"pruning": pruning, "finetune": self.config.finetune.model_copy(update=finetune)}
+        )
+        plans = SearchSpace(
+            config, self.groups, batch_size=self.batch_size, train_fraction=self.train_fraction, seed=self.seed
+        )
+        plans.fit, plans.order = self.fit, self.order
+        return plans
 
     def params_of(self, candidate: Candidate) -> dict[str, Any]:
         """The searched parameters that reproduce ``candidate`` (for enqueueing known candidates)."""
@@ -306,7 +311,7 @@ class SearchSpace:
         distribution = self._distributions.get(key)
         if not isinstance(distribution, FloatDistribution):
             return value
-        return _snap(value, distribution.low, distribution.high, distribution.step)
+        return snap(value, distribution.low, distribution.high, distribution.step)
 
     def uniform_seeds(self, count: int) -> list[dict[str, float]]:
         """``count`` partial parameter sets, each pruning every searched group at the same point of its
@@ -341,26 +346,15 @@ class SearchSpace:
             text = logged.get(name)
             if text is None:
                 return None
-            try:
-                if isinstance(distribution, CategoricalDistribution):
-                    value = next(c for c in distribution.choices if c == text or str(c) == str(text))
-                elif isinstance(distribution, IntDistribution):
-                    value = int(float(text))
-                else:
-                    value = float(text)
-            except (StopIteration, ValueError):
-                return None
-            if (
-                not isinstance(distribution, CategoricalDistribution)
-                and not distribution.low <= value <= distribution.high
-            ):
+            value = parse_value(distribution, text)
+            if value is None:
                 return None
             values[name] = value
         return values
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able view of the resolved space (logged beside the search)."""
-        described = {
+        described: dict[str, Any] = {
             "searched": {name: repr(dist) for name, dist in self._distributions.items()},
             # settings added later are left out while off: the studies begun before them still resume
             "fixed": {k: v for k, v in self._fixed.items() if (k, v) not in _ADDED_OFF},

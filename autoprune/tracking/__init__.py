@@ -4,7 +4,7 @@ reporter, Pareto tags, front artifacts, plots, the model registry and its aliase
 from __future__ import annotations
 
 from ._client import KIND_TAG, PARENT_TAG, STATE_TAG, TRIAL_TAG, Tracker, sqlite_path, store_errors, ui_base
-from ._front import MEMBER_METRICS, FinalizeCurve, finalized_members, log_member, mark_front, register_members
+from ._front import FinalizeCurve, finalized_members, log_member, mark_front, register_members
 from ._query import EXPORT_FORMATS, FrontView, Member, export_run, find_member, latest_front
 from ._reporter import MlflowReporter, run_name
 from ._retrain import champion_version, last_front_params, log_retrain_report, set_champion
@@ -14,7 +14,6 @@ from ._summary import PARENT_DESCRIPTION, log_search_inputs, log_summary
 __all__ = [
     "EXPORT_FORMATS",
     "KIND_TAG",
-    "MEMBER_METRICS",
     "PARENT_DESCRIPTION",
     "PARENT_TAG",
     "STATE_TAG",

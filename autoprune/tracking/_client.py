@@ -9,13 +9,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from .._sqlite import sqlite_path, tune_sqlite
-from ..errors import ConfigError, TrackingError
+from ..engine import eval_mode
+from ..errors import ConfigError, TrackingError, UsageError
 
 __all__ = ["KIND_TAG", "PARENT_TAG", "STATE_TAG", "TRIAL_TAG", "Tracker", "sqlite_path", "store_errors", "ui_base"]
 
@@ -27,10 +29,11 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 FRONT_FILTER = 'tags.pareto = "true"'
 DEFAULT_UI = "http://127.0.0.1:5000"
 
-# quiet MLflow before it is imported: no telemetry, no progress bars, warnings only
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+_QUIET = {  # no telemetry, no progress bars, warnings only: set (unless the user did) before mlflow is imported
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+}
 
 log = logging.getLogger("autoprune")
 
@@ -43,45 +46,79 @@ def ui_base(uri: str) -> str:
 class Tracker:
     """An MLflow experiment and the runs of one search in it.
 
+    The constructor only stores; `open` (or ``with Tracker(...) as tracker``) checks the store can be
+    reached, creating a new sqlite store's folder and tables, and selects the experiment.
+
     Args:
         uri: Tracking URI (the registry uses the same store).
-        experiment: Experiment name; created if missing (None: only run-level calls are used). For sqlite stores its artifacts go to an
-            ``artifacts/`` folder beside the database, so the whole store lives in one place.
+        experiment: Experiment name; created if missing (None: only run-level calls are used). For
+            sqlite stores its artifacts go to an ``artifacts/`` folder beside the database, so the whole
+            store lives in one place.
         ui: Base address of the UI for links (default: the server, or what ``autoprune ui`` starts).
         create: Create the experiment (and a sqlite store) when missing; False only reads an existing one.
     """
 
     def __init__(self, uri: str, experiment: str | None, *, ui: str | None = None, create: bool = True) -> None:
-        from mlflow.tracking import MlflowClient
-
-        import mlflow
-
         self.uri = uri
         self.ui = ui or ui_base(uri)
-        database = sqlite_path(uri)
-        if database is not None and not create and not database.is_file():
+        self.experiment = experiment
+        self.create = create
+        self.experiment_id = ""
+        self._client: Any = None
+
+    def __enter__(self) -> Tracker:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def client(self) -> Any:
+        """The `MlflowClient` (after `open`)."""
+        if self._client is None:
+            raise UsageError("call Tracker.open() first")
+        return self._client
+
+    def open(self) -> Tracker:
+        """Reach the store (creating a new sqlite store's folder and tables when ``create``) and select
+        the experiment. Returns this tracker.
+
+        Raises:
+            ConfigError: The store cannot be reached, or (``create`` off) does not exist.
+        """
+        if self._client is not None:
+            return self
+        database = sqlite_path(self.uri)
+        if database is not None and not self.create and not database.is_file():
             raise ConfigError(
                 f"no MLflow store at {database}: run a pipeline into it first, or name the one it used "
                 "(the pipeline's tracking.uri, or --tracking-uri)",
                 key="tracking.uri",
             )
+        for key, value in _QUIET.items():
+            os.environ.setdefault(key, value)
+        from mlflow.tracking import MlflowClient
+
         if database is not None:
             database.parent.mkdir(parents=True, exist_ok=True)
             tune_sqlite()
-        mlflow.set_tracking_uri(uri)  # log_model and the registry read the global URI
-        self.client = MlflowClient(tracking_uri=uri)
-        self.experiment = experiment
-        self.experiment_id = ""
+        client = MlflowClient(tracking_uri=self.uri)
         try:  # say now if the store cannot be reached (this also creates a new store's tables)
-            with _few_retries():
-                self.client.search_experiments(max_results=1)
+            _probe_server(self.uri)
+            client.search_experiments(max_results=1)
         except Exception as exc:  # MlflowException, connection errors, bad database URLs
             reason = str(exc).splitlines()[0] if str(exc) else ""
             raise ConfigError(
-                f"cannot reach the MLflow store {uri!r}: {type(exc).__name__}: {reason}", key="tracking.uri"
+                f"cannot reach the MLflow store {self.uri!r}: {type(exc).__name__}: {reason}", key="tracking.uri"
             ) from exc
-        if experiment is not None:
-            self.use_experiment(experiment, create=create)
+        self._client = client
+        if self.experiment is not None:
+            self.use_experiment(self.experiment, create=self.create)
+        return self
+
+    def close(self) -> None:
+        """Forget the client (MLflow keeps no connection that needs closing)."""
+        self._client = None
 
     def use_experiment(self, name: str, *, create: bool = True) -> str:
         """Select the experiment ``name``, creating it if missing and ``create`` (for sqlite stores
@@ -189,6 +226,37 @@ class Tracker:
         finally:
             plt.close(figure)
 
+    @contextlib.contextmanager
+    def as_global(self) -> Iterator[None]:
+        """MLflow's fluent calls (``log_model``) and the registry's resolution of ``models:/`` sources
+        read the process-wide tracking URI: it is this store's inside the block, and put back after."""
+        import mlflow
+
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(self.uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(previous)
+
+    def log_model(self, run_id: str, model: Any, *, example: Any) -> str:
+        """Log ``model`` as the run's MLflow model (``model``, torch.export format, an input example);
+        returns its URI."""
+        import torch
+
+        import mlflow
+
+        with self.as_global(), eval_mode(model):
+            mlflow.set_experiment(experiment_id=self.experiment_id)  # else the model lands in experiment 0
+            info = mlflow.pytorch.log_model(
+                model,
+                name="model",
+                input_example=example,
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                run_id=run_id,
+            )
+        return str(info.model_uri)
+
     def log_files(self, run_id: str, files: Iterable[Path], artifact_path: str) -> None:
         for file in files:
             self.client.log_artifact(run_id, str(file), artifact_path=artifact_path)
@@ -230,19 +298,12 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
-@contextlib.contextmanager
-def _few_retries() -> Iterator[None]:
-    """MLflow retries an unreachable server for minutes; a first contact should fail in seconds."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def _probe_server(uri: str) -> None:
+    """Ask an MLflow server's health endpoint once, with a short timeout: MLflow's own client retries
+    an unreachable server for minutes."""
+    if uri.startswith(("http://", "https://")):
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):
+            pass
 
 
 def _param_text(value: Any) -> str:

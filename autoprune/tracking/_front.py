@@ -3,6 +3,7 @@ a registered model version per member, and aliases a person can pick from."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -10,31 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from ._client import TRIAL_TAG, Tracker
+from ..search import DenseReference, FinalizedMember
+from ._client import STATE_TAG, TRIAL_TAG, Tracker
 
-__all__ = ["MEMBER_METRICS", "FinalizeCurve", "finalized_members", "log_member", "mark_front", "register_members"]
+__all__ = ["FinalizeCurve", "finalized_members", "log_member", "mark_front", "register_members"]
 
 log = logging.getLogger("autoprune")
 
 FINALIZED_TAG = "autoprune.finalized"
 MODEL_URI_TAG = "autoprune.model_uri"
-MEMBER_METRICS = (
-    "test_accuracy",
-    "final_val_accuracy",
-    "final_params",
-    "final_macs",
-    "final_size_bytes",
-    "final_latency_ms",
-    "final_latency_ratio",
-    "final_speedup_vs_dense",
-    "final_epochs",
-    "final_lr",
-    "final_distill_alpha",
-    "final_ema_decay",
-)  # the final fine-tune's recipe
 
 
 def mark_front(tracker: Tracker, parent: str, front: Sequence[int], ranks: Mapping[int, int]) -> dict[int, str]:
@@ -46,7 +33,7 @@ def mark_front(tracker: Tracker, parent: str, front: Sequence[int], ranks: Mappi
     members = set(front)
     for number, run in runs.items():
         rank = ranks.get(number)
-        state = run.data.tags.get("autoprune.state")
+        state = run.data.tags.get(STATE_TAG)
         tags = {
             "pareto": str(number in members).lower(),
             "pareto_rank": str(rank)
@@ -85,68 +72,48 @@ class FinalizeCurve:
         self.written = time.monotonic()
 
 
-def finalized_members(tracker: Tracker, parent: str) -> dict[int, dict[str, Any]]:
+def finalized_members(tracker: Tracker, parent: str) -> dict[int, FinalizedMember]:
     """Front members an earlier session already finalized: trial -> their logged figures."""
     done = {}
     for number, run in tracker.children(parent).items():
         if run.data.tags.get(FINALIZED_TAG) == "true":
-            metrics = run.data.metrics
-            done[number] = {
-                "trial": number,
-                "run_id": run.info.run_id,
-                "model_uri": run.data.tags.get(MODEL_URI_TAG),
-                **{key: metrics.get(key) for key in MEMBER_METRICS},
-            }
+            where = {"run_id": run.info.run_id, "model_uri": run.data.tags.get(MODEL_URI_TAG)}
+            member = FinalizedMember.from_metrics(number, run.data.metrics, **where)
+            if member is not None:
+                done[number] = member
     return done
 
 
 def log_member(
-    tracker: Tracker,
-    run_id: str,
-    summary: Mapping[str, float],
-    *,
-    export_dir: Path,
-    model: nn.Module,
-    example: np.ndarray,
-) -> str:
-    """Log a front member's final figures, exported files and MLflow model; return the model URI."""
-    import mlflow
-
-    tracker.log(run_id, metrics={key: summary[key] for key in MEMBER_METRICS if key in summary})
-    tracker.log_files(run_id, sorted(p for p in export_dir.iterdir() if p.is_file()), "pruned")
-    mlflow.set_experiment(experiment_id=tracker.experiment_id)  # else the model lands in experiment 0
-    model.eval()
-    info = mlflow.pytorch.log_model(
-        model,
-        name="model",
-        input_example=example.astype(np.float32),
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-        run_id=run_id,
-    )
-    tracker.log(run_id, tags={FINALIZED_TAG: "true", MODEL_URI_TAG: info.model_uri})
-    return info.model_uri
+    tracker: Tracker, member: FinalizedMember, *, export_dir: Path, model: nn.Module, example: np.ndarray
+) -> FinalizedMember:
+    """Log a front member's final figures, exported files and MLflow model on its run; returns the
+    member with its model URI."""
+    tracker.log(member.run_id, metrics=member.metrics())
+    tracker.log_files(member.run_id, sorted(p for p in export_dir.iterdir() if p.is_file()), "pruned")
+    uri = tracker.log_model(member.run_id, model, example=example.astype(np.float32))
+    tracker.log(member.run_id, tags={FINALIZED_TAG: "true", MODEL_URI_TAG: uri})
+    return dataclasses.replace(member, model_uri=uri)
 
 
-def _description(summary: Mapping[str, Any], dense: Mapping[str, float], run_url: str) -> str:
+def _description(member: FinalizedMember, dense: DenseReference, run_url: str) -> str:
     """What a person compares versions by, the summary first (the UI's table shows its beginning)."""
-    params, macs = summary["final_params"], summary["final_macs"]
-    speedup = 1 / summary["final_latency_ratio"]
     return (
-        f"test acc {summary['test_accuracy']:.4f} · {params / dense['params']:.0%} params · "
-        f"{macs / dense['macs']:.0%} MACs · {speedup:.2f}x faster — Pareto-front model from trial {summary['trial']}. "
-        f"Test accuracy {summary['test_accuracy']:.4f} (dense model {dense['test_accuracy']:.4f}); "
-        f"{int(params):,} params; {int(macs):,} MACs per input; CPU latency {speedup:.2f}x the dense model's speed "
-        f"(measured side by side). Run: {run_url}"
+        f"test acc {member.test_accuracy:.4f} · {member.params / dense.params:.0%} params · "
+        f"{member.macs / dense.macs:.0%} MACs · {member.speedup:.2f}x faster — Pareto-front model from trial "
+        f"{member.trial}. Test accuracy {member.test_accuracy:.4f} (dense model {dense.test_accuracy:.4f}); "
+        f"{member.params:,} params; {member.macs:,} MACs per input; CPU latency {member.speedup:.2f}x the dense "
+        f"model's speed (measured side by side). Run: {run_url}"
     )
 
 
 def register_members(
     tracker: Tracker,
     name: str,
-    members: Sequence[Mapping[str, Any]],
+    members: Sequence[FinalizedMember],
     *,
     parent: str,
-    dense: Mapping[str, float],
+    dense: DenseReference,
     aliases: Mapping[str, int],
 ) -> dict[int, int]:
     """One registered version per front member (reused if this search registered it already), with a
@@ -164,19 +131,20 @@ def register_members(
     }
     versions: dict[int, int] = {}
     for member in members:
-        number = int(member["trial"])
-        description = _description(member, dense, tracker.run_url(member["run_id"]))
+        number = member.trial
+        description = _description(member, dense, tracker.run_url(member.run_id))
         if number in existing:
             versions[number] = existing[number]
             client.update_model_version(name, str(existing[number]), description=description)
             continue
-        version = client.create_model_version(
-            name,
-            source=member["model_uri"],
-            run_id=member["run_id"],
-            description=description,
-            tags={TRIAL_TAG: str(number), "autoprune.parent_run": parent, "pareto": "true"},
-        )
+        with tracker.as_global():  # the registry resolves the models:/ source through the global URI
+            version = client.create_model_version(
+                name,
+                source=str(member.model_uri),
+                run_id=member.run_id,
+                description=description,
+                tags={TRIAL_TAG: str(number), "autoprune.parent_run": parent, "pareto": "true"},
+            )
         versions[number] = int(version.version)
     front = set(versions)
     for number, version in existing.items():

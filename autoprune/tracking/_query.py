@@ -3,15 +3,18 @@ person has it at hand (run id or its prefix, registered version, alias), and a m
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import re
 import shutil
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ..errors import AutoPruneError
+from ..errors import TrackingError, UsageError
+from ..search import DenseReference, FinalizedMember
 from ._client import FRONT_FILTER, KIND_TAG, PARENT_TAG, TRIAL_TAG, Tracker
-from ._front import MEMBER_METRICS
+from ._front import MODEL_URI_TAG
 
 __all__ = ["EXPORT_FORMATS", "FrontView", "Member", "export_run", "find_member", "latest_front"]
 
@@ -22,14 +25,34 @@ _VERSION = re.compile(r"[vV]?(?P<version>\d{1,6})")
 _RUN_ID = re.compile(r"[0-9a-f]{7,32}")
 
 
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")  # MLflow's codes for an unknown or malformed id
+
+
+@contextlib.contextmanager
+def _not_found(message: str) -> Iterator[None]:
+    """``message`` as a `TrackingError` when MLflow says what was asked for does not exist; any other
+    failure (an unreachable server, a broken store) goes on as it is."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if exc.error_code not in _NOT_FOUND:
+            raise
+        raise TrackingError(message) from exc
+
+
 @dataclass
 class FrontView:
+    """A finished search read back from MLflow: its parent run, the dense reference it logged (empty
+    while it has not), its finalized members and the registered model they are versions of."""
+
     parent_run_id: str
     parent_name: str
     status: str
     trials: int
-    dense: dict[str, float]
-    rows: list[dict[str, Any]]
+    dense: DenseReference | None
+    members: list[FinalizedMember]
     registered_model: str | None = None
 
 
@@ -62,43 +85,57 @@ def latest_front(tracker: Tracker, parent: str | None = None) -> FrontView:
             max_results=1,
         )
         if not searches:
-            raise AutoPruneError(f"experiment {tracker.experiment!r} in {tracker.uri} has no search yet")
+            raise TrackingError(f"experiment {tracker.experiment!r} in {tracker.uri} has no search yet")
         parent_run = searches[0]
     else:
-        parent_run = tracker.client.get_run(parent)
+        with _not_found(f"no search run {parent!r} in {tracker.uri}"):
+            parent_run = tracker.client.get_run(parent)
     parent_id = parent_run.info.run_id
     runs = tracker.search(f"tags.`{PARENT_TAG}` = '{parent_id}'")
     registered, versions = _versions(tracker, parent_id)
-    rows = []
+    members = []
     for run in runs:
-        metrics = run.data.metrics
-        if run.data.tags.get("pareto") != "true" or "test_accuracy" not in metrics:
+        if run.data.tags.get("pareto") != "true":
             continue
         trial = int(run.data.tags.get(TRIAL_TAG, -1))
-        version, aliases = versions.get(trial, ("", []))
-        rows.append(
-            {
-                "trial": trial,
-                "run_id": run.info.run_id,
-                "version": version,
-                "aliases": ",".join(aliases),
-                **{key: metrics.get(key) for key in MEMBER_METRICS},
-            }
-        )
-    dense = {
-        key.removeprefix("dense_"): value for key, value in parent_run.data.metrics.items() if key.startswith("dense_")
-    }
-    return FrontView(parent_id, parent_run.info.run_name, parent_run.info.status, len(runs), dense, rows, registered)
+        version, aliases = versions.get(trial, (None, []))
+        where = {"run_id": run.info.run_id, "model_uri": run.data.tags.get(MODEL_URI_TAG)}
+        member = FinalizedMember.from_metrics(trial, run.data.metrics, **where)
+        if member is not None:
+            members.append(member.registered(version, aliases))
+    return FrontView(
+        parent_id,
+        parent_run.info.run_name,
+        parent_run.info.status,
+        len(runs),
+        _dense_reference(parent_run.data.metrics),
+        members,
+        registered,
+    )
+
+
+def _dense_reference(metrics: Mapping[str, float]) -> DenseReference | None:
+    """The dense reference a search logged on its parent run (``dense_*``), None before it has."""
+    names = [f.name for f in dataclasses.fields(DenseReference)]
+    if any(f"dense_{name}" not in metrics for name in names):
+        return None
+    figure = {name: float(metrics[f"dense_{name}"]) for name in names}
+    return DenseReference(
+        val_accuracy=figure["val_accuracy"],
+        test_accuracy=figure["test_accuracy"],
+        params=int(figure["params"]),
+        macs=int(figure["macs"]),
+        size_bytes=int(figure["size_bytes"]),
+        latency_ms=figure["latency_ms"],
+    )
 
 
 def export_run(tracker: Tracker, run_id: str, export_format: str, out: Path) -> list[Path]:
     """Copy a front member's exported files (ONNX, or plan + state dict) into ``out``."""
     if export_format not in EXPORT_FORMATS:
-        raise AutoPruneError(f"unknown format {export_format!r}; choose {' or '.join(EXPORT_FORMATS)}")
-    try:
+        raise UsageError(f"unknown format {export_format!r}; choose {' or '.join(EXPORT_FORMATS)}")
+    with _not_found(f"no run {run_id!r} in {tracker.uri}"):
         run = tracker.client.get_run(run_id)
-    except Exception as exc:  # MLflow raises MlflowException for unknown ids
-        raise AutoPruneError(f"no run {run_id!r} in {tracker.uri}") from exc
     names = {item.path.rsplit("/", 1)[-1] for item in tracker.client.list_artifacts(run_id, "pruned")}
     missing = [name for name in EXPORT_FORMATS[export_format] if name not in names]
     if missing:
@@ -107,7 +144,7 @@ def export_run(tracker: Tracker, run_id: str, export_format: str, out: Path) -> 
             if run.data.tags.get("pareto") != "true"
             else ""
         )
-        raise AutoPruneError(f"run {run_id} has no {', '.join(missing)}{hint}")
+        raise TrackingError(f"run {run_id} has no {', '.join(missing)}{hint}")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name in EXPORT_FORMATS[export_format]:
@@ -143,7 +180,7 @@ def find_member(tracker: Tracker, reference: str, registered_model: str | None =
     if reference.startswith("models:/"):
         uri = _MODEL_URI.fullmatch(reference)
         if not uri:
-            raise AutoPruneError(
+            raise TrackingError(
                 f"{reference!r}: a model URI names an alias or a version number, models:/NAME@ALIAS or models:/NAME/3"
             )
         return _registered(tracker, uri["name"], uri["alias"], uri["version"])
@@ -161,15 +198,13 @@ def _run(tracker: Tracker, run_id: str) -> Member:
         runs = tracker.search(FRONT_FILTER, experiments) if experiments else []
         found = sorted({run.info.run_id for run in runs if run.info.run_id.startswith(run_id)})
         if len(found) != 1:
-            raise AutoPruneError(
+            raise TrackingError(
                 f"{len(found) or 'no'} front runs in {tracker.uri} start with {run_id!r}"
                 + (f": {', '.join(found)}" if found else "; give the whole run id")
             )
         run_id = found[0]
-    try:
+    with _not_found(f"no run {run_id!r} in {tracker.uri}"):
         run = tracker.client.get_run(run_id)
-    except Exception as exc:  # MLflow raises MlflowException for unknown ids
-        raise AutoPruneError(f"no run {run_id!r} in {tracker.uri}") from exc
     trial = run.data.tags.get(TRIAL_TAG)
     return Member(run_id, int(trial) if trial is not None else None)
 
@@ -178,24 +213,26 @@ def _only_model(tracker: Tracker) -> str:
     names = sorted(model.name for model in tracker.client.search_registered_models())
     if len(names) != 1:
         have = f"it has {', '.join(names)}" if names else "it has none"
-        raise AutoPruneError(f"which registered model? give --pipeline or models:/NAME@ALIAS ({tracker.uri}: {have})")
+        raise TrackingError(f"which registered model? give --pipeline or models:/NAME@ALIAS ({tracker.uri}: {have})")
     return names[0]
 
 
 def _registered(tracker: Tracker, name: str, alias: str | None, version: str | None) -> Member:
-    try:
+    from mlflow.exceptions import MlflowException
+
+    with _not_found(f"no registered model {name!r} in {tracker.uri}"):
         model = tracker.client.get_registered_model(name)
-    except Exception as exc:
-        raise AutoPruneError(f"no registered model {name!r} in {tracker.uri}") from exc
     if alias is not None:
         if alias not in (model.aliases or {}):
             have = ", ".join(sorted(model.aliases or {})) or "none"
-            raise AutoPruneError(f"{name} has no alias {alias!r} (its aliases: {have}); or give {MEMBER_FORMS}")
+            raise TrackingError(f"{name} has no alias {alias!r} (its aliases: {have}); or give {MEMBER_FORMS}")
         version = str(model.aliases[alias])
     try:
         found = tracker.client.get_model_version(name, str(version))
-    except Exception as exc:
-        raise AutoPruneError(f"{name} has no version {version} ({_versions_of(tracker, name)})") from exc
+    except MlflowException as exc:
+        if exc.error_code not in _NOT_FOUND:
+            raise
+        raise TrackingError(f"{name} has no version {version} ({_versions_of(tracker, name)})") from exc
     label = f"{name} v{found.version}" + (f" (@{alias})" if alias else "")
     trial = found.tags.get(TRIAL_TAG)
     return Member(found.run_id, int(trial) if trial is not None else None, label)
@@ -203,9 +240,11 @@ def _registered(tracker: Tracker, name: str, alias: str | None, version: str | N
 
 def _versions_of(tracker: Tracker, name: str) -> str:
     """The versions registered model ``name`` has, for an error message."""
+    from mlflow.exceptions import MlflowException
+
     try:
         numbers = sorted(int(v.version) for v in tracker.client.search_model_versions(f"name = '{name}'"))
-    except Exception:  # a name the filter cannot quote: say less rather than fail differently
+    except MlflowException:  # a name the filter cannot quote: say less rather than fail differently
         return "see the registry"
     if not numbers:
         return "it has no versions"

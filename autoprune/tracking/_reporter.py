@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..engine import EpochReport
-from ..search import KEPT_PREFIX, TrialRecord
+from ..errors import UsageError
+from ..search import KEPT_PREFIX, Metric, TrialRecord, TrialState
 from ._client import KIND_TAG, STATE_TAG, TRIAL_TAG, Tracker, store_errors
 
 __all__ = ["MlflowReporter", "run_name"]
@@ -37,12 +38,13 @@ def _short(value: float) -> str:
 def run_name(record: TrialRecord) -> str:
     """A name that reads as a summary in a run list: ``t012 acc=0.981 macs=0.31M lat=0.21ms``
     (``t012 over-limit acc=...`` for a trial not fine-tuned because its size broke a constraint)."""
-    if record.state != "complete":
+    if record.state != TrialState.COMPLETE:
         return f"t{record.number:03d} {record.state}"
     m = record.metrics
     over = " over-limit" if record.finetune_skipped else ""  # not fine-tuned: its accuracy is the pruned model's
     return (
-        f"t{record.number:03d}{over} acc={m['val_accuracy']:.3f} macs={_short(m['macs'])} lat={m['latency_ms']:.2f}ms"
+        f"t{record.number:03d}{over} acc={m[Metric.VAL_ACCURACY]:.3f} macs={_short(m[Metric.MACS])} "
+        f"lat={m[Metric.LATENCY_MS]:.2f}ms"
     )
 
 
@@ -56,6 +58,9 @@ class MlflowReporter:
 
     Optuna's storage stays the record of truth: `reconcile` brings MLflow in line with it (trials a
     killed process never closed, or whose logging was lost), so each trial has exactly one child run.
+
+    `start` starts the background thread and `close` stops it; ``with MlflowReporter(...) as reporter``
+    does both.
     """
 
     def __init__(
@@ -65,17 +70,33 @@ class MlflowReporter:
         *,
         live_after_s: float = 5.0,
         logged_params: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        cost_metrics: Sequence[str] = ("macs",),
+        dense_costs: Mapping[str, float] | None = None,
     ) -> None:
         self.tracker = tracker
         self.parent = parent
         self.live_after_s = live_after_s
         self.logged_params = logged_params  # a run created by `reconcile` logs what a live one would
+        self.cost_metrics = list(cost_metrics)  # what the candidates' scatter plots put against accuracy
+        self.dense_costs = dict(dense_costs or {})  # the dense model's, drawn on those plots
         self.runs: dict[int, str] = {}
         self._logged_epochs: dict[int, int] = {}
         self._queue: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue()
         self._errors: list[BaseException] = []
-        self._worker = threading.Thread(target=self._drain, name="autoprune-mlflow", daemon=True)
-        self._worker.start()
+        self._worker: threading.Thread | None = None
+
+    def __enter__(self) -> MlflowReporter:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> MlflowReporter:
+        """Start the thread that makes the MLflow calls."""
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._drain, name="autoprune-mlflow", daemon=True)
+            self._worker.start()
+        return self
 
     # --- the background thread -------------------------------------------------------------------
 
@@ -95,6 +116,8 @@ class MlflowReporter:
 
     def flush(self) -> None:
         """Wait until everything queued is logged; raise the first logging error, if any."""
+        if self._worker is None:
+            raise UsageError("call MlflowReporter.start() first: nothing logs what is queued")
         self._queue.join()
         if self._errors:
             error, self._errors = self._errors[0], []
@@ -102,8 +125,11 @@ class MlflowReporter:
                 raise error
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._worker.join(timeout=60)
+        """Let the thread finish what is queued (a minute at most), then stop it."""
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join(timeout=60)
+            self._worker = None
 
     # --- TrialReporter ---------------------------------------------------------------------------
 
@@ -116,6 +142,16 @@ class MlflowReporter:
 
     def trial_finished(self, record: TrialRecord) -> None:
         self._queue.put((self._finish, (record,)))
+
+    def training_epoch(self, what: str, report: EpochReport) -> None:
+        """An epoch of a training outside the trials, as series on the search's run (``supernet.val_accuracy``)."""
+        self._queue.put((self._training_epoch, (what, report)))
+
+    def candidate_scored(self, record: TrialRecord, done: int, total: int) -> None:
+        pass  # candidates are not runs: they are logged together when the last is scored
+
+    def candidates_done(self, records: Sequence[TrialRecord], front: Sequence[int]) -> None:
+        self._queue.put((self._candidates, (list(records), list(front))))
 
     # --- the MLflow calls ------------------------------------------------------------------------
 
@@ -140,8 +176,28 @@ class MlflowReporter:
     def _epoch(self, number: int, report: EpochReport) -> None:
         run_id = self.runs.get(number)
         if run_id is not None:
-            self.tracker.log(run_id, metrics={"val_accuracy": report.val_accuracy}, step=report.epoch)
+            self.tracker.log(run_id, metrics={Metric.VAL_ACCURACY: report.val_accuracy}, step=report.epoch)
             self._logged_epochs[number] = report.epoch
+
+    def _training_epoch(self, what: str, report: EpochReport) -> None:
+        key = what.replace(" ", "_")
+        metrics = {f"{key}.train_loss": report.train_loss, f"{key}.val_accuracy": report.val_accuracy}
+        metrics.update({f"{key}.{name.replace(' ', '_')}_val_accuracy": value for name, value in report.extra})
+        self.tracker.log(self.parent, metrics=metrics, step=report.epoch)
+
+    def _candidates(self, records: list[TrialRecord], front: list[int]) -> None:
+        """The one-shot candidates on the search's run: their table and a scatter plot per cost."""
+        from ._plots import candidates_csv, pareto_figure
+
+        self.tracker.log_text(self.parent, candidates_csv(records, set(front)), "candidates.csv")
+        scored = [r for r in records if r.state == TrialState.COMPLETE]
+        title = f"{len(scored)} one-shot candidates (BatchNorm-recalibrated accuracy), front of {len(front)}"
+        for cost in self.cost_metrics:
+            dense = self.dense_costs.get(cost, float("nan"))
+            figure = pareto_figure(records, set(front), cost, dense, title, what="candidate", labels=False)
+            self.tracker.log_figure(self.parent, figure, f"candidates_{cost}.png")
+        failed = len(records) - len(scored)
+        self.tracker.log(self.parent, metrics={"candidates_scored": len(scored), "candidates_failed": failed})
 
     def _finish(self, record: TrialRecord) -> None:
         run_id = self.runs.pop(record.number, None)
@@ -151,20 +207,22 @@ class MlflowReporter:
     def _close(self, run_id: str, record: TrialRecord, *, logged_epochs: int = 0) -> None:
         tags = {STATE_TAG: record.state, "feasible": str(record.feasible).lower(), "mlflow.runName": run_name(record)}
         metrics = dict(record.metrics)
-        if record.state == "complete":
+        if record.state == TrialState.COMPLETE:
             metrics.update({f"{KEPT_PREFIX}{name}": count for name, count in record.kept.items()})
             metrics.update({f"constraint.{name}": value for name, value in record.constraints.items()})
         else:
             error = record.error or "the trial did not finish: its process stopped (killed or interrupted)"
             tags["autoprune.error"] = error[:5000]
         if record.epochs:  # the final val_accuracy is the last epoch's: it comes with the series
-            metrics.pop("val_accuracy", None)
+            metrics.pop(Metric.VAL_ACCURACY, None)
         metrics["trial_seconds"] = record.seconds
         steps = {
-            epoch: {"val_accuracy": value} for epoch, value in enumerate(record.epochs, 1) if epoch > logged_epochs
+            epoch: {str(Metric.VAL_ACCURACY): value}
+            for epoch, value in enumerate(record.epochs, 1)
+            if epoch > logged_epochs
         }
         self.tracker.log(run_id, metrics=metrics, tags=tags, step=len(record.epochs), steps=steps)
-        self.tracker.finish(run_id, "FINISHED" if record.state == "complete" else "FAILED")
+        self.tracker.finish(run_id, "FINISHED" if record.state == TrialState.COMPLETE else "FAILED")
 
     def _params(self, record: TrialRecord) -> Mapping[str, Any]:
         if self.logged_params is not None:
@@ -184,7 +242,7 @@ class MlflowReporter:
         children = self.tracker.children(self.parent)
         fixed = 0
         for record in records:
-            if record.state not in ("complete", "failed"):
+            if not record.state.finished:
                 continue
             run = children.get(record.number)
             if run is None:

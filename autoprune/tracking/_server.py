@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..errors import AutoPruneError
+from ..errors import TrackingError, UsageError
 from ._client import sqlite_path
 
 __all__ = ["MlflowServer"]
@@ -71,7 +71,7 @@ class MlflowServer:
             try:
                 probe.bind((self.host, self.port))
             except OSError as exc:
-                raise AutoPruneError(
+                raise UsageError(
                     f"cannot serve on {self.url}: {exc.strerror} (another server?); choose --port"
                 ) from exc
 
@@ -79,7 +79,7 @@ class MlflowServer:
         """Start the server and wait until it answers; stop it again if anything goes wrong (Ctrl-C too)."""
         database = sqlite_path(self.uri)
         if database is not None and not database.is_file():
-            raise AutoPruneError(f"no tracking store at {database}: run a pipeline first (autoprune run ...)")
+            raise TrackingError(f"no tracking store at {database}: run a pipeline first (autoprune run ...)")
         self._check_port_free()
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
         if self.log_file:
@@ -103,7 +103,7 @@ class MlflowServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AutoPruneError(
+                raise TrackingError(
                     f"mlflow server exited with status {self.process.returncode} (is port {self.port} free?)"
                 )
             try:
@@ -112,7 +112,7 @@ class MlflowServer:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.5)
-        raise AutoPruneError(f"mlflow server did not answer on {self.url} within {timeout_s:.0f} s")
+        raise TrackingError(f"mlflow server did not answer on {self.url} within {timeout_s:.0f} s")
 
     def wait(self) -> int:
         assert self.process is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..search import TrialRecord
+from ..search import DenseReference, FinalizedMember, TrialRecord, TrialState
 from ._client import Tracker
 from ._plots import front_csv, hypervolume_figure, pareto_figure
 
@@ -35,14 +35,14 @@ def log_search_inputs(
     pipeline_text: str,
     space_text: str | None,
     resolved_space: Mapping[str, Any],
-    dense: Mapping[str, float],
+    dense: DenseReference,
     settings: Mapping[str, Any],
 ) -> None:
     tracker.log_text(parent, pipeline_text, "pipeline.yaml")
     if space_text is not None:
         tracker.log_text(parent, space_text, "search_space.yaml")
     tracker.log_dict(parent, resolved_space, "resolved_space.json")
-    tracker.log(parent, metrics={f"dense_{k}": v for k, v in dense.items()}, params=settings)
+    tracker.log(parent, metrics={f"dense_{k}": v for k, v in dense.as_dict().items()}, params=settings)
 
 
 def log_summary(
@@ -52,14 +52,15 @@ def log_summary(
     records: Sequence[TrialRecord],
     front: Sequence[int],
     cost_metrics: Sequence[str],
-    dense_costs: Mapping[str, float],
+    dense: DenseReference,
     hypervolume: Sequence[tuple[int, float]],
-    front_rows: Sequence[Mapping[str, Any]],
+    members: Sequence[FinalizedMember],
     title: str,
 ) -> None:
-    members = set(front)
+    on_front = set(front)
+    dense_costs = {**dense.as_dict(), "latency_ratio": 1.0}
     for cost in cost_metrics:
-        figure = pareto_figure(records, members, cost, dense_costs.get(cost, 1.0), title)
+        figure = pareto_figure(records, on_front, cost, dense_costs.get(cost, 1.0), title)
         tracker.log_figure(parent, figure, f"pareto_{cost}.png")
         figure.clf()
     if hypervolume:
@@ -70,9 +71,9 @@ def log_summary(
         for number, value in hypervolume:
             if number not in logged:  # a resumed search adds only its new trials' points
                 tracker.log_metric(parent, "hypervolume", value, step=number)
-    tracker.log_text(parent, front_csv(front_rows), "front.csv")
-    completed = sum(r.state == "complete" for r in records)
-    failed = sum(r.state == "failed" for r in records)
+    tracker.log_text(parent, front_csv(members), "front.csv")
+    completed = sum(r.state == TrialState.COMPLETE for r in records)
+    failed = sum(r.state == TrialState.FAILED for r in records)
     tracker.log(
         parent,
         metrics={"front_size": len(front), "trials_completed": completed, "trials_failed": failed},

@@ -12,8 +12,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "pipelines").glob("*.yaml")), ids=lambda p: p.name)
-def test_shipped_pipelines_load(path: Path) -> None:
-    assert load_pipeline(path).config.search.trials > 0
+def test_shipped_pipelines_load_and_name_a_space_file_that_is_there(path: Path) -> None:
+    loaded = load_pipeline(path)
+    assert loaded.config.name == path.stem.replace("_", "-")  # its experiment and model are found by the file's name
+    if loaded.space_path is not None:  # an included space file resolves inside the repository
+        assert loaded.space_path.is_file() and loaded.space_path.is_relative_to(ROOT)
+        assert loaded.space_text == loaded.space_path.read_text()
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "search_spaces").glob("*.yaml")), ids=lambda p: p.name)

@@ -126,7 +126,7 @@ def test_with_flips_only_the_teacher_sees_each_image_and_its_mirror_once(digits,
 
 def test_augmentation_is_part_of_the_dense_cache_key(digits) -> None:
     """A dense model trained without augmentation is not reused for a pipeline that asks for it."""
-    from autoprune._dense import build_dense, dense_cache_key
+    from autoprune.workflow._dense import build_dense, dense_cache_key
 
     pipeline = config.PipelineConfig(name="key", model={"arch": "mlp", "hidden": [16]})
     model = build_dense(pipeline, digits, base_dir=Path("."))

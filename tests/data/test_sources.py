@@ -125,7 +125,8 @@ def test_a_model_that_cannot_take_the_inputs_says_so_with_the_fix(tmp_path, caps
     (tmp_path / "seq.py").write_text(
         "import torch.nn as nn\n"
         "def build(input_shape, num_classes):\n"
-        "    return nn.Sequential(nn.Conv1d(1, 8, 3), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, num_classes))\n"
+        "    return nn.Sequential(nn.Conv1d(1, 8, 3), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, "
+        "num_classes))\n"
     )
     (tmp_path / "p.yaml").write_text(
         'name: seq\ndata: {source: npz, path: s.npz}\nmodel: {arch: factory, factory: "seq:build"}\n'
@@ -173,7 +174,8 @@ def test_factory_source_from_a_module_beside_the_pipeline(tmp_path) -> None:
         import numpy as np
         def make(n=60):
             rng = np.random.default_rng(0)
-            return {"train": (rng.normal(size=(n, 2, 6, 6)), np.arange(n) % 3), "test": (rng.normal(size=(15, 2, 6, 6)), np.arange(15) % 3)}
+            train = (rng.normal(size=(n, 2, 6, 6)), np.arange(n) % 3)
+            return {"train": train, "test": (rng.normal(size=(15, 2, 6, 6)), np.arange(15) % 3)}
         def broken():
             return 42
     """)

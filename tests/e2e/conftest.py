@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from autoprune.cli import main
+from ..helpers import run_cli
 
 PIPELINE = """\
 name: e2e-digits
@@ -35,12 +35,6 @@ class Store:
     pipeline: Path
     uri: str
     root: Path
-
-
-def run_cli(*argv: str) -> int:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    return int(info.value.code or 0)
 
 
 @pytest.fixture(scope="session")

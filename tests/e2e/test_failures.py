@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from autoprune import config, engine, models, search
 from autoprune.errors import PruningError
 
-from .conftest import run_cli
+from ..helpers import run_cli
 
 FRAGILE = '''
 import torch.nn as nn

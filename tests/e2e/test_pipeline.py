@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 
@@ -166,14 +167,14 @@ def test_parent_run_holds_the_inputs_and_the_summary(finished_search: Store) -> 
     } <= files
     history = client.get_metric_history(parent.info.run_id, "hypervolume")
     values = [m.value for m in sorted(history, key=lambda m: m.step)]
-    assert values and all(b >= a - 1e-12 for a, b in zip(values, values[1:]))  # the front only grows
+    assert values and all(b >= a - 1e-12 for a, b in itertools.pairwise(values))  # the front only grows
     assert "tags.pareto" in parent.data.tags["mlflow.note.content"]
     assert parent.data.metrics["trials_completed"] == 9
 
 
 @pytest.mark.parametrize("command", ["pareto", "validate"])
 def test_cli_reads_the_store(finished_search: Store, command: str, capsys) -> None:
-    from .conftest import run_cli
+    from ..helpers import run_cli
 
     assert run_cli(command, str(finished_search.pipeline)) == 0
     out = capsys.readouterr().out
@@ -181,7 +182,7 @@ def test_cli_reads_the_store(finished_search: Store, command: str, capsys) -> No
 
 
 def test_resume_refuses_a_changed_search(finished_search: Store, capsys) -> None:
-    from .conftest import run_cli
+    from ..helpers import run_cli
 
     pipeline = str(finished_search.pipeline)
     assert run_cli("run", pipeline, "--resume", "--set", "search.space.pruning.importance=[taylor]") == 2
@@ -196,7 +197,7 @@ def test_resume_refuses_a_changed_search(finished_search: Store, capsys) -> None
 
 
 def test_a_second_search_in_the_store_reuses_the_cached_dense_model(finished_search: Store) -> None:
-    from .conftest import run_cli
+    from ..helpers import run_cli
 
     sets = ["name=e2e-digits-again", "search.trials=1", "finalize.epochs=1", "tracking.register=false"]
     assert run_cli("run", str(finished_search.pipeline), *[a for s in sets for a in ("--set", s)]) == 0

@@ -9,7 +9,8 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from .conftest import PIPELINE, Store, run_cli
+from ..helpers import run_cli
+from .conftest import PIPELINE, Store
 
 pytest.importorskip("ray")
 

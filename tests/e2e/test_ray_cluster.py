@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,15 +14,11 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from ..helpers import free_port
+
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _group_alive(pgid: int) -> bool:
@@ -41,8 +36,8 @@ def cluster() -> Iterator[dict[str, str]]:
     env = {
         **os.environ,
         "RAY_TEMP_DIR": temp,
-        "RAY_PORT": str(_free_port()),
-        "RAY_DASHBOARD_PORT": str(_free_port()),
+        "RAY_PORT": str(free_port()),
+        "RAY_DASHBOARD_PORT": str(free_port()),
         "RAY_NUM_CPUS": "2",
         "VENV": str(BIN.parent),
     }

@@ -81,10 +81,8 @@ def _wait_mid_trial(
         assert process.poll() is None, process.communicate()
         trials = []
         if _tables_ready(root / "store" / "optuna.db"):
-            try:
+            with contextlib.suppress(KeyError):  # the study does not exist yet
                 trials = _study(root, name).get_trials(deepcopy=False)
-            except KeyError:  # the study does not exist yet
-                pass
         done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
         running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
         if len(done) >= completed and running and time.time() - running[0].datetime_start.timestamp() > 0.5:

@@ -10,7 +10,8 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from .conftest import PIPELINE, run_cli
+from ..helpers import run_cli
+from .conftest import PIPELINE
 
 WEAK = (
     "--set",
@@ -101,10 +102,10 @@ def test_two_retrains_at_once_run_one_after_the_other(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "autoprune.cli", "retrain", str(pipeline), *small]
     env = {**os.environ, "COLUMNS": "200"}
     first = subprocess.Popen(
-        command + ["--set", "seed=1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        [*command, "--set", "seed=1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     second = subprocess.Popen(
-        command + ["--set", "seed=2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        [*command, "--set", "seed=2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     outputs = [process.communicate(timeout=600)[0] for process in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outputs

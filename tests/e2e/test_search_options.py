@@ -11,7 +11,8 @@ from mlflow.tracking import MlflowClient
 
 from autoprune.search import hypervolume
 
-from .conftest import PIPELINE, run_cli
+from ..helpers import run_cli
+from .conftest import PIPELINE
 
 
 def test_uniform_seeds_come_first_and_only_max_members_are_finalized(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ its aliases. Screenshots go to ``$AUTOPRUNE_SCREENSHOTS`` (default: the test's t
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from pathlib import Path
 
@@ -17,16 +16,11 @@ from mlflow.tracking import MlflowClient
 
 from autoprune.tracking import MlflowServer, Tracker
 
+from ..helpers import free_port
 from . import browser
 from .conftest import Store
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_a_person_picks_a_front_model_in_the_mlflow_ui(finished_search: Store, tmp_path: Path) -> None:
@@ -41,9 +35,9 @@ def test_a_person_picks_a_front_model_in_the_mlflow_ui(finished_search: Store, t
     aliases = {int(v.version): [] for v in client.search_model_versions("name = 'e2e-digits'")}
     for alias, version in client.get_registered_model("e2e-digits").aliases.items():
         aliases[int(version)] = sorted([*aliases[int(version)], alias])
-    server = MlflowServer(finished_search.uri, port=_free_port()).start()
+    server = MlflowServer(finished_search.uri, port=free_port()).start()
     try:
-        tracker = Tracker(finished_search.uri, "e2e-digits", ui=server.url, create=False)
+        tracker = Tracker(finished_search.uri, "e2e-digits", ui=server.url, create=False).open()
         with browser.chromium_page() as page:
             listed = browser.filter_front(page, f"{tracker.experiment_url}/runs", search)
             browser.screenshot(page, shots, "front")

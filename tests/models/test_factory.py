@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -37,7 +38,7 @@ def test_spec_round_trip_builds_the_same_architecture() -> None:
 
 
 def test_conv_arch_on_flat_features_names_the_key() -> None:
-    with pytest.raises(ModelError, match="model.arch: arch 'cnn' needs image inputs"):
+    with pytest.raises(ModelError, match=re.escape("model.arch: arch 'cnn' needs image inputs")):
         models.build(config.CNNModel(arch="cnn"), (20,), 3)
     assert models.build(config.MLPModel(arch="mlp"), (20,), 3)(torch.randn(2, 20)).shape == (2, 3)
 
@@ -48,7 +49,8 @@ def test_factory_model(tmp_path) -> None:
         import torch.nn as nn
         def tiny(input_shape, num_classes, hidden=8):
             c, h, w = input_shape
-            return nn.Sequential(nn.Conv2d(c, hidden, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(hidden, num_classes))
+            head = (nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(hidden, num_classes))
+            return nn.Sequential(nn.Conv2d(c, hidden, 3), nn.ReLU(), *head)
         def not_a_module(**kwargs):
             return "model"
     """)
@@ -61,7 +63,8 @@ def test_factory_model(tmp_path) -> None:
     )
     assert model[0].out_channels == 5
     with pytest.raises(
-        ModelError, match="model.factory: user_models:not_a_module must return a torch.nn.Module, but returned str"
+        ModelError,
+        match=re.escape("model.factory: user_models:not_a_module must return a torch.nn.Module, but returned str"),
     ):
         models.build(
             config.FactoryModel(arch="factory", factory="user_models:not_a_module"),

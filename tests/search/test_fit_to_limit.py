@@ -10,9 +10,8 @@ from types import SimpleNamespace
 import optuna
 
 from autoprune import config, engine, models, search
-from autoprune.search import NullReporter, Objectives
-from autoprune.search.backends import Budget, OptunaBackend
-from autoprune.search.backends._optuna import _Accounting
+from autoprune.search import Budget, NullReporter, Objectives, Study
+from autoprune.search.backends._budget import BudgetRules
 
 from ..conftest import DIGITS_SHAPE
 
@@ -54,13 +53,11 @@ def test_proposals_of_one_shape_are_one_candidate_and_skipped_as_twins(tmp_path:
     )  # 0.1/0.2/0.3 and 0.2/0.4/0.6
     assert space.candidate({"ratio": 0.2, "tilt": 0.5}) != space.candidate({"ratio": 0.2, "tilt": -0.5})
 
-    backend = OptunaBackend(f"sqlite:///{tmp_path / 'optuna.db'}", "fit", objectives=Objectives(["accuracy"]))
-    backend.open(resume=False)
-    backend.study.add_trial(
+    study = Study(f"sqlite:///{tmp_path / 'optuna.db'}", "fit", objectives=Objectives(["accuracy"])).connect()
+    study.open(resume=False)
+    study.optuna.add_trial(
         optuna.trial.create_trial(params={"ratio": 0.2, "tilt": 0.5}, distributions=space.distributions, values=[0.9])
     )
-    session = _Accounting(
-        backend, SimpleNamespace(space=space), Objectives(["accuracy"]), NullReporter(), Budget(trials=4)
-    )
+    session = BudgetRules(study, SimpleNamespace(space=space), NullReporter(), Budget(trials=4))
     assert session.twin({"ratio": 0.4, "tilt": 0.5}) == 0
     assert session.twin({"ratio": 0.4, "tilt": 0.0}) is None

@@ -63,13 +63,13 @@ def test_a_trial_over_a_size_limit_is_infeasible_without_its_fine_tune(
 
     over, _ = evaluator(3, _ratios(0.1), on_measured=costs.update)
     assert over.state == "complete" and over.finetune_skipped and not over.feasible
-    assert over.epochs == [] and over.metrics["epochs_run"] == 0 and over.metrics[search.SKIPPED_METRIC] == 1.0
+    assert over.epochs == [] and over.metrics["epochs_run"] == 0 and over.metrics[search.Metric.FINETUNE_SKIPPED] == 1.0
     assert over.constraints["max_params"] > 0 and costs["params"] == over.metrics["params"]  # costs still go out first
     assert over.constraints["max_accuracy_drop"] == 0.0  # its accuracy is the un-fine-tuned model's: not counted
 
     within, _ = evaluator(4, _ratios(0.6))
     assert within.state == "complete" and not within.finetune_skipped and len(within.epochs) == 2
-    assert within.constraints["max_params"] <= 0 and search.SKIPPED_METRIC not in within.metrics
+    assert within.constraints["max_params"] <= 0 and search.Metric.FINETUNE_SKIPPED not in within.metrics
 
     assert evaluator.over_limit(over.metrics) == [
         f"params {over.metrics['params']:,.0f} > max_params {evaluator.constraints['max_params']:,.0f}"
@@ -95,5 +95,7 @@ def test_constraint_values_weigh_every_limit_in_shares_of_the_dense_model() -> N
         {"max_accuracy_drop": 0.01, "max_params": 0.01, "max_macs": -0.01, "max_latency_ms": 0.01}
     )
     # one point over the drop weighs what 1% of the dense params over weighs, not 1,000 params
-    skipped = search.constraint_values(limits, {**metrics, "val_accuracy": 0.3, search.SKIPPED_METRIC: 1.0}, dense)
+    skipped = search.constraint_values(
+        limits, {**metrics, "val_accuracy": 0.3, search.Metric.FINETUNE_SKIPPED: 1.0}, dense
+    )
     assert skipped == pytest.approx({**values, "max_accuracy_drop": 0.0})  # an un-fine-tuned accuracy is no evidence

@@ -8,9 +8,8 @@ from types import SimpleNamespace
 import optuna
 
 from autoprune import config, engine, models, search
-from autoprune.search import NullReporter, Objectives
-from autoprune.search.backends import Budget, OptunaBackend
-from autoprune.search.backends._optuna import _Accounting
+from autoprune.search import Budget, NullReporter, Objectives, Study
+from autoprune.search.backends._budget import BudgetRules
 
 from ..conftest import DIGITS_SHAPE
 
@@ -28,13 +27,11 @@ def test_offsets_kept_inside_the_range_make_the_same_candidate_a_twin(tmp_path: 
     def params(ratio: float, *offset: float) -> dict[str, float]:
         return {"ratio": ratio} | dict(zip(offsets, offset))
 
-    backend = OptunaBackend(f"sqlite:///{tmp_path / 'optuna.db'}", "twins", objectives=Objectives(["accuracy"]))
-    backend.open(resume=False)
+    study = Study(f"sqlite:///{tmp_path / 'optuna.db'}", "twins", objectives=Objectives(["accuracy"])).connect()
+    study.open(resume=False)
     earlier = optuna.trial.create_trial(params=params(0.6, 0.1, 0.0), distributions=space.distributions, values=[0.9])
-    backend.study.add_trial(earlier)  # asked 0.7 for the first group: kept at the range's 0.6
-    session = _Accounting(
-        backend, SimpleNamespace(space=space), Objectives(["accuracy"]), NullReporter(), Budget(trials=2)
-    )
+    study.optuna.add_trial(earlier)  # asked 0.7 for the first group: kept at the range's 0.6
+    session = BudgetRules(study, SimpleNamespace(space=space), NullReporter(), Budget(trials=2))
 
     assert session.twin(params(0.6, 0.0, 0.0)) == 0  # other parameters, the same plan and recipe
     assert session.twin(params(0.6, 0.2, 0.0)) == 0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from autoprune.search import SKIPPED_METRIC, TrialRecord
+from autoprune.search import Metric, TrialRecord
 from autoprune.tracking._plots import pareto_figure
 
 
 def _record(number: int, accuracy: float, macs: float, *, skipped: bool = False) -> TrialRecord:
-    metrics = {"val_accuracy": accuracy, "macs": macs} | ({SKIPPED_METRIC: 1.0} if skipped else {})
+    metrics = {"val_accuracy": accuracy, "macs": macs} | ({Metric.FINETUNE_SKIPPED: 1.0} if skipped else {})
     return TrialRecord(number, "complete", {}, metrics=metrics, constraints={"max_macs": macs - 50 if skipped else -1})
 
 
@@ -27,7 +27,7 @@ def test_trials_over_a_size_limit_are_marked_below_the_fine_tuned_ones() -> None
 
 
 def test_the_plot_title_counts_the_trials_run_not_skipped_twins() -> None:
-    from autoprune._conclude import _plot_title
+    from autoprune.workflow._conclude import plot_title as _plot_title
 
     states = ["complete", "complete", "skipped", "failed", "complete", "skipped"]
     records = [TrialRecord(number, state, {}) for number, state in enumerate(states)]

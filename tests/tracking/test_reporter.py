@@ -13,12 +13,12 @@ METRICS = {"val_accuracy": 0.95, "macs": 12345.0, "latency_ms": 0.2, "latency_ra
 
 @pytest.fixture()
 def tracker(tmp_path) -> Tracker:
-    return Tracker(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", "reporter-test")
+    return Tracker(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", "reporter-test").open()
 
 
 def test_runs_are_named_logged_and_closed(tracker: Tracker) -> None:
     parent = tracker.create_run("search", tags={"autoprune.kind": "search"})
-    reporter = MlflowReporter(tracker, parent, live_after_s=0.0)
+    reporter = MlflowReporter(tracker, parent, live_after_s=0.0).start()
     reporter.trial_started(0, {"ratio.a": 0.5, "lr": 0.01})
     reporter.epoch_finished(0, EpochReport(1, 0.5, 0.90, 0.3, 1.0))
     record = TrialRecord(
@@ -44,7 +44,7 @@ def test_runs_are_named_logged_and_closed(tracker: Tracker) -> None:
 
 def test_reconcile_closes_killed_trials_and_fills_missing_ones(tracker: Tracker) -> None:
     parent = tracker.create_run("search", tags={"autoprune.kind": "search"})
-    killed = MlflowReporter(tracker, parent)
+    killed = MlflowReporter(tracker, parent).start()
     killed.trial_started(0, {"lr": 0.1})  # its process died here: the run stays RUNNING
     killed.flush()
     assert tracker.children(parent)[0].info.status == "RUNNING"
@@ -53,7 +53,7 @@ def test_reconcile_closes_killed_trials_and_fills_missing_ones(tracker: Tracker)
         TrialRecord(1, "complete", {"lr": 0.05}, metrics=METRICS, epochs=[0.95]),  # logged nowhere yet
         TrialRecord(2, "running", {"lr": 0.02}),  # another worker's: left alone
     ]
-    reporter = MlflowReporter(tracker, parent)
+    reporter = MlflowReporter(tracker, parent).start()
     assert reporter.reconcile(records) == 2
     runs = tracker.children(parent)
     assert set(runs) == {0, 1}
@@ -65,7 +65,7 @@ def test_reconcile_closes_killed_trials_and_fills_missing_ones(tracker: Tracker)
 
 def test_a_run_reconcile_creates_logs_the_params_a_live_one_would(tracker: Tracker) -> None:
     parent = tracker.create_run("search", tags={"autoprune.kind": "search"})
-    reporter = MlflowReporter(tracker, parent, logged_params=lambda params: {**params, "fitted.conv1": 0.25})
+    reporter = MlflowReporter(tracker, parent, logged_params=lambda params: {**params, "fitted.conv1": 0.25}).start()
     assert reporter.reconcile([TrialRecord(0, "complete", {"lr": 0.05}, metrics=METRICS, epochs=[0.95])]) == 1
     assert tracker.children(parent)[0].data.params == {"lr": "0.05", "fitted.conv1": "0.25"}
     reporter.logged_params = lambda params: {**params, "fitted.conv1": params["ratio"]}  # partial params: KeyError
@@ -75,7 +75,7 @@ def test_a_run_reconcile_creates_logs_the_params_a_live_one_would(tracker: Track
 
 
 def test_logging_errors_surface_in_flush(tracker: Tracker) -> None:
-    reporter = MlflowReporter(tracker, "no-such-parent-run")
+    reporter = MlflowReporter(tracker, "no-such-parent-run").start()
     reporter.trial_started(0, {"lr": 0.1})
     reporter.trial_finished(TrialRecord(0, "complete", {"lr": 0.1}, metrics=METRICS))
     reporter.flush()  # creating a child of an unknown parent is allowed; nothing failed

@@ -1,22 +1,9 @@
-"""Search backends: Optuna (one machine or a shared RDB storage) and, at scale, Ray Tune."""
+"""The ``trials`` strategy's two backends: Optuna in this process (one machine, or several processes
+on a shared RDB storage) and, at scale, Ray Tune."""
 
 from __future__ import annotations
 
-from ._base import Budget, SearchBackend
-from ._lock import storage_lock
-from ._optuna import OptunaBackend, make_sampler, to_record
+from ._optuna import OptunaBackend
 from ._ray import RayBackend, join_ray, leave_ray
-from ._storage import open_storage
 
-__all__ = [
-    "Budget",
-    "OptunaBackend",
-    "RayBackend",
-    "SearchBackend",
-    "join_ray",
-    "leave_ray",
-    "make_sampler",
-    "open_storage",
-    "storage_lock",
-    "to_record",
-]
+__all__ = ["OptunaBackend", "RayBackend", "join_ray", "leave_ray"]

@@ -1,32 +1,34 @@
-"""The Ray Tune pieces of the Ray backend: the searcher on the pipeline's study, and Pareto-ranked ASHA.
+"""The Ray Tune pieces of the Ray backend: a searcher that asks the pipeline's study for proposals and
+tells it the outcomes, the driver's heartbeat for the trials it runs, and Pareto-ranked ASHA.
 
-This module imports Ray at the top, so only `RayBackend` imports it, when a search starts.
+This module imports Ray at the top, so only `RayBackend` imports it, when a search starts. It uses
+Ray's public searcher interface (``ray.tune.search.Searcher``) and the study's public methods.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
-import warnings
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import optuna
-from optuna.trial import Trial, TrialState
+from optuna.trial import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
-from ray.tune.search.optuna import OptunaSearch
 
+from ..._vocab import Metric, TrialState
 from ...engine import EpochReport
-from .._objective import KEPT_PREFIX, Objectives, constraint_values
 from .._pareto import pareto_ranks
-from ._optuna import DUPLICATE_ATTR, RESULT_ATTR, to_record
-from ._ray import COST_KEYS, NUMBER_KEY, OUTCOME_KEY
+from .._records import KEPT_PREFIX, Objectives, TrialRecord, constraint_values
+from .._study import Study
+from ._budget import BudgetRules
+from ._ray_worker import COST_KEYS, NUMBER_KEY, OUTCOME_KEY
 
-if TYPE_CHECKING:
-    from ._ray import _RaySession
+__all__ = ["Heartbeat", "ParetoASHA", "StudySearcher"]
 
-__all__ = ["ParetoASHA", "StudySearcher"]
+log = logging.getLogger("autoprune")
 
 
 class ParetoASHA(FIFOScheduler):
@@ -46,7 +48,7 @@ class ParetoASHA(FIFOScheduler):
         self.reduction_factor = reduction_factor
         self.signs = [-1.0 if direction == "maximize" else 1.0 for direction in objectives.directions]
         metrics = objectives.metrics
-        self.accuracy = metrics.index("val_accuracy") if "val_accuracy" in metrics else 0
+        self.accuracy = metrics.index(Metric.VAL_ACCURACY) if Metric.VAL_ACCURACY in metrics else 0
         self.recorded: dict[int, dict[str, list[float]]] = {}
         rung = grace_period
         while rung < max_t:
@@ -57,7 +59,7 @@ class ParetoASHA(FIFOScheduler):
         metrics = self.objectives.metrics
         epoch = int(result.get("epoch", 0))
         if epoch not in self.recorded or OUTCOME_KEY in result or not all(m in result for m in metrics):
-            return TrialScheduler.CONTINUE
+            return str(TrialScheduler.CONTINUE)
         at_rung = self.recorded[epoch]
         at_rung[trial.trial_id] = [sign * float(result[m]) for sign, m in zip(self.signs, metrics)]
         ids = list(at_rung)
@@ -66,144 +68,173 @@ class ParetoASHA(FIFOScheduler):
         index = ids.index(trial.trial_id)
         on_front = ranks[index] == 1  # never stop a trial on the rung's own front
         within = order.index(index) < math.ceil(len(ids) / self.reduction_factor)
-        return TrialScheduler.CONTINUE if on_front or within else TrialScheduler.STOP
+        return str(TrialScheduler.CONTINUE if on_front or within else TrialScheduler.STOP)
 
 
-class StudySearcher(OptunaSearch):
-    """`OptunaSearch` on the pipeline's study, with the Optuna backend's bookkeeping.
+class Heartbeat:
+    """Beats for the study trials this driver runs, so a killed driver's trials end failed (as with
+    the Optuna backend). `start` starts its thread; `close` stops it (or use it as a context manager)."""
 
-    It shares the budget with other workers, skips duplicate proposals, stores what each trial
-    measured, its constraints and its state in the study, and reports every event to MLflow.
+    def __init__(self, study: Study) -> None:
+        self.study = study
+        self.live: dict[int, int] = {}  # trial number -> storage id
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Heartbeat:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> Heartbeat:
+        self._thread = threading.Thread(target=self._beat, name="autoprune-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def add(self, trial: Trial) -> None:
+        """Beat for ``trial`` now and from now on."""
+        self.live[trial.number] = self.study.trial_id(trial.number)
+        self.study.storage.record_heartbeat(self.live[trial.number])
+
+    def discard(self, trial: Trial) -> None:
+        self.live.pop(trial.number, None)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.study.heartbeat_s):
+            for trial_id in list(self.live.values()):
+                try:
+                    self.study.storage.record_heartbeat(trial_id)
+                except Exception as exc:  # a missed beat is retried; a long outage fails the trial later
+                    log.debug("heartbeat of trial %d failed: %s", trial_id, exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+class StudySearcher(Searcher):
+    """Tune's searcher on the pipeline's study, with the budget rules of every trial strategy.
+
+    It asks the study for each proposal (its sampler, enqueued sets first), shares the budget with
+    other workers, skips duplicate proposals, tells the study what each trial measured, and reports
+    every event to the tracking layer.
     """
 
-    def __init__(self, session: _RaySession, sampler: optuna.samplers.BaseSampler) -> None:
-        backend, objectives = session.backend, session.objectives
-        super().__init__(
-            space=dict(session.evaluator.space.distributions),
-            metric=objectives.metrics,
-            mode=[direction[:3] for direction in objectives.directions],
-            sampler=sampler,
-            study_name=backend.study_name,
-            storage=backend.storage,
-        )
-        self.session = session
-        self.numbers: dict[str, int] = {}
+    def __init__(self, rules: BudgetRules, heartbeat: Heartbeat) -> None:
+        super().__init__()
+        self.rules = rules
+        self.heartbeat = heartbeat
+        self.asked: dict[str, Trial] = {}
+        self.done: set[str] = set()
         self.last: dict[str, dict[str, Any]] = {}
         self.epochs: dict[str, list[float]] = {}
         self.finished = False
 
     def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its configuration (for Tuner.restore); the session (MLflow, heartbeat) stays here
-        return {**self.__dict__, "session": None}
+        # Tune pickles its configuration (for Tuner.restore); the study, MLflow and the heartbeat stay here
+        return {"asked": {}, "done": set(), "last": {}, "epochs": {}, "finished": self.finished}
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any) -> bool:
+        return True  # the study holds the space and the objectives
 
     def save(self, checkpoint_path: str) -> None:
-        # the study is the searcher's state; Tune's checkpoint only says where it lives
-        state = {
-            "study": self._study_name,
-            "storage": self.session.backend.storage_url if self.session else None,
-            "trials": self.numbers,
-        }
-        Path(checkpoint_path).write_text(json.dumps(state))
+        # the study is the searcher's state; Tune's checkpoint only says which trials were asked
+        numbers = {trial_id: trial.number for trial_id, trial in self.asked.items()}
+        Path(checkpoint_path).write_text(json.dumps({"trials": numbers}))
 
     def restore(self, checkpoint_path: str) -> None:
-        self.numbers = dict(json.loads(Path(checkpoint_path).read_text()).get("trials", {}))
+        pass  # the study has every trial; nothing else is needed to go on
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        session = self.session
-        if self.finished or session.failed_out() or session.budget_taken(None):
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # Ray's FINISHED is a str
+        rules, study = self.rules, self.rules.study
+        if self.finished or rules.too_many_failures() or rules.budget_taken(None):
             self.finished = True
-            return Searcher.FINISHED
+            return str(Searcher.FINISHED)
+        space = rules.evaluator.space
         while True:
-            with warnings.catch_warnings():  # our heartbeat thread beats for asked trials
-                warnings.simplefilter("ignore", UserWarning)
-                trial = self._ot_study.ask(fixed_distributions=self._space)
-            # beat at once: a driver killed before a trial's first beat leaves it RUNNING for good
-            session.heartbeat.add(trial._trial_id)
-            if session.budget_taken(trial.number):
+            trial = study.ask(space.distributions)
+            self.heartbeat.add(trial)  # at once: a driver killed before the first beat leaves it RUNNING
+            if rules.budget_taken(trial.number):
                 self._skip(trial)
                 self.finished = True
-                return Searcher.FINISHED
-            twin = session.twin(trial.params)
+                return str(Searcher.FINISHED)
+            twin = rules.twin(trial.params)
             if twin is None:
                 break
-            trial.set_user_attr(DUPLICATE_ATTR, twin)
-            self._skip(trial)
-        self._ot_trials[trial_id] = trial
-        self.numbers[trial_id] = trial.number
-        session.reporter.trial_started(trial.number, session.evaluator.space.logged_params(trial.params))
+            self._skip(trial, duplicate_of=twin)
+        self.asked[trial_id] = trial
+        rules.reporter.trial_started(trial.number, space.logged_params(trial.params))
         return {**trial.params, NUMBER_KEY: trial.number}
 
-    def _skip(self, trial: Trial) -> None:
-        """End an asked trial that will not run (budget taken, or a duplicate) as PRUNED."""
-        self._ot_study.tell(trial, state=TrialState.PRUNED)
-        self.session.heartbeat.live.discard(trial._trial_id)
+    def _skip(self, trial: Trial, duplicate_of: int | None = None) -> None:
+        self.rules.study.skip(trial, duplicate_of=duplicate_of)
+        self.heartbeat.discard(trial)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if trial_id not in self.numbers or OUTCOME_KEY in result:
+        if trial_id not in self.asked or OUTCOME_KEY in result:
             return
         self.last[trial_id] = result
-        self.epochs.setdefault(trial_id, []).append(float(result["val_accuracy"]))
+        self.epochs.setdefault(trial_id, []).append(float(result[Metric.VAL_ACCURACY]))
         report = EpochReport(
             int(result["epoch"]),
             float(result["train_loss"]),
-            float(result["val_accuracy"]),
-            float(result["val_loss"]),
+            float(result[Metric.VAL_ACCURACY]),
+            float(result[Metric.VAL_LOSS]),
             float(result["epoch_seconds"]),
         )
-        self.session.reporter.epoch_finished(self.numbers[trial_id], report)
+        self.rules.reporter.epoch_finished(self.asked[trial_id].number, report)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        trial = self._ot_trials.get(trial_id)
-        if trial is None or trial_id in self._completed_trials:
+        trial = self.asked.get(trial_id)
+        if trial is None or trial_id in self.done:
             return
         final = (result or {}).get(OUTCOME_KEY)
-        if (
-            not final
-            and result
-            and "val_accuracy" in result
-            and int(result.get("epoch", 0)) > len(self.epochs.get(trial_id, []))
-        ):
+        stopped_at = int((result or {}).get("epoch", 0))
+        if not final and result and Metric.VAL_ACCURACY in result and stopped_at > len(self.epochs.get(trial_id, [])):
             self.on_trial_result(trial_id, result)  # the epoch the scheduler stopped the trial on
-        self._finish(trial_id, trial, json.loads(final) if final else self._stopped_outcome(trial_id, error))
+        record = self._reported(trial, json.loads(final)) if final else self._stopped(trial_id, trial, error)
+        self._finish(trial_id, trial, record)
 
-    def _stopped_outcome(self, trial_id: str, error: bool) -> dict[str, Any]:
+    def _reported(self, trial: Trial, payload: dict[str, Any]) -> TrialRecord:
+        """The record a worker's final report carries."""
+        state = TrialState(payload["state"])
+        return TrialRecord.from_outcome(trial.number, state, trial.params, payload, constraints=payload["constraints"])
+
+    def _stopped(self, trial_id: str, trial: Trial, error: bool) -> TrialRecord:
         """A trial without a final report: stopped by ASHA after an epoch, or its worker died."""
         last = self.last.get(trial_id)
         if error or last is None or not all(key in last for key in COST_KEYS):
             reason = (
                 "the trial's Ray worker failed (see the Ray logs)" if error else "the trial ended without reporting"
             )
-            return {
-                "state": "failed",
-                "metrics": {},
-                "epochs": self.epochs.get(trial_id, []),
-                "kept": {},
-                "error": reason,
-            }
-        metrics = {key: float(last[key]) for key in (*COST_KEYS, "val_accuracy", "val_loss")}
-        metrics["epochs_run"] = float(len(self.epochs[trial_id]))
-        metrics["stopped_early"] = 1.0
+            return TrialRecord.failed(trial.number, trial.params, reason)
+        keys = (*COST_KEYS, Metric.VAL_ACCURACY, Metric.VAL_LOSS)
+        metrics = {str(key): float(last[key]) for key in keys}
+        metrics[Metric.EPOCHS_RUN] = float(len(self.epochs[trial_id]))
+        metrics[Metric.STOPPED_EARLY] = 1.0
         kept = {key.removeprefix(KEPT_PREFIX): int(value) for key, value in last.items() if key.startswith(KEPT_PREFIX)}
-        return {"state": "complete", "metrics": metrics, "epochs": self.epochs[trial_id], "kept": kept, "error": None}
+        evaluator = self.rules.evaluator
+        return TrialRecord(
+            trial.number,
+            TrialState.COMPLETE,
+            dict(trial.params),
+            metrics=metrics,
+            epochs=self.epochs[trial_id],
+            kept=kept,
+            constraints=constraint_values(evaluator.constraints, metrics, evaluator.reference),
+        )
 
-    def _finish(self, trial_id: str, trial: Trial, outcome: dict[str, Any]) -> None:
-        """Store a trial's outcome (and constraints) in the study, end it, and report it."""
-        session = self.session
-        self._completed_trials.add(trial_id)
-        trial.set_user_attr(RESULT_ATTR, {k: outcome[k] for k in ("metrics", "epochs", "kept", "error")})
-        if outcome["state"] == "complete":
-            evaluator = session.evaluator
-            for key, value in constraint_values(evaluator.constraints, outcome["metrics"], evaluator.reference).items():
-                trial.set_constraint(key, value)
-            frozen = self._ot_study.tell(trial, session.objectives.values(outcome["metrics"]))
-        else:
-            frozen = self._ot_study.tell(trial, state=TrialState.FAIL)
-        session.heartbeat.live.discard(trial._trial_id)
-        session.reporter.trial_finished(to_record(frozen, session.evaluator.space.fixed))
+    def _finish(self, trial_id: str, trial: Trial, record: TrialRecord) -> None:
+        """Tell the study a trial's outcome and report it."""
+        self.done.add(trial_id)
+        stored = self.rules.study.tell(trial, record)
+        self.heartbeat.discard(trial)
+        self.rules.reporter.trial_finished(stored)
 
     def release(self) -> None:
         """Fail the study trials this searcher started that never finished (Ctrl-C, a crash)."""
-        interrupted = {"state": "failed", "metrics": {}, "epochs": [], "kept": {}, "error": "interrupted"}
-        for trial_id, trial in list(self._ot_trials.items()):
-            if trial_id not in self._completed_trials:
-                self._finish(trial_id, trial, interrupted)
+        for trial_id, trial in list(self.asked.items()):
+            if trial_id not in self.done:
+                self._finish(trial_id, trial, TrialRecord.failed(trial.number, trial.params, "interrupted"))

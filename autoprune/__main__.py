@@ -1,0 +1,5 @@
+"""``python -m autoprune``: the command line."""
+
+from .cli import main
+
+main()

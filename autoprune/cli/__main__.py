@@ -1,0 +1,5 @@
+"""``python -m autoprune.cli``: the command line."""
+
+from . import main
+
+main()

@@ -1,0 +1,140 @@
+"""The ``autoprune`` commands that read a finished search back from its MLflow store: ``pareto``,
+``export`` and ``ui``. They read the pipeline only for where its store is (no data, no model)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from ..errors import UsageError
+from ._app import app
+from ._console import DEFAULT_TRACKING_URI, SET, console, setup_logging
+
+if TYPE_CHECKING:
+    from ..config import PipelineConfig
+    from ..tracking import Tracker
+
+__all__ = ["export", "pareto", "ui"]
+
+TRACKING_URI = typer.Option(None, help=f"Tracking URI (default: the pipeline's, else {DEFAULT_TRACKING_URI}).")
+
+
+def _config(pipeline: Path | None, overrides: Sequence[str]) -> PipelineConfig | None:
+    """The pipeline's configuration (None without a pipeline; ``--set`` then is a usage error)."""
+    from ..config import load_pipeline
+
+    if pipeline is None:
+        if overrides:
+            raise UsageError("--set needs a pipeline to override")
+        return None
+    return load_pipeline(pipeline, overrides).config
+
+
+def _tracker(
+    config: PipelineConfig | None, tracking_uri: str | None, experiment: str | None, ui: str | None = None
+) -> Tracker:
+    """A read-only view of an existing experiment (never creates one), opened."""
+    from ..tracking import Tracker
+
+    if config is None and experiment is None:
+        raise UsageError("give a pipeline file, or --experiment NAME (and --tracking-uri if not the default)")
+    uri = tracking_uri or (config.tracking.uri if config else DEFAULT_TRACKING_URI)
+    name = experiment or (config.experiment if config else None)
+    return Tracker(uri, name, ui=ui, create=False).open()
+
+
+@app.command()
+def pareto(
+    pipeline: Path = typer.Argument(None, dir_okay=False, help="Pipeline YAML (gives the store and experiment)."),
+    experiment: str = typer.Option(None, help="Experiment name, when no pipeline file is given."),
+    tracking_uri: str = TRACKING_URI,
+    search_run: str = typer.Option(None, "--run", help="Parent run id of a search (default: the latest search)."),
+    overrides: list[str] = SET,
+) -> None:
+    """Print the Pareto front of a search, read back from MLflow."""
+    from ..tracking import latest_front, store_errors
+    from ._closing import front_table
+
+    setup_logging(False)
+    config = _config(pipeline, overrides)
+    with store_errors():
+        tracker = _tracker(config, tracking_uri, experiment)
+        view = latest_front(tracker, search_run)
+    title = f"{view.parent_name} ({view.status.lower()}): front of {len(view.members)} among {view.trials} trials"
+    if view.dense is not None:
+        console.print(front_table(title, view.members, view.dense))
+    else:
+        console.print(f"{title}: the search has not logged its dense reference yet")
+    console.print(f"Pareto front:     {tracker.front_url}", soft_wrap=True)
+    console.print(f"Search run:       {tracker.run_url(view.parent_run_id)}")
+    if view.registered_model:
+        console.print(f"Registered model: {tracker.model_url(view.registered_model)}")
+
+
+@app.command()
+def export(
+    member: str = typer.Argument(
+        ...,
+        metavar="MEMBER",
+        help="A front member: run id (or the 12 characters `autoprune pareto` "
+        "prints), registered version (3 or v3), alias (champion) or models:/NAME@ALIAS.",
+    ),
+    export_format: str = typer.Option("onnx", "--format", "-f", help="onnx or state-dict (plan.json + state_dict.pt)."),
+    out: Path = typer.Option(Path("exported"), "--out", "-o", file_okay=False, help="Output directory."),
+    pipeline: Path = typer.Option(
+        None, "--pipeline", "-p", dir_okay=False, help="Pipeline YAML (gives the store and the registered model)."
+    ),
+    tracking_uri: str = TRACKING_URI,
+    overrides: list[str] = SET,
+) -> None:
+    """Write a front member's model as ONNX, or as its replayable plan and state dict."""
+    from ..tracking import EXPORT_FORMATS, Tracker, export_run, find_member, store_errors
+
+    setup_logging(False)
+    if export_format not in EXPORT_FORMATS:
+        raise UsageError(f"--format {export_format!r}: choose {' or '.join(EXPORT_FORMATS)}")
+    if overrides and pipeline is None:
+        raise UsageError("--set needs a pipeline (--pipeline) to override")
+    config = _config(pipeline, overrides)
+    uri = tracking_uri or (config.tracking.uri if config else DEFAULT_TRACKING_URI)
+    with store_errors():
+        tracker = Tracker(uri, None, create=False).open()
+        found = find_member(tracker, member, config.registered_model if config else None)
+        console.print(f"exporting {found.describe()}", highlight=False)
+        for path in export_run(tracker, found.run_id, export_format, out):
+            console.print(f"wrote {path}")
+
+
+@app.command()
+def ui(
+    pipeline: Path = typer.Argument(None, dir_okay=False, help="Pipeline YAML (gives the store)."),
+    tracking_uri: str = typer.Option(
+        None, help=f"Backend store URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (127.0.0.1 keeps it on this machine)."),
+    port: int = typer.Option(5000, help="Port."),
+    overrides: list[str] = SET,
+) -> None:
+    """Start the MLflow UI over the project's store (one worker); Ctrl-C stops it."""
+    from ..tracking import MlflowServer, store_errors
+
+    setup_logging(False)
+    config = _config(pipeline, overrides)
+    uri = tracking_uri or (config.tracking.uri if config else DEFAULT_TRACKING_URI)
+    with MlflowServer(uri, host=host, port=port) as server:
+        console.print(f"MLflow UI:        {server.url}")
+        if config is not None:
+            with store_errors():
+                tracker = _tracker(config, uri, None, ui=server.url)
+            console.print(f"Pareto front:     {tracker.front_url}", soft_wrap=True)
+            console.print(f"Registered model: {tracker.model_url(config.registered_model)}")
+            console.print("[dim]expand the search's row (+) to see its front runs[/]")
+        console.print("[dim]Ctrl-C stops the server[/]")
+        with contextlib.suppress(KeyboardInterrupt):
+            status = server.wait()
+            if status != 0:
+                raise UsageError(f"mlflow server exited with status {status}")

@@ -1,0 +1,149 @@
+"""Training a weight-sharing supernet with the sandwich rule and in-place distillation.
+
+Every step trains, on the same batch, the largest subnet on the labels, then the smallest and a few
+random ones, each distilled from the largest one's outputs of this step (AutoSlim and BigNAS: the
+"sandwich rule" keeps both ends of the width range trained; in-place distillation gives the small
+subnets the soft targets that make them train well, at no extra forward pass for the teacher). The
+gradients of all of them are summed into one update of the shared weights. The subnets are masked
+inside the full model (`NestedChannels`), not pruned each step.
+
+After each epoch the largest and smallest subnets are extracted, their BatchNorm statistics
+recalibrated, and their validation accuracy reported: one shared set of running statistics fits no
+particular width, so every judgement of a subnet recalibrates them first.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import FinetuneConfig
+from ..data import Splits
+from ._calibrate import recalibrate_batchnorm
+from ._evaluate import evaluate
+from ._finetune import EpochReport, check_finite, distillation_loss, make_optimizer
+from ._nested import NestedChannels
+from ._plan import PrunePlan
+
+__all__ = ["SubnetChoice", "SupernetState", "calibrated_accuracy", "train_supernet"]
+
+
+@dataclass(frozen=True)
+class SubnetChoice:
+    """Which subnets a sandwich step trains: the two ends of the space and a sampler for the rest."""
+
+    largest: PrunePlan
+    smallest: PrunePlan
+    sample: Callable[[torch.Generator], PrunePlan]
+    random: int = 2  # random subnets per step besides the two ends
+
+
+@dataclass
+class SupernetState:
+    """Where a supernet's training stands, so an interrupted one goes on from its last epoch."""
+
+    epoch: int = 0
+    optimizer: dict[str, object] | None = None
+    generator: torch.Tensor | None = None
+
+
+def calibrated_accuracy(
+    nested: NestedChannels, plan: PrunePlan, splits: Splits, batches: Sequence[torch.Tensor]
+) -> tuple[float, float]:
+    """Validation accuracy and loss of ``plan``'s subnet, extracted and its BatchNorm statistics
+    recalibrated on ``batches``."""
+    subnet = nested.extract(nested.model, plan)
+    recalibrate_batchnorm(subnet, batches)
+    result = evaluate(subnet, splits.val)
+    return result.accuracy, result.loss
+
+
+def _sandwich_step(
+    model: nn.Module,
+    nested: NestedChannels,
+    choice: SubnetChoice,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    recipe: FinetuneConfig,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Sum the gradients of the largest subnet (on the labels) and of the smallest and random ones
+    (distilled from the largest); returns the largest one's loss."""
+    nested.select(nested.kept(choice.largest))
+    logits = model(inputs)
+    loss = nn.functional.cross_entropy(logits, targets, label_smoothing=recipe.label_smoothing)
+    loss.backward()
+    teacher = logits.detach()
+    for plan in [choice.smallest, *(choice.sample(generator) for _ in range(choice.random))]:
+        nested.select(nested.kept(plan))
+        distillation_loss(model(inputs), teacher, recipe.temperature).backward()
+    return loss.detach()
+
+
+def train_supernet(
+    nested: NestedChannels,
+    splits: Splits,
+    recipe: FinetuneConfig,
+    choice: SubnetChoice,
+    *,
+    calibration: Sequence[torch.Tensor],
+    state: SupernetState | None = None,
+    on_epoch: Callable[[EpochReport, SupernetState], None] | None = None,
+) -> SupernetState:
+    """Train ``nested.model`` for ``recipe.epochs`` epochs of sandwich steps (see the module docstring),
+    from ``state`` when an earlier training was interrupted. ``on_epoch`` gets each epoch's report (the
+    largest subnet's calibrated validation accuracy, the smallest one's in ``extra``) and the state to
+    go on from.
+
+    Raises:
+        TrialDiverged: A loss became NaN or infinite.
+    """
+    model, train = nested.model, splits.train
+    state = state or SupernetState()
+    optimizer = make_optimizer(model, recipe)
+    if state.optimizer is not None:
+        optimizer.load_state_dict(state.optimizer)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    if state.generator is not None:
+        generator.set_state(state.generator)
+    steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
+    total_steps = max(1, recipe.epochs * steps_per_epoch)
+    for epoch in range(state.epoch + 1, recipe.epochs + 1):
+        start, loss_sum, step = time.perf_counter(), 0.0, (epoch - 1) * steps_per_epoch
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        with nested.masking():
+            for begin in range(0, len(train), recipe.batch_size):
+                index = order[begin : begin + recipe.batch_size]
+                for group in optimizer.param_groups:
+                    group["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+                inputs, _ = splits.augment.sample(train.x[index], generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss = _sandwich_step(model, nested, choice, train.laid_out(inputs), train.y[index], recipe, generator)
+                check_finite(loss, recipe, epoch, step)
+                optimizer.step()
+                loss_sum += float(loss) * len(index)
+                step += 1
+        nested.select(None)
+        model.eval()
+        largest = calibrated_accuracy(nested, choice.largest, splits, calibration)
+        smallest = calibrated_accuracy(nested, choice.smallest, splits, calibration)
+        state = SupernetState(epoch, optimizer.state_dict(), generator.get_state())
+        report = EpochReport(
+            epoch,
+            loss_sum / len(train),
+            largest[0],
+            largest[1],
+            time.perf_counter() - start,
+            recipe.epochs,
+            extra=(("smallest subnet", smallest[0]),),
+        )
+        if on_epoch is not None:
+            on_epoch(report, state)
+    model.eval()
+    return state

@@ -1,0 +1,168 @@
+"""One front member at a time, for the conclude step: which members to finalize, the final fine-tune's
+recipe, the fine-tune itself with the single test-split evaluation and the exports, and which member
+each registry alias names."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .. import engine, models
+from .._vocab import Metric
+from ..config import FinalizeConfig, PipelineConfig
+from ..data import Splits
+from ..search import DenseReference, FinalizedMember, SearchSpace, TrialRecord, choose_members
+
+__all__ = ["FrontMember", "choose_aliases", "choose_members", "copies_of_earlier", "final_candidate", "finalize_member"]
+
+log = logging.getLogger("autoprune")
+
+
+@dataclass
+class FrontMember:
+    """A Pareto-optimal trial after its final fine-tune, with what it exported."""
+
+    record: TrialRecord
+    candidate: engine.Candidate
+    result: engine.CandidateResult
+    test_accuracy: float
+    export_dir: Path
+    onnx_path: Path | None = None
+
+    @property
+    def number(self) -> int:
+        return self.record.number
+
+    @property
+    def latency_ratio(self) -> float:
+        return self.result.latency_ms / self.result.dense_latency_ms
+
+    def finalized(self, run_id: str) -> FinalizedMember:
+        """The member's final figures, for its run ``run_id``."""
+        result, recipe = self.result, self.candidate.finetune
+        return FinalizedMember(
+            trial=self.number,
+            test_accuracy=self.test_accuracy,
+            val_accuracy=result.val_accuracy,
+            params=result.params,
+            macs=result.macs,
+            size_bytes=result.size_bytes,
+            latency_ms=result.latency_ms,
+            latency_ratio=self.latency_ratio,
+            epochs=recipe.epochs,
+            lr=recipe.lr,
+            distill_alpha=recipe.distill_alpha,
+            ema_decay=recipe.ema_decay,
+            run_id=run_id,
+        )
+
+
+def copies_of_earlier(members: Sequence[TrialRecord]) -> dict[int, int]:
+    """Members that repeat an earlier one: trial -> the earlier trial. Two trials whose ratios differ
+    can keep the same channels in every group; with the same recipe they also reach the same
+    validation accuracy, and finalizing both would spend the same fine-tune twice for one model."""
+    first: dict[tuple[Any, ...], int] = {}
+    copies = {}
+    for record in sorted(members, key=lambda r: r.number):
+        if not record.kept:
+            continue
+        key = (tuple(sorted(record.kept.items())), record.metrics.get(Metric.VAL_ACCURACY))
+        if key in first:
+            copies[record.number] = first[key]
+        else:
+            first[key] = record.number
+    return copies
+
+
+def final_candidate(candidate: engine.Candidate, settings: FinalizeConfig) -> engine.Candidate:
+    """The trial's candidate with the final fine-tune: on the whole training split for at least
+    ``finalize.epochs`` (unless null), with ``finalize.lr`` / ``distill_alpha`` / ``ema_decay`` where
+    they are set."""
+    changes: dict[str, Any] = {}
+    if settings.epochs is not None:
+        changes.update(epochs=max(settings.epochs, candidate.finetune.epochs), train_fraction=1.0)
+    if settings.lr is not None:
+        changes["lr"] = settings.lr
+    if settings.distill_alpha is not None:
+        changes["distill_alpha"] = settings.distill_alpha
+    if settings.ema_decay is not None:
+        changes["ema_decay"] = settings.ema_decay
+    return dataclasses.replace(candidate, finetune=candidate.finetune.replace(**changes))
+
+
+def finalize_member(
+    record: TrialRecord,
+    *,
+    space: SearchSpace,
+    dense: nn.Module,
+    splits: Splits,
+    config: PipelineConfig,
+    finalize: FinalizeConfig,
+    measure: engine.MeasureConfig,
+    export_dir: Path,
+    on_epoch: Callable[[engine.EpochReport], None] | None = None,
+    teacher: nn.Module | None = None,
+) -> FrontMember:
+    """Re-run a front trial's candidate on ``dense`` with the final fine-tune (``on_epoch`` after each
+    epoch; distilled from ``teacher``, default ``dense``), test it once, export it."""
+    candidate = final_candidate(space.candidate(record.params), finalize)
+    result = engine.evaluate_candidate(dense, candidate, splits, measure=measure, on_epoch=on_epoch, teacher=teacher)
+    assert result.model is not None  # evaluate_candidate always returns its model
+    test = engine.evaluate(result.model, splits.test)
+    metadata = {
+        "model": models.model_spec(config.model),
+        "num_classes": splits.num_classes,
+        "class_names": list(splits.class_names),
+        "normalization": {"mean": list(splits.mean), "std": list(splits.std)},
+        "pipeline": config.name,
+        "trial": record.number,
+        "original_plan": candidate.plan.to_dict(),
+    }
+    plan = candidate.plan.resolved(result.kept)
+    engine.save_pruned(result.model, plan, export_dir, input_shape=splits.input_shape, metadata=metadata)
+    onnx_path = None
+    if config.finalize.onnx:
+        onnx_path = export_dir / "model.onnx"
+        engine.export_onnx(result.model, splits.input_shape, onnx_path)
+    log.info("front trial %d: test accuracy %.4f", record.number, test.accuracy)
+    return FrontMember(record, candidate, result, test.accuracy, export_dir, onnx_path)
+
+
+def choose_aliases(members: Sequence[FinalizedMember], config: PipelineConfig, dense: DenseReference) -> dict[str, int]:
+    """Alias -> trial number for finalized front members: ``smallest`` (params), ``fastest`` (latency
+    vs dense), ``most-accurate`` (test accuracy), and ``champion``: the best by the pipeline's
+    ``champion.prefer`` among members within ``champion.max_accuracy_drop`` of the dense test accuracy
+    (the most accurate if none is)."""
+    if not members:
+        return {}
+    cost: dict[str, Callable[[FinalizedMember], float]] = {
+        "params": lambda m: m.params,
+        "macs": lambda m: m.macs,
+        "size_bytes": lambda m: m.size_bytes,
+        "latency_ms": lambda m: m.latency_ratio,
+    }
+
+    def cheapest(candidates: Sequence[FinalizedMember], by: Callable[[FinalizedMember], float]) -> int:
+        return min(candidates, key=lambda m: (by(m), -m.test_accuracy)).trial
+
+    def most_accurate(candidates: Sequence[FinalizedMember]) -> int:
+        return max(candidates, key=lambda m: (m.test_accuracy, -m.macs)).trial
+
+    rule = config.champion
+    eligible = [m for m in members if m.test_accuracy >= dense.test_accuracy - rule.max_accuracy_drop - 1e-12]
+    if eligible and rule.prefer != "accuracy":
+        champion = cheapest(eligible, cost[rule.prefer])
+    else:
+        champion = most_accurate(eligible or members)
+    return {
+        "smallest": cheapest(members, cost["params"]),
+        "fastest": cheapest(members, cost["latency_ms"]),
+        "most-accurate": most_accurate(members),
+        "champion": champion,
+    }

@@ -1,0 +1,273 @@
+"""One pipeline run, end to end (used by ``autoprune run`` and by ``retrain``).
+
+Order matters for the promise "bad input writes nothing": data, model, groups, search space and
+constraints are checked first; then the stores are connected; then the dense model is trained (or
+loaded); only then are the study and the MLflow parent run created. After the search, the last
+worker to finish (under the study's lock) concludes: tags the front, finalizes and registers it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from .. import data, engine, models
+from ..config import LoadedPipeline
+from ..search import (
+    Budget,
+    CandidateEvaluator,
+    Objectives,
+    SearchOutcome,
+    SearchSpace,
+    SearchStrategy,
+    Study,
+    TrialRecord,
+    TrialState,
+    join_ray,
+    leave_ray,
+)
+from ._conclude import Conclusion, SearchState, conclude
+from ._dense import DenseModel, build_dense, checkpoint_path, prepare_dense
+from ._layout import fit_layout
+from ._locations import cache_dir, storage_url
+from ._observer import Observer, QuietObserver, Tee
+from ._open import CONCLUDED_ATTR, open_search
+from ._result import PipelineResult
+from ._space import build_space
+from ._strategies import finalize_settings, make_strategy, make_study, search_space
+
+if TYPE_CHECKING:
+    from ..tracking import MlflowReporter, Tracker
+
+__all__ = ["run_loaded"]
+
+log = logging.getLogger("autoprune")
+
+
+@dataclass
+class _Checked:
+    """Everything known valid before a store is touched."""
+
+    splits: data.Splits
+    model: nn.Module
+    space: SearchSpace
+    objectives: Objectives
+
+
+def _check(loaded: LoadedPipeline, observer: Observer) -> _Checked:
+    config = loaded.config
+    observer.phase("loading data")
+    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
+    observer.phase(f"{splits.summary()}; building the model")
+    model = build_dense(config, splits, base_dir=loaded.base_dir)
+    splits, refused = fit_layout(model, config, splits)
+    if refused is not None:
+        log.info("the model cannot take channels-last images (%s): it runs in the default layout, more slowly", refused)
+    checkpoint = checkpoint_path(config, loaded.base_dir)
+    if checkpoint is not None:
+        models.load_checkpoint(model, checkpoint)  # a bad checkpoint is bad input: say so before any store
+    groups = engine.discover(model, splits.input_shape)
+    space = search_space(config, build_space(config, model, groups, splits))
+    return _Checked(splits, model, space, Objectives(list(config.objectives)))
+
+
+def _conclude_if_last(
+    state: SearchState, study: Study, tracker: Tracker, parent: str
+) -> tuple[list[TrialRecord], Conclusion | None]:
+    """Conclude the search unless another worker still runs trials (the last one out concludes).
+
+    Trials of a killed worker are RUNNING until their heartbeat is stale: wait that long for them.
+    """
+    with study.lock(":conclude"):
+        study.settle(4 * study.heartbeat_s)
+        records = study.records()
+        if any(r.state == TrialState.RUNNING for r in records):
+            log.info("other workers still run trials; the last one to finish concludes the search")
+            return records, None
+        conclusion = conclude(state, tracker, parent, records, study.best_trial_numbers())
+        study.set_attr(CONCLUDED_ATTR, sum(r.state.finished for r in records))
+        return records, conclusion
+
+
+def run_loaded(
+    loaded: LoadedPipeline,
+    *,
+    resume: bool = False,
+    observer: Observer | None = None,
+    warm_start: Sequence[Mapping[str, Any]] = (),
+    hold_champion: bool = False,
+) -> PipelineResult:
+    """Run (or with ``resume``, continue) the search a loaded pipeline describes (see `workflow.run`)."""
+    config, observer = loaded.config, observer or QuietObserver()
+    clock = time.perf_counter()
+    checked = _check(loaded, observer)
+    joined = False
+    if config.search.backend == "ray":
+        observer.phase("joining the Ray cluster")
+        joined = join_ray(config.ray.address)  # an unreachable cluster is reported before anything is written
+    try:
+        study = make_study(config, checked.objectives, checked.space)
+        with study.lock(":open"):  # workers starting together must not both create the stores' tables
+            study.connect()
+            from ..tracking import Tracker
+
+            tracker = Tracker(config.tracking.uri, None).open()
+        run = _Run(loaded, checked, study, make_strategy(config), tracker, observer)
+        return run.go(clock, resume=resume, warm_start=warm_start, hold_champion=hold_champion)
+    finally:
+        if joined:
+            leave_ray()
+
+
+class _Run:
+    """`run_loaded` once the input is known valid and the stores are reached: the dense model, the
+    study and its parent run, the search, the conclusion."""
+
+    def __init__(
+        self,
+        loaded: LoadedPipeline,
+        checked: _Checked,
+        study: Study,
+        strategy: SearchStrategy,
+        tracker: Tracker,
+        observer: Observer,
+    ) -> None:
+        self.loaded, self.config, self.checked = loaded, loaded.config, checked
+        self.study, self.strategy, self.tracker, self.observer = study, strategy, tracker, observer
+        self.seconds: dict[str, float] = {}
+
+    def go(
+        self, clock: float, *, resume: bool, warm_start: Sequence[Mapping[str, Any]], hold_champion: bool
+    ) -> PipelineResult:
+        from ..tracking import MlflowReporter
+
+        config, checked, observer = self.config, self.checked, self.observer
+        observer.phase("preparing the dense model")
+        dense = prepare_dense(
+            config,
+            checked.splits,
+            checked.model,
+            base_dir=self.loaded.base_dir,
+            cache_dir=cache_dir(config),
+            latency=config.latency,
+            on_epoch=partial(observer.training_epoch, "dense model"),
+        )
+        self.seconds["dense"] = time.perf_counter() - clock
+        observer.phase(dense.describe())
+        parent = open_search(
+            self.study,
+            self.strategy,
+            self.tracker,
+            self.loaded,
+            checked.space,
+            dense,
+            resume=resume,
+            warm_start=warm_start,
+        )
+        objectives = checked.objectives
+        reporter = MlflowReporter(
+            self.tracker,
+            parent,
+            logged_params=checked.space.logged_params,
+            cost_metrics=objectives.cost_metrics,
+            dense_costs={**dense.reference.as_dict(), "latency_ratio": 1.0},
+        )
+        with reporter:
+            evaluator = self.strategy.prepare(self._evaluator(dense), Tee(reporter, observer))
+            state = SearchState(
+                config=config,
+                splits=checked.splits,
+                dense_model=evaluator.dense,
+                reference=dense.reference,
+                space=evaluator.space,
+                objectives=objectives,
+                measure=evaluator.measure,
+                phase=observer.phase,
+                hold_champion=hold_champion,
+                training_epoch=observer.training_epoch,
+                teacher=evaluator.teacher,
+                finalize=finalize_settings(config),
+            )
+            records, conclusion, outcome = self._search_and_conclude(evaluator, state, reporter, parent)
+        return self._result(parent, dense, records, conclusion, outcome)
+
+    def _evaluator(self, dense: DenseModel) -> CandidateEvaluator:
+        config, checked = self.config, self.checked
+        return CandidateEvaluator(
+            dense.model,
+            checked.splits,
+            checked.space,
+            measure=engine.MeasureConfig(latency=config.latency),
+            reference=dense.reference,
+            constraints=config.constraints.active(),
+            skip_over_limit=config.search.skip_over_limit,
+        )
+
+    def _search_and_conclude(
+        self, evaluator: CandidateEvaluator, state: SearchState, reporter: MlflowReporter, parent: str
+    ) -> tuple[list[TrialRecord], Conclusion | None, SearchOutcome]:
+        """The search, then the conclusion; the parent run ends FINISHED (KILLED on Ctrl-C, FAILED on
+        an error; still RUNNING while other workers search)."""
+        config, study = self.config, self.study
+        status: str | None = "FAILED"
+        try:
+            clock = time.perf_counter()
+            search = config.search
+            budget = Budget(search.trials, search.timeout_s, search.max_failed_trials or search.trials)
+            planned = self.strategy.planned_trials(budget)
+            self.observer.search_started(planned, study.records(), self.checked.objectives, evaluator.reference)
+            outcome = self.strategy.run(study, evaluator, Tee(reporter, self.observer), budget)
+            reporter.reconcile(study.records())  # waits for the background logging, closes runs of killed trials
+            self.seconds["search"], clock = time.perf_counter() - clock, time.perf_counter()
+            records, conclusion = _conclude_if_last(state, study, self.tracker, parent)
+            self.seconds["finalize"] = time.perf_counter() - clock
+            status = "FINISHED" if conclusion else None  # still RUNNING while other workers search
+            return records, conclusion, outcome
+        except KeyboardInterrupt:
+            status = "KILLED"
+            with contextlib.suppress(Exception):  # the resume hint matters more than a logging error now
+                reporter.reconcile(study.records())  # the interrupted trial ends FAILED, not RUNNING
+            raise
+        finally:
+            if status:
+                self.tracker.finish(parent, status)
+
+    def _result(
+        self,
+        parent: str,
+        dense: DenseModel,
+        records: list[TrialRecord],
+        conclusion: Conclusion | None,
+        outcome: SearchOutcome,
+    ) -> PipelineResult:
+        config, tracker = self.config, self.tracker
+        return PipelineResult(
+            config=config,
+            study=self.study.name,
+            storage=storage_url(config),
+            experiment_id=tracker.experiment_id,
+            experiment_url=tracker.experiment_url,
+            front_url=tracker.front_url,
+            model_url=tracker.model_url(config.registered_model) if config.tracking.register_models else None,
+            parent_run_id=parent,
+            dense=dense.reference,
+            splits=self.checked.splits,
+            records=records,
+            members=conclusion.members if conclusion else [],
+            front=conclusion.front if conclusion else [],
+            copies=conclusion.copies if conclusion else {},
+            aliases=conclusion.aliases if conclusion else {},
+            candidate=conclusion.candidate if conclusion else None,
+            hypervolume=conclusion.hypervolume if conclusion else 0.0,
+            stop_reason=outcome.stop_reason,
+            failed_out=outcome.failed_out,
+            concluded=conclusion is not None,
+            seconds=self.seconds,
+        )

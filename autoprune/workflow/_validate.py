@@ -1,0 +1,214 @@
+"""``autoprune validate``: everything that can go wrong before any training, checked in seconds, with
+what the run will do (train or reuse the dense model, how the space is searched)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import data, engine, models
+from .._vocab import duration
+from ..config import LoadedPipeline, PipelineConfig
+from ..errors import ModelError
+from ..search import SearchSpace
+from ._dense import build_dense, checkpoint_path, dense_cache_file, dense_cache_key
+from ._layout import fit_layout
+from ._locations import cache_dir, storage_url
+from ._space import build_space
+from ._strategies import make_strategy, oneshot_members, search_space
+
+__all__ = ["ValidationReport", "validate_loaded"]
+
+log = logging.getLogger("autoprune")
+
+
+@dataclass
+class ValidationReport:
+    """What `validate` found: the data and model, the groups (and layers no group can shrink, with
+    why), the searched and fixed settings, the checks' figures and notes on what a run will do."""
+
+    data_summary: str
+    params: int
+    macs: int
+    groups: list[engine.Group]
+    unprunable: list[tuple[str, str]]
+    searched: dict[str, str]
+    fixed: dict[str, object]
+    zero_prune_max_diff: float
+    onnx_max_diff: float | None  # None: not exported (finalize.onnx off, latency measured in torch)
+    smallest_params: int
+    storage: str
+    strategy: str = ""  # how the space will be searched
+    notes: list[str] = field(default_factory=list)
+
+
+def _fit_note(fit: engine.FitToLimit, space: SearchSpace) -> str:
+    """What ``search.fit_to_limit`` does to this model, shown on the uniform plan."""
+    uniform = fit(engine.PrunePlan.uniform(space.searched, 0.5))
+    kept = fit.kept(uniform)
+    limits = ", ".join(f"max_{metric} {limit:,.0f}" for metric, limit in fit.limits.items())
+    ratios = sorted({round(ratio, 2) for ratio in uniform.ratios.values()})
+    shown = f"{ratios[0]:.2f}" if len(ratios) == 1 else f"{ratios[0]:.2f}-{ratios[-1]:.2f}"
+    return (
+        f"search.fit_to_limit scales every plan to fill {limits}; a uniform plan fills it at ratio {shown} "
+        f"({fit.costs(kept)['params']:,} params)"
+    )
+
+
+def _oneshot_note(config: PipelineConfig, model: nn.Module, space: SearchSpace, splits: data.Splits) -> str:
+    """What a one-shot search will cost here: the supernet's epochs from this machine's training speed
+    (the largest, smallest and random subnets each take a forward and backward pass per step), and the
+    candidates from the time one takes to extract, recalibrate and score."""
+    settings = config.oneshot
+    batch = torch.arange(min(len(splits.train), splits.batch_size))
+    speed = engine.measure_train_throughput(
+        {"dense": model}, splits.train.rows(batch), splits.train.y[batch], batch_size=splits.batch_size, repeats=3
+    )["dense"]
+    supernet_s = (2 + settings.random_subnets) * settings.supernet_epochs * len(splits.train) / speed
+    start = time.perf_counter()
+    subnet = copy.deepcopy(model)
+    engine.apply_plan(subnet, space.smallest_plan(), splits.input_shape)
+    calibration = [splits.train.rows(batch)] * min(settings.calibration_batches, 4)
+    engine.recalibrate_batchnorm(subnet, calibration)
+    val = splits.val if settings.score_samples is None else splits.val.subset(settings.score_samples, seed=0)
+    engine.evaluate(subnet, val)
+    candidate_s = (time.perf_counter() - start) * (1 + settings.calibration_batches / max(1, len(calibration)) / 4)
+    scored = settings.candidates * candidate_s
+    return (
+        f"oneshot: the supernet's {settings.supernet_epochs} epochs take about {duration(supernet_s)}, its "
+        f"{settings.candidates} candidates about {duration(scored)} (at most; repeats score once); the front's "
+        f"{oneshot_members(config)} best are then fine-tuned for finalize.epochs each; searched fine-tune settings "
+        f"take one value (lr {space.fixed['lr']:g}, {space.fixed['epochs']} epochs)"
+    )
+
+
+def _smallest_runs(model: nn.Module, space: SearchSpace, splits: data.Splits) -> tuple[nn.Module, int]:
+    """Prune a copy to the smallest model the space reaches and run it forward and backward; if it
+    fails, say which groups break the model when pruned alone (its code likely fixes their widths)."""
+    plan = space.smallest_plan()
+    try:
+        smallest = _pruned_and_run(model, plan, splits)
+    except Exception as exc:  # user models may hard-code widths that pruning changes
+        reason = f"{type(exc).__name__}: {exc}".rstrip()
+        if _breaks(model, engine.PrunePlan(), splits):
+            raise ModelError(
+                f"the model fails a training step (forward, backward) before any pruning: {reason}", key="model"
+            ) from exc
+        culprits = [
+            name for name in plan.ratios if _breaks(model, replace(plan, ratios={name: plan.ratios[name]}), splits)
+        ]
+        if culprits:
+            one = len(culprits) == 1
+            quoted = ", ".join(f"'{name}'" for name in culprits)
+            raise ModelError(
+                f"the model fails once pruned ({reason}); pruned alone, {'group' if one else 'groups'} {quoted} "
+                f"{'breaks' if one else 'break'} it: the model's code probably fixes "
+                f"{'its width' if one else 'their widths'} "
+                f"(a reshape into heads, a hard-coded size); exclude {'it' if one else 'them'} with "
+                f"search.space.pruning.exclude: [{', '.join(culprits)}]",
+                key="model",
+            ) from exc
+        raise ModelError(
+            f"the model fails once pruned (every group at its highest ratio): {reason}", key="model"
+        ) from exc
+    return smallest, engine.count_params(smallest)
+
+
+def _onnx_difference(model: nn.Module, config: PipelineConfig, splits: data.Splits) -> float:
+    with tempfile.TemporaryDirectory(prefix="autoprune-validate-") as workdir:
+        try:
+            return engine.export_onnx(model, splits.input_shape, Path(workdir) / "model.onnx")
+        except ModelError as exc:
+            hint = (
+                ""
+                if config.latency.runtime == "onnxruntime"
+                else "; or set finalize.onnx: false to keep front models as plan and weights only"
+            )
+            raise ModelError(exc.message + hint, key=exc.key or "finalize.onnx") from exc
+
+
+def _pruned_and_run(model: nn.Module, plan: engine.PrunePlan, splits: data.Splits) -> nn.Module:
+    pruned = copy.deepcopy(model)
+    engine.apply_plan(pruned, plan, splits.input_shape)
+    pruned.train()
+    pruned(splits.train.x[:4]).sum().backward()
+    return pruned.eval()
+
+
+def _breaks(model: nn.Module, plan: engine.PrunePlan, splits: data.Splits) -> bool:
+    try:
+        _pruned_and_run(model, plan, splits)
+    except Exception:  # the reason was reported for the whole plan
+        return True
+    return False
+
+
+def _dense_note(config: PipelineConfig, splits: data.Splits, model: nn.Module) -> str:
+    """Whether `autoprune run` will train the dense model or find it in the store's cache."""
+    cached = dense_cache_file(cache_dir(config), dense_cache_key(config, splits, model))
+    if cached.is_file():
+        return f"the dense model is cached ({cached}): its trained weights will be reused"
+    return f"the dense model will be trained for {config.model.train.epochs} epochs (cached afterwards)"
+
+
+def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
+    """Load the data, build the model (untrained, or from its checkpoint), resolve the search space
+    against its groups, check the constraints can be met, that a zero-ratio prune changes nothing,
+    that the smallest model of the space runs, and that it exports to ONNX.
+
+    Raises:
+        AutoPruneError: The first problem found, with the key it comes from.
+    """
+    config = loaded.config
+    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
+    model = build_dense(config, splits, base_dir=loaded.base_dir)
+    splits, refused = fit_layout(model, config, splits)
+    checkpoint = checkpoint_path(config, loaded.base_dir)
+    if checkpoint is not None:
+        models.load_checkpoint(model, checkpoint)
+    model.eval()
+    graph = engine.GroupGraph(model, splits.input_shape)
+    space = search_space(config, build_space(config, model, graph.groups, splits))
+    sample = splits.val.x[:8]
+    unchanged = copy.deepcopy(model)
+    engine.apply_plan(unchanged, engine.PrunePlan.uniform(graph.groups, 0.0), splits.input_shape)
+    with torch.no_grad():
+        difference = float((unchanged(sample) - model(sample)).abs().max())
+    if difference != 0.0:
+        raise ModelError(f"a zero-ratio prune changed the model's outputs by {difference:.2e}", key="model")
+    smallest, smallest_params = _smallest_runs(model, space, splits)
+    exported = config.finalize.onnx or config.latency.runtime == "onnxruntime"
+    onnx_difference = _onnx_difference(smallest, config, splits) if exported else None
+    notes = [] if checkpoint is not None else [_dense_note(config, splits, model)]
+    if isinstance(space.fit, engine.FitToLimit):
+        notes.append(_fit_note(space.fit, space))
+    if config.search.strategy == "oneshot":
+        notes.append(_oneshot_note(config, model, space, splits))
+    if refused is not None:
+        notes.append(
+            f"the model cannot take channels-last images ({refused}), so it runs in the default layout, "
+            "up to 2.6x slower on CPU; .view on a convolution's output is the usual cause (.reshape or .flatten take "
+            "either)"
+        )
+    return ValidationReport(
+        data_summary=splits.summary(),
+        params=engine.count_params(model),
+        macs=engine.count_macs(model, splits.input_shape),
+        groups=graph.groups,
+        unprunable=graph.unprunable(),
+        searched={name: repr(dist) for name, dist in space.distributions.items()},
+        fixed=space.fixed,
+        zero_prune_max_diff=difference,
+        onnx_max_diff=onnx_difference,
+        smallest_params=smallest_params,
+        storage=storage_url(config),
+        strategy=make_strategy(config).describe(),
+        notes=notes,
+    )
