@@ -10,7 +10,8 @@ talks to these types only; ``trials`` (Optuna, or Ray Tune on a cluster) and ``o
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -33,10 +34,12 @@ class Budget:
 @dataclass(frozen=True)
 class SearchOutcome:
     """How a strategy's `SearchStrategy.run` ended: ``stop_reason`` when before its budget was spent
-    (None when it was), ``failed_out`` when too many trials failed."""
+    (None when it was), ``failed_out`` when too many trials failed, and the seconds of the phases it
+    timed (one-shot: ``supernet``, ``candidates``, ``scoring``)."""
 
     stop_reason: str | None = None
     failed_out: bool = False
+    seconds: Mapping[str, float] = field(default_factory=dict)
 
 
 class SearchStrategy(abc.ABC):

@@ -69,6 +69,7 @@ class OneShotStrategy(SearchStrategy):
         self.seed = seed
         self.members = members
         self.supernet: Supernet | None = None
+        self.calibration: list[torch.Tensor] = []  # the training batches every candidate is recalibrated on
         self.seconds: dict[str, float] = {}
 
     def describe(self) -> str:
@@ -85,7 +86,7 @@ class OneShotStrategy(SearchStrategy):
     def prepare(self, evaluator: CandidateEvaluator, reporter: TrialReporter) -> CandidateEvaluator:
         """Build (or load) the supernet; the evaluator that cuts candidates from it."""
         splits = evaluator.splits
-        calibration = calibration_batches(splits, self.settings.calibration_batches, seed=self.seed)
+        self.calibration = calibration_batches(splits, self.settings.calibration_batches, seed=self.seed)
         supernet = prepare_supernet(
             evaluator.dense,
             splits,
@@ -93,7 +94,7 @@ class OneShotStrategy(SearchStrategy):
             self.settings,
             cache_dir=self.cache_dir,
             seed=self.seed,
-            calibration=calibration,
+            calibration=self.calibration,
             on_epoch=lambda report: reporter.training_epoch("supernet", report),
         )
         self.supernet = supernet
@@ -125,16 +126,15 @@ class OneShotStrategy(SearchStrategy):
             val = evaluator.splits.val
             if self.settings.score_samples is not None:
                 val = val.subset(self.settings.score_samples, seed=self.seed)
-            calibration = calibration_batches(evaluator.splits, self.settings.calibration_batches, seed=self.seed)
-            scoring = self._scoring(evaluator, calibration, val)
+            scoring = self._scoring(evaluator, self.calibration, val)
             dense = evaluator.teacher if evaluator.teacher is not None else evaluator.dense
-            scorer = CandidateScorer(scoring, self.supernet.nested, calibration, val, dense)
+            scorer = CandidateScorer(scoring, self.supernet.nested, self.calibration, val, dense)
             outcome = self._score(candidates, scorer, evaluator, reporter, budget)
             records = candidates.records()
             front, chosen = self._front(records, study, evaluator)
             reporter.candidates_done(records, front)
             self._add_trials(study, evaluator, reporter, [r for r in records if r.number in chosen])
-        return outcome
+        return dataclasses.replace(outcome, seconds=dict(self.seconds))
 
     def _scoring(
         self, evaluator: CandidateEvaluator, calibration: Sequence[torch.Tensor], val: TensorSplit
@@ -176,7 +176,11 @@ class OneShotStrategy(SearchStrategy):
             record = candidates.score_one(distributions, scorer)
             failures += record.state == TrialState.FAILED
             reporter.candidate_scored(record, done + 1, total)
-        self.seconds["candidates"] = time.monotonic() - start
+        seconds, scoring = time.monotonic() - start, scorer.seconds["score"]
+        self.seconds.update(candidates=seconds, scoring=scoring)
+        if scoring > 0:
+            overhead = 100 * (seconds - scoring) / scoring
+            log.info("candidates scored in %.1f s, %.1f s of it scoring: %.0f%% overhead", seconds, scoring, overhead)
         return SearchOutcome()
 
     def _front(

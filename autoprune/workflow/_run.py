@@ -109,7 +109,9 @@ def run_loaded(
     clock = time.perf_counter()
     checked = _check(loaded, observer)
     joined = False
-    if config.search.backend == "ray":
+    if config.search.backend == "ray" and config.search.strategy == "oneshot":
+        log.info("search.strategy oneshot scores its candidates in this process: the Ray cluster is not joined")
+    elif config.search.backend == "ray":
         observer.phase("joining the Ray cluster")
         joined = join_ray(config.ray.address)  # an unreachable cluster is reported before anything is written
     try:
@@ -269,5 +271,5 @@ class _Run:
             stop_reason=outcome.stop_reason,
             failed_out=outcome.failed_out,
             concluded=conclusion is not None,
-            seconds=self.seconds,
+            seconds={**self.seconds, **outcome.seconds},
         )
