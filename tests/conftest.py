@@ -13,6 +13,7 @@ ZOO = {
     "cnn": config.CNNModel(arch="cnn", widths=[16, 32]),
     "resnet": config.ResNetModel(arch="resnet", depth=20),
     "mobilenet_v2": config.MobileNetV2Model(arch="mobilenet_v2", width_mult=0.5, last_channels=64),
+    "vgg": config.VGGModel(arch="vgg", layers=[8, "M", 16, "M", 32, 32, "M"], hidden=16),
     # written as a user would, outside the zoo (tests/user_models.py)
     "groupnorm_concat": config.FactoryModel(arch="factory", factory="tests.user_models:groupnorm_concat"),
     "patch_attention": config.FactoryModel(arch="factory", factory="tests.user_models:patch_attention"),

@@ -22,6 +22,7 @@ from ._model import (
     MobileNetV2Model,
     ModelConfig,
     ResNetModel,
+    VGGModel,
 )
 from ._pipeline import (
     AshaSettings,
@@ -76,6 +77,7 @@ __all__ = [
     "SpaceConfig",
     "TrackingConfig",
     "TrainingRecipe",
+    "VGGModel",
     "load_pipeline",
     "read_yaml",
 ]

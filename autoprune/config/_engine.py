@@ -9,7 +9,7 @@ configs always did; inside a pipeline the loader reports the file, line and key 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -90,10 +90,15 @@ class DenseTraining(TrainingRecipe):
 
 class LatencyConfig(Checked):
     """How latency is measured: inputs of ``batch_size``, ``threads`` intra-op threads, ``warmup``
-    untimed calls, then the median of ``repeats`` timed calls, on ``runtime`` (torch or onnxruntime)."""
+    untimed calls, then the median of ``repeats`` timed calls, on ``runtime`` (torch or onnxruntime).
+    ``mode: table`` predicts a candidate's latency from a table of its layers' latencies instead of
+    measuring it whole (`engine.LatencyTable`)."""
 
     batch_size: int = Field(1, ge=1, le=65_536)
     threads: int = Field(1, ge=1, le=1024)
     warmup: int = Field(20, ge=0)
     repeats: int = Field(100, ge=1)
     runtime: Runtime = "torch"
+    mode: Literal["measured", "table"] = Field(
+        "measured", description="table: the sum of per-layer latencies measured once per layer and kept (NetAdapt)"
+    )

@@ -18,6 +18,7 @@ __all__ = [
     "MobileNetV2Model",
     "ModelConfig",
     "ResNetModel",
+    "VGGModel",
 ]
 
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -68,6 +69,25 @@ class MobileNetV2Model(_ModelBase):
     dropout: float = Field(0.1, ge=0, lt=1)
 
 
+class VGGModel(_ModelBase):
+    """VGG-style: ``layers`` lists a width per 3x3 convolution and ``M`` per 2x2 max-pool (default:
+    VGG-11's shape at a quarter of its widths, 16 to 128 channels)."""
+
+    arch: Literal["vgg"]
+    layers: list[PositiveInt | Literal["M"]] = Field(
+        default_factory=lambda: [16, "M", 32, "M", 64, 64, "M", 128, 128, "M", 128, 128, "M"], min_length=1
+    )
+    hidden: int = Field(0, ge=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+    @field_validator("layers")
+    @classmethod
+    def _has_a_convolution(cls, layers: list[int | str]) -> list[int | str]:
+        if not any(layer != "M" for layer in layers):
+            raise ValueError(f"needs at least one convolution width, but got {layers}")
+        return layers
+
+
 class FactoryModel(_ModelBase):
     """``"package.module:function"`` returning an ``nn.Module``; it receives ``input_shape`` and
     ``num_classes`` when its signature accepts them, plus ``kwargs``."""
@@ -78,6 +98,6 @@ class FactoryModel(_ModelBase):
 
 
 ModelConfig = Annotated[
-    MLPModel | LeNet5Model | CNNModel | ResNetModel | MobileNetV2Model | FactoryModel,
+    MLPModel | LeNet5Model | CNNModel | ResNetModel | MobileNetV2Model | VGGModel | FactoryModel,
     Field(discriminator="arch"),
 ]

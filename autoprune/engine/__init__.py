@@ -10,10 +10,12 @@ from ._export import PLAN_FILE, WEIGHTS_FILE, export_onnx, load_pruned, read_pru
 from ._finetune import EpochReport, FinetuneConfig, FinetuneHistory, finetune
 from ._fit import SIZE_METRICS, FitToLimit
 from ._groups import Group, GroupGraph, discover
+from ._latency_table import LatencyTable, machine_key, rank_agreement
 from ._measure import (
     LatencyConfig,
     count_macs,
     count_params,
+    interleave,
     measure_latency,
     measure_train_throughput,
     size_bytes,
@@ -41,6 +43,7 @@ __all__ = [
     "Group",
     "GroupGraph",
     "LatencyConfig",
+    "LatencyTable",
     "MeasureConfig",
     "NestedChannels",
     "PruneOutcome",
@@ -59,11 +62,14 @@ __all__ = [
     "evaluate_candidate",
     "export_onnx",
     "finetune",
+    "interleave",
     "load_pruned",
+    "machine_key",
     "measure_into",
     "measure_latency",
     "measure_train_throughput",
     "nested_order",
+    "rank_agreement",
     "read_pruned_metadata",
     "recalibrate_batchnorm",
     "save_pruned",

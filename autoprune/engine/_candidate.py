@@ -15,6 +15,7 @@ from torch import nn
 from ..data import Splits
 from ._evaluate import evaluate
 from ._finetune import EpochCallback, FinetuneConfig, FinetuneHistory, finetune
+from ._latency_table import LatencyTable
 from ._measure import (
     LatencyConfig,
     count_macs,
@@ -46,6 +47,7 @@ class MeasureConfig:
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     onnx_latency: bool = False
     train_throughput: bool = False
+    table: LatencyTable | None = field(default=None, compare=False)  # predict latency instead of measuring it
 
 
 _NAN = float("nan")
@@ -181,8 +183,12 @@ def measure_into(
     result.macs, result.dense_macs = count_macs(model, shape), count_macs(dense, shape)
     result.size_bytes = size_bytes(model)
     pair = {"dense": dense, "pruned": model}
-    latency = measure_latency(pair, shape, measure.latency)
-    result.latency_ms, result.dense_latency_ms = latency["pruned"], latency["dense"]
+    if measure.table is not None:
+        result.latency_ms = measure.table.predict(model, shape)
+        result.dense_latency_ms = measure.table.predict(dense, shape)
+    else:
+        latency = measure_latency(pair, shape, measure.latency)
+        result.latency_ms, result.dense_latency_ms = latency["pruned"], latency["dense"]
     if measure.onnx_latency:
         onnx_config = measure.latency.replace(runtime="onnxruntime")
         onnx = measure_latency(pair, shape, onnx_config)

@@ -28,6 +28,7 @@ __all__ = [
     "LatencyConfig",
     "count_macs",
     "count_params",
+    "interleave",
     "measure_latency",
     "measure_train_throughput",
     "size_bytes",
@@ -66,7 +67,7 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _interleave(calls: Mapping[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
+def interleave(calls: Mapping[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
     """Time each call ``repeats`` times, alternating between calls (and their order) every round."""
     names = list(calls)
     for _ in range(warmup):
@@ -124,9 +125,9 @@ def measure_latency(
         if config.runtime == "onnxruntime":
             with tempfile.TemporaryDirectory(prefix="autoprune-onnx-") as workdir:
                 calls = _onnx_calls(models, inputs, config.threads, Path(workdir))
-                samples = _interleave(calls, config.warmup, config.repeats)
+                samples = interleave(calls, config.warmup, config.repeats)
         else:
-            samples = _interleave(_torch_calls(models, inputs), config.warmup, config.repeats)
+            samples = interleave(_torch_calls(models, inputs), config.warmup, config.repeats)
     return {name: statistics.median(times) * 1e3 for name, times in samples.items()}
 
 
@@ -157,5 +158,5 @@ def measure_train_throughput(
 
         calls[name] = step
     with torch_threads(threads or torch.get_num_threads()):
-        samples = _interleave(calls, warmup, repeats)
+        samples = interleave(calls, warmup, repeats)
     return {name: len(batch_x) / statistics.median(times) for name, times in samples.items()}

@@ -5,11 +5,13 @@ from __future__ import annotations
 from ._factory import build, build_from_spec, load_checkpoint, model_spec
 from ._mobilenet import InvertedResidual, MobileNetV2
 from ._resnet import BasicBlock, ResNet
+from ._vgg import VGG
 from ._zoo import CNN, MLP, LeNet5
 
 __all__ = [
     "CNN",
     "MLP",
+    "VGG",
     "BasicBlock",
     "InvertedResidual",
     "LeNet5",

@@ -21,10 +21,12 @@ from ..config import (
     MobileNetV2Model,
     ModelConfig,
     ResNetModel,
+    VGGModel,
 )
 from ..errors import ModelError
 from ._mobilenet import MobileNetV2
 from ._resnet import ResNet
+from ._vgg import VGG
 from ._zoo import CNN, MLP, LeNet5
 
 __all__ = ["build", "build_from_spec", "load_checkpoint", "model_spec"]
@@ -69,6 +71,8 @@ def build(
         )
     if isinstance(config, ResNetModel):
         return ResNet(shape, num_classes, depth=config.depth, widths=config.widths)
+    if isinstance(config, VGGModel):
+        return VGG(shape, num_classes, layers=config.layers, hidden=config.hidden, dropout=config.dropout)
     if isinstance(config, MobileNetV2Model):
         return MobileNetV2(
             shape, num_classes, width_mult=config.width_mult, last_channels=config.last_channels, dropout=config.dropout

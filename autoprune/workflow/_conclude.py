@@ -30,6 +30,7 @@ from ..search import (
     front_of,
     hypervolume,
 )
+from ._latency import check_table
 from ._members import choose_aliases, choose_members, copies_of_earlier, finalize_member
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class SearchState:
     training_epoch: EpochHook | None = None  # each epoch of a final fine-tune
     teacher: nn.Module | None = None  # distil from this model instead of ``dense_model`` (one-shot: the dense one)
     finalize: FinalizeConfig | None = None  # how members are finalized (None: the pipeline's ``finalize``)
+    table: engine.LatencyTable | None = None  # latency.mode table: checked against the members' measured latency
 
 
 @dataclass
@@ -227,6 +229,9 @@ def conclude(
             tracker, config.registered_model, members, parent=parent, dense=reference, aliases=aliases
         )
     members = [m.registered(versions.get(m.trial), [a for a, n in aliases.items() if n == m.trial]) for m in members]
+    if state.table is not None:
+        state.table.save()  # the entries the search measured, for the next run
+        check_table(tracker, parent, records, members)
     history = hypervolume_history(records, state.objectives, reference)
     log_summary(
         tracker,

@@ -24,7 +24,7 @@ log = logging.getLogger("autoprune")
 PARENT_ATTR = "mlflow_parent_run_id"
 CONCLUDED_ATTR = "concluded_trials"
 SIGNATURE_ATTR = "signature"
-_BEFORE = {"search.strategy": "trials"}  # what a signature stored before a key existed implied
+_BEFORE = {"search.strategy": "trials", "latency.mode": "measured"}  # what a key missing from an older signature meant
 
 
 def _signature(loaded: LoadedPipeline, space: SearchSpace, dense: DenseModel) -> dict[str, Any]:
@@ -36,6 +36,7 @@ def _signature(loaded: LoadedPipeline, space: SearchSpace, dense: DenseModel) ->
         "objectives": list(config.objectives),
         "constraints": config.constraints.active(),
         "model": dense.key,
+        "latency.mode": config.latency.mode,
     }
 
 

@@ -35,6 +35,7 @@ from ..search import (
 )
 from ._conclude import Conclusion, SearchState, conclude
 from ._dense import DenseModel, build_dense, checkpoint_path, prepare_dense
+from ._latency import latency_table
 from ._layout import fit_layout
 from ._locations import cache_dir, storage_url
 from ._observer import Observer, QuietObserver, Tee
@@ -190,23 +191,28 @@ class _Run:
                 reference=dense.reference,
                 space=evaluator.space,
                 objectives=objectives,
-                measure=evaluator.measure,
+                measure=engine.MeasureConfig(latency=config.latency),  # members' latency measured whole
                 phase=observer.phase,
                 hold_champion=hold_champion,
                 training_epoch=observer.training_epoch,
                 teacher=evaluator.teacher,
                 finalize=finalize_settings(config),
+                table=evaluator.measure.table,
             )
             records, conclusion, outcome = self._search_and_conclude(evaluator, state, reporter, parent)
         return self._result(parent, dense, records, conclusion, outcome)
 
     def _evaluator(self, dense: DenseModel) -> CandidateEvaluator:
         config, checked = self.config, self.checked
+        table = None
+        if config.latency.mode == "table":
+            self.observer.phase("fitting the latency table")
+            table = latency_table(config, dense.model, checked.splits.input_shape)
         return CandidateEvaluator(
             dense.model,
             checked.splits,
             checked.space,
-            measure=engine.MeasureConfig(latency=config.latency),
+            measure=engine.MeasureConfig(latency=config.latency, table=table),
             reference=dense.reference,
             constraints=config.constraints.active(),
             skip_over_limit=config.search.skip_over_limit,

@@ -89,6 +89,24 @@ def _oneshot_note(config: PipelineConfig, model: nn.Module, space: SearchSpace, 
     )
 
 
+def _table_note(config: PipelineConfig, model: nn.Module, splits: data.Splits) -> str:
+    """What ``latency.mode: table`` will measure: an entry per layer configuration, each about as long as
+    the layer's share of a forward pass times the calls of one measurement."""
+    latency = config.latency
+    table = engine.LatencyTable(latency, cache_dir(config) / f"latency-{engine.machine_key(latency)}.json")
+    layers = table.layers(model, splits.input_shape)
+    quick = latency.replace(warmup=2, repeats=10, mode="measured")
+    whole = engine.measure_latency({"dense": model}, splits.input_shape, quick)["dense"]
+    per_entry = whole / max(1, len(layers)) * (latency.warmup + latency.repeats) / 1e3
+    known = sum(key in table.entries for key, _, _ in layers)
+    return (
+        f"latency.mode table: {len(table.entries)} layer latencies kept for this machine and runtime; a model has "
+        f"{len(layers)} layers ({known} of the dense model's known), each new configuration measured in about "
+        f"{per_entry * 1e3:.1f} ms: up to {per_entry * len(layers) * 1e3:.0f} ms for a candidate with all-new widths, "
+        "nothing for one seen before"
+    )
+
+
 def _smallest_runs(model: nn.Module, space: SearchSpace, splits: data.Splits) -> tuple[nn.Module, int]:
     """Prune a copy to the smallest model the space reaches and run it forward and backward; if it
     fails, say which groups break the model when pruned alone (its code likely fixes their widths)."""
@@ -191,6 +209,8 @@ def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
         notes.append(_fit_note(space.fit, space))
     if config.search.strategy == "oneshot":
         notes.append(_oneshot_note(config, model, space, splits))
+    if config.latency.mode == "table":
+        notes.append(_table_note(config, model, splits))
     if refused is not None:
         notes.append(
             f"the model cannot take channels-last images ({refused}), so it runs in the default layout, "

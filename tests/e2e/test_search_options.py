@@ -3,6 +3,7 @@ most hypervolume are finalized) and finalize.lr / distill_alpha (the final fine-
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -118,3 +119,31 @@ def test_fit_to_limit_brings_every_proposal_within_the_size_limit(tmp_path: Path
     members = [r for r in client.search_runs([experiment], "tags.pareto = 'true'") if "test_accuracy" in r.data.metrics]
     assert len(members) == 1 and members[0].data.metrics["final_params"] <= 700  # the exported model is the fitted one
     assert "broke a size limit" not in capsys.readouterr().out
+
+
+def test_a_latency_table_search_predicts_one_latency_per_architecture_and_checks_it_on_the_front(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "store" / "mlflow.db"
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(textwrap.dedent(PIPELINE.format(db=db)))
+    sets = ["search.trials=5", "latency.mode=table", "finalize.epochs=1", "constraints.max_accuracy_drop=1.0"]
+    assert run_cli("run", str(pipeline), *[a for s in sets for a in ("--set", s)]) == 0
+    tables = list((tmp_path / "store" / "cache").glob("latency-*.json"))
+    assert len(tables) == 1 and json.loads(tables[0].read_text())["entries"]  # kept beside the store
+    study = optuna.load_study(study_name="e2e-digits", storage=f"sqlite:///{tmp_path / 'store' / 'optuna.db'}")
+    by_channels: dict[tuple, set[float]] = {}
+    for trial in study.trials:
+        outcome = trial.user_attrs.get("autoprune", {})
+        if outcome.get("kept"):
+            by_channels.setdefault(tuple(sorted(outcome["kept"].items())), set()).add(
+                outcome["metrics"]["latency_ratio"]
+            )
+    assert all(len(ratios) == 1 for ratios in by_channels.values())  # one prediction per architecture
+    client = MlflowClient(f"sqlite:///{db}")
+    experiment = client.get_experiment_by_name("e2e-digits")
+    parent = client.search_runs([experiment.experiment_id], filter_string="tags.`autoprune.kind` = 'search'")[0]
+    front = client.search_runs([experiment.experiment_id], filter_string="tags.pareto = 'true'")
+    if len(front) >= 2:
+        assert -1.0 <= parent.data.metrics["latency_table.rank_correlation"] <= 1.0
+        assert parent.data.metrics["latency_table.median_error"] >= 0

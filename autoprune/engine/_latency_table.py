@@ -1,0 +1,146 @@
+"""A latency lookup table (NetAdapt, Yang et al., ECCV 2018): a model's latency predicted as the sum of
+its layers' latencies, each measured once on the target runtime, plus a fitted constant.
+
+Every leaf layer a forward pass runs (convolutions, norms, activations, pooling, linear layers) is a
+table entry, keyed by the layer as it is configured (its channels, kernel, stride, groups) and the shape
+of its input; an entry missing from the table is measured when first needed, on the same runtime,
+batch size and threads as the pipeline's latency, and kept in a JSON file per runtime and machine, so
+later runs and later candidates reuse it. What the layers do not account for (the runtime's per-call
+cost, functional operations such as residual adds) is fitted: predicted = scale x the layers' sum +
+constant, by least squares on a few models measured whole (the dense model and uniform prunings of it).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import platform
+import statistics
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import LatencyConfig
+from ._measure import interleave, measure_latency, torch_threads
+from ._modes import eval_mode
+
+__all__ = ["LatencyTable", "machine_key", "rank_agreement"]
+
+
+def machine_key(config: LatencyConfig) -> str:
+    """What a table's latencies hold for: this machine's processor, torch's version, the runtime, the
+    batch size and the threads."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        lines = cpuinfo.read_text().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    text = json.dumps([cpu, os.cpu_count(), torch.__version__, config.runtime, config.batch_size, config.threads])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _leaves(model: nn.Module) -> list[nn.Module]:
+    return [module for module in model.modules() if not any(True for _ in module.children())]
+
+
+class LatencyTable:
+    """Per-layer latencies of one runtime on this machine (see the module docstring).
+
+    Args:
+        config: The pipeline's latency settings (runtime, batch size, threads, warm-up, repeats).
+        path: The JSON file the table is kept in (None: in memory only).
+    """
+
+    def __init__(self, config: LatencyConfig, path: Path | None = None) -> None:
+        self.config = config
+        self.path = path
+        self.entries: dict[str, float] = {}
+        self.scale, self.constant = 1.0, 0.0
+        self.measured = 0  # entries measured by this table (not read from its file)
+        if path is not None and path.is_file():
+            self.entries = {str(k): float(v) for k, v in json.loads(path.read_text()).get("entries", {}).items()}
+
+    def layers(self, model: nn.Module, input_shape: Sequence[int]) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+        """Every leaf layer one forward pass of ``model`` runs: its table key, itself, its input shape
+        (without the batch dimension); a layer run twice counts twice."""
+        calls: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+
+        def record(module: nn.Module, inputs: tuple[object, ...]) -> None:
+            if inputs and isinstance(inputs[0], torch.Tensor):
+                shape = tuple(int(d) for d in inputs[0].shape[1:])
+                calls.append((f"{type(module).__name__}|{module!r}|{shape}", module, shape))
+
+        handles = [leaf.register_forward_pre_hook(record) for leaf in _leaves(model)]
+        try:
+            with eval_mode(model), torch.no_grad():
+                model(torch.zeros(1, *input_shape))
+        finally:
+            for handle in handles:
+                handle.remove()
+        return calls
+
+    def layer_sum(self, model: nn.Module, input_shape: Sequence[int]) -> float:
+        """The sum of ``model``'s layers' latencies in milliseconds, measuring the ones not in the table."""
+        total = 0.0
+        for key, module, shape in self.layers(model, input_shape):
+            if key not in self.entries:
+                self.entries[key] = self._measure(module, shape)
+                self.measured += 1
+            total += self.entries[key]
+        return total
+
+    def _measure(self, module: nn.Module, shape: tuple[int, ...]) -> float:
+        layer = copy.deepcopy(module).eval()
+        inputs = torch.randn(self.config.batch_size, *shape, generator=torch.Generator().manual_seed(0))
+        if self.config.runtime == "onnxruntime":
+            return measure_latency({"layer": layer}, shape, self.config)["layer"]
+        with torch_threads(self.config.threads), torch.inference_mode():
+            samples = interleave({"layer": lambda: layer(inputs)}, self.config.warmup, self.config.repeats)
+        return statistics.median(samples["layer"]) * 1e3
+
+    def fit(self, models: Sequence[nn.Module], input_shape: Sequence[int]) -> None:
+        """Fit the scale and constant on ``models`` measured whole (interleaved, as latency always is)."""
+        named = {str(index): model for index, model in enumerate(models)}
+        measured = measure_latency(named, input_shape, self.config)
+        sums = [self.layer_sum(model, input_shape) for model in named.values()]
+        actual = [measured[name] for name in named]
+        if len(sums) < 2 or max(sums) - min(sums) < 1e-9:
+            self.scale, self.constant = 1.0, statistics.median(a - s for a, s in zip(actual, sums))
+            return
+        mean_x, mean_y = statistics.fmean(sums), statistics.fmean(actual)
+        covariance = sum((x - mean_x) * (y - mean_y) for x, y in zip(sums, actual))
+        self.scale = max(0.0, covariance / sum((x - mean_x) ** 2 for x in sums))
+        self.constant = mean_y - self.scale * mean_x
+
+    def predict(self, model: nn.Module, input_shape: Sequence[int]) -> float:
+        """``model``'s latency in milliseconds: scale x the sum of its layers' + constant."""
+        return max(1e-6, self.scale * self.layer_sum(model, input_shape) + self.constant)
+
+    def save(self) -> None:
+        """Write the table's entries to its file (atomically; a table in memory does nothing)."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"runtime": self.config.runtime, "batch_size": self.config.batch_size, "entries": self.entries}
+        with tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp") as handle:
+            json.dump(record, handle, indent=0, sort_keys=True)
+        os.replace(handle.name, self.path)
+
+
+def rank_agreement(predicted: Mapping[str, float], measured: Mapping[str, float]) -> tuple[float, float]:
+    """Spearman's rank correlation and the median relative error of ``predicted`` against
+    ``measured`` latencies (by the same names)."""
+    names = [name for name in predicted if name in measured]
+    if len(names) < 2:
+        return float("nan"), float("nan")
+    from scipy.stats import spearmanr  # scikit-learn's dependency; imported only for this check
+
+    errors = [abs(predicted[n] - measured[n]) / measured[n] for n in names]
+    correlation = spearmanr([predicted[n] for n in names], [measured[n] for n in names]).statistic
+    return float(correlation), statistics.median(errors)

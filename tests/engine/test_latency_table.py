@@ -1,0 +1,83 @@
+"""The latency table: one entry per layer configuration and input shape, measured when first needed,
+kept on disk; a model's latency the fitted sum of its layers'."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from autoprune import config, engine, models
+
+from ..conftest import DIGITS_SHAPE
+
+QUICK = engine.LatencyConfig(warmup=2, repeats=5, mode="table")
+
+
+def _cnn():
+    return models.build(config.CNNModel(arch="cnn", widths=[8, 16]), DIGITS_SHAPE, 10).eval()
+
+
+def test_a_model_is_read_as_the_leaf_layers_its_forward_pass_runs() -> None:
+    layers = engine.LatencyTable(QUICK).layers(_cnn(), DIGITS_SHAPE)
+    kinds = [module.__class__.__name__ for _, module, _ in layers]
+    assert kinds[:4] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"] and kinds[-1] == "Linear"
+    first_key, _, first_shape = layers[0]
+    assert first_shape == DIGITS_SHAPE and "Conv2d(1, 8, kernel_size=(3, 3)" in first_key
+
+
+def test_entries_are_measured_once_and_kept_on_disk(tmp_path: Path) -> None:
+    path = tmp_path / "table.json"
+    table = engine.LatencyTable(QUICK, path)
+    dense = _cnn()
+    total = table.layer_sum(dense, DIGITS_SHAPE)
+    assert total > 0 and table.measured == len(table.entries) > 0
+    measured = table.measured
+    assert table.layer_sum(dense, DIGITS_SHAPE) == total and table.measured == measured  # no entry measured twice
+    table.save()
+    again = engine.LatencyTable(QUICK, path)
+    assert again.entries == table.entries and again.measured == 0
+    assert json.loads(path.read_text())["runtime"] == "torch"
+
+
+def test_a_pruned_model_needs_only_its_new_layer_configurations(tmp_path: Path) -> None:
+    table = engine.LatencyTable(QUICK)
+    dense = _cnn()
+    table.layer_sum(dense, DIGITS_SHAPE)
+    before = set(table.entries)
+    pruned = copy.deepcopy(dense)
+    groups = engine.discover(dense, DIGITS_SHAPE)
+    engine.apply_plan(pruned, engine.PrunePlan(ratios={groups[-1].name: 0.5}), DIGITS_SHAPE)
+    table.layer_sum(pruned, DIGITS_SHAPE)
+    new = set(table.entries) - before
+    assert any(key.startswith("Conv2d|Conv2d(8, 8,") for key in new)  # the pruned conv, 16 -> 8 channels
+    assert not any(key.startswith("Conv2d|Conv2d(1, 8,") for key in new)  # the first conv is the same: reused
+    assert len(new) < len(engine.LatencyTable(QUICK).layers(pruned, DIGITS_SHAPE))
+
+
+def test_the_fit_maps_the_layer_sums_onto_whole_model_latencies() -> None:
+    table = engine.LatencyTable(QUICK.replace(repeats=20))
+    dense = models.build(config.CNNModel(arch="cnn", widths=[32, 64]), DIGITS_SHAPE, 10).eval()
+    pruned = []
+    for ratio in (0.25, 0.5, 0.75):
+        model = copy.deepcopy(dense)
+        engine.apply_plan(model, engine.PrunePlan.uniform(engine.discover(dense, DIGITS_SHAPE), ratio), DIGITS_SHAPE)
+        pruned.append(model.eval())
+    table.fit([dense, *pruned], DIGITS_SHAPE)
+    assert table.scale >= 0
+    predicted = [table.predict(m, DIGITS_SHAPE) for m in (dense, *pruned)]
+    assert all(p > 0 for p in predicted)
+
+
+def test_rank_agreement_is_spearman_and_the_median_relative_error() -> None:
+    correlation, error = engine.rank_agreement({"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 1.1, "b": 2.0, "c": 2.5})
+    assert correlation == pytest.approx(1.0) and error == pytest.approx(0.1 / 1.1)
+    assert engine.rank_agreement({"a": 1.0}, {"a": 1.0})[0] != engine.rank_agreement({"a": 1.0}, {"a": 1.0})[0]  # NaN
+
+
+def test_the_table_is_kept_per_runtime_and_batch_size() -> None:
+    assert engine.machine_key(QUICK) == engine.machine_key(QUICK.replace(repeats=9))
+    assert engine.machine_key(QUICK) != engine.machine_key(QUICK.replace(batch_size=8))
+    assert engine.machine_key(QUICK) != engine.machine_key(QUICK.replace(runtime="onnxruntime"))
