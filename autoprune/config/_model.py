@@ -11,6 +11,7 @@ from ._base import FactoryPath, Strict
 from ._engine import DenseTraining
 
 __all__ = [
+    "VGG11_QUARTER",
     "CNNModel",
     "FactoryModel",
     "LeNet5Model",
@@ -69,14 +70,15 @@ class MobileNetV2Model(_ModelBase):
     dropout: float = Field(0.1, ge=0, lt=1)
 
 
+VGG11_QUARTER: tuple[int | Literal["M"], ...] = (16, "M", 32, "M", 64, 64, "M", 128, 128, "M", 128, 128, "M")
+
+
 class VGGModel(_ModelBase):
     """VGG-style: ``layers`` lists a width per 3x3 convolution and ``M`` per 2x2 max-pool (default:
     VGG-11's shape at a quarter of its widths, 16 to 128 channels)."""
 
     arch: Literal["vgg"]
-    layers: list[PositiveInt | Literal["M"]] = Field(
-        default_factory=lambda: [16, "M", 32, "M", 64, 64, "M", 128, 128, "M", 128, 128, "M"], min_length=1
-    )
+    layers: list[PositiveInt | Literal["M"]] = Field(default_factory=lambda: list(VGG11_QUARTER), min_length=1)
     hidden: int = Field(0, ge=0)
     dropout: float = Field(0.0, ge=0, lt=1)
 

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["VGG", "VGG11_QUARTER"]
+from ..config._model import VGG11_QUARTER
 
-VGG11_QUARTER: tuple[int | str, ...] = (16, "M", 32, "M", 64, 64, "M", 128, 128, "M", 128, 128, "M")
+__all__ = ["VGG"]
 
 
 class VGG(nn.Module):
