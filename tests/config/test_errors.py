@@ -50,7 +50,7 @@ CASES = {
     ),
     "bad_arch": (
         "name: x\nmodel:\n  arch: resnet50\n",
-        "bad_arch.yaml:3: model.arch: must be one of mlp, lenet5, cnn, resnet, mobilenet_v2, factory, but got "
+        "bad_arch.yaml:3: model.arch: must be one of mlp, lenet5, cnn, resnet, mobilenet_v2, vgg, factory, but got "
         "'resnet50' (did you mean 'resnet'?)",
     ),
     "arch_option": (
