@@ -101,3 +101,15 @@ def test_a_one_shot_run_killed_while_scoring_goes_on_from_the_candidates_it_scor
     assert len(trials) == scored + 40  # the killed run's candidates kept, the rest scored once
     _, parent, runs = _runs(tmp_path)
     assert len(runs) == 3 and parent.info.status == "FINISHED"
+
+
+def test_one_shot_candidates_keep_to_a_size_limit_and_fit_to_it(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, candidates=40, epochs=0)
+    sets = ["constraints.max_params=1200", "search.fit_to_limit=true"]
+    assert run_cli("run", str(pipeline), *[arg for s in sets for arg in ("--set", s)]) == 0
+    client, parent, trials = _runs(tmp_path)
+    assert trials and all(run.data.metrics["params"] <= 1200 for run in trials)  # every member within the limit
+    assert all(run.data.metrics["params"] >= 900 for run in trials)  # and filling it: fitted, not left small
+    table = Path(client.download_artifacts(parent.info.run_id, "candidates.csv")).read_text().splitlines()
+    fitted = [float(row.split(",")[3]) for row in table[1:] if row.split(",")[1] == "complete"]
+    assert fitted and max(fitted) <= 1200
