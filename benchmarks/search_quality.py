@@ -29,6 +29,17 @@ Usage (the settings BENCHMARKS.md uses: uniform seeds, no proxy constraint, 6 me
         --set model.train.epochs=20 $S                                                                  # ~52 min
     python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_lenet5.yaml --quick           # ~3 min
 
+Where per-layer allocation matters (wide-late and mobile models, size in params, measured latency),
+``--cost params|latency_ratio`` judges the fronts on that cost, and ``--budget seconds`` gives the
+baselines the wall seconds autoprune spent on its supernet, search and finalize (each sweep point an
+equal share, turned into epochs by its measured training speed) instead of its fine-tune epochs::
+
+    python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_vgg.yaml --cost params --budget seconds
+    python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_mobilenet.yaml \
+        --cost latency_ratio --budget seconds
+    python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_cnn.yaml \
+        --set search.strategy=oneshot --cost params --budget seconds
+
 BENCHMARKS.md's 2026-12-01 runs add ``--set search.space=../search_spaces/spread_fixed_recipe.yaml``
 (near-uniform ratios, fixed recipe), and for a stronger dense CNN ``--set model.train.epochs=40 --set
 data.augment.hflip=true`` (~60 min with its dense training). The 2026-12-02 ResNet-20 run (~100 s per
@@ -69,7 +80,9 @@ NEAR_DENSE = 0.05  # the second reference point counts only models within this o
 
 
 def run_autoprune(path: Path, store: Path, overrides: list[str]) -> tuple[Any, Any, float]:
-    """The pipeline's search and finalize; returns (loaded pipeline, result, fine-tune epochs spent)."""
+    """The pipeline's search and finalize; returns (loaded pipeline, result, fine-tune epochs spent,
+    counted in full training-split epochs of at most the dense model: a one-shot supernet epoch counts
+    once per subnet each step trains)."""
     sets = [
         *overrides,
         f"tracking.uri=sqlite:///{store / 'mlflow.db'}",
@@ -79,6 +92,10 @@ def run_autoprune(path: Path, store: Path, overrides: list[str]) -> tuple[Any, A
     loaded = load_pipeline(path, sets)
     result = workflow.run(loaded)
     config = loaded.config
+    if config.search.strategy == "oneshot":
+        oneshot = config.oneshot
+        final = sum(max(config.finalize.epochs or 0, 1) for _ in result.members)
+        return loaded, result, oneshot.supernet_epochs * (2 + oneshot.random_subnets) + final
     fraction = config.search.train_fraction
     search_epochs = sum(r.metrics["epochs_run"] * fraction for r in result.records if r.state == "complete")
     trial_epochs = {r.number: r.metrics.get("epochs_run", 0.0) for r in result.records}
@@ -132,12 +149,20 @@ def tp_global(
     return _measure(dense, model.eval(), splits, latency)
 
 
+COSTS = {"macs": "MACs", "params": "params", "latency_ratio": "latency"}
+
+
+def _share(row: dict[str, float], cost: str, reference: Any) -> float:
+    """The row's cost as a share of the dense model's (latency is a ratio already)."""
+    return row[cost] if cost == "latency_ratio" else row[cost] / getattr(reference, cost)
+
+
 def front_hypervolume(
-    rows: list[dict[str, float]], dense_macs: float, reference: tuple[float, float] = (1.0, 1.0)
+    rows: list[dict[str, float]], reference: Any, cost: str = "macs", point: tuple[float, float] = (1.0, 1.0)
 ) -> tuple[float, list[dict[str, float]]]:
-    points = [(1 - r["test_accuracy"], r["macs"] / dense_macs) for r in rows]
+    points = [(1 - r["test_accuracy"], _share(r, cost, reference)) for r in rows]
     front = [rows[i] for i in non_dominated(points)]
-    return hypervolume(points, reference), sorted(front, key=lambda r: r["macs"])
+    return hypervolume(points, point), sorted(front, key=lambda r: r[cost])
 
 
 def throughput(dense: torch.nn.Module, loaded: Any, result: Any, splits: data.Splits) -> list[float]:
@@ -162,7 +187,7 @@ def throughput(dense: torch.nn.Module, loaded: Any, result: Any, splits: data.Sp
     return ratios
 
 
-def plot(methods: dict[str, list[dict[str, float]]], dense: Any, path: Path, title: str) -> None:
+def plot(methods: dict[str, list[dict[str, float]]], dense: Any, path: Path, title: str, cost: str = "macs") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,10 +195,10 @@ def plot(methods: dict[str, list[dict[str, float]]], dense: Any, path: Path, tit
 
     figure, axis = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     for (name, rows), marker in zip(methods.items(), "osD"):
-        rows = sorted(rows, key=lambda r: r["macs"])
-        axis.plot([r["macs"] / dense.macs for r in rows], [r["test_accuracy"] for r in rows], marker=marker, label=name)
+        rows = sorted(rows, key=lambda r: r[cost])
+        axis.plot([_share(r, cost, dense) for r in rows], [r["test_accuracy"] for r in rows], marker=marker, label=name)
     axis.axhline(dense.test_accuracy, c="black", ls=":", lw=1, label="dense model")
-    axis.set_xlabel("MACs / dense MACs")
+    axis.set_xlabel(f"{COSTS[cost]} / dense {COSTS[cost]}")
     axis.set_ylabel("test accuracy")
     axis.set_title(title, fontsize=10)
     axis.grid(alpha=0.3)
@@ -222,22 +247,25 @@ def _model_text(row: dict[str, float], reference: Any) -> str:
     )
 
 
-def report_fronts(methods: dict[str, list[dict[str, float]]], seconds: dict[str, float], reference: Any) -> None:
-    """The table of fronts and the hypervolume ratios at both reference points."""
+def report_fronts(
+    methods: dict[str, list[dict[str, float]]], seconds: dict[str, float], reference: Any, cost: str = "macs"
+) -> None:
+    """The table of fronts and the hypervolume ratios at both reference points, on ``cost``."""
     near = (1 - reference.test_accuracy + NEAR_DENSE, 1.0)
     hv, hv_near = {}, {}
+    name_of = COSTS[cost]
     print(
-        "\n| method | hypervolume, ref (1, 1) | ref within 5 points | best test acc at <= 25% MACs "
-        "| front (test acc @ MACs share, params, latency ratio) | seconds |"
+        f"\n| method | hypervolume, ref (1, 1) | ref within 5 points | best test acc at <= 25% {name_of} "
+        f"| front (test acc @ {name_of} share, params, MACs share, latency ratio) | seconds |"
     )
     print("|---|---:|---:|---:|---|---:|")
     for name, rows in methods.items():
-        hv[name], front = front_hypervolume(rows, reference.macs)
-        hv_near[name], _ = front_hypervolume(rows, reference.macs, near)
-        small = [r["test_accuracy"] for r in rows if r["macs"] <= reference.macs / 4]
+        hv[name], front = front_hypervolume(rows, reference, cost)
+        hv_near[name], _ = front_hypervolume(rows, reference, cost, near)
+        small = [r["test_accuracy"] for r in rows if _share(r, cost, reference) <= 0.25]
         points = "; ".join(
-            f"{r['test_accuracy']:.4f} @ {r['macs'] / reference.macs:.0%}, {int(r['params']):,}, "
-            f"{r['latency_ratio']:.2f}"
+            f"{r['test_accuracy']:.4f} @ {_share(r, cost, reference):.0%}, {int(r['params']):,}, "
+            f"{r['macs'] / reference.macs:.0%}, {r['latency_ratio']:.2f}"
             for r in front
         )
         best_small = f"{max(small):.4f}" if small else "-"
@@ -275,6 +303,42 @@ def report_goals(ours: list[dict[str, float]], reference: Any) -> None:
     print(f"best at >= 10x fewer params than dense ({reference.params:,}): {best_tenth}")
 
 
+def report_allocation_goal(methods: dict[str, list[dict[str, float]]], reference: Any, cost: str) -> None:
+    """The goal where allocation matters: the best test accuracy at <= 10% of the dense params (or MACs),
+    or at >= 2x measured speed-up, autoprune against the better baseline (goal: + 1.0 point)."""
+    limit, label = (0.5, ">= 2x speed-up") if cost == "latency_ratio" else (0.10, f"<= 10% of the dense {COSTS[cost]}")
+    best = {
+        name: max((r["test_accuracy"] for r in rows if _share(r, cost, reference) <= limit), default=None)
+        for name, rows in methods.items()
+    }
+    shown = ", ".join(f"{name} {value:.4f}" if value is not None else f"{name} none" for name, value in best.items())
+    print(f"best test accuracy at {label}: {shown}")
+    baselines = [v for name, v in best.items() if name != "autoprune" and v is not None]
+    if best.get("autoprune") is not None and baselines:
+        gain = 100 * (best["autoprune"] - max(baselines))
+        print(f"  autoprune - the better baseline: {gain:+.2f} points (goal >= +1.0)")
+
+
+def epochs_for_seconds(dense: Any, splits: data.Splits, ratios: list[float], seconds: float) -> list[int]:
+    """Whole fine-tune epochs per baseline point so the sweep takes about ``seconds``: an equal share of
+    the time each, turned into epochs by the pruned model's measured training speed and the time its
+    per-epoch validation takes."""
+    groups = engine.discover(dense, splits.input_shape)
+    index = torch.arange(min(len(splits.train), splits.batch_size))
+    epochs = []
+    for ratio in ratios:
+        model = copy.deepcopy(dense)
+        engine.apply_plan(model, engine.PrunePlan.uniform(groups, ratio), splits.input_shape)
+        speed = engine.measure_train_throughput(
+            {"pruned": model}, splits.train.rows(index), splits.train.y[index], batch_size=splits.batch_size
+        )["pruned"]
+        clock = time.perf_counter()
+        engine.evaluate(model, splits.val)
+        epoch_seconds = len(splits.train) / speed + time.perf_counter() - clock
+        epochs.append(max(1, int(seconds / len(ratios) / epoch_seconds)))
+    return epochs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "fashion_mnist_lenet5.yaml")
@@ -290,6 +354,14 @@ def main() -> None:
         metavar="DIR",
         help="reuse dense models trained by an earlier run (kept by their config hash) and keep new ones here "
         "(default: mlflow/cache, where `autoprune run` keeps the pipelines' own)",
+    )
+    parser.add_argument("--cost", choices=sorted(COSTS), default="macs", help="the cost fronts are judged on")
+    parser.add_argument(
+        "--budget",
+        choices=["epochs", "seconds"],
+        default="epochs",
+        help="what the baselines get as much of as autoprune spent: fine-tune epochs, or wall seconds "
+        "(supernet, search and finalize; the sweep's epochs then follow from each point's training speed)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -325,7 +397,11 @@ def main() -> None:
         {"test_accuracy": m.test_accuracy, "params": m.params, "macs": m.macs, "latency_ratio": m.latency_ratio}
         for m in result.members
     ]
-    epochs = split_budget(budget, len(ratios))
+    spent = sum(result.seconds.get(phase, 0.0) for phase in ("supernet", "search", "finalize"))
+    if args.budget == "seconds":
+        epochs = epochs_for_seconds(dense.model, splits, ratios, spent)
+    else:
+        epochs = split_budget(budget, len(ratios))
     baselines, seconds = run_baselines(dense, splits, ratios, epochs, latency)
 
     pipeline_arg = args.pipeline.relative_to(ROOT) if args.pipeline.is_absolute() else args.pipeline
@@ -335,11 +411,13 @@ def main() -> None:
         f" · dense: test {reference.test_accuracy:.4f}, {reference.params:,} params, {reference.macs:,} MACs"
     )
     print(
-        f"fine-tune budget: autoprune {budget:.1f} full-split epochs ({len(result.records)} trials + finalize of "
-        f"{len(ours)}); each baseline {sum(epochs)} ({len(ratios)} ratios x {'/'.join(map(str, epochs))})"
+        f"budget ({args.budget}): autoprune {budget:.1f} full-split epochs, {spent:.0f} s of supernet, search and "
+        f"finalize ({len(result.records)} trials, {len(ours)} finalized); each baseline {sum(epochs)} epochs "
+        f"({len(ratios)} ratios x {'/'.join(map(str, epochs))})"
     )
     methods = {"autoprune": ours, **baselines}
-    report_fronts(methods, {"autoprune": autoprune_seconds, **seconds}, reference)
+    report_fronts(methods, {"autoprune": autoprune_seconds, **seconds}, reference, args.cost)
+    report_allocation_goal(methods, reference, args.cost)
     report_goals(ours, reference)
     speed = throughput(dense.model, loaded, result, splits)
     if speed:
@@ -348,7 +426,7 @@ def main() -> None:
             f"(range {min(speed):.2f}-{max(speed):.2f}x, {len(speed)} models)"
         )
     path = args.plot or ROOT / "docs" / "images" / f"quality_{config.name}{'_quick' if args.quick else ''}.png"
-    plot(methods, reference, path, f"{config.name}: test accuracy vs MACs, same fine-tune budget")
+    plot(methods, reference, path, f"{config.name}: test accuracy vs {COSTS[args.cost]}, same budget", args.cost)
     print(f"plot: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     print(f"autoprune's MLflow store (front runs, models): sqlite:///{store / 'mlflow.db'}")
 
