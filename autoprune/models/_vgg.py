@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..config._model import VGG11_QUARTER
+from ._zoo import head
 
 __all__ = ["VGG"]
 
@@ -47,13 +48,7 @@ class VGG(nn.Module):
             channels = out
         features += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.features = nn.Sequential(*features)
-        head: list[nn.Module] = []
-        if hidden > 0:
-            head += [nn.Linear(channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
-            channels = hidden
-        if dropout > 0:
-            head.append(nn.Dropout(dropout))
-        self.head = nn.Sequential(*head)
+        self.head, channels = head(channels, hidden, dropout, batch_norm=True)
         self.classifier = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

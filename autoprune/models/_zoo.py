@@ -12,7 +12,23 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["CNN", "MLP", "LeNet5", "flat_features"]
+__all__ = ["CNN", "MLP", "LeNet5", "flat_features", "head"]
+
+
+def head(channels: int, hidden: int, dropout: float, *, batch_norm: bool = False) -> tuple[nn.Sequential, int]:
+    """The layers between the pooled features and the classifier: a hidden fully connected layer (with
+    BatchNorm) when ``hidden`` > 0, dropout when ``dropout`` > 0; and the width they end with."""
+    layers: list[nn.Module] = []
+    if hidden > 0:
+        layers += [
+            nn.Linear(channels, hidden),
+            *([nn.BatchNorm1d(hidden)] if batch_norm else []),
+            nn.ReLU(inplace=True),
+        ]
+        channels = hidden
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers), channels
 
 
 def flat_features(module: nn.Module, input_shape: Sequence[int]) -> int:
@@ -118,13 +134,7 @@ class CNN(nn.Module):
                 size //= 2
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.features = nn.Sequential(*layers)
-        head: list[nn.Module] = []
-        if hidden > 0:
-            head += [nn.Linear(channels, hidden), nn.ReLU(inplace=True)]
-            channels = hidden
-        if dropout > 0:
-            head.append(nn.Dropout(dropout))
-        self.head = nn.Sequential(*head)
+        self.head, channels = head(channels, hidden, dropout)
         self.classifier = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
