@@ -64,20 +64,7 @@ def pareto_figure(
             c="#d64545",
             label="breaks a constraint",
         )
-    tuned = [r.metrics[Metric.VAL_ACCURACY] for r in done if not r.finetune_skipped]
-    if over_limit and tuned:  # drawn along the bottom: their un-fine-tuned accuracy would squash the rest
-        low, high = min(tuned), max(tuned)
-        margin = max(0.01, 0.08 * (high - low))
-        axis.set_ylim(low - 2 * margin, high + margin)
-        axis.scatter(
-            [r.metrics[cost] for r in over_limit],
-            [low - 1.4 * margin] * len(over_limit),
-            s=26,
-            marker="v",
-            facecolors="none",
-            edgecolors="#d9822b",
-            label="over a size limit (not fine-tuned)",
-        )
+    _draw_over_limit(axis, done, over_limit, cost)
     xs = [r.metrics[cost] for r in members]
     ys = [r.metrics[Metric.VAL_ACCURACY] for r in members]
     axis.step(xs, ys, where="post", c="#1f6feb", lw=1.2, alpha=0.6)
@@ -93,6 +80,25 @@ def pareto_figure(
     axis.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     return figure
+
+
+def _draw_over_limit(axis: Any, done: Sequence[TrialRecord], over_limit: Sequence[TrialRecord], cost: str) -> None:
+    """Trials over a size limit along the bottom: their un-fine-tuned accuracy would squash the rest."""
+    tuned = [r.metrics[Metric.VAL_ACCURACY] for r in done if not r.finetune_skipped]
+    if not over_limit or not tuned:
+        return
+    low, high = min(tuned), max(tuned)
+    margin = max(0.01, 0.08 * (high - low))
+    axis.set_ylim(low - 2 * margin, high + margin)
+    axis.scatter(
+        [r.metrics[cost] for r in over_limit],
+        [low - 1.4 * margin] * len(over_limit),
+        s=26,
+        marker="v",
+        facecolors="none",
+        edgecolors="#d9822b",
+        label="over a size limit (not fine-tuned)",
+    )
 
 
 def hypervolume_figure(history: Sequence[tuple[int, float]], title: str) -> Any:
