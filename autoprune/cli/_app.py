@@ -31,7 +31,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, metavar="", help="Print the version."
+    ),
 ) -> None:
     """AutoML structured-pruning search for PyTorch: per-layer pruning ratios and fine-tune settings,
     searched for the Pareto front of accuracy, size and latency, tracked in MLflow."""
@@ -40,7 +42,7 @@ def _root(
 @app.command()
 def run(
     pipeline: Path = PIPELINE,
-    resume: bool = typer.Option(False, "--resume", help="Continue the latest search of this pipeline."),
+    resume: bool = typer.Option(False, "--resume", metavar="", help="Continue the latest search of this pipeline."),
     overrides: list[str] = SET,
     backend: str | None = BACKEND,
     address: str | None = ADDRESS,

@@ -40,9 +40,13 @@ err_console = _console(stderr=True)
 
 PIPELINE = typer.Argument(..., exists=False, dir_okay=False, help="Pipeline YAML file.")
 SET = typer.Option([], "--set", "-s", metavar="KEY.PATH=VALUE", help="Override a value of the pipeline (repeatable).")
-BACKEND = typer.Option(None, "--backend", help="optuna or ray (default: the pipeline's search.backend).")
-ADDRESS = typer.Option(None, "--address", help="Ray cluster address (default: ray.address, RAY_ADDRESS, or local).")
-VERBOSE = typer.Option(False, "--verbose", "-v", help="Log each phase and trial.")
+BACKEND = typer.Option(
+    None, "--backend", metavar="optuna|ray", help="optuna or ray (default: the pipeline's search.backend)."
+)
+ADDRESS = typer.Option(
+    None, "--address", metavar="HOST:PORT", help="Ray cluster address (default: ray.address, RAY_ADDRESS, or local)."
+)
+VERBOSE = typer.Option(False, "--verbose", "-v", metavar="", help="Log each phase and trial.")  # a flag: no value
 
 
 def with_backend(overrides: Sequence[str], backend: str | None, address: str | None) -> list[str]:
