@@ -91,6 +91,14 @@ def print_result(
 
 def _print_notes(console: Console, result: PipelineResult, pipeline: Path) -> None:
     """Why the front is empty, how many trials broke a size limit, why the search stopped early."""
+    if result.already_complete:
+        budget = "oneshot.candidates" if result.config.search.strategy == "oneshot" else "search.trials"
+        console.print(
+            f"[yellow]Nothing to do:[/] study {escape(result.study)} had spent its budget and was concluded, so "
+            f"nothing was trained or rewritten. To search on, raise {budget} (--set {budget}=N) and resume; to "
+            "start again, run without --resume.",
+            soft_wrap=True,
+        )
     if not result.members:
         console.print(
             "[yellow]No trial is on the front:[/] every trial failed or broke a constraint (see the runs' "

@@ -30,7 +30,7 @@ from ._evaluator import CandidateEvaluator
 from ._records import Objectives, TrialRecord
 from ._study import OUTCOME_ATTR, to_record
 
-__all__ = ["CandidateScorer", "CandidateStudy"]
+__all__ = ["CandidateScorer", "CandidateStudy", "scored"]
 
 log = logging.getLogger("autoprune")
 
@@ -96,6 +96,21 @@ def _calibrated(record: TrialRecord) -> TrialRecord:
         record.number, record.state, record.params, metrics=metrics, epochs=record.epochs, kept=record.kept,
         constraints=record.constraints, error=record.error, seconds=record.seconds,
     )  # fmt: skip
+
+
+def scored(path: Path, name: str) -> int:
+    """How many candidates the journal ``path`` holds finished for study ``name`` (0 when it holds none);
+    reads only, unlike `CandidateStudy.open`."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if not path.is_file():
+        return 0
+    try:
+        study = optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(path))))
+    except KeyError:
+        return 0
+    return len(study.get_trials(deepcopy=False, states=(OptunaState.COMPLETE, OptunaState.FAIL)))
 
 
 class CandidateStudy:

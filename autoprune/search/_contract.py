@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from .._vocab import TrialState
+
 if TYPE_CHECKING:
     from ._evaluator import CandidateEvaluator, TrialReporter
     from ._study import Study
@@ -62,6 +64,11 @@ class SearchStrategy(abc.ABC):
         trains weights to cut candidates from (one-shot's supernet) returns one over them, reporting the
         epochs of that training to ``reporter``."""
         return evaluator
+
+    def finished(self, study: Study, budget: Budget) -> bool:
+        """Whether ``study`` already holds what ``budget`` asks for: a resumed search then has nothing to do.
+        By default, when it has ``budget.trials`` completed trials."""
+        return study.count(TrialState.COMPLETE) >= budget.trials
 
     def planned_trials(self, budget: Budget) -> int:
         """How many trials the study will hold when the budget is spent (what progress counts up to)."""

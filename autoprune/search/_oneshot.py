@@ -31,7 +31,7 @@ from .._vocab import TrialState
 from ..config import OneShotConfig
 from ..data import TensorSplit
 from ..engine import evaluate, recalibrate_batchnorm
-from ._candidates import CandidateScorer, CandidateStudy
+from ._candidates import CandidateScorer, CandidateStudy, scored
 from ._contract import Budget, SearchOutcome, SearchStrategy
 from ._evaluator import CandidateEvaluator, TrialReporter
 from ._front import choose_members, front_losses, front_of
@@ -83,6 +83,14 @@ class OneShotStrategy(SearchStrategy):
     def planned_trials(self, budget: Budget) -> int:
         return self.members
 
+    def finished(self, study: Study, budget: Budget) -> bool:
+        """Whether every candidate was scored and the front's best became the study's trials."""
+        done = scored(self._journal(study), study.name) >= self.settings.candidates
+        return done and any(CANDIDATE_ATTR in t.user_attrs for t in study.trials(TrialState.COMPLETE))
+
+    def _journal(self, study: Study) -> Path:
+        return self.work_dir / f"{study.name.replace('#', '-')}.journal"
+
     def prepare(self, evaluator: CandidateEvaluator, reporter: TrialReporter) -> CandidateEvaluator:
         """Build (or load) the supernet; the evaluator that cuts candidates from it."""
         splits = evaluator.splits
@@ -120,9 +128,7 @@ class OneShotStrategy(SearchStrategy):
             raise RuntimeError("call OneShotStrategy.prepare() first")
 
         with study.lock(":oneshot"):  # one worker scores; the others find the candidates done
-            candidates = CandidateStudy(
-                self.work_dir / f"{study.name.replace('#', '-')}.journal", study.name, study.objectives, self._sampler
-            ).open()
+            candidates = CandidateStudy(self._journal(study), study.name, study.objectives, self._sampler).open()
             val = evaluator.splits.val
             if self.settings.score_samples is not None:
                 val = val.subset(self.settings.score_samples, seed=self.seed)

@@ -176,6 +176,15 @@ class Study:
         study.sampler = self.fresh_sampler()
         return created
 
+    def load_latest(self) -> bool:
+        """Load the latest study of this pipeline, creating none; False when there is none yet (then
+        `open` must still be called before the study is used)."""
+        name = self._pick_name(self.base_name, resume=True)
+        if name not in set(optuna.get_all_study_names(self.storage)):
+            return False
+        self._study = optuna.load_study(study_name=name, storage=self.storage)
+        return True
+
     def _pick_name(self, base: str, resume: bool) -> str:
         existing = set(optuna.get_all_study_names(self.storage))
         numbered = sorted(

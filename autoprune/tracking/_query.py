@@ -54,6 +54,7 @@ class FrontView:
     dense: DenseReference | None
     members: list[FinalizedMember]
     registered_model: str | None = None
+    hypervolume: float = 0.0
 
 
 def _versions(tracker: Tracker, parent: str) -> tuple[str | None, dict[int, tuple[int, list[str]]]]:
@@ -111,6 +112,7 @@ def latest_front(tracker: Tracker, parent: str | None = None) -> FrontView:
         _dense_reference(parent_run.data.metrics),
         members,
         registered,
+        float(parent_run.data.metrics.get("hypervolume", 0.0)),
     )
 
 

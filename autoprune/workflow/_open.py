@@ -9,15 +9,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..config import LoadedPipeline
+from ..config import LoadedPipeline, PipelineConfig
 from ..errors import ConfigError
-from ..search import SearchSpace, SearchStrategy, Study
+from ..search import Budget, SearchSpace, SearchStrategy, Study
 from ._dense import DenseModel
 
 if TYPE_CHECKING:
-    from ..tracking import Tracker
+    from ..tracking import FrontView, Tracker
 
-__all__ = ["CONCLUDED_ATTR", "PARENT_ATTR", "open_search"]
+__all__ = ["CONCLUDED_ATTR", "PARENT_ATTR", "finished_search", "open_search"]
 
 log = logging.getLogger("autoprune")
 
@@ -27,15 +27,14 @@ SIGNATURE_ATTR = "signature"
 _BEFORE = {"search.strategy": "trials", "latency.mode": "measured"}  # what a key missing from an older signature meant
 
 
-def _signature(loaded: LoadedPipeline, space: SearchSpace, dense: DenseModel) -> dict[str, Any]:
+def _signature(config: PipelineConfig, space: SearchSpace, dense_key: str) -> dict[str, Any]:
     """What must not change when a study is resumed, by the key to name when it does."""
-    config = loaded.config
     return {
         "search.strategy": config.search.strategy,
         "search.space": space.describe(),
         "objectives": list(config.objectives),
         "constraints": config.constraints.active(),
-        "model": dense.key,
+        "model": dense_key,
         "latency.mode": config.latency.mode,
     }
 
@@ -140,7 +139,7 @@ def open_search(
                 "--resume: no earlier search of %s in %s, so a new one starts", study.base_name, study.storage_url
             )
         try:
-            _check_resumable(study, _signature(loaded, space, dense))
+            _check_resumable(study, _signature(loaded.config, space, dense.key))
             if created and warm_start:
                 _enqueue(study, space, warm_start)
             if created and loaded.config.search.seed_uniform:
@@ -151,3 +150,35 @@ def open_search(
             if created:
                 study.discard()  # leave no empty study for the next --resume to pick
             raise
+
+
+def finished_search(
+    study: Study,
+    strategy: SearchStrategy,
+    tracker: Tracker,
+    config: PipelineConfig,
+    space: SearchSpace,
+    dense_key: str,
+    budget: Budget,
+) -> FrontView | None:
+    """The stored front of the pipeline's latest study when ``budget`` is spent in it and it was
+    concluded (``--resume`` then has nothing to do, and changes nothing); None while work is left.
+
+    Raises:
+        ConfigError: What makes its trials comparable changed (as `open_search` would).
+    """
+    from ..tracking import latest_front
+
+    with study.lock(":open"):
+        if not study.load_latest():
+            return None
+    finished = sum(r.state.finished for r in study.records())
+    if not strategy.finished(study, budget) or study.attrs.get(CONCLUDED_ATTR) != finished:
+        return None
+    parent = study.attrs.get(PARENT_ATTR)
+    if SIGNATURE_ATTR not in study.attrs or not parent:
+        return None
+    _check_resumable(study, _signature(config, space, dense_key))
+    tracker.use_experiment(config.experiment, create=False)
+    view = latest_front(tracker, str(parent))
+    return view if view.dense is not None else None

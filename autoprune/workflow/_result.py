@@ -41,6 +41,7 @@ class PipelineResult:
     failed_out: bool = False
     concluded: bool = True  # False: other workers still run trials; the last one to finish concludes
     seconds: dict[str, float] = field(default_factory=dict)
+    already_complete: bool = False  # a resume found the search complete and concluded: nothing ran
 
     @property
     def completed(self) -> int:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from .. import data, engine, models
-from ..config import LoadedPipeline
+from ..config import LoadedPipeline, PipelineConfig
 from ..search import (
     Budget,
     CandidateEvaluator,
@@ -34,12 +34,12 @@ from ..search import (
     leave_ray,
 )
 from ._conclude import Conclusion, SearchState, conclude
-from ._dense import DenseModel, build_dense, checkpoint_path, prepare_dense
+from ._dense import DenseModel, build_dense, checkpoint_path, dense_cache_key, prepare_dense
 from ._latency import latency_table
 from ._layout import fit_layout
 from ._locations import cache_dir, storage_url
 from ._observer import Observer, QuietObserver, Tee
-from ._open import CONCLUDED_ATTR, open_search
+from ._open import CONCLUDED_ATTR, finished_search, open_search
 from ._result import PipelineResult
 from ._space import build_space
 from ._strategies import finalize_settings, make_strategy, make_study, search_space
@@ -97,6 +97,11 @@ def _conclude_if_last(
         return records, conclusion
 
 
+def _budget(config: PipelineConfig) -> Budget:
+    search = config.search
+    return Budget(search.trials, search.timeout_s, search.max_failed_trials or search.trials)
+
+
 def run_loaded(
     loaded: LoadedPipeline,
     *,
@@ -152,6 +157,8 @@ class _Run:
         from ..tracking import MlflowReporter
 
         config, checked, observer = self.config, self.checked, self.observer
+        if resume and (stored := self._already_complete()) is not None:
+            return stored
         observer.phase("preparing the dense model")
         dense = prepare_dense(
             config,
@@ -202,6 +209,39 @@ class _Run:
             records, conclusion, outcome = self._search_and_conclude(evaluator, state, reporter, parent)
         return self._result(parent, dense, records, conclusion, outcome)
 
+    def _already_complete(self) -> PipelineResult | None:
+        """The stored result of the latest study when its budget is spent and it was concluded: a
+        resume then measures, trains and writes nothing. None while work is left."""
+        config, checked = self.config, self.checked
+        key = dense_cache_key(config, checked.splits, checked.model)
+        view = finished_search(self.study, self.strategy, self.tracker, config, checked.space, key, _budget(config))
+        if view is None or view.dense is None:
+            return None
+        tracker, members = self.tracker, view.members
+        log.warning(
+            "study %s is complete (%d trials) and concluded: nothing to do; raise the budget to search further",
+            self.study.name,
+            self.study.count(TrialState.COMPLETE),
+        )
+        return PipelineResult(
+            config=config,
+            study=self.study.name,
+            storage=storage_url(config),
+            experiment_id=tracker.experiment_id,
+            experiment_url=tracker.experiment_url,
+            front_url=tracker.front_url,
+            model_url=tracker.model_url(view.registered_model) if view.registered_model else None,
+            parent_run_id=view.parent_run_id,
+            dense=view.dense,
+            splits=checked.splits,
+            records=self.study.records(),
+            members=members,
+            front=[m.trial for m in members],
+            aliases={alias: m.trial for m in members for alias in m.aliases},
+            hypervolume=view.hypervolume,
+            already_complete=True,
+        )
+
     def _evaluator(self, dense: DenseModel) -> CandidateEvaluator:
         config, checked = self.config, self.checked
         table = None
@@ -227,8 +267,7 @@ class _Run:
         status: str | None = "FAILED"
         try:
             clock = time.perf_counter()
-            search = config.search
-            budget = Budget(search.trials, search.timeout_s, search.max_failed_trials or search.trials)
+            budget = _budget(config)
             planned = self.strategy.planned_trials(budget)
             self.observer.search_started(planned, study.records(), self.checked.objectives, evaluator.reference)
             outcome = self.strategy.run(study, evaluator, Tee(reporter, self.observer), budget)

@@ -50,7 +50,7 @@ def _runs(root: Path) -> tuple[MlflowClient, object, list]:
     return client, parent, [r for r in runs if r.data.tags.get("autoprune.kind") == "trial"]
 
 
-def test_a_one_shot_search_logs_its_candidates_and_finalizes_the_fronts_best(tmp_path: Path) -> None:
+def test_a_one_shot_search_logs_its_candidates_and_finalizes_the_fronts_best(tmp_path: Path, capsys) -> None:
     pipeline = _pipeline(tmp_path)
     assert run_cli("run", str(pipeline)) == 0
     client, parent, trials = _runs(tmp_path)
@@ -67,7 +67,9 @@ def test_a_one_shot_search_logs_its_candidates_and_finalizes_the_fronts_best(tmp
     on_front = [row for row in table[1:] if row.split(",")[7] == "True"]
     assert len(on_front) >= 3  # the trials were chosen among them
 
+    capsys.readouterr()
     assert run_cli("run", str(pipeline), "--resume") == 0  # the budget is spent: nothing new
+    assert "Nothing to do: study oneshot-digits had spent its budget" in capsys.readouterr().out
     _, _, again = _runs(tmp_path)
     assert sorted(r.info.run_id for r in again) == sorted(r.info.run_id for r in trials)
 

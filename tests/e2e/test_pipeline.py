@@ -208,3 +208,42 @@ def test_a_second_search_in_the_store_reuses_the_cached_dense_model(finished_sea
     assert second.data.params["dense_source"] == "cache"  # same model, recipe and data: not trained again
     for key in ("dense_val_accuracy", "dense_test_accuracy", "dense_params"):
         assert second.data.metrics[key] == parents[0].data.metrics[key]
+
+
+def _store_state(store: Store) -> tuple:
+    """Every run's status, end time, tags and metric histories; every model version's description
+    and tags; every artifact file's size and modification time."""
+    client, parents, children = _runs(store)
+    runs = {
+        run.info.run_id: (
+            run.info.status,
+            run.info.end_time,
+            dict(run.data.tags),
+            {
+                key: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+                for key in run.data.metrics
+            },
+        )
+        for run in parents + children
+    }
+    versions = {
+        (v.name, v.version): (v.description, dict(v.tags), v.last_updated_timestamp)
+        for v in client.search_model_versions()
+    }
+    files = {
+        path: (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in (store.root / "store").rglob("*")
+        if path.is_file() and path.suffix != ".db"
+    }
+    return runs, versions, files
+
+
+def test_resume_of_a_complete_search_says_so_and_changes_nothing(finished_search: Store, capsys) -> None:
+    from ..helpers import run_cli
+
+    before = _store_state(finished_search)
+    assert run_cli("run", str(finished_search.pipeline), "--resume") == 0
+    out = capsys.readouterr().out
+    assert "Nothing to do: study e2e-digits had spent its budget and was concluded" in out
+    assert "Pareto front of e2e-digits" in out  # the stored front, as the run printed it
+    assert _store_state(finished_search) == before
