@@ -9,17 +9,52 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["FACTORY_PATTERN", "import_callable"]
+__all__ = ["FACTORY_PATTERN", "UserExit", "import_callable", "what_went_wrong"]
 
 FACTORY_PATTERN = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$"
+
+
+class UserExit(Exception):
+    """The user's code called ``sys.exit`` (or raised ``SystemExit``) where it should return."""
+
+
+_OURS = (str(Path(__file__).resolve().parent), sys.prefix, sys.base_prefix)
+
+
+def _user_frame(exc: BaseException) -> str:
+    """`` (at models.py:12)``: the deepest line of the user's own code in ``exc``'s traceback
+    (not autoprune's, not an installed package's), shown relative to the working directory."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_OURS)]
+    if not frames or frames[-1].filename.startswith("<"):
+        return ""
+    where = Path(frames[-1].filename)
+    try:
+        shown = os.path.relpath(where) if where.resolve().is_relative_to(Path.cwd().resolve()) else where.name
+    except (ValueError, OSError, RuntimeError):
+        shown = where.name
+    return f" (at {shown}:{frames[-1].lineno})"
+
+
+def what_went_wrong(exc: BaseException) -> str:
+    """One line on how the user's code failed: ``raised ValueError: its first line (at models.py:12)``."""
+    if isinstance(exc, UserExit):
+        return str(exc)
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r}){_user_frame(exc)}"
+    lines = str(exc).strip().splitlines()
+    message = f": {lines[0][:200]}" if lines else ""
+    more = " …" if len(lines) > 1 else ""
+    return f"raised {type(exc).__name__}{message}{more}{_user_frame(exc)}"
 
 
 @contextlib.contextmanager
@@ -54,8 +89,10 @@ def import_callable(path: str, *, key: str, search_dirs: Sequence[str | Path] = 
     try:
         with _on_path(directories):
             module = importlib.import_module(module_name)
-    except Exception as exc:  # any error while importing user code is reported the same way
-        raise ConfigError(f"cannot import '{module_name}' for {path!r}: {type(exc).__name__}: {exc}", key=key) from exc
+    except (Exception, SystemExit) as exc:  # any error while importing user code is reported the same way
+        if isinstance(exc, ModuleNotFoundError) and exc.name == module_name.split(".")[0]:
+            raise ConfigError(f"cannot import '{module_name}' for {path!r}: no such module", key=key) from exc
+        raise ConfigError(f"cannot import '{module_name}' for {path!r}: it {what_went_wrong(exc)}", key=key) from exc
     target: Any = module
     for part in attribute.split("."):
         if not hasattr(target, part):
@@ -68,6 +105,9 @@ def import_callable(path: str, *, key: str, search_dirs: Sequence[str | Path] = 
     @functools.wraps(function)
     def call(*args: Any, **kwargs: Any) -> Any:
         with _on_path(directories):
-            return function(*args, **kwargs)
+            try:
+                return function(*args, **kwargs)
+            except SystemExit as exc:
+                raise UserExit(f"called sys.exit({exc.code!r}) instead of returning{_user_frame(exc)}") from exc
 
     return call

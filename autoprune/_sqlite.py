@@ -10,10 +10,13 @@ writers wait for the lock instead of failing.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["sqlite_path", "tune_sqlite"]
+__all__ = ["check_sqlite_file", "sqlite_path", "tune_sqlite"]
+
+_HEADER = b"SQLite format 3\x00"
 
 _installed = False
 
@@ -46,3 +49,29 @@ def tune_sqlite() -> None:
 
     event.listen(Engine, "connect", _on_connect)
     _installed = True
+
+
+def check_sqlite_file(uri: str) -> str | None:
+    """Why the file of a ``sqlite:///`` URI cannot hold a store (None when it can, or the URI is no
+    sqlite one): a folder, a file that is not a SQLite database, a folder that cannot be written.
+    Reads only, so it can run before anything is created."""
+    database = sqlite_path(uri)
+    if database is None:
+        return None
+    if database.is_dir():
+        return f"{database} is a folder, not a database file"
+    if database.is_file():
+        try:
+            with database.open("rb") as handle:
+                header = handle.read(len(_HEADER))
+        except OSError as exc:
+            return f"cannot read {database}: {exc.strerror or exc}"
+        if header and header != _HEADER:
+            return f"{database} is not a SQLite database (another file of that name?)"
+        return None
+    existing = next((p for p in (database.parent, *database.parent.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{existing} is a file, so {database} cannot be created"
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} cannot be written, so {database} cannot be created there"
+    return None

@@ -11,6 +11,7 @@ __all__ = [
     "AutoPruneError",
     "ConfigError",
     "DataError",
+    "Interrupted",
     "ModelError",
     "PruningError",
     "TrackingError",
@@ -72,3 +73,12 @@ class TrialFailed(AutoPruneError):
 
 class TrialDiverged(TrialFailed):
     """The fine-tune loss became NaN or infinite."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal other than Ctrl-C (SIGTERM from ``timeout`` or a scheduler, SIGHUP from a closed
+    terminal), raised where Ctrl-C's KeyboardInterrupt would be so it is handled the same way."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -14,6 +14,7 @@ from rich.table import Table
 from .. import __version__
 from ._closing import print_result, set_flags
 from ._console import ADDRESS, BACKEND, PIPELINE, SET, VERBOSE, console, err_console, setup_logging, with_backend
+from ._signals import exit_status
 
 if TYPE_CHECKING:
     from ..workflow import ValidationReport
@@ -59,10 +60,10 @@ def run(
     try:
         with SearchProgress(console) as progress, store_errors():
             result = workflow.run(loaded, resume=resume, observer=progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         command = f"autoprune run {pipeline} --resume" + set_flags(overrides)
         err_console.print(f"[yellow]interrupted[/]: finished trials are kept. Continue with\n  {escape(command)}")
-        raise typer.Exit(130) from None
+        raise typer.Exit(exit_status(exc)) from None
     print_result(console, result, pipeline, overrides)
     if result.failed_out:
         raise typer.Exit(1)
@@ -86,9 +87,9 @@ def retrain(
     try:
         with SearchProgress(console) as progress, store_errors():
             report, result = workflow.retrain(loaded, observer=progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         err_console.print("[yellow]interrupted[/]: finished trials are kept; the champion was not moved.")
-        raise typer.Exit(130) from None
+        raise typer.Exit(exit_status(exc)) from None
     promoted = report.decision in ("promoted", "first-champion")
     has_champion = report.decision != "not-registered" and (report.champion_version is not None or promoted)
     print_result(console, result, pipeline, overrides, champion=has_champion)

@@ -38,7 +38,7 @@ def _console(*, stderr: bool = False) -> Console:
 console = _console()
 err_console = _console(stderr=True)
 
-PIPELINE = typer.Argument(..., exists=False, dir_okay=False, help="Pipeline YAML file.")
+PIPELINE = typer.Argument(..., help="Pipeline YAML file.")
 SET = typer.Option([], "--set", "-s", metavar="KEY.PATH=VALUE", help="Override a value of the pipeline (repeatable).")
 BACKEND = typer.Option(
     None, "--backend", metavar="optuna|ray", help="optuna or ray (default: the pipeline's search.backend)."

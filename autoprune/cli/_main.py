@@ -2,7 +2,8 @@
 
 Known errors (bad input, unreachable stores) print one red line ``file:line: key: message`` and exit
 with status 2; an unexpected one prints one line and exits 1 (``AUTOPRUNE_DEBUG=1`` shows its
-traceback); Ctrl-C exits with 130 after saying how to resume.
+traceback); Ctrl-C exits with 130 after saying how to resume, SIGTERM and SIGHUP likewise (with 143
+and 129; see `_signals`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..errors import AutoPruneError
 from . import _stores  # noqa: F401 - registers pareto, export and ui on the app
 from ._app import app
 from ._console import err_console
+from ._signals import exit_status, stop_signals_interrupt
 
 __all__ = ["main"]
 
@@ -28,12 +30,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     import click
 
     try:
-        status = app(args=argv, standalone_mode=False, prog_name="autoprune")
+        with stop_signals_interrupt():
+            status = app(args=argv, standalone_mode=False, prog_name="autoprune")
     except AutoPruneError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except (KeyboardInterrupt, click.Abort, typer.Abort):
-        sys.exit(130)
+    except (KeyboardInterrupt, click.Abort, typer.Abort) as exc:
+        sys.exit(exit_status(exc))
     except (click.ClickException, typer.TyperException) as exc:  # usage errors: unknown option, missing argument
         # typer vendors its own click, whose errors are not the click package's: both are caught here
         if hasattr(exc, "show"):

@@ -49,7 +49,7 @@ def _tracker(
 
 @app.command()
 def pareto(
-    pipeline: Path = typer.Argument(None, dir_okay=False, help="Pipeline YAML (gives the store and experiment)."),
+    pipeline: Path = typer.Argument(None, help="Pipeline YAML (gives the store and experiment)."),
     experiment: str = typer.Option(None, help="Experiment name, when no pipeline file is given."),
     tracking_uri: str = TRACKING_URI,
     search_run: str = typer.Option(None, "--run", help="Parent run id of a search (default: the latest search)."),
@@ -86,7 +86,7 @@ def export(
     export_format: str = typer.Option("onnx", "--format", "-f", help="onnx or state-dict (plan.json + state_dict.pt)."),
     out: Path = typer.Option(Path("exported"), "--out", "-o", file_okay=False, help="Output directory."),
     pipeline: Path = typer.Option(
-        None, "--pipeline", "-p", dir_okay=False, help="Pipeline YAML (gives the store and the registered model)."
+        None, "--pipeline", "-p", help="Pipeline YAML (gives the store and the registered model)."
     ),
     tracking_uri: str = TRACKING_URI,
     overrides: list[str] = SET,
@@ -111,7 +111,7 @@ def export(
 
 @app.command()
 def ui(
-    pipeline: Path = typer.Argument(None, dir_okay=False, help="Pipeline YAML (gives the store)."),
+    pipeline: Path = typer.Argument(None, help="Pipeline YAML (gives the store)."),
     tracking_uri: str = typer.Option(
         None, help=f"Backend store URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."
     ),

@@ -8,10 +8,9 @@ configs always did; inside a pipeline the loader reports the file, line and key 
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
 from .._vocab import Optimizer, Runtime
 from ..errors import ConfigError
@@ -57,13 +56,6 @@ class TrainingRecipe(Checked):
     optimizer: Optimizer = "sgd"
     weight_decay: float = Field(5e-4, ge=0, le=1.0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
-
-    @field_validator("lr")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError(f"must be a finite number, but got {value!r}")
-        return value
 
 
 class FinetuneConfig(TrainingRecipe):

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ._base import Boolean, shown
+
 __all__ = ["first_error_message"]
 
 
@@ -136,19 +138,21 @@ def _describe(error: Mapping[str, Any], root: type[BaseModel], data: Any) -> tup
             return key, f"this key is required; one of {', '.join(options)}"
         return (
             key,
-            f"must be one of {', '.join(options)}, but got {ctx.get('tag')!r}{_suggest(ctx.get('tag'), options)}",
+            f"must be one of {', '.join(options)}, but got {shown(ctx.get('tag'))}{_suggest(ctx.get('tag'), options)}",
         )
     message = str(error["msg"])
+    if isinstance(given, Boolean):
+        return key, f"must be a number, but got {given}"
     if message.startswith("Value error, "):
         return key, message.removeprefix("Value error, ")
     message = re.sub(r"^Input should be ", "must be ", message)
     message = re.sub(r", got .*$", "", message)  # pydantic's own "got ..." is replaced by ours
     message = re.sub(r"^Input ", "value ", message)
     if kind == "literal_error":
-        return key, f"{message}, but got {given!r}{_suggest(given, _quoted(str(ctx.get('expected', ''))))}"
+        return key, f"{message}, but got {shown(given)}{_suggest(given, _quoted(str(ctx.get('expected', ''))))}"
     if isinstance(given, (dict, list)) and kind not in ("dict_type", "list_type", "model_type"):
         return key, message
-    return key, f"{message}, but got {given!r}"
+    return key, f"{message}, but got {shown(given)}"
 
 
 def first_error_message(exc: ValidationError, root: type[BaseModel], data: Any) -> tuple[str, str]:

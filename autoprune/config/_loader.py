@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,23 +19,32 @@ import yaml
 from pydantic import BaseModel
 
 from ..errors import AutoPruneError, ConfigError
+from ._base import shown as shown_value
 from ._errors import first_error_message
 from ._pipeline import PipelineConfig
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "LoadedPipeline", "SourceMap", "load_pipeline", "read_yaml"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "LoadedPipeline", "SourceMap", "load_pipeline", "read_yaml"]
 
 MAX_NODES = 20_000
 MAX_DEPTH = 32
+MAX_BYTES = 1 << 20
 _YAML_TAG = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {"str", "int", "float", "bool", "null", "map", "seq"}
+_KEY_KINDS = {"int": "a number", "float": "a number", "bool": "a boolean", "null": "nothing (null)"}
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe loader that also reads ``1e-4`` as a float (YAML 1.2 style), not as a string."""
+    """Safe loader reading scalars the YAML 1.2 way: ``1e-4`` is a float (not a string), and only
+    true and false are booleans (YAML 1.1 also reads yes, no, on, off, y and n as booleans)."""
 
 
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != f"{_YAML_TAG}bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(f"{_YAML_TAG}bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 _Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
+    f"{_YAML_TAG}float",
     re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
     list("-+0123456789."),
 )
@@ -64,7 +74,7 @@ def display_path(path: Path) -> str:
     """``path`` relative to the working directory when it is inside it (short, machine-independent)."""
     try:
         return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd().resolve()) else str(path)
-    except (ValueError, OSError):  # another drive, or the working directory was deleted
+    except (ValueError, OSError, RuntimeError):  # another drive, a deleted working directory, a symlink loop
         return str(path)
 
 
@@ -108,6 +118,13 @@ def _walk(
                     "keys must be plain strings", key=prefix or None, location=f"{shown}:{key_node.start_mark.line + 1}"
                 )
             key_line = key_node.start_mark.line + 1
+            if key_node.tag != f"{_YAML_TAG}str":
+                kind = _KEY_KINDS.get(key_node.tag.removeprefix(_YAML_TAG), key_node.tag)
+                raise ConfigError(
+                    f"the key '{key_node.value}' reads as {kind}; keys are names (quote it to mean the text)",
+                    key=prefix or None,
+                    location=f"{shown}:{key_line}",
+                )
             dotted = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
             if key_node.value in seen:
                 raise ConfigError(
@@ -125,6 +142,51 @@ def _walk(
             _walk(item, dotted, shown, out, depth + 1, count)
 
 
+def _read_text(path: Path, shown: str, what: str) -> str:
+    """The text of a YAML file, refusing what is not one: a folder, a pipe or device (which could
+    block or never end), a file over `MAX_BYTES`."""
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ConfigError(f"the {what} path is a folder, not a file", location=shown)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"the {what} path is not a regular file (a pipe or a device?)", location=shown)
+        if info.st_size > MAX_BYTES:
+            raise ConfigError(
+                f"the {what} file is {info.st_size:,} bytes; a {what} file is at most {MAX_BYTES:,}", location=shown
+            )
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} file does not exist", location=shown) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"cannot read the {what} file: {reason}", location=shown) from exc
+
+
+def _check_depth(text: str, shown: str) -> None:
+    """Refuse nesting deeper than `MAX_DEPTH` from the event stream, before the recursive composer
+    would run out of stack on it."""
+    depth, top_nodes, top_key = 0, 0, None
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if depth == 1 and isinstance(event, yaml.NodeEvent):  # the root mapping's keys and values
+                top_nodes += 1
+                if top_nodes % 2 and isinstance(event, yaml.ScalarEvent):
+                    top_key = event.value
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH + 1:
+                    raise ConfigError(
+                        f"nesting is deeper than {MAX_DEPTH} levels",
+                        key=top_key,
+                        location=f"{shown}:{event.start_mark.line + 1}",
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # composing reports it, with its line
+
+
 def read_yaml(path: Path, *, what: str = "pipeline") -> tuple[dict[str, Any], SourceMap, str]:
     """A YAML mapping, the lines of its keys, and its text.
 
@@ -132,12 +194,8 @@ def read_yaml(path: Path, *, what: str = "pipeline") -> tuple[dict[str, Any], So
         ConfigError: The file is missing, unreadable, not valid YAML, unsafe, or not a mapping.
     """
     shown = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{what} file does not exist", location=shown) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the {what} file: {exc}", location=shown) from exc
+    text = _read_text(path, shown, what)
+    _check_depth(text, shown)
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -170,7 +228,10 @@ def _apply_override(data: dict[str, Any], expression: str, sources: SourceMap) -
     try:
         value = yaml.load(raw, Loader=_Loader) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"cannot parse the value {raw!r}: {exc}", key=key, location=f"--set {expression}") from exc
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(
+            f"cannot parse the value {shown_value(raw)}: {problem}", key=key, location=f"--set {expression}"
+        ) from exc
     target = data
     parts = key.split(".")
     for depth, part in enumerate(parts[:-1]):
@@ -216,8 +277,9 @@ def _include_space(data: dict[str, Any], base: Path, sources: SourceMap) -> tupl
         return None, None
     path = (base / search["space"]).resolve() if not Path(search["space"]).is_absolute() else Path(search["space"])
     if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise ConfigError(
-            f"search space file {search['space']!r} does not exist (paths are relative to the pipeline file)",
+            f"search space file {search['space']!r} {what} (paths are relative to the pipeline file)",
             key="search.space",
             location=sources.locate("search.space"),
         )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .._vocab import OBJECTIVES, Sampler, Strategy
-from ._base import Strict
+from ._base import Strict, shown
 from ._data import DataConfig, DigitsData
 from ._engine import LatencyConfig
 from ._model import CNNModel, ModelConfig
@@ -127,11 +128,22 @@ class SearchConfig(Strict):
     def _storage_url(cls, value: str | None) -> str | None:
         if value is not None and value.split(":", 1)[0] not in _DATABASE_SCHEMES:
             raise ValueError(
-                f"must be an RDB URL such as sqlite:///path/optuna.db or postgresql://user@host/db, but got {value!r}"
+                "must be an RDB URL such as sqlite:///path/optuna.db or postgresql://user@host/db, "
+                f"but got {shown(value)}"
             )
         if value is not None and value.startswith("sqlite:") and not value.startswith("sqlite:///"):
-            raise ValueError(f"a sqlite URL needs three slashes (sqlite:///relative.db), but got {value!r}")
+            raise ValueError(f"a sqlite URL needs three slashes (sqlite:///relative.db), but got {shown(value)}")
+        _refuse_memory(value)
         return value
+
+
+def _refuse_memory(url: str | None) -> None:
+    """A store must outlive the process: no in-memory sqlite (``sqlite://``, ``sqlite:///:memory:``)."""
+    if url is not None and url.startswith("sqlite:") and url.removeprefix("sqlite:").strip("/") in ("", ":memory:"):
+        raise ValueError(
+            f"an in-memory database is gone when the run ends (no resume, no UI): give a file such as "
+            f"sqlite:///mlflow/optuna.db, but got {shown(url)}"
+        )
 
 
 class Constraints(Strict):
@@ -155,6 +167,27 @@ class TrackingConfig(Strict):
     register_models: bool = Field(True, alias="register", description="register front models in the registry")
     registered_model: str | None = Field(None, description="default: the pipeline name")
 
+    @field_validator("experiment", "registered_model")
+    @classmethod
+    def _names(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if value != value.strip() or not value or len(value) > 200:
+            raise ValueError(f"must be 1 to 200 characters without surrounding spaces, but got {shown(value)}")
+        hidden = sorted({c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")})
+        if hidden:
+            raise ValueError(
+                "must be printable text, but holds control or direction characters "
+                f"({', '.join(f'U+{ord(c):04X}' for c in hidden)}): {shown(value)}"
+            )
+        banned = sorted(set(value) & set("/:@%")) if info.field_name == "registered_model" else []
+        if banned or (info.field_name == "registered_model" and value in (".", "..")):
+            raise ValueError(
+                f"a registered model's name cannot hold {' '.join(banned) or 'only dots'} (MLflow names models in "
+                f"paths and models:/NAME@ALIAS URIs), but got {shown(value)}"
+            )
+        return value
+
     @field_validator("uri")
     @classmethod
     def _uri(cls, value: str) -> str:
@@ -162,10 +195,11 @@ class TrackingConfig(Strict):
         if scheme not in _URI_SCHEMES:
             raise ValueError(
                 "must be a tracking URI such as sqlite:///mlflow/mlflow.db, postgresql://user@host/db or "
-                f"http://127.0.0.1:5000, but got {value!r}"
+                f"http://127.0.0.1:5000, but got {shown(value)}"
             )
         if scheme == "sqlite" and not value.startswith("sqlite:///"):
-            raise ValueError(f"a sqlite URI needs three slashes (sqlite:///relative.db), but got {value!r}")
+            raise ValueError(f"a sqlite URI needs three slashes (sqlite:///relative.db), but got {shown(value)}")
+        _refuse_memory(value)
         return value
 
 
@@ -241,14 +275,15 @@ class ScheduleConfig(Strict):
         fields = value.split()
         if len(fields) != 5 or not all(re.fullmatch(_CRON_FIELD, f) for f in fields):
             raise ValueError(
-                f"a cron expression has five fields (minute hour day month weekday), e.g. '0 3 * * *'; got {value!r}"
+                "a cron expression has five fields (minute hour day month weekday), e.g. '0 3 * * *'; "
+                f"got {shown(value)}"
             )
         return value
 
 
 class PipelineConfig(Strict):
     name: str
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     data: DataConfig = Field(default_factory=DigitsData)
     model: ModelConfig = Field(default_factory=lambda: CNNModel(arch="cnn"))
     search: SearchConfig = Field(default_factory=SearchConfig)
@@ -268,7 +303,7 @@ class PipelineConfig(Strict):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value):
             raise ValueError(
                 "must start with a letter or digit and hold only letters, digits, '_', '.' and '-' (at most 100): "
-                f"it names the experiment, the study and the registered model; got {value!r}"
+                f"it names the experiment, the study and the registered model; got {shown(value)}"
             )
         return value
 
@@ -288,7 +323,7 @@ class PipelineConfig(Strict):
                 raise ValueError(f"each objective may appear once, but got {value}")
             value = {name: OBJECTIVES[name].short if name in OBJECTIVES else "max" for name in value}
         if not isinstance(value, dict) or not value:
-            raise ValueError(f"give 1 to 3 objectives from {', '.join(OBJECTIVES)}, but got {value!r}")
+            raise ValueError(f"give 1 to 3 objectives from {', '.join(OBJECTIVES)}, but got {shown(value)}")
         for name, direction in value.items():
             if name not in OBJECTIVES:
                 close = difflib.get_close_matches(str(name), OBJECTIVES, n=1)

@@ -17,6 +17,14 @@ from ._engine import FinetuneConfig
 __all__ = ["FinetuneSpace", "Param", "PruningSpace", "RatioOverride", "RatioRange", "SpaceConfig", "TiltRange"]
 
 
+def _check_range(low: float, high: float, step: float | None) -> None:
+    """``low <= high``, and a ``step`` that fits in the range (else only ``low`` is ever tried)."""
+    if low > high:
+        raise ValueError(f"low <= high must hold, but got low={low}, high={high}")
+    if step is not None and high > low and step > high - low + 1e-9:
+        raise ValueError(f"step {step:g} is wider than the range {low:g} to {high:g}, so only {low:g} would be tried")
+
+
 class Param(Strict):
     """One searchable setting: exactly one of ``value``, ``choices`` or ``low``/``high``."""
 
@@ -45,8 +53,7 @@ class Param(Strict):
         if is_range:
             if self.low is None or self.high is None:
                 raise ValueError(f"a range needs both low and high, but got low={self.low}, high={self.high}")
-            if self.low > self.high:
-                raise ValueError(f"low <= high must hold, but got low={self.low}, high={self.high}")
+            _check_range(self.low, self.high, self.step)
             if self.log and self.low <= 0:
                 raise ValueError(f"a log range needs low > 0, but got low={self.low}")
             if self.log and self.step is not None:
@@ -77,8 +84,7 @@ class RatioRange(Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> RatioRange:
-        if self.low > self.high:
-            raise ValueError(f"low <= high must hold, but got low={self.low}, high={self.high}")
+        _check_range(self.low, self.high, self.step)
         return self
 
 
@@ -104,8 +110,7 @@ class TiltRange(Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> TiltRange:
-        if self.low > self.high:
-            raise ValueError(f"low <= high must hold, but got low={self.low}, high={self.high}")
+        _check_range(self.low, self.high, self.step)
         return self
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .._imports import import_callable
+from .._imports import import_callable, what_went_wrong
 from ..config import DataConfig, DigitsData, FactoryData, FashionMnistData, ImageFolderData, NpzData
 from ..errors import ConfigError, DataError
 from ._augment import Augment
@@ -132,6 +132,17 @@ def _encode_labels(labels: np.ndarray, *, key: str) -> tuple[np.ndarray, list[st
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise DataError(f"labels must be one-dimensional, but have shape {list(labels.shape)}", key=key)
+    if labels.dtype.kind == "c" or labels.dtype == object:
+        raise DataError(f"labels must be class names or whole numbers, but have dtype {labels.dtype}", key=key)
+    if labels.dtype.kind == "f":
+        bad = labels[~np.isfinite(labels) | (labels != np.round(labels))] if labels.size else labels
+        if bad.size:
+            raise DataError(
+                f"labels must be class names or whole numbers, but {bad.size:,} of {labels.size:,} are not "
+                f"(first: {bad[0].item()!r}); round or drop them",
+                key=key,
+            )
+        labels = labels.astype(np.int64)
     values, codes = np.unique(labels, return_inverse=True)
     if len(values) < 2:
         raise DataError(f"labels must contain at least 2 classes, but contain {len(values)}", key=key)
@@ -144,8 +155,8 @@ def _as_inputs(x: np.ndarray, *, key: str, add_channel: bool = True, channels: s
     (N, H, W, C) with ``channels`` "last" (moved to (N, C, H, W)), and refused when they look like
     the latter and ``channels`` is unset."""
     x = np.asarray(x)
-    if x.dtype == object or not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"inputs must be numeric, but have dtype {x.dtype}", key=key)
+    if x.dtype == object or not np.issubdtype(x.dtype, np.number) or x.dtype.kind == "c":
+        raise DataError(f"inputs must be real numbers, but have dtype {x.dtype}", key=key)
     if x.ndim not in (2, 3, 4):
         raise DataError(
             "inputs must have shape (N, D), (N, H, W), (N, C, H, W), or (N, C, L) with add_channel: false; got "
@@ -266,7 +277,7 @@ def _factory(config: FactoryData, base: Path) -> tuple[np.ndarray, np.ndarray, l
     except ConfigError:
         raise
     except Exception as exc:  # user code
-        raise DataError(f"{config.factory}(...) raised {type(exc).__name__}: {exc}", key=key) from exc
+        raise DataError(f"{config.factory}(...) {what_went_wrong(exc)}", key=key) from exc
     test = None
     if isinstance(result, Mapping) and "train" in result:
         x, y = _materialise(result["train"], key=key)

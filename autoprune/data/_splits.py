@@ -64,6 +64,15 @@ class TensorSplit:
         for start in range(0, len(self), batch_size):
             yield self.x[start : start + batch_size], self.y[start : start + batch_size]
 
+    def shuffled_batches(self, batch_size: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """The indices of one epoch's mini-batches in a random order. A last batch of one sample joins the
+        one before it: BatchNorm cannot train on a single sample (a batch of 8 on 65 samples, say)."""
+        order = torch.randperm(len(self), generator=generator)
+        batches = list(order.split(batch_size))
+        if len(batches) > 1 and len(batches[-1]) == 1:
+            batches[-2:] = [torch.cat(batches[-2:])]
+        return batches
+
     def subset(self, size: int, *, seed: int) -> TensorSplit:
         """A stratified subset of ``size`` samples (the whole split when ``size >= len``)."""
         if size >= len(self):

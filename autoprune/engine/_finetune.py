@@ -184,16 +184,14 @@ def finetune(
     optimizer = make_optimizer(model, config)
     averaged = _averaged(model, config.ema_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    steps_per_epoch = len(train.shuffled_batches(config.batch_size))
     total_steps, step = max(1, config.epochs * steps_per_epoch), 0
     reports: list[EpochReport] = []
     stopped = False
     for epoch in range(1, config.epochs + 1):
         epoch_start, loss_sum = time.perf_counter(), 0.0
         model.train()
-        order = torch.randperm(len(train), generator=generator)
-        for begin in range(0, len(train), config.batch_size):
-            index = order[begin : begin + config.batch_size]
+        for index in train.shuffled_batches(config.batch_size, generator):
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
             inputs, flipped = augment.sample(train.x[index], generator)

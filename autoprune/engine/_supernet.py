@@ -111,15 +111,13 @@ def train_supernet(
     generator = torch.Generator().manual_seed(recipe.seed)
     if state.generator is not None:
         generator.set_state(state.generator)
-    steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
+    steps_per_epoch = len(train.shuffled_batches(recipe.batch_size))
     total_steps = max(1, recipe.epochs * steps_per_epoch)
     for epoch in range(state.epoch + 1, recipe.epochs + 1):
         start, loss_sum, step = time.perf_counter(), 0.0, (epoch - 1) * steps_per_epoch
         model.train()
-        order = torch.randperm(len(train), generator=generator)
         with nested.masking():
-            for begin in range(0, len(train), recipe.batch_size):
-                index = order[begin : begin + recipe.batch_size]
+            for index in train.shuffled_batches(recipe.batch_size, generator):
                 for group in optimizer.param_groups:
                     group["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
                 inputs, _ = splits.augment.sample(train.x[index], generator)

@@ -12,7 +12,7 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
-from .._imports import import_callable
+from .._imports import import_callable, what_went_wrong
 from ..config import (
     CNNModel,
     FactoryModel,
@@ -96,7 +96,7 @@ def _from_factory(
     try:
         model = function(**kwargs)
     except Exception as exc:  # user code: report it as a model problem naming the key
-        raise ModelError(f"{config.factory}(...) raised {type(exc).__name__}: {exc}", key="model.factory") from exc
+        raise ModelError(f"{config.factory}(...) {what_went_wrong(exc)}", key="model.factory") from exc
     if not isinstance(model, nn.Module):
         raise ModelError(
             f"{config.factory} must return a torch.nn.Module, but returned {type(model).__name__}",
@@ -129,7 +129,8 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, key: str = "model.che
     """Load a state dict into ``model`` with ``weights_only=True`` (no pickled code is run)."""
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"checkpoint file {str(path)!r} does not exist", key=key)
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ModelError(f"checkpoint file {str(path)!r} {what}", key=key)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, or a pickle that weights_only refuses
@@ -146,6 +147,17 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, key: str = "model.che
         state = state["state_dict"]
     if not isinstance(state, Mapping):
         raise ModelError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict", key=key)
+    broken = [
+        name
+        for name, value in state.items()
+        if torch.is_tensor(value) and value.is_floating_point() and not value.isfinite().all()
+    ]
+    if broken:
+        raise ModelError(
+            f"{str(path)!r} holds NaN or infinite weights ({len(broken)} tensor{'s' * (len(broken) > 1)}, the first "
+            f"{broken[0]}): was it saved from a training that diverged?",
+            key=key,
+        )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

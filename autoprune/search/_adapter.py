@@ -24,7 +24,9 @@ WRITTEN_FOR = {"optuna": "5.0.0", "ray": "2.60.0"}
 
 OPTIMIZE_LOGGER = "optuna.study._optimize"
 _OPTUNA_FAILURE = re.compile(
-    r"Trial \d+ failed with (parameters: .* because of the following error: TrialFailed\(|value None\.$)", re.S
+    r"Trial \d+ failed with (parameters: .* because of the following error: (TrialFailed|KeyboardInterrupt|Interrupted)"
+    r"\(|value None\.$)",
+    re.S,
 )
 
 

@@ -86,9 +86,8 @@ def sample_params(distributions: Mapping[str, BaseDistribution], generator: torc
 def calibration_batches(splits: Splits, count: int, *, seed: int) -> list[torch.Tensor]:
     """``count`` training batches (inputs only, in the split's layout, not augmented) drawn once from a
     seeded shuffle: what every candidate's BatchNorm statistics are re-estimated on."""
-    order = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(seed))
-    size = splits.batch_size
-    return [splits.train.rows(order[i : i + size]) for i in range(0, min(len(order), count * size), size)]
+    batches = splits.train.shuffled_batches(splits.batch_size, torch.Generator().manual_seed(seed))
+    return [splits.train.rows(index) for index in batches[:count]]
 
 
 def _cache_key(

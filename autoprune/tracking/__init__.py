@@ -3,7 +3,17 @@ reporter, Pareto tags, front artifacts, plots, the model registry and its aliase
 
 from __future__ import annotations
 
-from ._client import KIND_TAG, PARENT_TAG, STATE_TAG, TRIAL_TAG, Tracker, sqlite_path, store_errors, ui_base
+from ._client import (
+    KIND_TAG,
+    PARENT_TAG,
+    STATE_TAG,
+    TRIAL_TAG,
+    Tracker,
+    probe_server,
+    sqlite_path,
+    store_errors,
+    ui_base,
+)
 from ._front import FinalizeCurve, finalized_members, log_member, mark_front, register_members
 from ._query import EXPORT_FORMATS, FrontView, Member, export_run, find_member, latest_front
 from ._reporter import MlflowReporter, run_name
@@ -35,6 +45,7 @@ __all__ = [
     "log_search_inputs",
     "log_summary",
     "mark_front",
+    "probe_server",
     "register_members",
     "run_name",
     "set_champion",

@@ -306,6 +306,19 @@ def _probe_server(uri: str) -> None:
             pass
 
 
+def probe_server(uri: str) -> None:
+    """Whether the MLflow server of an ``http(s)://`` tracking URI answers (reads only; other URIs pass).
+
+    Raises:
+        ConfigError: It does not, within 10 s (with the key ``tracking.uri``).
+    """
+    try:
+        _probe_server(uri)
+    except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
+        reason = getattr(exc, "reason", None) or exc
+        raise ConfigError(f"the MLflow server at {uri} does not answer: {reason}", key="tracking.uri") from exc
+
+
 def _param_text(value: Any) -> str:
     # round first: a step grid from a negative low (pruning.spread's offsets) gives 2.8e-17 for 0
     text = f"{round(value, 12):.6g}" if isinstance(value, float) else str(value)

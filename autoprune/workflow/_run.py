@@ -37,7 +37,7 @@ from ._conclude import Conclusion, SearchState, conclude
 from ._dense import DenseModel, build_dense, checkpoint_path, dense_cache_key, prepare_dense
 from ._latency import latency_table
 from ._layout import fit_layout
-from ._locations import cache_dir, storage_url
+from ._locations import cache_dir, check_stores, storage_url
 from ._observer import Observer, QuietObserver, Tee
 from ._open import CONCLUDED_ATTR, finished_search, open_search
 from ._result import PipelineResult
@@ -121,6 +121,7 @@ def run_loaded(
         observer.phase("joining the Ray cluster")
         joined = join_ray(config.ray.address)  # an unreachable cluster is reported before anything is written
     try:
+        check_stores(config)  # before either store is created
         study = make_study(config, checked.objectives, checked.space)
         with study.lock(":open"):  # workers starting together must not both create the stores' tables
             study.connect()

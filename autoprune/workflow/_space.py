@@ -46,6 +46,29 @@ def check_constraints(
             )
 
 
+def _check_something_prunes(space: SearchSpace, groups: list[engine.Group]) -> None:
+    """Refuse a space whose every candidate is the dense model (the search would find nothing).
+
+    Raises:
+        ConfigError: Naming the setting that keeps every channel.
+    """
+    smallest, pruning = space.smallest_plan(), space.config.pruning
+    searched = [g for g in groups if g.name in space.searched]
+    if not searched or any(smallest.kept_channels(g.name, g.size, blocks=g.blocks) < g.size for g in searched):
+        return
+    widest = max(g.size for g in searched)
+    if pruning.min_channels >= widest:
+        key, why = "min_channels", f"min_channels {pruning.min_channels:,} is at least every group's width"
+    elif pruning.round_to is not None and pruning.round_to >= widest:
+        key, why = "round_to", f"round_to {pruning.round_to:,} rounds every group back to its width"
+    else:
+        key, why = "ratio", "the highest ratio the space allows removes no channel of any group"
+    raise ConfigError(
+        f"every candidate would be the unpruned model: {why} (the widest has {widest:,} channels)",
+        key=f"search.space.pruning.{key}",
+    )
+
+
 def build_space(
     config: PipelineConfig, model: nn.Module, groups: list[engine.Group], splits: data.Splits
 ) -> SearchSpace:
@@ -64,6 +87,7 @@ def build_space(
     space = SearchSpace(
         search.space, groups, batch_size=splits.batch_size, train_fraction=search.train_fraction, seed=config.seed
     )
+    _check_something_prunes(space, groups)
     check_constraints(model, space, config.constraints, splits.input_shape)
     if search.fit_to_limit:
         limits = {metric: getattr(config.constraints, f"max_{metric}") for metric in engine.SIZE_METRICS}

@@ -20,7 +20,7 @@ from ..errors import ModelError
 from ..search import SearchSpace
 from ._dense import build_dense, checkpoint_path, dense_cache_file, dense_cache_key
 from ._layout import fit_layout
-from ._locations import cache_dir, storage_url
+from ._locations import cache_dir, check_stores, storage_url
 from ._space import build_space
 from ._strategies import make_strategy, oneshot_members, search_space
 
@@ -179,7 +179,7 @@ def _dense_note(config: PipelineConfig, splits: data.Splits, model: nn.Module) -
 def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
     """Load the data, build the model (untrained, or from its checkpoint), resolve the search space
     against its groups, check the constraints can be met, that a zero-ratio prune changes nothing,
-    that the smallest model of the space runs, and that it exports to ONNX.
+    that the smallest model of the space runs, that the stores can be used, and that it exports to ONNX.
 
     Raises:
         AutoPruneError: The first problem found, with the key it comes from.
@@ -202,6 +202,7 @@ def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
     if difference != 0.0:
         raise ModelError(f"a zero-ratio prune changed the model's outputs by {difference:.2e}", key="model")
     smallest, smallest_params = _smallest_runs(model, space, splits)
+    check_stores(config)
     exported = config.finalize.onnx or config.latency.runtime == "onnxruntime"
     onnx_difference = _onnx_difference(smallest, config, splits) if exported else None
     notes = [] if checkpoint is not None else [_dense_note(config, splits, model)]

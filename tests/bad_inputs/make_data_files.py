@@ -37,7 +37,13 @@ def main() -> None:
     np.savez(HERE / "mismatch.npz", x=np.zeros((30, 8, 8), np.float32), y=np.arange(29) % 3)
     np.savez(HERE / "flat.npz", x=np.zeros((30, 5), np.float32), y=np.arange(30) % 3)
     np.savez(HERE / "hwc.npz", x=np.zeros((30, 8, 8, 3), np.uint8), y=np.arange(30) % 3)  # (N, H, W, C) images
+    labels = np.arange(30) % 3 + 0.5  # fractional labels are no classes
+    np.savez(HERE / "fractional_labels.npz", x=np.zeros((30, 8, 8), np.float32), y=labels)
+    labels = np.where(np.arange(30) == 7, np.nan, np.arange(30) % 3)  # one label missing
+    np.savez(HERE / "nan_labels.npz", x=np.zeros((30, 8, 8), np.float32), y=labels)
+    np.savez(HERE / "complex.npz", x=np.zeros((30, 8, 8), np.complex64), y=np.arange(30) % 3)
     (HERE / "not_an_npz.npz").write_text("this is not a numpy archive\n")
+    (HERE / "not_a_database.db").write_text("not a database\n")  # a tracking URI naming a text file
     one_class = HERE / "one_class" / "cats"
     one_class.mkdir(parents=True, exist_ok=True)
     (one_class / "README").write_text("an image folder needs at least two class folders\n")
@@ -46,6 +52,7 @@ def main() -> None:
     import torch
 
     torch.save({"when": datetime.datetime(2026, 1, 1)}, HERE / "pickled_object.pt")  # weights_only refuses it
+    torch.save({"features.0.weight": torch.full((8, 1, 3, 3), float("nan"))}, HERE / "nan_weights.pt")
 
 
 if __name__ == "__main__":

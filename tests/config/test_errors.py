@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -251,3 +253,51 @@ def test_an_error_still_names_the_file_when_the_working_directory_was_deleted(tm
     gone.rmdir()
     with pytest.raises(ConfigError, match=r"p\.yaml:2: seed: must be a valid integer"):
         load_pipeline(pipeline)
+
+
+def test_what_is_not_a_pipeline_file_is_refused_before_it_is_read(tmp_path, monkeypatch) -> None:
+    """A pipe would block the read and a device never end: both are refused from their file type."""
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo("pipe.yaml")
+    with pytest.raises(
+        ConfigError, match=r"^pipe.yaml: the pipeline path is not a regular file \(a pipe or a device\?\)$"
+    ):
+        load_pipeline("pipe.yaml")
+    with pytest.raises(ConfigError, match=r"^/dev/zero: the pipeline path is not a regular file"):
+        load_pipeline("/dev/zero")
+    Path("loop.yaml").symlink_to("loop.yaml")
+    with pytest.raises(
+        ConfigError, match=r"^loop.yaml: cannot read the pipeline file: Too many levels of symbolic links$"
+    ):
+        load_pipeline("loop.yaml")
+    Path("folder.yaml").mkdir()
+    with pytest.raises(ConfigError, match=r"^folder.yaml: the pipeline path is a folder, not a file$"):
+        load_pipeline("folder.yaml")
+    Path("big.yaml").write_text("name: x\n" + "#" * (1 << 20) + "\n")  # over 1 MiB
+    with pytest.raises(
+        ConfigError, match=r"^big.yaml: the pipeline file is 1,048,585 bytes; a pipeline file is at most"
+    ):
+        load_pipeline("big.yaml")
+
+
+def test_yaml_1_1_booleans_are_text_and_true_is_no_number(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("p.yaml").write_text(
+        "name: x\nfinalize: {onnx: no}\nmodel: {arch: factory, factory: 'm:f', kwargs: {a: on, b: true}}\n"
+    )
+    loaded = load_pipeline("p.yaml")
+    assert loaded.config.finalize.onnx is False  # pydantic reads the text "no" as false where a boolean belongs
+    assert loaded.config.model.kwargs == {"a": "on", "b": True}  # YAML 1.2: only true and false are booleans
+    with pytest.raises(ConfigError, match=r"^--set search.trials=true: search.trials: must be a number, but got true$"):
+        load_pipeline("p.yaml", ["search.trials=true"])
+
+
+def test_a_malformed_set_value_is_one_line(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("p.yaml").write_text("name: x\n")
+    with pytest.raises(ConfigError) as info:
+        load_pipeline("p.yaml", ["search.trials=[1"])
+    assert str(info.value) == (
+        "--set search.trials=[1: search.trials: cannot parse the value '[1': expected ',' or ']', "
+        "but got '<stream end>'"
+    )

@@ -1,19 +1,23 @@
-"""Kill and resume, Ctrl-C, and two workers on one study: real processes, real stores."""
+"""Kill and resume, Ctrl-C and stop signals, and two workers on one study: real processes, real stores."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+
+from ..helpers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -134,14 +138,18 @@ def test_sigkill_mid_trial_then_resume_loses_nothing(tmp_path: Path) -> None:
     _check_consistent(tmp_path, "killed", budget=6)
 
 
-def test_ctrl_c_marks_the_trial_prints_how_to_resume_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_marks_the_trial_prints_how_to_resume_and_exits_128_plus_signal(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
     pipeline = _pipeline(tmp_path, "interrupted", trials=5)
     process = _start(pipeline)
     _wait_mid_trial(tmp_path, "interrupted", process, completed=1)
-    os.killpg(process.pid, signal.SIGINT)
+    os.killpg(process.pid, stop)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130
+    assert process.returncode == 128 + stop
     assert "interrupted: finished trials are kept. Continue with" in err and "--resume" in err
+    assert "Traceback" not in err and "failed with parameters" not in err  # autoprune's message alone
     trials = _study(tmp_path, "interrupted").trials
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
     runs = _children(tmp_path, "interrupted")
@@ -152,6 +160,30 @@ def test_ctrl_c_marks_the_trial_prints_how_to_resume_and_exits_130(tmp_path: Pat
     )
     assert resumed.returncode == 0, resumed.stderr
     _check_consistent(tmp_path, "interrupted", budget=5)
+
+
+def test_sigterm_while_the_front_is_finalized_closes_the_search_as_killed(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, "finalizing", trials=2)
+    process = _start(pipeline, "--set", "finalize.epochs=200")  # the finalize runs for minutes
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # both trials done: the search is finalizing its front
+        assert process.poll() is None, process.communicate()
+        with contextlib.suppress(KeyError, sqlite3.Error):
+            trials = (
+                _study(tmp_path, "finalizing").get_trials(deepcopy=False)
+                if _tables_ready(tmp_path / "store" / "optuna.db")
+                else []
+            )
+            if sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 2:
+                break
+        time.sleep(0.2)
+    time.sleep(3)
+    os.killpg(process.pid, signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "interrupted: finished trials are kept" in err
+    parents = [r for r in _children(tmp_path, "finalizing") if r.data.tags.get("autoprune.kind") == "search"]
+    assert [r.info.status for r in parents] == ["KILLED"]
 
 
 def test_two_workers_share_one_study(tmp_path: Path) -> None:
@@ -167,3 +199,23 @@ def test_two_workers_share_one_study(tmp_path: Path) -> None:
         r.data.tags.get("autoprune.worker") for r in _children(tmp_path, "shared") if r.data.tags.get("autoprune.trial")
     }
     assert len(owners) == 2
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_to_ui_stops_its_mlflow_server(tmp_path: Path, stop: signal.Signals) -> None:
+    port = free_port()
+    command = [COMMAND[0], "ui", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the MLflow server never answered")
+    process.send_signal(stop)  # to autoprune alone, as a closed terminal or a scheduler sends it
+    process.communicate(timeout=60)
+    assert process.returncode == 128 + stop
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # nothing serves on the port any more

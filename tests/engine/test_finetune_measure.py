@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -178,3 +179,14 @@ def test_costs_are_measured_before_the_fine_tune(digits, trained_cnn) -> None:
     )
     assert seen == [(result.macs, result.latency_ms, [])] and result.macs > 0  # measured, then trained
     assert len(result.val_accuracy_per_epoch) == 1
+
+
+def test_a_last_batch_of_one_sample_trains_a_model_with_batchnorm(digits) -> None:
+    """65 samples in batches of 8 leave one over: it joins the batch before (BatchNorm1d cannot train on one)."""
+    train = digits.train.subset(65, seed=0)
+    assert len(train) == 65
+    splits = dataclasses.replace(digits, train=train)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
+    history = engine.finetune(model, splits, engine.FinetuneConfig(epochs=1, batch_size=8))
+    assert history.train_samples == 65
+    assert [len(index) for index in train.shuffled_batches(8)] == [8] * 7 + [9]
