@@ -44,4 +44,7 @@ def stop_signals_interrupt() -> Iterator[None]:
 
 def exit_status(exc: BaseException) -> int:
     """128 + the number of the signal that stopped the command (130 for Ctrl-C)."""
-    return 128 + int(getattr(exc, "signum", signal.SIGINT))
+    seen: BaseException | None = exc
+    while seen is not None and not hasattr(seen, "signum"):  # click turns the interrupt into an Abort
+        seen = seen.__cause__ or seen.__context__
+    return 128 + int(getattr(seen, "signum", signal.SIGINT))

@@ -125,7 +125,8 @@ def ui(
     setup_logging(False)
     config = _config(pipeline, overrides)
     uri = tracking_uri or (config.tracking.uri if config else DEFAULT_TRACKING_URI)
-    with MlflowServer(uri, host=host, port=port) as server:
+    # Ctrl-C, SIGTERM or SIGHUP at any moment: the server's process group is stopped, and `ui` ends normally
+    with contextlib.suppress(KeyboardInterrupt), MlflowServer(uri, host=host, port=port) as server:
         console.print(f"MLflow UI:        {server.url}")
         if config is not None:
             with store_errors():
@@ -134,7 +135,6 @@ def ui(
             console.print(f"Registered model: {tracker.model_url(config.registered_model)}")
             console.print("[dim]expand the search's row (+) to see its front runs[/]")
         console.print("[dim]Ctrl-C stops the server[/]")
-        with contextlib.suppress(KeyboardInterrupt):
-            status = server.wait()
-            if status != 0:
-                raise UsageError(f"mlflow server exited with status {status}")
+        status = server.wait()
+        if status != 0:
+            raise UsageError(f"mlflow server exited with status {status}")

@@ -19,10 +19,17 @@ without unbalancing the layer's blocks: it is held whole and `GroupGraph.unpruna
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import signal
+import threading
+import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
 
 import torch
 import torch_pruning as tp
@@ -34,6 +41,74 @@ from ._modes import eval_mode
 __all__ = ["Group", "GroupGraph", "discover"]
 
 _ROOT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+
+
+GROUPING_LIMIT_S = 120
+"""How long Torch-Pruning may take to group a model's channels (it loops on some designs)."""
+
+_RESHAPE_HINT = (
+    "a reshape or view that splits the channel axis (a channel shuffle, as in ShuffleNet) is the usual cause; "
+    "such a model cannot be pruned by channels here"
+)
+
+
+class _GroupingTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise `ModelError` if the block runs longer than ``seconds`` (a timer signal: main thread only,
+    elsewhere unbounded), naming where it was stopped."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise _GroupingTimeout(*_where(frame))
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _GroupingTimeout as exc:
+        where, in_torch_pruning = exc.args
+        if in_torch_pruning:
+            message = (
+                f"Torch-Pruning did not finish grouping the model's channels in {seconds:g} s (stopped in {where}); "
+                f"{_RESHAPE_HINT}"
+            )
+        else:
+            message = f"the model's forward pass did not return within {seconds:g} s of tracing (stopped in {where})"
+        raise ModelError(message, key="model") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+_TORCH = str(Path(torch.__file__).parent) + os.sep  # not torch_pruning, beside it
+
+
+def _where(frame: FrameType | None) -> tuple[str, bool]:
+    """The innermost function of ``frame``'s stack outside torch itself, and whether Torch-Pruning's."""
+    for candidate, _ in traceback.walk_stack(frame):
+        filename = candidate.f_code.co_filename
+        if not filename.startswith((_TORCH, "<")):  # "<string>": generated code (a dataclass's __eq__)
+            return f"{candidate.f_code.co_qualname}()", "torch_pruning" in filename
+    return "an unknown place", True
+
+
+def _raised_in_torch_pruning(exc: BaseException) -> bool:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and "torch_pruning" in frames[-1].filename
+
+
+def _failure(exc: BaseException) -> str:
+    """``ZeroDivisionError in update_reshape_index_mapping: integer division or modulo by zero``."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" in {frames[-1].name}" if frames else ""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}{where}: {first}" if first else f"{type(exc).__name__}{where}"
 
 
 @dataclass(frozen=True)
@@ -74,15 +149,18 @@ class GroupGraph:
         self._names = {module: name for name, module in model.named_modules()}
         self._order = {name: index for index, name in enumerate(self._names.values())}
         self._held: dict[str, str] = {}  # group -> why it is held whole
-        self.graph = self._trace(model, self.input_shape)
-        try:
-            self._handles = {handle.group.name: handle for handle in self._collect()}
-        except Exception as exc:  # Torch-Pruning fails inside its graph on layers it cannot follow
-            unknown = ", ".join(f"{name} ({type(module).__name__})" for name, module in self._without_rule())
-            hint = f"; it has no pruning rule for {unknown}" if unknown else ""
-            raise ModelError(
-                f"Torch-Pruning cannot group the model's channels ({type(exc).__name__}: {exc}){hint}", key="model"
-            ) from exc
+        with _time_limit(GROUPING_LIMIT_S):
+            self.graph = self._trace(model, self.input_shape)
+            try:
+                self._handles = {handle.group.name: handle for handle in self._collect()}
+            except _GroupingTimeout:
+                raise
+            except Exception as exc:  # Torch-Pruning fails inside its graph on layers it cannot follow
+                unknown = ", ".join(f"{name} ({type(module).__name__})" for name, module in self._without_rule())
+                hint = f"; it has no pruning rule for {unknown}" if unknown else ""
+                raise ModelError(
+                    f"Torch-Pruning cannot group the model's channels ({_failure(exc)}){hint}", key="model"
+                ) from exc
 
     @staticmethod
     def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
@@ -92,7 +170,13 @@ class GroupGraph:
                 warnings.simplefilter("ignore")
                 example = torch.zeros(2, *input_shape)
                 return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+        except _GroupingTimeout:
+            raise
         except Exception as exc:  # tracing runs user code: report it as a model problem
+            if _raised_in_torch_pruning(exc):
+                raise ModelError(
+                    f"Torch-Pruning cannot follow the model's graph ({_failure(exc)}); {_RESHAPE_HINT}", key="model"
+                ) from exc
             raise ModelError(
                 f"cannot trace the model on an input of shape {list(input_shape)}: {exc}", key="model"
             ) from exc
