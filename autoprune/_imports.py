@@ -17,32 +17,56 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._deadline import Expired, deadline, innermost
 from .errors import ConfigError
 
-__all__ = ["FACTORY_PATTERN", "UserExit", "import_callable", "what_went_wrong"]
+__all__ = ["FACTORY_LIMIT_S", "FACTORY_PATTERN", "UserExit", "import_callable", "what_went_wrong"]
 
 FACTORY_PATTERN = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$"
 
 
+FACTORY_LIMIT_S = 600.0
+"""How long importing a factory's module, or one call of the factory, may take before it is stopped."""
+
+
 class UserExit(Exception):
-    """The user's code called ``sys.exit`` (or raised ``SystemExit``) where it should return."""
+    """The user's code called ``sys.exit`` (or raised ``SystemExit``) where it should return, or did
+    not return within `FACTORY_LIMIT_S`."""
 
 
 _OURS = (str(Path(__file__).resolve().parent), sys.prefix, sys.base_prefix)
 
 
-def _user_frame(exc: BaseException) -> str:
-    """`` (at models.py:12)``: the deepest line of the user's own code in ``exc``'s traceback
-    (not autoprune's, not an installed package's), shown relative to the working directory."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_OURS)]
-    if not frames or frames[-1].filename.startswith("<"):
+def _shown(filename: str, line: int | str | None) -> str:
+    """``models.py:12``, relative to the working directory where the file is under it."""
+    if filename.startswith("<"):
         return ""
-    where = Path(frames[-1].filename)
+    where = Path(filename)
     try:
         shown = os.path.relpath(where) if where.resolve().is_relative_to(Path.cwd().resolve()) else where.name
     except (ValueError, OSError, RuntimeError):
         shown = where.name
-    return f" (at {shown}:{frames[-1].lineno})"
+    return f"{shown}:{line}"
+
+
+def _user_frame(exc: BaseException) -> str:
+    """`` (at models.py:12)``: the deepest line of the user's own code in ``exc``'s traceback
+    (not autoprune's, not an installed package's)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_OURS)]
+    shown = _shown(frames[-1].filename, frames[-1].lineno) if frames else ""
+    return f" (at {shown})" if shown else ""
+
+
+@contextlib.contextmanager
+def _bounded() -> Iterator[None]:
+    """Stop the user's code after `FACTORY_LIMIT_S` with `UserExit` naming where it was."""
+    try:
+        with deadline(FACTORY_LIMIT_S):
+            yield
+    except Expired as exc:
+        found = innermost(exc.frame, lambda f: not f.startswith(_OURS))
+        where = f" (stopped in {found[0]} at {_shown(*found[1].rsplit(':', 1))})" if found else ""
+        raise UserExit(f"did not return within {FACTORY_LIMIT_S:g} s{where}") from None
 
 
 def what_went_wrong(exc: BaseException) -> str:
@@ -87,7 +111,7 @@ def import_callable(path: str, *, key: str, search_dirs: Sequence[str | Path] = 
     module_name, attribute = path.split(":", 1)
     directories = [str(Path(d).resolve()) for d in (*search_dirs, Path.cwd())]
     try:
-        with _on_path(directories):
+        with _on_path(directories), _bounded():
             module = importlib.import_module(module_name)
     except (Exception, SystemExit) as exc:  # any error while importing user code is reported the same way
         if isinstance(exc, ModuleNotFoundError) and exc.name == module_name.split(".")[0]:
@@ -104,7 +128,7 @@ def import_callable(path: str, *, key: str, search_dirs: Sequence[str | Path] = 
 
     @functools.wraps(function)
     def call(*args: Any, **kwargs: Any) -> Any:
-        with _on_path(directories):
+        with _on_path(directories), _bounded():
             try:
                 return function(*args, **kwargs)
             except SystemExit as exc:

@@ -251,6 +251,9 @@ def main() -> None:
         "--out", type=Path, default=None, help="JSON lines of every plan (default: benchmarks/results/)"
     )
     parser.add_argument("--resume", action="store_true", help="skip the plans --out holds already")
+    parser.add_argument(
+        "--sets", nargs="+", choices=["range", "equal-macs"], default=["range", "equal-macs"], help="which plan sets"
+    )
     parser.add_argument("--quick", action="store_true", help="digits, 12 plans a set, 3 truth epochs")
     args = parser.parse_args()
     if args.quick:
@@ -266,6 +269,8 @@ def main() -> None:
     seen = {(r["set"], r["index"]) for r in done}
     with out.open("a" if args.resume else "w") as sink:
         for set_name, plans in sets.items():
+            if set_name not in args.sets:
+                continue
             for index, (level, plan) in enumerate(plans):
                 if (set_name, index) in seen:
                     continue

@@ -1,5 +1,6 @@
-"""Channel-shuffle models (ShuffleNetV2's split, branch, concatenate and shuffle) that Torch-Pruning
-cannot group: one fails inside its graph, the other (the common CIFAR version) makes it loop."""
+"""Models that stress Torch-Pruning's grouping: ShuffleNetV2's split, branch, concatenate and shuffle
+(one fails inside its graph, the other, the common CIFAR version, makes it loop), DPN's dual path and a
+convolution shared between two branches."""
 
 from __future__ import annotations
 
@@ -73,3 +74,44 @@ def shufflenet_chunk(input_shape: tuple[int, ...], num_classes: int) -> nn.Modul
 def shufflenet_slices(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Splits by slicing, as the common CIFAR ShuffleNetV2 does: Torch-Pruning's grouping loops."""
     return ShuffleNet(input_shape[0], num_classes, chunk=False, widths=(48, 96, 192), repeats=3)
+
+
+class DualPath(nn.Module):
+    """DPN's block: one conv's output sliced into a residual part (added) and a dense part (concatenated)."""
+
+    def __init__(self, channels: int, num_classes: int, residual: int = 16, dense: int = 8) -> None:
+        super().__init__()
+        self.residual = residual
+        self.stem = _conv_bn(channels, residual, 3)
+        self.blocks = nn.ModuleList(_conv_bn(residual + i * dense, residual + dense, 3) for i in range(3))
+        self.classifier = nn.Linear(residual + 3 * dense, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        res, dense = F.relu(self.stem(x)), x[:, :0]
+        for block in self.blocks:
+            out = F.relu(block(torch.cat([res, dense], 1)))
+            res, dense = res + out[:, : self.residual], torch.cat([dense, out[:, self.residual :]], 1)
+        return self.classifier(F.adaptive_avg_pool2d(torch.cat([res, dense], 1), 1).flatten(1))
+
+
+class SharedBranch(nn.Module):
+    """One convolution applied twice (weights shared between two branches), the results added."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.stem = _conv_bn(channels, 16, 3)
+        self.shared = _conv_bn(16, 16, 3)
+        self.classifier = nn.Linear(16, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem(x))
+        x = F.relu(self.shared(x)) + F.relu(self.shared(F.max_pool2d(x, 3, 1, 1)))
+        return self.classifier(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def dual_path(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    return DualPath(input_shape[0], num_classes)
+
+
+def shared_branch(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    return SharedBranch(input_shape[0], num_classes)

@@ -145,6 +145,11 @@ def _describe(error: Mapping[str, Any], root: type[BaseModel], data: Any) -> tup
         return key, f"must be a number, but got {given}"
     if message.startswith("Value error, "):
         return key, message.removeprefix("Value error, ")
+    if kind in ("float_parsing", "int_parsing"):
+        return key, f"must be {'an integer' if kind == 'int_parsing' else 'a number'}, but got {shown(given)}"
+    if kind == "too_short" and isinstance(given, (list, tuple)):
+        least = ctx.get("min_length", 1)
+        return key, f"must hold at least {least} item{'s' * (least != 1)}, but got {shown(given)}"
     message = re.sub(r"^Input should be ", "must be ", message)
     message = re.sub(r", got .*$", "", message)  # pydantic's own "got ..." is replaced by ours
     message = re.sub(r"^Input ", "value ", message)

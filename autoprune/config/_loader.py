@@ -155,11 +155,16 @@ def _read_text(path: Path, shown: str, what: str) -> str:
             raise ConfigError(
                 f"the {what} file is {info.st_size:,} bytes; a {what} file is at most {MAX_BYTES:,}", location=shown
             )
-        return path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        return data.decode("utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"{what} file does not exist", location=shown) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or exc
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        message = f"the {what} file is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8"
+        raise ConfigError(message, location=f"{shown}:{line}") from exc
+    except OSError as exc:
+        reason = exc.strerror or exc
         raise ConfigError(f"cannot read the {what} file: {reason}", location=shown) from exc
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+import zoneinfo
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -277,6 +278,26 @@ class ScheduleConfig(Strict):
             raise ValueError(
                 "a cron expression has five fields (minute hour day month weekday), e.g. '0 3 * * *'; "
                 f"got {shown(value)}"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        known = zoneinfo.available_timezones()  # empty where the system has no zone database: not checked
+        if value is None or not known or value in known:
+            return value
+        close = difflib.get_close_matches(value, sorted(known), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ValueError(f"must be an IANA time zone such as 'Europe/Berlin' or 'UTC', but got {shown(value)}{hint}")
+
+    @field_validator("namespace")
+    @classmethod
+    def _kubernetes_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
+            raise ValueError(
+                "must be a Kubernetes namespace: lower-case letters, digits and '-', at most 63, starting and "
+                f"ending with a letter or digit; got {shown(value)}"
             )
         return value
 

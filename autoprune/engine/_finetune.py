@@ -152,7 +152,7 @@ def check_finite(loss: torch.Tensor, config: FinetuneConfig, epoch: int, step: i
     """Raise `TrialDiverged` when ``loss`` is NaN or infinite."""
     if not torch.isfinite(loss):
         raise TrialDiverged(
-            f"fine-tune loss became {float(loss.detach())} at epoch {epoch}, step {step + 1} "
+            f"the training loss became {float(loss.detach())} at epoch {epoch}, step {step + 1} "
             f"(lr={config.lr:g}, optimizer={config.optimizer}); try a lower learning rate"
         )
 

@@ -22,19 +22,17 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
-import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
+from .._deadline import Expired, deadline, innermost
 from ..errors import ModelError
 from ._modes import eval_mode
 
@@ -52,27 +50,16 @@ _RESHAPE_HINT = (
 )
 
 
-class _GroupingTimeout(Exception):
-    pass
-
-
 @contextlib.contextmanager
 def _time_limit(seconds: float) -> Iterator[None]:
-    """Raise `ModelError` if the block runs longer than ``seconds`` (a timer signal: main thread only,
-    elsewhere unbounded), naming where it was stopped."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise _GroupingTimeout(*_where(frame))
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    """Raise `ModelError` if the block runs longer than ``seconds`` (main thread only), naming where
+    it was stopped: in Torch-Pruning's grouping, or in the model's own forward pass."""
     try:
-        yield
-    except _GroupingTimeout as exc:
-        where, in_torch_pruning = exc.args
+        with deadline(seconds):
+            yield
+    except Expired as exc:
+        found = innermost(exc.frame, lambda f: not f.startswith((_TORCH, "<")))  # "<string>": generated code
+        where, in_torch_pruning = (found[0], "torch_pruning" in found[1]) if found else ("an unknown place", True)
         if in_torch_pruning:
             message = (
                 f"Torch-Pruning did not finish grouping the model's channels in {seconds:g} s (stopped in {where}); "
@@ -81,21 +68,9 @@ def _time_limit(seconds: float) -> Iterator[None]:
         else:
             message = f"the model's forward pass did not return within {seconds:g} s of tracing (stopped in {where})"
         raise ModelError(message, key="model") from None
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 _TORCH = str(Path(torch.__file__).parent) + os.sep  # not torch_pruning, beside it
-
-
-def _where(frame: FrameType | None) -> tuple[str, bool]:
-    """The innermost function of ``frame``'s stack outside torch itself, and whether Torch-Pruning's."""
-    for candidate, _ in traceback.walk_stack(frame):
-        filename = candidate.f_code.co_filename
-        if not filename.startswith((_TORCH, "<")):  # "<string>": generated code (a dataclass's __eq__)
-            return f"{candidate.f_code.co_qualname}()", "torch_pruning" in filename
-    return "an unknown place", True
 
 
 def _raised_in_torch_pruning(exc: BaseException) -> bool:
@@ -105,8 +80,8 @@ def _raised_in_torch_pruning(exc: BaseException) -> bool:
 
 def _failure(exc: BaseException) -> str:
     """``ZeroDivisionError in update_reshape_index_mapping: integer division or modulo by zero``."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" in {frames[-1].name}" if frames else ""
+    names = [f.name for f in traceback.extract_tb(exc.__traceback__) if not f.name.startswith("<")]  # <listcomp>
+    where = f" in {names[-1]}" if names else ""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}{where}: {first}" if first else f"{type(exc).__name__}{where}"
 
@@ -153,7 +128,7 @@ class GroupGraph:
             self.graph = self._trace(model, self.input_shape)
             try:
                 self._handles = {handle.group.name: handle for handle in self._collect()}
-            except _GroupingTimeout:
+            except Expired:
                 raise
             except Exception as exc:  # Torch-Pruning fails inside its graph on layers it cannot follow
                 unknown = ", ".join(f"{name} ({type(module).__name__})" for name, module in self._without_rule())
@@ -170,7 +145,7 @@ class GroupGraph:
                 warnings.simplefilter("ignore")
                 example = torch.zeros(2, *input_shape)
                 return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
-        except _GroupingTimeout:
+        except Expired:
             raise
         except Exception as exc:  # tracing runs user code: report it as a model problem
             if _raised_in_torch_pruning(exc):
@@ -201,8 +176,12 @@ class GroupGraph:
             group = Group(name=name, size=size, members=tuple(members), blocks=blocks)
             if size > 1 and blocks == size:  # every block of one channel: nothing can go
                 self._held[name] = f"shrinking it alone would unbalance the blocks of {holder}"
-            if size != (self.graph.get_out_channels(root_dep.target.module) or size):  # a chunk merged back, say
-                self._held[name] = f"Torch-Pruning counts {size} channels in its group, the layer has fewer"
+            out = self.graph.get_out_channels(root_dep.target.module) or size
+            if size != out:  # a chunk merged back, a dual-path concatenation sliced again
+                self._held[name] = (
+                    f"its {out} output channels are split and joined again (as in dual-path networks) into what "
+                    f"Torch-Pruning counts as {size} channels, which it cannot map back to them; kept whole"
+                )
             yield _Handle(group=group, module=root_dep.target.module, prune_fn=root_dep.handler)
 
     def _blocks(self, tp_group: tp.Group, size: int) -> tuple[int, str]:

@@ -135,12 +135,15 @@ class LatencyTable:
 
 def rank_agreement(predicted: Mapping[str, float], measured: Mapping[str, float]) -> tuple[float, float]:
     """Spearman's rank correlation and the median relative error of ``predicted`` against
-    ``measured`` latencies (by the same names)."""
+    ``measured`` latencies (by the same names). The correlation is NaN where it is undefined: fewer
+    than two names, or all of one side equal (two front members of one architecture)."""
     names = [name for name in predicted if name in measured]
     if len(names) < 2:
         return float("nan"), float("nan")
+    errors = [abs(predicted[n] - measured[n]) / measured[n] for n in names]
+    if len({predicted[n] for n in names}) < 2 or len({measured[n] for n in names}) < 2:
+        return float("nan"), statistics.median(errors)
     from scipy.stats import spearmanr  # scikit-learn's dependency; imported only for this check
 
-    errors = [abs(predicted[n] - measured[n]) / measured[n] for n in names]
     correlation = spearmanr([predicted[n] for n in names], [measured[n] for n in names]).statistic
     return float(correlation), statistics.median(errors)

@@ -44,11 +44,54 @@ def build(
     """A freshly initialised model for ``config`` adapted to ``input_shape`` and ``num_classes``.
 
     Raises:
-        ModelError: The architecture does not fit the data, or a factory fails or returns a non-module.
+        ModelError: The architecture does not fit the data or this machine's memory, or a factory fails
+            or returns a non-module.
     """
     shape = tuple(int(d) for d in input_shape)
-    if isinstance(config, FactoryModel):
-        return _from_factory(config, shape, num_classes, search_dirs)
+    try:
+        if isinstance(config, FactoryModel):
+            return _from_factory(config, shape, num_classes, search_dirs)
+        return _from_zoo(config, shape, num_classes)
+    except (MemoryError, RuntimeError) as exc:
+        needed = _allocation_failure(exc)
+        if needed is None:
+            if isinstance(config, FactoryModel):
+                raise
+            size = "x".join(map(str, shape))
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            message = f"arch '{config.arch}' cannot be built for inputs of {size} ({first}); it needs larger inputs"
+            raise ModelError(message, key="model.arch") from exc
+        key = _SIZE_KEYS.get(type(config), "model")
+        raise ModelError(
+            f"the model does not fit in this machine's memory ({needed}); make it smaller", key=key
+        ) from exc
+
+
+# the key that sets a zoo model's size, named when the model does not fit in memory
+_SIZE_KEYS: dict[type, str] = {
+    MLPModel: "model.hidden",
+    CNNModel: "model.widths",
+    ResNetModel: "model.widths",
+    VGGModel: "model.layers",
+    MobileNetV2Model: "model.width_mult",
+    FactoryModel: "model.kwargs",
+}
+
+
+def _allocation_failure(exc: BaseException) -> str | None:
+    """What an allocation that failed asked for (``"tried to allocate 4.0 TB"``), or None when
+    ``exc`` is not an allocation failure."""
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    asked = re.search(r"tried to allocate (\d+) bytes", str(exc))
+    if asked is None:
+        return "out of memory" if "out of memory" in str(exc).lower() else None
+    size = float(asked.group(1))
+    factor, unit = next(((f, u) for f, u in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB")) if size >= f), (1e3, "KB"))
+    return f"it tried to allocate {size / factor:.1f} {unit}"
+
+
+def _from_zoo(config: Any, shape: tuple[int, ...], num_classes: int) -> nn.Module:
     if not isinstance(config, MLPModel) and len(shape) != 3:
         raise ModelError(
             f"arch '{config.arch}' needs image inputs (channels, height, width), but the data gives "
@@ -96,6 +139,8 @@ def _from_factory(
     try:
         model = function(**kwargs)
     except Exception as exc:  # user code: report it as a model problem naming the key
+        if _allocation_failure(exc) is not None:
+            raise  # told by build, naming the size
         raise ModelError(f"{config.factory}(...) {what_went_wrong(exc)}", key="model.factory") from exc
     if not isinstance(model, nn.Module):
         raise ModelError(
@@ -125,6 +170,11 @@ def build_from_spec(
     return build(config, input_shape, num_classes, search_dirs=search_dirs)
 
 
+def _first_sentence(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0].split(". ")[0].removesuffix(".") if lines else ""
+
+
 def load_checkpoint(model: nn.Module, path: str | Path, *, key: str = "model.checkpoint") -> nn.Module:
     """Load a state dict into ``model`` with ``weights_only=True`` (no pickled code is run)."""
     path = Path(path)
@@ -140,8 +190,10 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, key: str = "model.che
                 f"it holds pickled Python objects ({refused.group(1)}), not only tensors, and is loaded with "
                 "weights_only=True"
             )
+        elif "PytorchStreamReader" in str(exc) or isinstance(exc, EOFError):
+            reason = f"the file is damaged or cut short ({_first_sentence(exc)})"
         else:
-            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            reason = f"{type(exc).__name__}: {_first_sentence(exc)}"
         raise ModelError(f"cannot load {str(path)!r} as a state dict: {reason}", key=key) from exc
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]

@@ -61,5 +61,5 @@ def check_table(
     correlation, error = engine.rank_agreement(predicted, measured)
     log.info("latency table on the front: rank correlation %.2f, median error %.1f%%", correlation, 100 * error)
     metrics = {"latency_table.rank_correlation": correlation, "latency_table.median_error": error}
-    tracker.log(parent, metrics={k: v for k, v in metrics.items() if math.isfinite(v)})  # NaN: fewer than 2 members
+    tracker.log(parent, metrics={k: v for k, v in metrics.items() if math.isfinite(v)})  # NaN: undefined
     return correlation, error

@@ -1,8 +1,9 @@
 """One pipeline run, end to end (used by ``autoprune run`` and by ``retrain``).
 
-Order matters for the promise "bad input writes nothing": data, model, groups, search space and
-constraints are checked first; then the stores are connected; then the dense model is trained (or
-loaded); only then are the study and the MLflow parent run created. After the search, the last
+Order matters for the promise "bad input writes nothing": data, model, groups, search space,
+constraints and the stores' locations are checked first; then the dense model is trained (or loaded;
+a resumed search first checks whether its study is already complete); only then are the stores
+connected and the study and the MLflow parent run created. After the search, the last
 worker to finish (under the study's lock) concludes: tags the front, finalizes and registers it.
 """
 
@@ -97,6 +98,23 @@ def _conclude_if_last(
         return records, conclusion
 
 
+def _prepare_dense(loaded: LoadedPipeline, checked: _Checked, observer: Observer) -> DenseModel:
+    """The dense model with its weights (checkpoint, cache or training) and its reference figures."""
+    observer.phase("preparing the dense model")
+    config = loaded.config
+    dense = prepare_dense(
+        config,
+        checked.splits,
+        checked.model,
+        base_dir=loaded.base_dir,
+        cache_dir=cache_dir(config),
+        latency=config.latency,
+        on_epoch=partial(observer.training_epoch, "dense model"),
+    )
+    observer.phase(dense.describe())
+    return dense
+
+
 def _budget(config: PipelineConfig) -> Budget:
     search = config.search
     return Budget(search.trials, search.timeout_s, search.max_failed_trials or search.trials)
@@ -122,6 +140,9 @@ def run_loaded(
         joined = join_ray(config.ray.address)  # an unreachable cluster is reported before anything is written
     try:
         check_stores(config)  # before either store is created
+        # a new search trains the dense model before any store is created (a diverging training writes
+        # nothing); a resumed one first looks whether its study is complete (then nothing is trained)
+        dense = None if resume else _prepare_dense(loaded, checked, observer)
         study = make_study(config, checked.objectives, checked.space)
         with study.lock(":open"):  # workers starting together must not both create the stores' tables
             study.connect()
@@ -129,7 +150,7 @@ def run_loaded(
 
             tracker = Tracker(config.tracking.uri, None).open()
         run = _Run(loaded, checked, study, make_strategy(config), tracker, observer)
-        return run.go(clock, resume=resume, warm_start=warm_start, hold_champion=hold_champion)
+        return run.go(clock, dense, resume=resume, warm_start=warm_start, hold_champion=hold_champion)
     finally:
         if joined:
             leave_ray()
@@ -153,25 +174,21 @@ class _Run:
         self.seconds: dict[str, float] = {}
 
     def go(
-        self, clock: float, *, resume: bool, warm_start: Sequence[Mapping[str, Any]], hold_champion: bool
+        self,
+        clock: float,
+        dense: DenseModel | None,
+        *,
+        resume: bool,
+        warm_start: Sequence[Mapping[str, Any]],
+        hold_champion: bool,
     ) -> PipelineResult:
         from ..tracking import MlflowReporter
 
         config, checked, observer = self.config, self.checked, self.observer
         if resume and (stored := self._already_complete()) is not None:
             return stored
-        observer.phase("preparing the dense model")
-        dense = prepare_dense(
-            config,
-            checked.splits,
-            checked.model,
-            base_dir=self.loaded.base_dir,
-            cache_dir=cache_dir(config),
-            latency=config.latency,
-            on_epoch=partial(observer.training_epoch, "dense model"),
-        )
+        dense = dense or _prepare_dense(self.loaded, checked, observer)
         self.seconds["dense"] = time.perf_counter() - clock
-        observer.phase(dense.describe())
         parent = open_search(
             self.study,
             self.strategy,

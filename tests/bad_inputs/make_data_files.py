@@ -42,6 +42,11 @@ def main() -> None:
     labels = np.where(np.arange(30) == 7, np.nan, np.arange(30) % 3)  # one label missing
     np.savez(HERE / "nan_labels.npz", x=np.zeros((30, 8, 8), np.float32), y=labels)
     np.savez(HERE / "complex.npz", x=np.zeros((30, 8, 8), np.complex64), y=np.arange(30) % 3)
+    np.savez(HERE / "empty.npz", x=np.zeros((0, 8, 8), np.float32), y=np.zeros(0, np.int64))
+    inputs = np.zeros((30, 8, 8), np.float32)
+    inputs[3, 2, 2] = np.inf  # one overflowed pixel
+    np.savez(HERE / "inf_inputs.npz", x=inputs, y=np.arange(30) % 3)
+    np.savez(HERE / "tiny_images.npz", x=np.zeros((30, 2, 2), np.float32), y=np.arange(30) % 3)
     (HERE / "not_an_npz.npz").write_text("this is not a numpy archive\n")
     (HERE / "not_a_database.db").write_text("not a database\n")  # a tracking URI naming a text file
     one_class = HERE / "one_class" / "cats"
@@ -53,6 +58,9 @@ def main() -> None:
 
     torch.save({"when": datetime.datetime(2026, 1, 1)}, HERE / "pickled_object.pt")  # weights_only refuses it
     torch.save({"features.0.weight": torch.full((8, 1, 3, 3), float("nan"))}, HERE / "nan_weights.pt")
+    whole = HERE / "truncated.pt"
+    torch.save({"features.0.weight": torch.zeros(8, 1, 3, 3)}, whole)
+    whole.write_bytes(whole.read_bytes()[:200])  # a copy cut short
 
 
 if __name__ == "__main__":

@@ -144,6 +144,11 @@ def test_a_latency_table_search_predicts_one_latency_per_architecture_and_checks
     experiment = client.get_experiment_by_name("e2e-digits")
     parent = client.search_runs([experiment.experiment_id], filter_string="tags.`autoprune.kind` = 'search'")[0]
     front = client.search_runs([experiment.experiment_id], filter_string="tags.pareto = 'true'")
+    predicted = {r.data.metrics["latency_ms"] for r in front}
+    measured = {r.data.metrics["final_latency_ms"] for r in front if "final_latency_ms" in r.data.metrics}
     if len(front) >= 2:
-        assert -1.0 <= parent.data.metrics["latency_table.rank_correlation"] <= 1.0
         assert parent.data.metrics["latency_table.median_error"] >= 0
+    if len(predicted) >= 2 and len(measured) >= 2:
+        assert -1.0 <= parent.data.metrics["latency_table.rank_correlation"] <= 1.0
+    else:  # undefined when one side is constant: not logged rather than logged as NaN
+        assert "latency_table.rank_correlation" not in parent.data.metrics

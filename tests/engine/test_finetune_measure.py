@@ -66,7 +66,7 @@ def test_nan_loss_raises_trial_diverged(digits) -> None:
     model = models.build(config.MLPModel(arch="mlp"), digits.input_shape, 10)
     with torch.no_grad():
         model.classifier.weight[0, 0] = float("nan")
-    with pytest.raises(TrialDiverged, match=r"fine-tune loss became nan at epoch 1, step 1 \(lr=0.01"):
+    with pytest.raises(TrialDiverged, match=r"the training loss became nan at epoch 1, step 1 \(lr=0.01"):
         engine.finetune(model, digits, engine.FinetuneConfig(epochs=1))
 
 

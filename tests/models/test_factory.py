@@ -87,3 +87,36 @@ def test_checkpoint_loading_is_weights_only(tmp_path) -> None:
         models.load_checkpoint(
             models.build(config.CNNModel(arch="cnn", widths=[8]), (1, 8, 8), 10), tmp_path / "dense.pt"
         )
+
+
+def test_a_factory_that_never_returns_is_stopped_naming_where(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("autoprune._imports.FACTORY_LIMIT_S", 0.5)
+    (tmp_path / "slow_models.py").write_text(
+        textwrap.dedent(
+            """
+            import time
+
+            def forever(input_shape, num_classes):
+                while True:
+                    time.sleep(0.01)
+            """
+        )
+    )
+    with pytest.raises(
+        ModelError,
+        match=r"model.factory: slow_models:forever\(...\) did not return within 0.5 s \(stopped in forever\(\)",
+    ):
+        models.build(
+            config.FactoryModel(arch="factory", factory="slow_models:forever"), (1, 8, 8), 4, search_dirs=[tmp_path]
+        )
+    import signal
+
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # no timer left behind
+
+
+def test_a_model_too_big_for_memory_names_its_size_key() -> None:
+    with pytest.raises(
+        ModelError,
+        match=r"model.hidden: the model does not fit in this machine's memory \(it tried to allocate 4.0 TB\)",
+    ):
+        models.build(config.MLPModel(arch="mlp", hidden=[8, 1_000_000, 1_000_000]), (1, 8, 8), 4)
