@@ -44,17 +44,19 @@ def load(config: DataConfig, *, seed: int = 0, base_dir: str | Path | None = Non
     """
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     test: tuple[np.ndarray, np.ndarray] | None = None
+    scale = _UINT8_SCALE  # raw pixels 0-255 (Fashion-MNIST, image folders, uint8 arrays)
     if isinstance(config, DigitsData):
         x, y, names = _digits()
+        scale = 1 / 16  # scikit-learn's digits count 0-16
     elif isinstance(config, FashionMnistData):
         x, y, test = _fashion_mnist(_resolve(base, config.path), official_test=config.official_test)
         names = list(FASHION_CLASSES)
     elif isinstance(config, NpzData):
-        x, y, names = _npz(_resolve(base, config.path), config)
+        x, y, names, scale = _npz(_resolve(base, config.path), config)
     elif isinstance(config, ImageFolderData):
         x, y, names = _image_folder(_resolve(base, config.path), config.image_size, config.grayscale)
     elif isinstance(config, FactoryData):
-        x, y, names, test = _factory(config, base)
+        x, y, names, test, scale = _factory(config, base)
     else:  # pragma: no cover - the config union is closed
         raise DataError(f"unknown data source {config!r}", key="data.source")
     splits = make_splits(
@@ -70,7 +72,15 @@ def load(config: DataConfig, *, seed: int = 0, base_dir: str | Path | None = Non
         max_train_samples=config.max_train_samples,
         batch_size=config.batch_size,
     )
-    return _with_augment(splits, config)
+    return _with_augment(dataclasses.replace(splits, input_scale=scale), config)
+
+
+_UINT8_SCALE = 1 / 255
+
+
+def _raw_scale(x: np.ndarray) -> float:
+    """What `_as_inputs` multiplies raw values of ``x``'s dtype by."""
+    return _UINT8_SCALE if np.asarray(x).dtype == np.uint8 else 1.0
 
 
 def _with_augment(splits: Splits, config: DataConfig) -> Splits:
@@ -178,7 +188,7 @@ def _as_inputs(x: np.ndarray, *, key: str, add_channel: bool = True, channels: s
     return scaled[:, None] if x.ndim == 3 and add_channel else scaled
 
 
-def _npz(path: Path, config: NpzData) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _npz(path: Path, config: NpzData) -> tuple[np.ndarray, np.ndarray, list[str], float]:
     x_key, y_key = config.x_key, config.y_key
     if path.is_file() and not zipfile.is_zipfile(path):
         raise DataError(f"{str(path)!r} is not an .npz archive (numpy.savez writes a zip file)", key="data.path")
@@ -201,7 +211,8 @@ def _npz(path: Path, config: NpzData) -> tuple[np.ndarray, np.ndarray, list[str]
     if len(x) != len(y):
         raise DataError(f"{path.name}: {x_key!r} has {len(x)} samples but {y_key!r} has {len(y)}", key="data.path")
     codes, names = _encode_labels(y, key="data.y_key")
-    return _as_inputs(x, key="data.x_key", add_channel=config.add_channel, channels=config.channels), codes, names
+    inputs = _as_inputs(x, key="data.x_key", add_channel=config.add_channel, channels=config.channels)
+    return inputs, codes, names, _raw_scale(x)
 
 
 def _image_folder(
@@ -269,7 +280,7 @@ def _numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def _factory(config: FactoryData, base: Path) -> tuple[np.ndarray, np.ndarray, list[str], Any]:
+def _factory(config: FactoryData, base: Path) -> tuple[np.ndarray, np.ndarray, list[str], Any, float]:
     key = "data.factory"
     function = import_callable(config.factory, key=key, search_dirs=[base])
     try:
@@ -300,4 +311,4 @@ def _factory(config: FactoryData, base: Path) -> tuple[np.ndarray, np.ndarray, l
         return _as_inputs(arrays, key=key, add_channel=config.add_channel, channels=config.channels)
 
     test_pair = (inputs(test[0]), codes[len(y) :]) if test else None
-    return inputs(x), train_codes, names, test_pair
+    return inputs(x), train_codes, names, test_pair, _raw_scale(x)

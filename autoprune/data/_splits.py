@@ -100,6 +100,7 @@ class Splits:
     class_names: tuple[str, ...]
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    input_scale: float = 1.0  # the source's raw values times this are the inputs before normalisation
     source: str = ""
     batch_size: int = 128
     augment: Augment = field(default_factory=Augment)  # applied to training batches only

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ._calibrate import batchnorm_layers, recalibrate_batchnorm
 from ._candidate import Candidate, CandidateResult, MeasureConfig, evaluate_candidate, measure_into
+from ._deploy import Preprocessed, traced
 from ._evaluate import INFERENCE_BATCH, Evaluation, evaluate
 from ._export import PLAN_FILE, WEIGHTS_FILE, export_onnx, load_pruned, read_pruned_metadata, save_pruned
 from ._finetune import EpochReport, FinetuneConfig, FinetuneHistory, finetune
@@ -46,6 +47,7 @@ __all__ = [
     "LatencyTable",
     "MeasureConfig",
     "NestedChannels",
+    "Preprocessed",
     "PruneOutcome",
     "PrunePlan",
     "SubnetChoice",
@@ -75,5 +77,6 @@ __all__ = [
     "save_pruned",
     "size_bytes",
     "torch_threads",
+    "traced",
     "train_supernet",
 ]

@@ -37,8 +37,11 @@ def export_onnx(
     *,
     check: bool = True,
     atol: float = ONNX_TOLERANCE,
+    metadata: Mapping[str, str] | None = None,
 ) -> float:
-    """Write ``model`` as ONNX with a dynamic batch dimension (input ``input``, output ``logits``).
+    """Write ``model`` as ONNX with a dynamic batch dimension (input ``input``, output ``logits``),
+    ``metadata`` as the file's metadata properties, and no source paths of this machine (the
+    exporter's per-node stack traces are dropped).
 
     With ``check``, run the file in onnxruntime on a batch of 3 and compare with torch.
 
@@ -72,14 +75,30 @@ def export_onnx(
         raise ModelError(f"ONNX export failed: {type(exc).__name__}: {exc}", key="model") from exc
     finally:
         onnx_logger.setLevel(level)
-    _check_batch_is_free(path)
+    _finish(path, metadata or {})
     return _check_onnx(model, input_shape, path, atol) if check else 0.0
 
 
-def _check_batch_is_free(path: Path) -> None:
+_NODE_SOURCE_KEYS = ("pkg.torch.onnx.stack_trace", "pkg.torch.onnx.fx_node")  # file paths, local code lines
+
+
+def _finish(path: Path, metadata: Mapping[str, str]) -> None:
+    """Check the batch dimension stayed free, drop the per-node source traces, write ``metadata``."""
     import onnx  # heavy: imported only when exporting
 
-    batch = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
+    proto = onnx.load(str(path), load_external_data=False)
+    _check_batch_is_free(proto)
+    for node in proto.graph.node:
+        kept = [p for p in node.metadata_props if p.key not in _NODE_SOURCE_KEYS]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+
+
+def _check_batch_is_free(proto: Any) -> None:
+    batch = proto.graph.input[0].type.tensor_type.shape.dim[0]
     if batch.HasField("dim_value"):  # torch.export turned the batch dimension into a constant
         raise ModelError(
             f"the ONNX export fixed the batch size at {batch.dim_value}: the model's code makes it a constant "

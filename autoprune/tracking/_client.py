@@ -10,13 +10,14 @@ import contextlib
 import logging
 import os
 import urllib.request
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .. import engine
 from .._sqlite import sqlite_path, tune_sqlite
-from ..engine import eval_mode
 from ..errors import ConfigError, TrackingError, UsageError
 
 __all__ = ["KIND_TAG", "PARENT_TAG", "STATE_TAG", "TRIAL_TAG", "Tracker", "sqlite_path", "store_errors", "ui_base"]
@@ -239,22 +240,31 @@ class Tracker:
         finally:
             mlflow.set_tracking_uri(previous)
 
-    def log_model(self, run_id: str, model: Any, *, example: Any) -> str:
-        """Log ``model`` as the run's MLflow model (``model``, torch.export format, an input example);
-        returns its URI."""
+    def log_model(self, run_id: str, model: Any, *, example: Any, metadata: Mapping[str, str] | None = None) -> str:
+        """Log ``model`` as the run's MLflow model (``model``, traced into TorchScript: it loads as an
+        ordinary module without autoprune; ``example`` as its input example and signature;
+        ``metadata`` in its MLmodel file); returns its URI."""
         import torch
 
         import mlflow
 
-        with self.as_global(), eval_mode(model):
+        module = engine.traced(model, torch.as_tensor(example))
+        quiet = logging.getLogger("mlflow.pytorch")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # its caution about pickle: a TorchScript archive holds no pickled code
+        with self.as_global(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive")  # MLflow's own reload
             mlflow.set_experiment(experiment_id=self.experiment_id)  # else the model lands in experiment 0
             info = mlflow.pytorch.log_model(
-                model,
+                module,
                 name="model",
                 input_example=example,
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
                 run_id=run_id,
+                serialization_format="pickle",  # TorchScript is saved with torch.jit.save
+                metadata=dict(metadata or {}),
             )
+        quiet.setLevel(level)
         return str(info.model_uri)
 
     def log_files(self, run_id: str, files: Iterable[Path], artifact_path: str) -> None:

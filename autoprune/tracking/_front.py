@@ -85,13 +85,19 @@ def finalized_members(tracker: Tracker, parent: str) -> dict[int, FinalizedMembe
 
 
 def log_member(
-    tracker: Tracker, member: FinalizedMember, *, export_dir: Path, model: nn.Module, example: np.ndarray
+    tracker: Tracker,
+    member: FinalizedMember,
+    *,
+    export_dir: Path,
+    model: nn.Module,
+    example: np.ndarray,
+    metadata: Mapping[str, str] | None = None,
 ) -> FinalizedMember:
-    """Log a front member's final figures, exported files and MLflow model on its run; returns the
-    member with its model URI."""
+    """Log a front member's final figures, exported files and MLflow model (``model`` as it is
+    deployed, ``example`` its raw inputs) on its run; returns the member with its model URI."""
     tracker.log(member.run_id, metrics=member.metrics())
     tracker.log_files(member.run_id, sorted(p for p in export_dir.iterdir() if p.is_file()), "pruned")
-    uri = tracker.log_model(member.run_id, model, example=example.astype(np.float32))
+    uri = tracker.log_model(member.run_id, model, example=example.astype(np.float32), metadata=metadata)
     tracker.log(member.run_id, tags={FINALIZED_TAG: "true", MODEL_URI_TAG: uri})
     return dataclasses.replace(member, model_uri=uri)
 

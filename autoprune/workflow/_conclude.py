@@ -147,12 +147,14 @@ def _finalize_one(state: SearchState, tracker: Tracker, record: TrialRecord, run
         finally:  # the epochs run so far, also of a fine-tune that failed
             curve.flush()
         assert member.result.model is not None  # evaluate_candidate always returns its model
+        deployable = engine.Preprocessed.for_splits(member.result.model, state.splits)
         return log_member(
             tracker,
             member.finalized(run_id),
             export_dir=Path(workdir),
-            model=member.result.model,
-            example=state.splits.test.x[:4].numpy(),
+            model=deployable,
+            example=deployable.raw(state.splits.test.x[:4]).numpy(),
+            metadata=member.deployed,
         )
 
 

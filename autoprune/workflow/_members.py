@@ -5,8 +5,9 @@ each registry alias names."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ class FrontMember:
     test_accuracy: float
     export_dir: Path
     onnx_path: Path | None = None
+    deployed: Mapping[str, str] = dataclasses.field(default_factory=dict)  # see `deployed_metadata`
 
     @property
     def number(self) -> int:
@@ -126,12 +128,36 @@ def finalize_member(
     }
     plan = candidate.plan.resolved(result.kept)
     engine.save_pruned(result.model, plan, export_dir, input_shape=splits.input_shape, metadata=metadata)
-    onnx_path = None
+    onnx_path, deployed = None, deployed_metadata(splits, metadata, plan)
     if config.finalize.onnx:
         onnx_path = export_dir / "model.onnx"
-        engine.export_onnx(result.model, splits.input_shape, onnx_path)
+        engine.export_onnx(
+            engine.Preprocessed.for_splits(result.model, splits), splits.input_shape, onnx_path, metadata=deployed
+        )
     log.info("front trial %d: test accuracy %.4f", record.number, test.accuracy)
-    return FrontMember(record, candidate, result, test.accuracy, export_dir, onnx_path)
+    return FrontMember(record, candidate, result, test.accuracy, export_dir, onnx_path, deployed)
+
+
+def deployed_metadata(splits: Splits, metadata: Mapping[str, Any], plan: engine.PrunePlan) -> dict[str, str]:
+    """What a deployed front model says about itself (the ONNX file's and the MLflow model's metadata):
+    the inputs it takes, the classes it predicts, where it came from."""
+    from .. import __version__
+
+    return {
+        "inputs": (
+            f"raw values as the {splits.source} data source gives them, shape (batch, "
+            f"{', '.join(map(str, splits.input_shape))}); scaled by input_scale, then normalised inside the model"
+        ),
+        "outputs": "logits, one per class in class_names order (argmax: the predicted class's index)",
+        "input_shape": json.dumps(list(splits.input_shape)),
+        "input_scale": repr(splits.input_scale),
+        "normalization": json.dumps({"mean": list(splits.mean), "std": list(splits.std)}),
+        "class_names": json.dumps(list(splits.class_names)),
+        "pipeline": str(metadata["pipeline"]),
+        "trial": str(metadata["trial"]),
+        "plan": json.dumps(plan.to_dict(), sort_keys=True),
+        "autoprune_version": __version__,
+    }
 
 
 def choose_aliases(members: Sequence[FinalizedMember], config: PipelineConfig, dense: DenseReference) -> dict[str, int]:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import onnxruntime as ort
 import pytest
@@ -30,6 +31,16 @@ def test_export_onnx_and_state_dict(finished_search: Store, tmp_path) -> None:
     assert run_cli("export", member, "--format", "onnx", "--out", str(tmp_path / "o"), "--tracking-uri", uri) == 0
     session = ort.InferenceSession(str(tmp_path / "o" / "model.onnx"), providers=["CPUExecutionProvider"])
     assert session.run(None, {"input": __import__("numpy").zeros((5, 1, 8, 8), "float32")})[0].shape == (5, 10)
+    described = session.get_modelmeta().custom_metadata_map  # the file says what it takes and predicts
+    assert json.loads(described["class_names"]) == [str(d) for d in range(10)] and described["autoprune_version"]
+    assert json.loads(described["input_shape"]) == [1, 8, 8] and float(described["input_scale"]) == 1 / 16
+    assert set(json.loads(described["normalization"])) == {"mean", "std"} and "keep" in json.loads(described["plan"])
+    assert str(Path(__file__).parents[2]).encode() not in (tmp_path / "o" / "model.onnx").read_bytes()
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()  # raw pixels in, as the source gives them
+    logits = session.run(None, {"input": digits.images[:, None].astype("float32")})[0]
+    assert (logits.argmax(1) == digits.target).mean() > 0.8
     assert (
         run_cli(
             "export", member, "-f", "state-dict", "-o", str(tmp_path / "s"), "--pipeline", str(finished_search.pipeline)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import statistics
 
@@ -135,22 +136,29 @@ def test_aliases_point_at_the_right_versions(finished_search: Store) -> None:
         assert int(version.tags["autoprune.trial"]) == number, alias
 
 
-def test_champion_loads_by_alias_and_predicts(finished_search: Store) -> None:
+def test_champion_loads_by_alias_as_an_ordinary_module_on_raw_inputs(finished_search: Store) -> None:
     import numpy as np
     import torch
+    from sklearn.datasets import load_digits
 
     import mlflow
-    from autoprune import config, data
 
     mlflow.set_tracking_uri(finished_search.uri)
     model = mlflow.pytorch.load_model("models:/e2e-digits@champion")
-    splits = data.load(config.DigitsData(batch_size=64), seed=0)
+    model.eval()  # an ordinary module: eval() and train() work
+    assert model.training is False
+    digits = load_digits()  # the raw pixels, 0-16, as the digits source gives them: no normalisation by hand
+    raw = torch.as_tensor(digits.images[:, None], dtype=torch.float32)
     with torch.no_grad():
-        predictions = model(splits.test.x[:64]).argmax(1)
-    accuracy = float((predictions == splits.test.y[:64]).float().mean())
+        predictions = model(raw).argmax(1)
+    accuracy = float((predictions == torch.as_tensor(digits.target)).float().mean())
     assert accuracy > 0.8 and math.isfinite(accuracy)
     pyfunc = mlflow.pyfunc.load_model("models:/e2e-digits@champion")
-    assert pyfunc.predict(splits.test.x[:3].numpy().astype(np.float32)).shape == (3, 10)
+    assert pyfunc.predict(raw[:3].numpy().astype(np.float32)).shape == (3, 10)
+    described = pyfunc.metadata.metadata
+    assert json.loads(described["class_names"]) == [str(d) for d in range(10)]
+    assert float(described["input_scale"]) == 1 / 16 and json.loads(described["input_shape"]) == [1, 8, 8]
+    assert list(pyfunc.metadata.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 1, 8, 8]
 
 
 def test_parent_run_holds_the_inputs_and_the_summary(finished_search: Store) -> None:
