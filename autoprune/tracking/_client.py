@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .. import engine
 from .._sqlite import sqlite_path, tune_sqlite
 from ..errors import ConfigError, TrackingError, UsageError
 
@@ -247,6 +246,8 @@ class Tracker:
         import torch
 
         import mlflow
+
+        from .. import engine  # torch: only when a model is logged
 
         module = engine.traced(model, torch.as_tensor(example))
         quiet = logging.getLogger("mlflow.pytorch")
