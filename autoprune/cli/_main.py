@@ -37,6 +37,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     except (KeyboardInterrupt, click.Abort, typer.Abort) as exc:
         sys.exit(exit_status(exc))
+    except OSError as exc:
+        if exc.filename is None or os.environ.get("AUTOPRUNE_DEBUG"):
+            _unexpected(exc)
+        err_console.print(f"[red]error:[/] {escape(_os_failure(exc, argv))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except (click.ClickException, typer.TyperException) as exc:  # usage errors: unknown option, missing argument
         # typer vendors its own click, whose errors are not the click package's: both are caught here
         if hasattr(exc, "show"):
@@ -45,14 +50,30 @@ def main(argv: Sequence[str] | None = None) -> None:
             err_console.print(f"Error: {escape(str(exc))}", highlight=False)
         sys.exit(getattr(exc, "exit_code", 2))
     except Exception as exc:
-        if os.environ.get("AUTOPRUNE_DEBUG"):
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        err_console.print(
-            f"[red]unexpected error:[/] {escape(type(exc).__name__)}: {escape(first)} (set AUTOPRUNE_DEBUG=1 for the "
-            "traceback)",
-            highlight=False,
-            soft_wrap=True,
-        )
-        sys.exit(1)
+        _unexpected(exc)
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def _unexpected(exc: BaseException) -> None:
+    """One line and exit status 1 (the traceback with ``AUTOPRUNE_DEBUG``)."""
+    if os.environ.get("AUTOPRUNE_DEBUG"):
+        raise exc
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    err_console.print(
+        f"[red]unexpected error:[/] {escape(type(exc).__name__)}: {escape(first)} (set AUTOPRUNE_DEBUG=1 for the "
+        "traceback)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    sys.exit(1)
+
+
+def _os_failure(exc: OSError, argv: Sequence[str] | None) -> str:
+    """``cannot write mlflow/artifacts/x: Permission denied`` (the machine refused a file: a read-only
+    folder, a full disk), and for ``run`` that what finished is kept."""
+    reason = exc.strerror or type(exc).__name__
+    line = f"{exc.filename}: {reason}"
+    command = list(argv if argv is not None else sys.argv[1:])[:1]
+    if command == ["run"]:
+        line += " (every finished trial is kept: fix this and continue with autoprune run --resume)"
+    return line

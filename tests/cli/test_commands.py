@@ -77,3 +77,20 @@ def test_resume_with_nothing_to_resume_says_a_new_search_starts(tmp_path, capsys
     )
     assert run_cli("run", "p.yaml", "--resume", "--set", "search.trials=2") == 0
     assert "no earlier search" not in capsys.readouterr().err
+
+
+def test_a_file_the_machine_refuses_is_one_line_with_exit_2_and_run_says_resume(tmp_path, capsys, monkeypatch) -> None:
+    """A read-only artifact folder or a full disk mid-run: the file and the reason, not 'unexpected error'."""
+    from autoprune import workflow
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "mlflow/artifacts/1/abc/artifacts/pruned/model.onnx")
+
+    monkeypatch.setattr(workflow, "run", refused)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text("name: x\n")
+    assert run_cli("run", "p.yaml") == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: mlflow/artifacts/1/abc/artifacts/pruned/model.onnx: Permission denied (every finished trial is kept: "
+        "fix this and continue with autoprune run --resume)"
+    )
