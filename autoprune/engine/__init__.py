@@ -26,6 +26,7 @@ from ._modes import eval_mode
 from ._nested import NestedChannels, nested_order
 from ._plan import IMPORTANCES, PrunePlan
 from ._prune import PruneOutcome, apply_plan, check_plan
+from ._quantize import agreement, quantize_onnx
 from ._supernet import SubnetChoice, SupernetState, calibrated_accuracy, train_supernet
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "PrunePlan",
     "SubnetChoice",
     "SupernetState",
+    "agreement",
     "apply_plan",
     "batchnorm_layers",
     "calibrated_accuracy",
@@ -71,6 +73,7 @@ __all__ = [
     "measure_latency",
     "measure_train_throughput",
     "nested_order",
+    "quantize_onnx",
     "rank_agreement",
     "read_pruned_metadata",
     "recalibrate_batchnorm",

@@ -22,19 +22,24 @@ from ..config import LoadedPipeline, load_pipeline
 from ..errors import AutoPruneError, UsageError
 from ._locations import cache_dir, state_dir, storage_url
 from ._observer import Observer, QuietObserver
+from ._quantize import MIN_AGREEMENT, Quantized, quantize_member
 from ._result import PipelineResult
 from ._retrain import RetrainReport, retrain_loaded
 from ._run import run_loaded
 from ._validate import ValidationReport, validate_loaded
 
 __all__ = [
+    "MIN_AGREEMENT",
     "Observer",
     "PipelineResult",
+    "Quantized",
     "QuietObserver",
     "RetrainReport",
     "ValidationReport",
     "cache_dir",
     "load",
+    "located",
+    "quantize_member",
     "retrain",
     "run",
     "state_dir",

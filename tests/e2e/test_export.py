@@ -169,3 +169,24 @@ def test_ui_server_serves_the_store_and_stops_its_process_group(finished_search:
         server.stop()
     leftover = subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""
+
+
+def test_int8_export_is_calibrated_and_checked_on_the_pipelines_data(finished_search: Store, tmp_path, capsys) -> None:
+    pipeline = str(finished_search.pipeline)
+    assert run_cli("export", "champion", "-p", pipeline, "-f", "onnx-int8", "-o", str(tmp_path / "q")) == 0
+    out = capsys.readouterr().out
+    assert "predicts as the fp32 model on" in out and "of the test split" in out
+    share = float(out.split("predicts as the fp32 model on ")[1].split("%")[0]) / 100
+    assert share >= 0.99
+    quantized = tmp_path / "q" / "model.int8.onnx"
+    assert run_cli("export", "champion", "-p", pipeline, "-o", str(tmp_path / "f")) == 0
+    fp32 = (tmp_path / "f" / "model.onnx").stat().st_size  # bytes of the real files, as printed
+    assert f"({quantized.stat().st_size:,} bytes, fp32 {fp32:,}: " in out
+    proto = __import__("onnx").load(str(quantized))
+    assert any(t.data_type == __import__("onnx").TensorProto.INT8 for t in proto.graph.initializer)  # int8 weights
+    session = ort.InferenceSession(str(quantized), providers=["CPUExecutionProvider"])
+    described = session.get_modelmeta().custom_metadata_map
+    assert described["quantization"].startswith("int8 static") and "class_names" in described
+    assert any("QuantizeLinear" in node.op_type for node in proto.graph.node)
+    assert run_cli("export", "champion", "--tracking-uri", finished_search.uri, "-f", "onnx-int8") == 2
+    assert "--format onnx-int8 needs --pipeline" in capsys.readouterr().err
