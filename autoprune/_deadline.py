@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -28,7 +29,8 @@ class Expired(Exception):
 
 @contextlib.contextmanager
 def deadline(seconds: float) -> Iterator[None]:
-    """Raise `Expired` inside the block once it has run ``seconds`` (main thread only)."""
+    """Raise `Expired` inside the block once it has run ``seconds`` (main thread only). Inside
+    another deadline, the one that ends first applies, and the outer one goes on after the block."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         yield
         return
@@ -36,6 +38,11 @@ def deadline(seconds: float) -> Iterator[None]:
     def expire(signum: int, frame: FrameType | None) -> None:
         raise Expired(seconds, frame)
 
+    outer, _ = signal.getitimer(signal.ITIMER_REAL)  # an enclosing deadline's time left
+    if outer and outer <= seconds:  # it ends first: it governs
+        yield
+        return
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -43,6 +50,8 @@ def deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL, max(1e-3, outer - (time.monotonic() - started)))
 
 
 def innermost(frame: FrameType | None, outside: Callable[[str], bool]) -> tuple[str, str] | None:

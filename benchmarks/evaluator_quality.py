@@ -121,6 +121,7 @@ class Evaluators:
         self.calibration = calibration_batches(splits, args.calibration, seed=0)
         self.nested: engine.NestedChannels | None = None
         self.supernet_seconds = 0.0
+        self.subsets: dict[int, data.TensorSplit] = {}
 
     def build_supernet(self) -> None:
         groups = engine.discover(self.dense, self.shape)
@@ -154,11 +155,14 @@ class Evaluators:
         engine.recalibrate_batchnorm(model, self.calibration)
         return engine.evaluate(model, self.splits.val).accuracy
 
-    def supernet(self, plan: engine.PrunePlan) -> float:
+    def supernet(self, plan: engine.PrunePlan, samples: int | None = None) -> float:
+        """(d), on ``samples`` of the validation split (``oneshot.score_samples``; None: all of it)."""
         assert self.nested is not None
         subnet = self.nested.extract(self.nested.model, plan)
         engine.recalibrate_batchnorm(subnet, self.calibration)
-        return engine.evaluate(subnet, self.splits.val).accuracy
+        if samples is not None and samples not in self.subsets:  # drawn once, as the strategy does
+            self.subsets[samples] = self.splits.val.subset(samples, seed=0)
+        return engine.evaluate(subnet, self.splits.val if samples is None else self.subsets[samples]).accuracy
 
     def finetuned(self, plan: engine.PrunePlan, *, epochs: int, fraction: float, lr: float, seed: int) -> float:
         model = copy.deepcopy(self.dense)
@@ -196,6 +200,20 @@ def measure_plan(
     return row
 
 
+def add_subset(
+    evaluators: Evaluators, sets: dict[str, list[tuple[int, engine.PrunePlan]]], out: Path, samples: int
+) -> None:
+    """Score every plan ``out`` holds with (d) on ``samples`` validation samples, rewrite it, summarise."""
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    for row in rows:
+        plan = sets[row["set"]][row["index"]][1]
+        assert dict(plan.ratios) == row["ratios"], "the plans drawn now differ from those measured"
+        key = f"supernet-{samples}"
+        row[key], row[f"{key}_s"] = _timed(lambda p=plan: evaluators.supernet(p, samples))
+    out.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    print("\n".join(summary(rows)))
+
+
 def stratified_tau(scores: Sequence[float], truth: Sequence[float], strata: Sequence[int]) -> float:
     """Kendall tau over the pairs of the same stratum (pairs across levels of MACs would rank by MACs)."""
     concordant = discordant = 0
@@ -213,7 +231,13 @@ def stratified_tau(scores: Sequence[float], truth: Sequence[float], strata: Sequ
 
 def summary(rows: list[dict[str, Any]]) -> list[str]:
     header = "| set | plans | final acc spread | ceiling (seed vs seed) | (a) pruned | (b) 1-epoch proxy |"
-    lines = [header + " (c) BN-recal | (d) supernet |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    subsets = sorted({k for r in rows for k in r if k.startswith("supernet-") and not k.endswith("_s")})
+    evaluators = ("pruned", "proxy", "bn-recal", "supernet", *subsets)
+    extra = "".join(f" (d) on {k.removeprefix('supernet-')} val samples |" for k in subsets)
+    lines = [
+        header + " (c) BN-recal | (d) supernet |" + extra,
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(subsets),
+    ]
     for set_name in ("range", "equal-macs"):
         part = [r for r in rows if r["set"] == set_name]
         if len(part) < 3:
@@ -222,10 +246,8 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
         truth = [(r["truth1"] + r["truth2"]) / 2 for r in part]
         ceiling = stratified_tau([r["truth1"] for r in part], [r["truth2"] for r in part], strata)
         spread = f"{min(truth):.4f}-{max(truth):.4f}"
-        taus = [
-            stratified_tau([r[e] for r in part], truth, strata) for e in ("pruned", "proxy", "bn-recal", "supernet")
-        ]
-        seconds = [statistics.median(r[f"{e}_s"] for r in part) for e in ("pruned", "proxy", "bn-recal", "supernet")]
+        taus = [stratified_tau([r[e] for r in part], truth, strata) for e in evaluators]
+        seconds = [statistics.median(r[f"{e}_s"] for r in part) for e in evaluators]
         cells = " | ".join(f"{t:.2f} ({s:.2f} s)" for t, s in zip(taus, seconds))
         lines.append(f"| {set_name} | {len(part)} | {spread} | {ceiling:.2f} | {cells} |")
     return lines
@@ -252,6 +274,13 @@ def main() -> None:
     )
     parser.add_argument("--resume", action="store_true", help="skip the plans --out holds already")
     parser.add_argument(
+        "--add-subset",
+        type=int,
+        default=None,
+        metavar="N",
+        help="add (d) scored on N validation samples to the plans --out holds (oneshot.score_samples)",
+    )
+    parser.add_argument(
         "--sets", nargs="+", choices=["range", "equal-macs"], default=["range", "equal-macs"], help="which plan sets"
     )
     parser.add_argument("--quick", action="store_true", help="digits, 12 plans a set, 3 truth epochs")
@@ -265,6 +294,9 @@ def main() -> None:
     evaluators = Evaluators(dense, splits, args)
     evaluators.build_supernet()
     sets = plan_sets(dense, splits.input_shape, args)
+    if args.add_subset is not None:
+        add_subset(evaluators, sets, out, args.add_subset)
+        return
     rows = list(done)
     seen = {(r["set"], r["index"]) for r in done}
     with out.open("a" if args.resume else "w") as sink:

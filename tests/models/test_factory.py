@@ -120,3 +120,19 @@ def test_a_model_too_big_for_memory_names_its_size_key() -> None:
         match=r"model.hidden: the model does not fit in this machine's memory \(it tried to allocate 4.0 TB\)",
     ):
         models.build(config.MLPModel(arch="mlp", hidden=[8, 1_000_000, 1_000_000]), (1, 8, 8), 4)
+
+
+def test_a_deadline_inside_another_leaves_the_outer_one_running() -> None:
+    import signal
+    import time
+
+    from autoprune._deadline import Expired, deadline
+
+    with pytest.raises(Expired) as outer, deadline(0.6):
+        with deadline(30):  # the outer one ends first: it governs
+            pass
+        with deadline(0.1):
+            pass  # finishes in time; the outer timer goes on
+        time.sleep(2)
+    assert outer.value.seconds == 0.6
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
