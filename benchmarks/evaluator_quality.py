@@ -214,6 +214,20 @@ def add_subset(
     print("\n".join(summary(rows)))
 
 
+def retime(evaluators: Evaluators, sets: dict[str, list[tuple[int, engine.PrunePlan]]], k: int, samples: int) -> None:
+    """Seconds per candidate of (b), (d) and (d) on ``samples``, measured in turn on the same plans."""
+    timed: dict[str, list[float]] = {"proxy": [], "supernet": [], f"supernet-{samples}": []}
+    for plans in sets.values():
+        for _, plan in plans[:k]:
+            timed["proxy"].append(_timed(lambda p=plan: evaluators.proxy(p))[1])
+            timed["supernet"].append(_timed(lambda p=plan: evaluators.supernet(p))[1])
+            timed[f"supernet-{samples}"].append(_timed(lambda p=plan: evaluators.supernet(p, samples))[1])
+    proxy = statistics.median(timed["proxy"])
+    for name, seconds in timed.items():
+        median = statistics.median(seconds)
+        print(f"{name}: median {median:.3f} s per candidate over {len(seconds)} plans, 1/{proxy / median:.1f} of (b)")
+
+
 def stratified_tau(scores: Sequence[float], truth: Sequence[float], strata: Sequence[int]) -> float:
     """Kendall tau over the pairs of the same stratum (pairs across levels of MACs would rank by MACs)."""
     concordant = discordant = 0
@@ -281,6 +295,13 @@ def main() -> None:
         help="add (d) scored on N validation samples to the plans --out holds (oneshot.score_samples)",
     )
     parser.add_argument(
+        "--retime",
+        type=int,
+        default=None,
+        metavar="K",
+        help="time (b), (d) and (d) on --add-subset samples on the first K plans of each set, interleaved",
+    )
+    parser.add_argument(
         "--sets", nargs="+", choices=["range", "equal-macs"], default=["range", "equal-macs"], help="which plan sets"
     )
     parser.add_argument("--quick", action="store_true", help="digits, 12 plans a set, 3 truth epochs")
@@ -294,6 +315,9 @@ def main() -> None:
     evaluators = Evaluators(dense, splits, args)
     evaluators.build_supernet()
     sets = plan_sets(dense, splits.input_shape, args)
+    if args.retime is not None:
+        retime(evaluators, sets, args.retime, args.add_subset or 2000)
+        return
     if args.add_subset is not None:
         add_subset(evaluators, sets, out, args.add_subset)
         return
