@@ -5,7 +5,7 @@ overrides that name its store."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,17 +126,22 @@ def front_title(result: PipelineResult) -> str:
     on_front = len(result.front) or len(result.members)
     failed = f" ({result.failed} failed)" if result.failed else ""
     title = f"Pareto front of {result.config.name}: {on_front} of {result.completed} trials{failed}"
-    finalized = {member.trial for member in result.members}
-    if on_front <= len(finalized):
-        return title
-    notes = [f"{len(finalized)} finalized"]
-    if result.copies:
-        pairs = ", ".join(f"trial {copy} = {original}" for copy, original in sorted(result.copies.items()))
-        notes.append(f"{len(result.copies)} repeating one of them ({pairs}: same channels and score)")
-    left = on_front - len(finalized) - len(result.copies)
+    return title + front_notes(on_front, len(result.members), result.copies)
+
+
+def front_notes(on_front: int, finalized: int, copies: Mapping[int, int]) -> str:
+    """``; 12 finalized, 1 repeating one of them (trial 19 = 7: ...)`` when fewer members than front
+    trials are shown, else nothing."""
+    if on_front <= finalized:
+        return ""
+    notes = [f"{finalized} finalized"]
+    if copies:
+        pairs = ", ".join(f"trial {copy} = {original}" for copy, original in sorted(copies.items()))
+        notes.append(f"{len(copies)} repeating one of them ({pairs}: same channels and score)")
+    left = on_front - finalized - len(copies)
     if left > 0:
         notes.append(f"{left} left out by finalize.max_members or a failed finalize (see the log)")
-    return f"{title}; " + ", ".join(notes)
+    return "; " + ", ".join(notes)
 
 
 def set_flags(overrides: Iterable[str]) -> str:

@@ -58,14 +58,16 @@ def pareto(
 ) -> None:
     """Print the Pareto front of a search, read back from MLflow."""
     from ..tracking import latest_front, store_errors
-    from ._closing import front_table
+    from ._closing import front_notes, front_table
 
     setup_logging(False)
     config = _config(pipeline, overrides)
     with store_errors():
         tracker = _tracker(config, tracking_uri, experiment)
         view = latest_front(tracker, search_run)
-    title = f"{view.parent_name} ({view.status.lower()}): front of {len(view.members)} among {view.trials} trials"
+    on_front = max(view.on_front, len(view.members))
+    title = f"{view.parent_name} ({view.status.lower()}): front of {on_front} among {view.trials} trials"
+    title += front_notes(on_front, len(view.members), view.copies)
     if view.dense is not None:
         console.print(front_table(title, view.members, view.dense))
     else:

@@ -3,6 +3,9 @@ written for (a test pins them: a new version is read against this module before 
 
 - Optuna's RDB schema: the ``trials`` and ``trial_heartbeats`` tables, read to find trials a killed
   process left RUNNING before its first heartbeat (`never_beaten`).
+- Optuna's trial: ``Trial._trial_id``, to also write a trial's constraints in the list form Optuna 4
+  used (system attribute ``constraints``), which optuna-dashboard 0.21 reads, beside Optuna 5's named
+  ones (``constraints:<name>``); Optuna 5 reads both (`set_constraints`).
 - Optuna's log: the logger ``optuna.study._optimize`` and the wording of its "Trial N failed" lines,
   filtered so a failure the search records on purpose is not also printed with a traceback
   (`quiet_failed_trials`).
@@ -16,9 +19,18 @@ from __future__ import annotations
 import datetime
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["WRITTEN_FOR", "installed_versions", "never_beaten", "quiet_failed_trials"]
+__all__ = [
+    "LIST_CONSTRAINTS_KEY",
+    "WRITTEN_FOR",
+    "installed_versions",
+    "named_constraints",
+    "never_beaten",
+    "quiet_failed_trials",
+    "set_constraints",
+]
 
 WRITTEN_FOR = {"optuna": "5.0.0", "ray": "2.60.0"}
 
@@ -28,6 +40,27 @@ _OPTUNA_FAILURE = re.compile(
     r"\(|value None\.$)",
     re.S,
 )
+
+
+LIST_CONSTRAINTS_KEY = "constraints"
+
+
+def set_constraints(trial: Any, constraints: Mapping[str, float]) -> None:
+    """Give ``trial`` its constraint values (feasible when all <= 0), named as Optuna 5 keeps them and
+    as one list in their order, as Optuna 4 kept them and optuna-dashboard reads them: every view of
+    the study then sees the same feasible trials, so the same front."""
+    for key, value in constraints.items():
+        trial.set_constraint(key, value)
+    if constraints:
+        trial.storage.set_trial_system_attr(
+            trial._trial_id, LIST_CONSTRAINTS_KEY, [float(v) for v in constraints.values()]
+        )
+
+
+def named_constraints(trial: Any) -> dict[str, float]:
+    """A finished trial's constraints by name (the list form `set_constraints` also writes is the same
+    values again, which Optuna 5 reads back under the keys "0", "1", ...)."""
+    return {key: value for key, value in trial.constraints.items() if not key.isdigit()}
 
 
 def installed_versions() -> dict[str, str | None]:

@@ -26,6 +26,7 @@ from optuna.trial import TrialState as OptunaState
 from .._vocab import Metric, TrialState
 from ..data import TensorSplit
 from ..engine import CandidateResult, NestedChannels, evaluate, measure_into, recalibrate_batchnorm
+from ._adapter import set_constraints
 from ._evaluator import CandidateEvaluator
 from ._records import Objectives, TrialRecord
 from ._study import OUTCOME_ATTR, to_record
@@ -168,8 +169,7 @@ class CandidateStudy:
         record = score(trial.number, trial.params)
         trial.set_user_attr(OUTCOME_ATTR, record.outcome())
         if record.state == TrialState.COMPLETE:
-            for key, value in record.constraints.items():
-                trial.set_constraint(key, value)
+            set_constraints(trial, record.constraints)
             self.study.tell(trial, self.objectives.values(record.metrics))
         else:
             self.study.tell(trial, state=OptunaState.FAIL)

@@ -25,7 +25,7 @@ from optuna.trial import TrialState as OptunaState
 
 from .._vocab import TrialState
 from ..errors import ConfigError, UsageError
-from ._adapter import never_beaten
+from ._adapter import named_constraints, never_beaten, set_constraints
 from ._lock import storage_lock
 from ._records import Objectives, TrialRecord
 from ._storage import open_storage
@@ -67,7 +67,7 @@ def to_record(trial: FrozenTrial, fixed: Mapping[str, Any] | None = None) -> Tri
         _STATES.get(trial.state, TrialState.WAITING),
         {**(fixed or {}), **trial.params},
         trial.user_attrs.get(OUTCOME_ATTR, {}),
-        constraints=trial.constraints,
+        constraints=named_constraints(trial),
         seconds=(end - start).total_seconds() if start and end else 0.0,
     )
 
@@ -265,8 +265,7 @@ class Study:
         """Write what ``trial`` measured (and, when complete, its constraints) into the study."""
         trial.set_user_attr(OUTCOME_ATTR, record.outcome())  # one storage write for everything measured
         if record.state == TrialState.COMPLETE:
-            for key, value in record.constraints.items():
-                trial.set_constraint(key, value)
+            set_constraints(trial, record.constraints)
 
     def tell(self, trial: Trial, record: TrialRecord) -> TrialRecord:
         """Store ``record`` as the outcome of an asked ``trial`` and end it; returns the stored record."""

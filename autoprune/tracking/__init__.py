@@ -15,7 +15,7 @@ from ._client import (
     ui_base,
 )
 from ._front import FinalizeCurve, finalized_members, log_member, mark_front, register_members
-from ._query import EXPORT_FORMATS, FrontView, Member, export_run, find_member, latest_front
+from ._query import EXPORT_FORMATS, SAME_AS_TAG, FrontView, Member, export_run, find_member, latest_front
 from ._reporter import MlflowReporter, run_name
 from ._retrain import champion_version, last_front_params, log_retrain_report, set_champion
 from ._server import MlflowServer
@@ -26,6 +26,7 @@ __all__ = [
     "KIND_TAG",
     "PARENT_DESCRIPTION",
     "PARENT_TAG",
+    "SAME_AS_TAG",
     "STATE_TAG",
     "TRIAL_TAG",
     "FinalizeCurve",

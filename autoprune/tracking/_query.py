@@ -55,6 +55,8 @@ class FrontView:
     members: list[FinalizedMember]
     registered_model: str | None = None
     hypervolume: float = 0.0
+    on_front: int = 0  # trials tagged pareto, the finalized members and those repeating one of them
+    copies: dict[int, int] = dataclasses.field(default_factory=dict)  # trial -> the member it repeats
 
 
 def _versions(tracker: Tracker, parent: str) -> tuple[str | None, dict[int, tuple[int, list[str]]]]:
@@ -94,11 +96,14 @@ def latest_front(tracker: Tracker, parent: str | None = None) -> FrontView:
     parent_id = parent_run.info.run_id
     runs = tracker.search(f"tags.`{PARENT_TAG}` = '{parent_id}'")
     registered, versions = _versions(tracker, parent_id)
-    members = []
+    members, on_front, copies = [], 0, {}
     for run in runs:
         if run.data.tags.get("pareto") != "true":
             continue
+        on_front += 1
         trial = int(run.data.tags.get(TRIAL_TAG, -1))
+        if SAME_AS_TAG in run.data.tags:
+            copies[trial] = int(run.data.tags[SAME_AS_TAG])
         version, aliases = versions.get(trial, (None, []))
         where = {"run_id": run.info.run_id, "model_uri": run.data.tags.get(MODEL_URI_TAG)}
         member = FinalizedMember.from_metrics(trial, run.data.metrics, **where)
@@ -113,7 +118,12 @@ def latest_front(tracker: Tracker, parent: str | None = None) -> FrontView:
         members,
         registered,
         float(parent_run.data.metrics.get("hypervolume", 0.0)),
+        on_front,
+        copies,
     )
+
+
+SAME_AS_TAG = "autoprune.same_as_trial"  # a front trial finalized once, as the member it repeats
 
 
 def _dense_reference(metrics: Mapping[str, float]) -> DenseReference | None:

@@ -103,13 +103,15 @@ def _chosen(
 ) -> tuple[list[int], dict[int, int]]:
     """The front members to finalize (`choose_members`) and those left out as copies of an earlier one
     (`copies_of_earlier`, tagged on their runs)."""
+    from ..tracking import SAME_AS_TAG
+
     by_number = {r.number: r for r in records}
     copies = copies_of_earlier([by_number[n] for n in front])
     for number, original in copies.items():
         log.info(
             "front trial %d keeps the same channels as trial %d and scored the same: finalized once", number, original
         )
-        tracker.log(run_ids[number], tags={"autoprune.same_as_trial": str(original)})
+        tracker.log(run_ids[number], tags={SAME_AS_TAG: str(original)})
     distinct = [n for n in front if n not in copies]
     losses = front_losses(records, state.objectives, state.reference)
     chosen = choose_members(distinct, losses, state.config.finalize.max_members)
