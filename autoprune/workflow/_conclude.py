@@ -152,7 +152,7 @@ def _finalize_one(state: SearchState, tracker: Tracker, record: TrialRecord, run
         deployable = engine.Preprocessed.for_splits(member.result.model, state.splits)
         return log_member(
             tracker,
-            member.finalized(run_id),
+            member.finalized(run_id, state.reference.latency_ms),
             export_dir=Path(workdir),
             model=deployable,
             example=deployable.raw(state.splits.test.x[:4]).numpy(),

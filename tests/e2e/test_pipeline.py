@@ -134,6 +134,11 @@ def test_aliases_point_at_the_right_versions(finished_search: Store) -> None:
     for alias, number in expected.items():
         version = client.get_model_version_by_alias("e2e-digits", alias)
         assert int(version.tags["autoprune.trial"]) == number, alias
+    dense = {p.info.run_id: p.data.metrics["dense_latency_ms"] for p in parents}  # each search's reference
+    for run in children:  # a member's latency in ms is the dense one x its ratio: the UI's column ranks the
+        metrics, dense_ms = run.data.metrics, dense[run.data.tags["mlflow.parentRunId"]]  # front as the aliases do
+        if "final_latency_ms" in metrics:
+            assert metrics["final_latency_ms"] == pytest.approx(dense_ms * metrics["final_latency_ratio"], rel=1e-9)
 
 
 def test_champion_loads_by_alias_as_an_ordinary_module_on_raw_inputs(finished_search: Store) -> None:
