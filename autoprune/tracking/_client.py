@@ -245,14 +245,22 @@ class Tracker:
         ``metadata`` in its MLmodel file); returns its URI."""
         import torch
 
-        import mlflow
-
         from .. import engine  # torch: only when a model is logged
 
         module = engine.traced(model, torch.as_tensor(example))
         quiet = logging.getLogger("mlflow.pytorch")
         level = quiet.level
         quiet.setLevel(logging.ERROR)  # its caution about pickle: a TorchScript archive holds no pickled code
+        try:
+            return self._log_torchscript(run_id, module, example, metadata)
+        finally:
+            quiet.setLevel(level)
+
+    def _log_torchscript(self, run_id: str, module: Any, example: Any, metadata: Mapping[str, str] | None) -> str:
+        import torch
+
+        import mlflow
+
         with self.as_global(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive")  # MLflow's own reload
             mlflow.set_experiment(experiment_id=self.experiment_id)  # else the model lands in experiment 0
@@ -265,7 +273,6 @@ class Tracker:
                 serialization_format="pickle",  # TorchScript is saved with torch.jit.save
                 metadata=dict(metadata or {}),
             )
-        quiet.setLevel(level)
         return str(info.model_uri)
 
     def log_files(self, run_id: str, files: Iterable[Path], artifact_path: str) -> None:

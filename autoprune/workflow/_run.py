@@ -235,23 +235,16 @@ class _Run:
         view = finished_search(self.study, self.strategy, self.tracker, config, checked.space, key, _budget(config))
         if view is None or view.dense is None:
             return None
-        tracker, members = self.tracker, view.members
+        members = view.members
         log.warning(
             "study %s is complete (%d trials) and concluded: nothing to do; raise the budget to search further",
             self.study.name,
             self.study.count(TrialState.COMPLETE),
         )
         return PipelineResult(
-            config=config,
-            study=self.study.name,
-            storage=storage_url(config),
-            experiment_id=tracker.experiment_id,
-            experiment_url=tracker.experiment_url,
-            front_url=tracker.front_url,
-            model_url=tracker.model_url(view.registered_model) if view.registered_model else None,
+            **self._where(view.registered_model),
             parent_run_id=view.parent_run_id,
             dense=view.dense,
-            splits=checked.splits,
             records=self.study.records(),
             members=members,
             front=[m.trial for m in members],
@@ -304,6 +297,20 @@ class _Run:
             if status:
                 self.tracker.finish(parent, status)
 
+    def _where(self, registered_model: str | None) -> dict[str, Any]:
+        """What every result says of where the search lives: its config, study, stores and addresses."""
+        config, tracker = self.config, self.tracker
+        return {
+            "config": config,
+            "study": self.study.name,
+            "storage": storage_url(config),
+            "experiment_id": tracker.experiment_id,
+            "experiment_url": tracker.experiment_url,
+            "front_url": tracker.front_url,
+            "model_url": tracker.model_url(registered_model) if registered_model else None,
+            "splits": self.checked.splits,
+        }
+
     def _result(
         self,
         parent: str,
@@ -312,18 +319,11 @@ class _Run:
         conclusion: Conclusion | None,
         outcome: SearchOutcome,
     ) -> PipelineResult:
-        config, tracker = self.config, self.tracker
+        config = self.config
         return PipelineResult(
-            config=config,
-            study=self.study.name,
-            storage=storage_url(config),
-            experiment_id=tracker.experiment_id,
-            experiment_url=tracker.experiment_url,
-            front_url=tracker.front_url,
-            model_url=tracker.model_url(config.registered_model) if config.tracking.register_models else None,
+            **self._where(config.registered_model if config.tracking.register_models else None),
             parent_run_id=parent,
             dense=dense.reference,
-            splits=self.checked.splits,
             records=records,
             members=conclusion.members if conclusion else [],
             front=conclusion.front if conclusion else [],
