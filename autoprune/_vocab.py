@@ -12,6 +12,7 @@ __all__ = [
     "IMPORTANCES",
     "OBJECTIVES",
     "OPTIMIZERS",
+    "PRECISIONS",
     "RUNTIMES",
     "SAMPLERS",
     "STRATEGIES",
@@ -19,6 +20,7 @@ __all__ = [
     "Metric",
     "Objective",
     "Optimizer",
+    "Precision",
     "Runtime",
     "Sampler",
     "Strategy",
@@ -28,12 +30,14 @@ __all__ = [
 
 Importance = Literal["l1", "l2", "bn_scale", "taylor", "random"]
 Optimizer = Literal["sgd", "adamw"]
+Precision = Literal["fp32", "bf16", "fp16"]
 Runtime = Literal["torch", "onnxruntime"]
 Sampler = Literal["tpe", "nsga2", "random", "qmc"]
 Strategy = Literal["trials", "oneshot"]
 
 IMPORTANCES: tuple[str, ...] = get_args(Importance)
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
 STRATEGIES: tuple[str, ...] = get_args(Strategy)

@@ -84,3 +84,17 @@ def test_recipe_gradual_row_ends_at_the_one_shot_architecture(recipe: ModuleType
     stepped = recipe.gradual(dense, plan, digits, finetune, steps=3)
     assert [p.shape for p in stepped.parameters()] == [p.shape for p in one_shot.parameters()]
     assert engine.count_params(stepped) < engine.count_params(dense)
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_its_engine_part_on_the_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The prepared GPU check is the same code on any device: a dry run here keeps it working."""
+    import json
+
+    gpu_check = _benchmark("gpu_check", monkeypatch)
+    assert gpu_check.main(["--device", "cpu", "--quick", "--skip", "pipeline", "zoo", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert [row["model"] for row in results["engine"]] == ["cnn", "resnet20", "mobilenet_v2"]
+    for row in results["engine"]:
+        assert row["params"][1] < row["params"][0]  # pruned by half on the device
+        assert row["finetune_samples_per_s"]["bf16"] > 0 and row["latency_ms"]["1"]["pruned"] > 0

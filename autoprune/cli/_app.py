@@ -136,6 +136,7 @@ def validate(pipeline: Path = PIPELINE, overrides: list[str] = SET) -> None:
 def _print_validation(report: ValidationReport, arch: str, pipeline: Path) -> None:
     console.print(f"[bold]data[/]   {report.data_summary}")
     console.print(f"[bold]model[/]  {arch}: {report.params:,} params, {report.macs:,} MACs per input")
+    console.print(f"[bold]device[/] {report.device}")
     title = f"{len(report.groups)} prunable dependency groups"
     table = Table("group", "channels", "coupled modules", title=title, title_justify="left")
     for group in report.groups:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from .._vocab import Optimizer, Runtime
+from .._vocab import Optimizer, Precision, Runtime
 from ..errors import ConfigError
 from ._base import VALIDATING, Strict
 from ._errors import first_error_message
@@ -61,7 +61,8 @@ class TrainingRecipe(Checked):
 class FinetuneConfig(TrainingRecipe):
     """How a (pruned) model is fine-tuned. ``train_fraction`` < 1 trains on a stratified subset;
     ``distill_alpha`` > 0 distils from the dense model at ``temperature``; ``ema_decay`` > 0 ends with
-    a moving average of the weights."""
+    a moving average of the weights; ``precision`` and ``compile`` say how the training steps run
+    (the pipeline's ``precision`` and ``finalize.compile``)."""
 
     momentum: float = Field(0.9, ge=0, lt=1)
     distill_alpha: float = Field(0.0, ge=0, le=1)
@@ -70,6 +71,8 @@ class FinetuneConfig(TrainingRecipe):
     train_fraction: float = Field(1.0, gt=0, le=1)
     seed: int = 0
     ema_decay: float = Field(0.0, ge=0, lt=1)
+    precision: Precision = Field("fp32", description="training steps autocast to bf16 or fp16 (a scaler for fp16)")
+    compile: bool = Field(False, description="training steps through torch.compile")
 
 
 class DenseTraining(TrainingRecipe):

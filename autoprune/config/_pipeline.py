@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from .._vocab import OBJECTIVES, Sampler, Strategy
+from .._vocab import OBJECTIVES, Precision, Sampler, Strategy
 from ._base import Strict, shown
 from ._data import DataConfig, DigitsData
 from ._engine import LatencyConfig
@@ -219,6 +219,7 @@ class FinalizeConfig(Strict):
         description="moving average of the weights in the final fine-tune, e.g. 0.999 (0: off; null: each trial's own)",
     )
     onnx: bool = Field(True, description="export front models to ONNX")
+    compile: bool = Field(False, description="the final fine-tune's training steps through torch.compile")
     max_members: int | None = Field(
         None,
         ge=1,
@@ -305,6 +306,13 @@ class ScheduleConfig(Strict):
 class PipelineConfig(Strict):
     name: str
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    device: str = Field(
+        "auto",
+        description="where models train, are evaluated and timed: auto (CUDA if present), cpu, cuda, cuda:N, mps",
+    )
+    precision: Precision = Field(
+        "fp32", description="training steps in bf16 or fp16 mixed precision; evaluation stays float32"
+    )
     data: DataConfig = Field(default_factory=DigitsData)
     model: ModelConfig = Field(default_factory=lambda: CNNModel(arch="cnn"))
     search: SearchConfig = Field(default_factory=SearchConfig)
@@ -326,6 +334,13 @@ class PipelineConfig(Strict):
                 "must start with a letter or digit and hold only letters, digits, '_', '.' and '-' (at most 100): "
                 f"it names the experiment, the study and the registered model; got {shown(value)}"
             )
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", value):
+            raise ValueError(f"must be auto, cpu, cuda, cuda:N (N a device number) or mps, but got {shown(value)}")
         return value
 
     @field_validator("data", "model", mode="before")

@@ -39,11 +39,16 @@ class TensorSplit:
     With ``channels_last``, ``x`` is kept, and batches (inference `batches`, training `rows`) are
     given, channels-last: CPU convolutions evaluate up to 2.6x and mostly train 1.2-1.5x faster so
     (``benchmarks/finetune_speed.py --only layouts``); otherwise in the default layout.
+
+    The tensors stay in host memory; batches are given on ``device`` (`on`): copied from pinned memory
+    without blocking for CUDA, as they are for the CPU. Augmentation draws its random numbers on the
+    host, so a seed gives the same batches on every device.
     """
 
     x: torch.Tensor
     y: torch.Tensor
     channels_last: bool = False
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "x", channels_last(self.x) if self.channels_last else default_layout(self.x))
@@ -52,17 +57,52 @@ class TensorSplit:
         return int(self.y.shape[0])
 
     def laid_out(self, x: torch.Tensor) -> torch.Tensor:
-        """A batch (augmented, say) in this split's layout."""
-        return channels_last(x) if self.channels_last else default_layout(x)
+        """A batch (augmented, say) in this split's layout, on its device."""
+        x = channels_last(x) if self.channels_last else default_layout(x)
+        return self.moved(x)
+
+    def moved(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` (host memory) on this split's device."""
+        if tensor.device == self.device:
+            return tensor
+        if self.device.type == "cuda":
+            tensor = tensor if tensor.is_pinned() else tensor.pin_memory()
+            return tensor.to(self.device, non_blocking=True)
+        return tensor.to(self.device)
 
     def rows(self, index: torch.Tensor) -> torch.Tensor:
-        """The inputs at ``index`` as a training batch, in this split's layout."""
+        """The inputs at ``index`` as a training batch, in this split's layout, on its device."""
         return self.laid_out(self.x[index])
 
+    def labels(self, index: torch.Tensor) -> torch.Tensor:
+        """The labels at ``index``, on this split's device."""
+        return self.moved(self.y[index])
+
+    def head(self, count: int) -> torch.Tensor:
+        """The first ``count`` inputs, on this split's device (for checks that run a model)."""
+        return self.moved(self.x[:count])
+
+    def training_batch(
+        self, index: torch.Tensor, augment: Augment, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Inputs (augmented on the host, laid out and moved) and labels at ``index``, and which
+        images were flipped (None without flips)."""
+        inputs, flipped = augment.sample(self.x[index], generator)
+        return self.laid_out(inputs), self.labels(index), None if flipped is None else self.moved(flipped)
+
     def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Consecutive mini-batches in this split's layout; the last one may be smaller."""
+        """Consecutive mini-batches in this split's layout, on its device; the last one may be smaller."""
         for start in range(0, len(self), batch_size):
-            yield self.x[start : start + batch_size], self.y[start : start + batch_size]
+            yield self.moved(self.x[start : start + batch_size]), self.moved(self.y[start : start + batch_size])
+
+    def on(self, device: torch.device) -> TensorSplit:
+        """This split giving its batches on ``device``: for CUDA, its tensors pinned once so that each
+        batch is copied without blocking."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        x, y = (self.x.pin_memory(), self.y.pin_memory()) if device.type == "cuda" else (self.x, self.y)
+        return TensorSplit(x, y, self.channels_last, device)
 
     def shuffled_batches(self, batch_size: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
         """The indices of one epoch's mini-batches in a random order. A last batch of one sample joins the
@@ -79,10 +119,12 @@ class TensorSplit:
             return self
         keep, _ = stratified_indices(self.y.numpy(), size, seed=seed)
         index = torch.as_tensor(np.sort(keep))
-        return TensorSplit(self.x[index], self.y[index], self.channels_last)
+        return TensorSplit(self.x[index], self.y[index], self.channels_last).on(self.device)
 
     def with_layout(self, channels_last: bool) -> TensorSplit:
-        return self if channels_last == self.channels_last else TensorSplit(self.x, self.y, channels_last)
+        if channels_last == self.channels_last:
+            return self
+        return TensorSplit(self.x, self.y, channels_last, self.device)
 
 
 @dataclass(frozen=True)
@@ -109,6 +151,15 @@ class Splits:
     def channels_last(self) -> bool:
         """Whether inference batches are channels-last (see `TensorSplit`)."""
         return self.train.channels_last
+
+    @property
+    def device(self) -> torch.device:
+        """Where batches are given (see `TensorSplit.on`)."""
+        return self.train.device
+
+    def on(self, device: torch.device) -> Splits:
+        """These splits giving their batches on ``device``."""
+        return replace(self, train=self.train.on(device), val=self.val.on(device), test=self.test.on(device))
 
     def with_layout(self, channels_last: bool) -> Splits:
         """These splits with inference batches channels-last or in the default layout."""
@@ -150,7 +201,7 @@ def _normalise(splits: Splits) -> Splits:
     del values
 
     def scale(split: TensorSplit) -> TensorSplit:
-        return TensorSplit((split.x - mean) / std, split.y, split.channels_last)
+        return TensorSplit((split.x - mean) / std, split.y, split.channels_last, split.device)
 
     flat = lambda t: tuple(float(v) for v in t.flatten())  # noqa: E731
     return replace(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ._calibrate import batchnorm_layers, recalibrate_batchnorm
 from ._candidate import Candidate, CandidateResult, MeasureConfig, evaluate_candidate, measure_into
 from ._deploy import Preprocessed, traced
+from ._device import DEVICE_PATTERN, autocast, cpu_copy, device_of, device_timer, grad_scaler, resolve_device
 from ._evaluate import INFERENCE_BATCH, Evaluation, evaluate
 from ._export import PLAN_FILE, WEIGHTS_FILE, export_onnx, load_pruned, read_pruned_metadata, save_pruned
 from ._finetune import EpochReport, FinetuneConfig, FinetuneHistory, finetune
@@ -30,6 +31,7 @@ from ._quantize import agreement, quantize_onnx
 from ._supernet import SubnetChoice, SupernetState, calibrated_accuracy, train_supernet
 
 __all__ = [
+    "DEVICE_PATTERN",
     "IMPORTANCES",
     "INFERENCE_BATCH",
     "PLAN_FILE",
@@ -55,17 +57,22 @@ __all__ = [
     "SupernetState",
     "agreement",
     "apply_plan",
+    "autocast",
     "batchnorm_layers",
     "calibrated_accuracy",
     "check_plan",
     "count_macs",
     "count_params",
+    "cpu_copy",
+    "device_of",
+    "device_timer",
     "discover",
     "eval_mode",
     "evaluate",
     "evaluate_candidate",
     "export_onnx",
     "finetune",
+    "grad_scaler",
     "interleave",
     "load_pruned",
     "machine_key",
@@ -77,6 +84,7 @@ __all__ = [
     "rank_agreement",
     "read_pruned_metadata",
     "recalibrate_batchnorm",
+    "resolve_device",
     "save_pruned",
     "size_bytes",
     "torch_threads",

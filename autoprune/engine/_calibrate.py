@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from ._device import device_of
 from ._modes import eval_mode
 
 __all__ = ["batchnorm_layers", "recalibrate_batchnorm"]
@@ -45,8 +46,9 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> 
         with eval_mode(model), torch.no_grad():  # dropout stays off; only BatchNorm sees training mode
             for layer in layers:
                 layer.train()
+            device = device_of(model)
             for inputs in batches:
-                model(inputs)
+                model(inputs.to(device, non_blocking=True))
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum

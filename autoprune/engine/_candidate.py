@@ -196,7 +196,7 @@ def measure_into(
     if measure.train_throughput:
         batch = torch.arange(min(len(splits.train), splits.batch_size))  # in the layout training uses
         throughput = measure_train_throughput(
-            pair, splits.train.rows(batch), splits.train.y[batch], batch_size=splits.batch_size
+            pair, splits.train.rows(batch), splits.train.labels(batch), batch_size=splits.batch_size
         )
         result.train_samples_per_s = throughput["pruned"]
         result.dense_train_samples_per_s = throughput["dense"]

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..data import Splits
 from ..errors import ModelError
+from ._device import cpu_copy
 from ._modes import eval_mode
 
 __all__ = ["Preprocessed", "traced"]
@@ -46,8 +47,11 @@ class Preprocessed(nn.Module):
 
     @classmethod
     def for_splits(cls, model: nn.Module, splits: Splits) -> Preprocessed:
-        """``model`` with the preprocessing that produced ``splits`` from its source's raw values."""
-        return cls(model, splits.input_shape, input_scale=splits.input_scale, mean=splits.mean, std=splits.std)
+        """``model`` (on the CPU: a copy when it is elsewhere) with the preprocessing that produced
+        ``splits`` from its source's raw values."""
+        return cls(
+            cpu_copy(model), splits.input_shape, input_scale=splits.input_scale, mean=splits.mean, std=splits.std
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.model((x * self.scale - self.mean) / self.std)
@@ -71,6 +75,7 @@ def traced(model: nn.Module, example: torch.Tensor, *, atol: float = 1e-4) -> to
     Raises:
         ModelError: Tracing fails, or the traced module's outputs on another batch size differ.
     """
+    model, example = cpu_copy(model), example.cpu()  # a file to deploy: on the CPU
     other = torch.cat([example, example[:1]])  # another batch size: a traced constant batch would show
     with eval_mode(model), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings about Python values: checked below instead

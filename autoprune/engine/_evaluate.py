@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..data import TensorSplit
+from ._device import device_of
 from ._modes import eval_mode
 
 __all__ = ["INFERENCE_BATCH", "Evaluation", "evaluate"]
@@ -28,9 +29,11 @@ class Evaluation:
 def evaluate(model: nn.Module, split: TensorSplit, *, batch_size: int = INFERENCE_BATCH) -> Evaluation:
     """Accuracy and loss of ``model`` (put in eval mode, then restored) on ``split``."""
     correct, loss_sum = 0, 0.0
+    device = device_of(model)
     with eval_mode(model), torch.inference_mode():
         for inputs, targets in split.batches(batch_size):
-            logits = model(inputs)
+            targets = targets.to(device, non_blocking=True)  # no-ops when the split is on the model's device
+            logits = model(inputs.to(device, non_blocking=True))
             loss_sum += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
             correct += int((logits.argmax(dim=1) == targets).sum())
     count = max(len(split), 1)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ._device import cpu_copy
 from ._modes import eval_mode
 from ._plan import PrunePlan
 from ._prune import apply_plan
@@ -53,6 +54,7 @@ def export_onnx(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    model = cpu_copy(model)  # exported (and checked in onnxruntime) from the CPU
     example = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))
     batch = torch.export.Dim("batch", min=1, max=65536)
     onnx_logger = logging.getLogger("torch.onnx")

@@ -30,6 +30,7 @@ from torch.optim.swa_utils import AveragedModel
 from ..config import FinetuneConfig
 from ..data import Augment, Splits, TensorSplit
 from ..errors import TrialDiverged
+from ._device import autocast, device_of, grad_scaler
 from ._evaluate import INFERENCE_BATCH, evaluate
 from ._modes import eval_mode
 
@@ -126,6 +127,13 @@ def _teacher_batch(
         return logits.clone()  # clone: inference tensors cannot be saved for backward
 
 
+def _compiled(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model``'s forward compiled by ``torch.compile`` for the training steps (the weights are
+    shared; evaluation calls the model itself)."""
+    compiled: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model)
+    return compiled
+
+
 def distillation_loss(logits: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     """``T^2 * KL(softmax(teacher / T) || softmax(logits / T))`` (Hinton et al., 2015)."""
     t = temperature
@@ -141,6 +149,7 @@ def distillation_loss(logits: torch.Tensor, teacher: torch.Tensor, temperature: 
 def _loss(
     logits: torch.Tensor, targets: torch.Tensor, teacher: torch.Tensor | None, config: FinetuneConfig
 ) -> torch.Tensor:
+    logits = logits.float()  # the loss in float32 under mixed precision too
     hard = nn.functional.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
     if teacher is None or config.distill_alpha == 0:
         return hard
@@ -183,6 +192,9 @@ def finetune(
     soft_targets = _teacher_logits(distil, train, augment, config.epochs) if distil is not None else None
     optimizer = make_optimizer(model, config)
     averaged = _averaged(model, config.ema_decay)
+    device = device_of(model)
+    scaler = grad_scaler(device, config.precision)
+    forward = _compiled(model) if config.compile else model
     generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = len(train.shuffled_batches(config.batch_size))
     total_steps, step = max(1, config.epochs * steps_per_epoch), 0
@@ -194,14 +206,15 @@ def finetune(
         for index in train.shuffled_batches(config.batch_size, generator):
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
-            inputs, flipped = augment.sample(train.x[index], generator)
-            inputs = train.laid_out(inputs)  # indexing and shifts copy the batch: in the split's layout
+            inputs, targets, flipped = train.training_batch(index, augment, generator)
             teacher_batch = _teacher_batch(distil, soft_targets, index, inputs, flipped)
-            loss = _loss(model(inputs), train.y[index], teacher_batch, config)
+            with autocast(device, config.precision):
+                loss = _loss(forward(inputs), targets, teacher_batch, config)
             check_finite(loss, config, epoch, step)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             if averaged is not None:
                 averaged.update_parameters(model)
             loss_sum += float(loss.detach()) * len(index)

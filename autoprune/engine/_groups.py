@@ -34,6 +34,7 @@ from torch import nn
 
 from .._deadline import Expired, deadline, innermost
 from ..errors import ModelError
+from ._device import device_of
 from ._modes import eval_mode
 
 __all__ = ["Group", "GroupGraph", "discover"]
@@ -143,7 +144,7 @@ class GroupGraph:
         try:
             with eval_mode(model), torch.enable_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                example = torch.zeros(2, *input_shape)
+                example = torch.zeros(2, *input_shape, device=device_of(model))
                 return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
         except Expired:
             raise

@@ -26,22 +26,27 @@ import torch
 from torch import nn
 
 from ..config import LatencyConfig
+from ._device import device_of, device_timer
 from ._measure import interleave, measure_latency, torch_threads
 from ._modes import eval_mode
 
 __all__ = ["LatencyTable", "machine_key", "rank_agreement"]
 
 
-def machine_key(config: LatencyConfig) -> str:
-    """What a table's latencies hold for: this machine's processor, torch's version, the runtime, the
-    batch size and the threads."""
+def machine_key(config: LatencyConfig, device: torch.device | None = None) -> str:
+    """What a table's latencies hold for: this machine's processor (and the GPU, on one), torch's
+    version, the runtime, the batch size and the threads."""
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         lines = cpuinfo.read_text().splitlines()
         names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
         cpu = names[0] if names else cpu
-    text = json.dumps([cpu, os.cpu_count(), torch.__version__, config.runtime, config.batch_size, config.threads])
+    facts: list[object] = [cpu, os.cpu_count(), torch.__version__, config.runtime, config.batch_size, config.threads]
+    if device is not None and device.type != "cpu":  # only then, so the keys of CPU tables stay valid
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+        facts.append(name)
+    text = json.dumps(facts)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -55,11 +60,13 @@ class LatencyTable:
     Args:
         config: The pipeline's latency settings (runtime, batch size, threads, warm-up, repeats).
         path: The JSON file the table is kept in (None: in memory only).
+        device: Where layers are timed (the models' device).
     """
 
-    def __init__(self, config: LatencyConfig, path: Path | None = None) -> None:
+    def __init__(self, config: LatencyConfig, path: Path | None = None, device: torch.device | None = None) -> None:
         self.config = config
         self.path = path
+        self.device = device or torch.device("cpu")
         self.entries: dict[str, float] = {}
         self.scale, self.constant = 1.0, 0.0
         self.measured = 0  # entries measured by this table (not read from its file)
@@ -79,7 +86,7 @@ class LatencyTable:
         handles = [leaf.register_forward_pre_hook(record) for leaf in _leaves(model)]
         try:
             with eval_mode(model), torch.no_grad():
-                model(torch.zeros(1, *input_shape))
+                model(torch.zeros(1, *input_shape, device=device_of(model)))
         finally:
             for handle in handles:
                 handle.remove()
@@ -96,12 +103,14 @@ class LatencyTable:
         return total
 
     def _measure(self, module: nn.Module, shape: tuple[int, ...]) -> float:
-        layer = copy.deepcopy(module).eval()
-        inputs = torch.randn(self.config.batch_size, *shape, generator=torch.Generator().manual_seed(0))
+        layer = copy.deepcopy(module).eval().to(self.device)  # parameterless layers too
         if self.config.runtime == "onnxruntime":
-            return measure_latency({"layer": layer}, shape, self.config)["layer"]
+            return measure_latency({"layer": layer}, shape, self.config, device=self.device)["layer"]
+        device = self.device
+        inputs = torch.randn(self.config.batch_size, *shape, generator=torch.Generator().manual_seed(0)).to(device)
         with torch_threads(self.config.threads), torch.inference_mode():
-            samples = interleave({"layer": lambda: layer(inputs)}, self.config.warmup, self.config.repeats)
+            timer = device_timer(device)
+            samples = interleave({"layer": lambda: layer(inputs)}, self.config.warmup, self.config.repeats, timer=timer)
         return statistics.median(samples["layer"]) * 1e3
 
     def fit(self, models: Sequence[nn.Module], input_shape: Sequence[int]) -> None:

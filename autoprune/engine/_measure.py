@@ -1,4 +1,5 @@
-"""Cost measurements: params, MACs, serialized bytes, CPU latency and training throughput.
+"""Cost measurements: params, MACs, serialized bytes, latency and training throughput on the models'
+device (timed with CUDA events on a GPU).
 
 Latency on a shared machine varies up to 2x between processes, so every timing function takes
 *several* models and interleaves them call by call in one process: the ratio between them (the
@@ -12,7 +13,6 @@ import functools
 import io
 import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..config import LatencyConfig
+from ._device import Timer, cpu_copy, device_of, device_timer, wall_time
 from ._modes import eval_mode
 
 __all__ = [
@@ -45,7 +46,7 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     """Multiply-accumulates of one forward pass on a single input, from torch's flop counter."""
     counter = FlopCounterMode(display=False)
     with eval_mode(model), torch.no_grad(), counter:
-        model(torch.zeros(1, *input_shape))
+        model(torch.zeros(1, *input_shape, device=device_of(model)))
     return counter.get_total_flops() // 2
 
 
@@ -67,8 +68,11 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def interleave(calls: Mapping[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Time each call ``repeats`` times, alternating between calls (and their order) every round."""
+def interleave(
+    calls: Mapping[str, Callable[[], object]], warmup: int, repeats: int, *, timer: Timer = wall_time
+) -> dict[str, list[float]]:
+    """Time each call ``repeats`` times (seconds, by ``timer``), alternating between calls (and their
+    order) every round."""
     names = list(calls)
     for _ in range(warmup):
         for name in names:
@@ -77,9 +81,7 @@ def interleave(calls: Mapping[str, Callable[[], object]], warmup: int, repeats: 
     for round_index in range(repeats):
         order = names if round_index % 2 == 0 else names[::-1]
         for name in order:
-            start = time.perf_counter()
-            calls[name]()
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append(timer(calls[name]))
     return samples
 
 
@@ -96,8 +98,18 @@ def _infer(model: nn.Module, inputs: torch.Tensor) -> object:
         return model(inputs)
 
 
+def onnx_providers(device: torch.device) -> list[str]:
+    """onnxruntime's execution providers for ``device``: CUDA's first on a GPU when this onnxruntime
+    has it, the CPU's always."""
+    import onnxruntime as ort
+
+    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]  # type: ignore[list-item]
+    return ["CPUExecutionProvider"]
+
+
 def _onnx_calls(
-    models: Mapping[str, nn.Module], inputs: torch.Tensor, threads: int, workdir: Path
+    models: Mapping[str, nn.Module], inputs: torch.Tensor, threads: int, workdir: Path, device: torch.device
 ) -> dict[str, Callable[[], object]]:
     import onnxruntime as ort  # heavy: imported only when asked for
 
@@ -110,24 +122,31 @@ def _onnx_calls(
     calls: dict[str, Callable[[], object]] = {}
     for index, (name, model) in enumerate(models.items()):
         path = workdir / f"model{index}.onnx"
-        export_onnx(model, tuple(inputs.shape[1:]), path, check=False)
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        export_onnx(cpu_copy(model), tuple(inputs.shape[1:]), path, check=False)
+        session = ort.InferenceSession(str(path), options, providers=onnx_providers(device))
         calls[name] = functools.partial(session.run, None, feed)
     return calls
 
 
 def measure_latency(
-    models: Mapping[str, nn.Module], input_shape: Sequence[int], config: LatencyConfig = LatencyConfig()
+    models: Mapping[str, nn.Module],
+    input_shape: Sequence[int],
+    config: LatencyConfig = LatencyConfig(),
+    *,
+    device: torch.device | None = None,
 ) -> dict[str, float]:
-    """Median latency in milliseconds of each model, measured interleaved in this process."""
+    """Median latency in milliseconds of each model, measured interleaved in this process on
+    ``device`` (by default the first model's; onnxruntime: with its CUDA provider there when it has one)."""
+    device = device or device_of(next(iter(models.values())))
     inputs = torch.randn(config.batch_size, *input_shape, generator=torch.Generator().manual_seed(0))
     with torch_threads(config.threads):
         if config.runtime == "onnxruntime":
             with tempfile.TemporaryDirectory(prefix="autoprune-onnx-") as workdir:
-                calls = _onnx_calls(models, inputs, config.threads, Path(workdir))
-                samples = interleave(calls, config.warmup, config.repeats)
+                calls = _onnx_calls(models, inputs, config.threads, Path(workdir), device)
+                samples = interleave(calls, config.warmup, config.repeats)  # results come back to the host
         else:
-            samples = interleave(_torch_calls(models, inputs), config.warmup, config.repeats)
+            calls = _torch_calls(models, inputs.to(device))
+            samples = interleave(calls, config.warmup, config.repeats, timer=device_timer(device))
     return {name: statistics.median(times) * 1e3 for name, times in samples.items()}
 
 
@@ -145,7 +164,8 @@ def measure_train_throughput(
 
     Copies are trained, so the models passed in are left untouched.
     """
-    batch_x, batch_y = inputs[:batch_size], targets[:batch_size]
+    device = device_of(next(iter(models.values())))
+    batch_x, batch_y = inputs[:batch_size].to(device), targets[:batch_size].to(device)
     calls = {}
     for name, model in models.items():
         trainee = copy.deepcopy(model).train()
@@ -158,5 +178,5 @@ def measure_train_throughput(
 
         calls[name] = step
     with torch_threads(threads or torch.get_num_threads()):
-        samples = interleave(calls, warmup, repeats)
+        samples = interleave(calls, warmup, repeats, timer=device_timer(device))
     return {name: len(batch_x) / statistics.median(times) for name, times in samples.items()}

@@ -180,7 +180,7 @@ class NestedChannels:
             if dropped is None or not isinstance(output, torch.Tensor):
                 return None
             mask = torch.ones(output.shape[member.dim], dtype=output.dtype, device=output.device)
-            mask[dropped] = 0
+            mask[dropped.to(output.device)] = 0
             shape = [1] * output.dim()
             shape[member.dim] = mask.numel()
             return output * mask.view(shape)

@@ -25,6 +25,7 @@ from torch import nn
 from ..config import FinetuneConfig
 from ..data import Splits
 from ._calibrate import recalibrate_batchnorm
+from ._device import autocast, device_of, grad_scaler
 from ._evaluate import evaluate
 from ._finetune import EpochReport, check_finite, distillation_loss, make_optimizer
 from ._nested import NestedChannels
@@ -71,17 +72,22 @@ def _sandwich_step(
     targets: torch.Tensor,
     recipe: FinetuneConfig,
     generator: torch.Generator,
+    scaler: torch.amp.GradScaler,
 ) -> torch.Tensor:
     """Sum the gradients of the largest subnet (on the labels) and of the smallest and random ones
     (distilled from the largest); returns the largest one's loss."""
+    device = inputs.device
     nested.select(nested.kept(choice.largest))
-    logits = model(inputs)
-    loss = nn.functional.cross_entropy(logits, targets, label_smoothing=recipe.label_smoothing)
-    loss.backward()
+    with autocast(device, recipe.precision):
+        logits = model(inputs).float()
+        loss = nn.functional.cross_entropy(logits, targets, label_smoothing=recipe.label_smoothing)
+    scaler.scale(loss).backward()
     teacher = logits.detach()
     for plan in [choice.smallest, *(choice.sample(generator) for _ in range(choice.random))]:
         nested.select(nested.kept(plan))
-        distillation_loss(model(inputs), teacher, recipe.temperature).backward()
+        with autocast(device, recipe.precision):
+            soft = distillation_loss(model(inputs).float(), teacher, recipe.temperature)
+        scaler.scale(soft).backward()
     return loss.detach()
 
 
@@ -106,6 +112,7 @@ def train_supernet(
     model, train = nested.model, splits.train
     state = state or SupernetState()
     optimizer = make_optimizer(model, recipe)
+    scaler = grad_scaler(device_of(model), recipe.precision)
     if state.optimizer is not None:
         optimizer.load_state_dict(state.optimizer)
     generator = torch.Generator().manual_seed(recipe.seed)
@@ -120,11 +127,12 @@ def train_supernet(
             for index in train.shuffled_batches(recipe.batch_size, generator):
                 for group in optimizer.param_groups:
                     group["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
-                inputs, _ = splits.augment.sample(train.x[index], generator)
+                inputs, targets, _ = train.training_batch(index, splits.augment, generator)
                 optimizer.zero_grad(set_to_none=True)
-                loss = _sandwich_step(model, nested, choice, train.laid_out(inputs), train.y[index], recipe, generator)
+                loss = _sandwich_step(model, nested, choice, inputs, targets, recipe, generator, scaler)
                 check_finite(loss, recipe, epoch, step)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 loss_sum += float(loss) * len(index)
                 step += 1
         nested.select(None)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
 from torch import nn
 
 from .._vocab import Metric, TrialState
@@ -108,6 +109,15 @@ class CandidateEvaluator:
         self.reference = reference
         self.constraints = dict(constraints)
         self.skip_over_limit = skip_over_limit
+
+    def to(self, device: torch.device) -> CandidateEvaluator:
+        """Move what candidates are made from (the dense model, the teacher, the splits' batches) to
+        ``device``, in place (a Ray worker's own copy, say); returns itself."""
+        self.dense.to(device)
+        if self.teacher is not None:
+            self.teacher.to(device)
+        self.splits = self.splits.on(device)
+        return self
 
     def over_limit(self, costs: Mapping[str, float]) -> list[str]:
         """The size constraints (params, MACs, bytes) that ``costs`` break, as ``params 26,559 >

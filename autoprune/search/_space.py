@@ -17,6 +17,7 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from .._vocab import Precision
 from ..config import Param, SpaceConfig
 from ..engine import Candidate, FinetuneConfig, Group, PrunePlan
 from ..errors import ConfigError, ModelError
@@ -68,6 +69,7 @@ class SearchSpace:
         train_fraction: float = 1.0,
         seed: int = 0,
         fit: Callable[[PrunePlan], PrunePlan] | None = None,
+        precision: Precision = "fp32",
     ) -> None:
         self.config = config
         self.fit = fit
@@ -75,6 +77,7 @@ class SearchSpace:
         self.groups = list(groups)
         self.batch_size = config.finetune.batch_size or batch_size
         self.train_fraction = train_fraction
+        self.precision: Precision = precision
         self.seed = seed
         names = [group.name for group in self.groups]
         if not names:
@@ -190,6 +193,7 @@ class SearchSpace:
             batch_size=self.batch_size,
             train_fraction=self.train_fraction,
             seed=self.seed,
+            precision=self.precision,
         )
         return Candidate(plan, finetune)
 
@@ -264,7 +268,12 @@ class SearchSpace:
             update={"pruning": pruning, "finetune": self.config.finetune.model_copy(update=finetune)}
         )
         plans = SearchSpace(
-            config, self.groups, batch_size=self.batch_size, train_fraction=self.train_fraction, seed=self.seed
+            config,
+            self.groups,
+            batch_size=self.batch_size,
+            train_fraction=self.train_fraction,
+            seed=self.seed,
+            precision=self.precision,
         )
         plans.fit, plans.order = self.fit, self.order
         return plans

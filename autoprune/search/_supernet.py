@@ -101,7 +101,7 @@ def _cache_key(
         digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
     recipe_json = {
         "oneshot": settings.model_dump(mode="json", include={"supernet_epochs", "lr", "random_subnets"}),
-        "recipe": recipe.model_dump(mode="json"),
+        "recipe": _recipe_key(recipe),
         "space": space.describe(),
         "augment": [splits.augment.hflip, splits.augment.shift],
         "train": len(splits.train),
@@ -109,6 +109,16 @@ def _cache_key(
     }
     digest.update(json.dumps(recipe_json, sort_keys=True).encode())
     return digest.hexdigest()[:16]
+
+
+def _recipe_key(recipe: FinetuneConfig) -> dict[str, object]:
+    """The recipe as the cache key holds it: how steps run is in it only when not the default, so keys
+    of supernets trained before there was a choice stay valid."""
+    key = recipe.model_dump(mode="json")
+    for name, default in (("precision", "fp32"), ("compile", False)):
+        if key.get(name) == default:
+            key.pop(name)
+    return key
 
 
 def _recipe(settings: OneShotConfig, space: SearchSpace, splits: Splits, seed: int) -> FinetuneConfig:
@@ -124,6 +134,7 @@ def _recipe(settings: OneShotConfig, space: SearchSpace, splits: Splits, seed: i
         temperature=1.0,
         batch_size=space.batch_size or splits.batch_size,
         seed=seed,
+        precision=space.precision,
     )
 
 
@@ -176,7 +187,7 @@ def prepare_supernet(
     order = nested_order(GroupGraph(copy.deepcopy(dense), splits.input_shape), importance, seed=seed, batches=taylor)
     model = copy.deepcopy(dense).eval()
     nested = NestedChannels(model, splits.input_shape, order)
-    _check_masking(nested, space.smallest_plan(), splits.val.x[:16])
+    _check_masking(nested, space.smallest_plan(), splits.val.head(16))
     if settings.supernet_epochs == 0:
         return Supernet(model, nested, "dense", time.perf_counter() - start)
     recipe = _recipe(settings, space, splits, seed)

@@ -86,6 +86,8 @@ def dense_cache_key(config: PipelineConfig, splits: Splits, model: nn.Module) ->
     }
     if splits.augment.active:  # only then, so keys of caches trained without it stay valid
         recipe["augment"] = dataclasses.asdict(splits.augment)
+    if config.precision != "fp32":  # the same
+        recipe["precision"] = config.precision
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -113,6 +115,7 @@ def training_recipe(config: PipelineConfig, splits: Splits) -> engine.FinetuneCo
         label_smoothing=train.label_smoothing,
         batch_size=train.batch_size or splits.batch_size,
         seed=config.seed,
+        precision=config.precision,
     )
 
 

@@ -28,8 +28,9 @@ CALIBRATION_RATIOS = (0.25, 0.5, 0.75)  # uniform prunings measured whole to fit
 def latency_table(config: PipelineConfig, dense: nn.Module, input_shape: Sequence[int]) -> engine.LatencyTable:
     """The table kept beside the store for this machine and runtime, its scale and constant fitted on
     the dense model and uniform prunings of it measured whole."""
-    path = cache_dir(config) / f"latency-{engine.machine_key(config.latency)}.json"
-    table = engine.LatencyTable(config.latency, path)
+    device = engine.device_of(dense)
+    path = cache_dir(config) / f"latency-{engine.machine_key(config.latency, device)}.json"
+    table = engine.LatencyTable(config.latency, path, device)
     groups = engine.discover(dense, input_shape)
     models = [dense]
     for ratio in CALIBRATION_RATIOS:

@@ -86,8 +86,8 @@ def copies_of_earlier(members: Sequence[TrialRecord]) -> dict[int, int]:
 def final_candidate(candidate: engine.Candidate, settings: FinalizeConfig) -> engine.Candidate:
     """The trial's candidate with the final fine-tune: on the whole training split for at least
     ``finalize.epochs`` (unless null), with ``finalize.lr`` / ``distill_alpha`` / ``ema_decay`` where
-    they are set."""
-    changes: dict[str, Any] = {}
+    they are set, through torch.compile with ``finalize.compile``."""
+    changes: dict[str, Any] = {"compile": settings.compile} if settings.compile else {}
     if settings.epochs is not None:
         changes.update(epochs=max(settings.epochs, candidate.finetune.epochs), train_fraction=1.0)
     if settings.lr is not None:

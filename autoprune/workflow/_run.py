@@ -41,6 +41,7 @@ from ._layout import fit_layout
 from ._locations import cache_dir, check_stores, storage_url
 from ._observer import Observer, QuietObserver, Tee
 from ._open import CONCLUDED_ATTR, finished_search, open_search
+from ._placement import pipeline_device
 from ._result import PipelineResult
 from ._space import build_space
 from ._strategies import finalize_settings, make_strategy, make_study, search_space
@@ -65,6 +66,7 @@ class _Checked:
 
 def _check(loaded: LoadedPipeline, observer: Observer) -> _Checked:
     config = loaded.config
+    device = pipeline_device(config)  # a device this machine lacks is bad input: said before anything loads
     observer.phase("loading data")
     splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
     observer.phase(f"{splits.summary()}; building the model")
@@ -75,6 +77,10 @@ def _check(loaded: LoadedPipeline, observer: Observer) -> _Checked:
     checkpoint = checkpoint_path(config, loaded.base_dir)
     if checkpoint is not None:
         models.load_checkpoint(model, checkpoint)  # a bad checkpoint is bad input: say so before any store
+    model.to(device)  # the space's fitting and the search use this same module (moved in place)
+    splits = splits.on(device)
+    if device.type != "cpu":
+        log.info("models train, are evaluated and timed on %s (precision %s)", device, config.precision)
     groups = engine.discover(model, splits.input_shape)
     space = search_space(config, build_space(config, model, groups, splits))
     return _Checked(splits, model, space, Objectives(list(config.objectives)))

@@ -85,7 +85,12 @@ def build_space(
             f"the model has no prunable dependency group ({reasons or 'no conv/linear layer'})", key="model"
         )
     space = SearchSpace(
-        search.space, groups, batch_size=splits.batch_size, train_fraction=search.train_fraction, seed=config.seed
+        search.space,
+        groups,
+        batch_size=splits.batch_size,
+        train_fraction=search.train_fraction,
+        seed=config.seed,
+        precision=config.precision,
     )
     _check_something_prunes(space, groups)
     check_constraints(model, space, config.constraints, splits.input_shape)

@@ -21,6 +21,7 @@ from ..search import SearchSpace
 from ._dense import build_dense, checkpoint_path, dense_cache_file, dense_cache_key
 from ._layout import fit_layout
 from ._locations import cache_dir, check_stores, storage_url
+from ._placement import pipeline_device
 from ._space import build_space
 from ._strategies import make_strategy, oneshot_members, search_space
 
@@ -46,6 +47,7 @@ class ValidationReport:
     smallest_params: int
     storage: str
     strategy: str = ""  # how the space will be searched
+    device: str = "cpu"  # where a run trains, evaluates and times models, and in what precision it trains
     notes: list[str] = field(default_factory=list)
 
 
@@ -69,7 +71,7 @@ def _oneshot_note(config: PipelineConfig, model: nn.Module, space: SearchSpace, 
     settings = config.oneshot
     batch = torch.arange(min(len(splits.train), splits.batch_size))
     speed = engine.measure_train_throughput(
-        {"dense": model}, splits.train.rows(batch), splits.train.y[batch], batch_size=splits.batch_size, repeats=3
+        {"dense": model}, splits.train.rows(batch), splits.train.labels(batch), batch_size=splits.batch_size, repeats=3
     )["dense"]
     supernet_s = (2 + settings.random_subnets) * settings.supernet_epochs * len(splits.train) / speed
     start = time.perf_counter()
@@ -176,6 +178,12 @@ def _dense_note(config: PipelineConfig, splits: data.Splits, model: nn.Module) -
     return f"the dense model will be trained for {config.model.train.epochs} epochs (cached afterwards)"
 
 
+def _device_text(device: torch.device, config: PipelineConfig) -> str:
+    """The device a run uses (with the GPU's name) and its training precision."""
+    name = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+    return f"{name}, training in {config.precision}" + (", finalize compiled" if config.finalize.compile else "")
+
+
 def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
     """Load the data, build the model (untrained, or from its checkpoint), resolve the search space
     against its groups, check the constraints can be met, that a zero-ratio prune changes nothing,
@@ -185,6 +193,7 @@ def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
         AutoPruneError: The first problem found, with the key it comes from.
     """
     config = loaded.config
+    device = pipeline_device(config)  # the checks below run on the CPU: the same answers anywhere
     splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
     model = build_dense(config, splits, base_dir=loaded.base_dir)
     splits, refused = fit_layout(model, config, splits)
@@ -231,5 +240,6 @@ def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
         smallest_params=smallest_params,
         storage=storage_url(config),
         strategy=make_strategy(config).describe(),
+        device=_device_text(device, config),
         notes=notes,
     )

@@ -40,8 +40,10 @@ def trainable(config: dict[str, Any], evaluator: CandidateEvaluator) -> None:
     import torch
     from ray import tune
 
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    torch.set_num_threads(max(1, math.ceil(cpus)))
+    resources = ray.get_runtime_context().get_assigned_resources()
+    torch.set_num_threads(max(1, math.ceil(resources.get("CPU", 1.0))))
+    gpu = resources.get("GPU", 0) > 0 and torch.cuda.is_available()  # Ray shows the trial its GPUs only
+    evaluator.to(torch.device("cuda" if gpu else "cpu"))
     params = {key: value for key, value in config.items() if key != NUMBER_KEY}
     costs: dict[str, float] = {}
 
