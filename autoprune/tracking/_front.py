@@ -8,13 +8,15 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import nn
 
 from ..search import DenseReference, FinalizedMember
 from ._client import STATE_TAG, TRIAL_TAG, Tracker
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["FinalizeCurve", "finalized_members", "log_member", "mark_front", "register_members"]
 

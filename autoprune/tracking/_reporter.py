@@ -13,12 +13,14 @@ import queue
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..engine import EpochReport
 from ..errors import UsageError
 from ..search import KEPT_PREFIX, Metric, TrialRecord, TrialState
 from ._client import KIND_TAG, STATE_TAG, TRIAL_TAG, Tracker, store_errors
+
+if TYPE_CHECKING:
+    from ..engine import EpochReport
 
 __all__ = ["MlflowReporter", "run_name"]
 

@@ -66,7 +66,7 @@ def _data_fingerprint(splits: Splits) -> str:
     return digest.hexdigest()
 
 
-def _code_fingerprint(model: nn.Module) -> str:
+def code_fingerprint(model: nn.Module) -> str:
     """A hash of the source file defining the model's class (a factory's module can change)."""
     try:
         return hashlib.sha256(Path(inspect.getfile(type(model))).read_bytes()).hexdigest()
@@ -81,7 +81,7 @@ def dense_cache_key(config: PipelineConfig, splits: Splits, model: nn.Module) ->
         "model": config.model.model_dump(mode="json"),
         "seed": config.seed,
         "data": _data_fingerprint(splits),
-        "code": _code_fingerprint(model),
+        "code": code_fingerprint(model),
         "versions": [__version__, torch.__version__],
     }
     if splits.augment.active:  # only then, so keys of caches trained without it stay valid

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import copy
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -21,6 +19,7 @@ from ..search import SearchSpace
 from ._dense import build_dense, checkpoint_path, dense_cache_file, dense_cache_key
 from ._layout import fit_layout
 from ._locations import cache_dir, check_stores, storage_url
+from ._onnx_check import onnx_difference
 from ._placement import pipeline_device
 from ._space import build_space
 from ._strategies import make_strategy, oneshot_members, search_space
@@ -141,19 +140,6 @@ def _smallest_runs(model: nn.Module, space: SearchSpace, splits: data.Splits) ->
     return smallest, engine.count_params(smallest)
 
 
-def _onnx_difference(model: nn.Module, config: PipelineConfig, splits: data.Splits) -> float:
-    with tempfile.TemporaryDirectory(prefix="autoprune-validate-") as workdir:
-        try:
-            return engine.export_onnx(model, splits.input_shape, Path(workdir) / "model.onnx")
-        except ModelError as exc:
-            hint = (
-                ""
-                if config.latency.runtime == "onnxruntime"
-                else "; or set finalize.onnx: false to keep front models as plan and weights only"
-            )
-            raise ModelError(exc.message + hint, key=exc.key or "finalize.onnx") from exc
-
-
 def _pruned_and_run(model: nn.Module, plan: engine.PrunePlan, splits: data.Splits) -> nn.Module:
     pruned = copy.deepcopy(model)
     engine.apply_plan(pruned, plan, splits.input_shape)
@@ -213,7 +199,7 @@ def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
     smallest, smallest_params = _smallest_runs(model, space, splits)
     check_stores(config)
     exported = config.finalize.onnx or config.latency.runtime == "onnxruntime"
-    onnx_difference = _onnx_difference(smallest, config, splits) if exported else None
+    onnx_max_diff = onnx_difference(smallest, config, splits) if exported else None
     notes = [] if checkpoint is not None else [_dense_note(config, splits, model)]
     if isinstance(space.fit, engine.FitToLimit):
         notes.append(_fit_note(space.fit, space))
@@ -236,7 +222,7 @@ def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
         searched={name: repr(dist) for name, dist in space.distributions.items()},
         fixed=space.fixed,
         zero_prune_max_diff=difference,
-        onnx_max_diff=onnx_difference,
+        onnx_max_diff=onnx_max_diff,
         smallest_params=smallest_params,
         storage=storage_url(config),
         strategy=make_strategy(config).describe(),
