@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..config import PipelineConfig
     from ..tracking import Tracker
 
-__all__ = ["export", "pareto", "ui"]
+__all__ = ["export", "pareto", "relocate", "ui"]
 
 TRACKING_URI = typer.Option(None, help=f"Tracking URI (default: the pipeline's, else {DEFAULT_TRACKING_URI}).")
 
@@ -174,3 +174,36 @@ def ui(
         status = server.wait()
         if status != 0:
             raise UsageError(f"mlflow server exited with status {status}")
+
+
+@app.command()
+def relocate(
+    pipeline: Path = typer.Argument(None, help="Pipeline YAML (gives the store)."),
+    tracking_uri: str = typer.Option(
+        None, help=f"Backend store URI (default: the pipeline's, else {DEFAULT_TRACKING_URI})."
+    ),
+    overrides: list[str] = SET,
+) -> None:
+    """Point a moved or copied sqlite store's artifact paths at the folder it is in now (once)."""
+    import sqlite3
+
+    from .._sqlite import sqlite_path
+    from ..tracking import relocate as relocate_store
+
+    setup_logging(False)
+    config = _config(pipeline, overrides)
+    uri = tracking_uri or (config.tracking.uri if config else DEFAULT_TRACKING_URI)
+    database = sqlite_path(uri)
+    if database is None:
+        raise UsageError(f"{uri} is not a sqlite store: a server's or a database's artifact locations are its own")
+    if not database.is_file():
+        raise UsageError(f"no MLflow store at {database}")
+    try:
+        moved = relocate_store(database)
+    except sqlite3.Error as exc:
+        raise UsageError(f"cannot rewrite {database}: {exc} (is a search or the UI using it?)") from exc
+    if moved is None:
+        console.print(f"nothing to do: the artifact paths of {database} already name the folder beside it")
+        return
+    old, new, changed = moved
+    console.print(f"{database}: {changed} artifact paths now name {new} (they named {old})")

@@ -16,6 +16,7 @@ from ._client import (
 )
 from ._front import FinalizeCurve, finalized_members, log_member, mark_front, register_members
 from ._query import EXPORT_FORMATS, SAME_AS_TAG, FrontView, Member, export_run, find_member, latest_front
+from ._relocate import moved_from, relocate
 from ._reporter import MlflowReporter, run_name
 from ._retrain import champion_version, last_front_params, log_retrain_report, set_champion
 from ._server import MlflowServer
@@ -46,8 +47,10 @@ __all__ = [
     "log_search_inputs",
     "log_summary",
     "mark_front",
+    "moved_from",
     "probe_server",
     "register_members",
+    "relocate",
     "run_name",
     "set_champion",
     "sqlite_path",

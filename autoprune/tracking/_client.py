@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from .._sqlite import sqlite_path, tune_sqlite
 from ..errors import ConfigError, TrackingError, UsageError
+from ._relocate import check_in_place
 
 __all__ = ["KIND_TAG", "PARENT_TAG", "STATE_TAG", "TRIAL_TAG", "Tracker", "sqlite_path", "store_errors", "ui_base"]
 
@@ -100,6 +101,7 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         if database is not None:
+            check_in_place(database)  # a moved or copied store would read and write its old folder
             database.parent.mkdir(parents=True, exist_ok=True)
             tune_sqlite()
         client = MlflowClient(tracking_uri=self.uri)

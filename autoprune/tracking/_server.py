@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import TrackingError, UsageError
 from ._client import sqlite_path
+from ._relocate import check_in_place
 
 __all__ = ["MlflowServer"]
 
@@ -80,6 +81,8 @@ class MlflowServer:
         database = sqlite_path(self.uri)
         if database is not None and not database.is_file():
             raise TrackingError(f"no tracking store at {database}: run a pipeline first (autoprune run ...)")
+        if database is not None:
+            check_in_place(database)
         self._check_port_free()
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
         if self.log_file:
