@@ -5,11 +5,12 @@ key) and `main` prints them as one line."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from .. import __version__
 from ._closing import print_result, set_flags
@@ -21,7 +22,36 @@ if TYPE_CHECKING:
 
 __all__ = ["app"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="AutoML structured-pruning search for PyTorch.")
+
+class _Command(TyperCommand):
+    """typer's command, its ``--help`` shown as the flag it is (typer gives it a ``<bool>`` value)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Group(TyperGroup):
+    """typer's group, its ``--help`` shown as a flag (see `_Command`)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _App(typer.Typer):
+    """A typer app whose commands show ``--help`` as a flag."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+app = _App(cls=_Group, add_completion=False, no_args_is_help=True, help="AutoML structured-pruning search for PyTorch.")
 
 
 def _version(value: bool) -> None:
@@ -98,7 +128,9 @@ def retrain(
     console.print(f"report: retrain_report.md on {result.experiment_url}/runs/{result.parent_run_id}", soft_wrap=True)
 
 
-schedule_app = typer.Typer(no_args_is_help=True, help="Scheduled retraining: render Kubernetes and cron manifests.")
+schedule_app = _App(
+    cls=_Group, no_args_is_help=True, help="Scheduled retraining: render Kubernetes and cron manifests."
+)
 app.add_typer(schedule_app, name="schedule")
 
 

@@ -260,3 +260,51 @@ def test_resume_of_a_complete_search_says_so_and_changes_nothing(finished_search
     assert "Nothing to do: study e2e-digits had spent its budget and was concluded" in out
     assert "Pareto front of e2e-digits" in out  # the stored front, as the run printed it
     assert _store_state(finished_search) == before
+
+
+def _dashboard_json(storage: str, path: str) -> dict:
+    """What optuna-dashboard serves at ``path`` over ``storage`` (its own WSGI app, no server)."""
+    import io
+
+    import optuna_dashboard
+
+    app = optuna_dashboard.wsgi(storage)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.url_scheme": "http",
+    }
+    statuses: list[str] = []
+    body = b"".join(app(environ, lambda status, headers, *_: statuses.append(status)))
+    assert statuses and statuses[0].startswith("200"), statuses
+    return json.loads(body)
+
+
+def test_optuna_dashboards_front_is_the_tagged_front(finished_search: Store) -> None:
+    """optuna-dashboard's Pareto plot keeps the trials whose constraints (the list it reads) are all
+    <= 0 and draws their non-dominated set: the same set autoprune tags, up to repeated architectures."""
+    _, _, children = _runs(finished_search)
+    storage = f"sqlite:///{finished_search.root / 'store' / 'optuna.db'}"
+    study_id = optuna.load_study(study_name="e2e-digits", storage=storage)._study_id
+    detail = _dashboard_json(storage, f"/api/studies/{study_id}")
+    signs = [1 if direction == "minimize" else -1 for direction in detail["directions"]]
+    points = {
+        t["number"]: tuple(sign * float(v) for sign, v in zip(signs, t["values"]))
+        for t in detail["trials"]
+        if t["state"] == "Complete" and all(float(c) <= 0 for c in t["constraints"])
+    }
+    assert any(t["constraints"] for t in detail["trials"])  # the dashboard sees the constraints
+    shown = {n for n, p in points.items() if not any(_dominates(q, p) for q in points.values())}
+    tagged = {int(c.data.tags["autoprune.trial"]) for c in children if c.data.tags["pareto"] == "true"}
+    kept = {
+        int(c.data.tags["autoprune.trial"]): tuple(
+            sorted((k, v) for k, v in c.data.metrics.items() if k.startswith("kept."))
+        )
+        for c in children
+    }
+    repeated = {n for n, k in kept.items() if list(kept.values()).count(k) > 1}
+    assert shown and shown ^ tagged <= repeated
