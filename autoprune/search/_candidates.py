@@ -5,8 +5,8 @@ engine (the same pruning call as every trial), its BatchNorm statistics recalibr
 training batches, then its validation accuracy, params, MACs and bytes, and its latency measured side
 by side with the dense model's. Candidates keeping the same channels are one architecture, scored
 once. The proposals come from Optuna's multi-objective samplers in a study of their own, kept in an
-append-only journal file beside the pipeline's store: cheap to write a thousand times, and a killed
-run goes on from the candidates it scored.
+append-only journal file beside the pipeline's store (`CandidateJournal`): cheap to write a thousand
+times, and a killed run goes on from the candidates it scored.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ..data import TensorSplit
 from ..engine import CandidateResult, NestedChannels, evaluate, measure_into, recalibrate_batchnorm
 from ._adapter import set_constraints
 from ._evaluator import CandidateEvaluator
+from ._journal import CandidateJournal
 from ._records import Objectives, TrialRecord
 from ._study import OUTCOME_ATTR, to_record
 
@@ -130,14 +131,26 @@ class CandidateStudy:
         self.objectives = objectives
         self.make_sampler = sampler
         self._study: optuna.Study | None = None
+        self._journal: CandidateJournal | None = None
+
+    def __enter__(self) -> CandidateStudy:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Make the journal durable and close it."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     def open(self) -> CandidateStudy:
         """Open (or create) the study; candidates a killed run left unfinished are ended as failed."""
         from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        storage = JournalStorage(JournalFileBackend(str(self.path)))
+        self._journal = CandidateJournal(self.path).open()
+        storage = JournalStorage(self._journal)
         study = optuna.create_study(
             storage=storage, study_name=self.name, directions=self.objectives.directions, load_if_exists=True
         )

@@ -127,8 +127,8 @@ class OneShotStrategy(SearchStrategy):
         if self.supernet is None:
             raise RuntimeError("call OneShotStrategy.prepare() first")
 
-        with study.lock(":oneshot"):  # one worker scores; the others find the candidates done
-            candidates = CandidateStudy(self._journal(study), study.name, study.objectives, self._sampler).open()
+        journal = CandidateStudy(self._journal(study), study.name, study.objectives, self._sampler)
+        with study.lock(":oneshot"), journal as candidates:  # one worker scores; the others find them done
             val = evaluator.splits.val
             if self.settings.score_samples is not None:
                 val = val.subset(self.settings.score_samples, seed=self.seed)
