@@ -28,12 +28,14 @@ from ._nested import NestedChannels, nested_order
 from ._plan import IMPORTANCES, PrunePlan
 from ._prune import PruneOutcome, apply_plan, check_plan
 from ._quantize import agreement, quantize_onnx
+from ._share import MAX_CLUSTERS, distinct_weights, kmeans_1d, load_shared, save_shared, share_weights, unshare
 from ._supernet import SubnetChoice, SupernetState, calibrated_accuracy, train_supernet
 
 __all__ = [
     "DEVICE_PATTERN",
     "IMPORTANCES",
     "INFERENCE_BATCH",
+    "MAX_CLUSTERS",
     "PLAN_FILE",
     "SIZE_METRICS",
     "WEIGHTS_FILE",
@@ -67,6 +69,7 @@ __all__ = [
     "device_of",
     "device_timer",
     "discover",
+    "distinct_weights",
     "eval_mode",
     "evaluate",
     "evaluate_candidate",
@@ -74,7 +77,9 @@ __all__ = [
     "finetune",
     "grad_scaler",
     "interleave",
+    "kmeans_1d",
     "load_pruned",
+    "load_shared",
     "machine_key",
     "measure_into",
     "measure_latency",
@@ -86,8 +91,11 @@ __all__ = [
     "recalibrate_batchnorm",
     "resolve_device",
     "save_pruned",
+    "save_shared",
+    "share_weights",
     "size_bytes",
     "torch_threads",
     "traced",
     "train_supernet",
+    "unshare",
 ]
