@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,9 +91,11 @@ def export(
         "onnx",
         "--format",
         "-f",
-        help="onnx, onnx-int8 (quantized, calibrated and checked on the pipeline's data) or state-dict "
-        "(plan.json + state_dict.pt).",
+        help="onnx, onnx-int8 (quantized, calibrated and checked on the pipeline's data), state-dict "
+        "(plan.json + state_dict.pt) or shared (weights shared among --clusters values per layer, fine-tuned on "
+        "the pipeline's data, packed).",
     ),
+    clusters: int = typer.Option(16, "--clusters", min=2, max=65536, help="Shared values per layer (--format shared)."),
     out: Path = typer.Option(Path("exported"), "--out", "-o", file_okay=False, help="Output directory."),
     pipeline: Path = typer.Option(
         None, "--pipeline", "-p", help="Pipeline YAML (gives the store and the registered model)."
@@ -104,13 +107,15 @@ def export(
     from ..tracking import EXPORT_FORMATS, Tracker, export_run, find_member, store_errors
 
     setup_logging(False)
-    formats = [*EXPORT_FORMATS, INT8]
+    formats = [*EXPORT_FORMATS, INT8, SHARED]
     if export_format not in formats:
         raise UsageError(f"--format {export_format!r}: choose {', '.join(formats[:-1])} or {formats[-1]}")
     if overrides and pipeline is None:
         raise UsageError("--set needs a pipeline (--pipeline) to override")
     if export_format == INT8 and pipeline is None:
         raise UsageError(f"--format {INT8} needs --pipeline: its training split calibrates, its test split checks")
+    if export_format == SHARED and pipeline is None:
+        raise UsageError(f"--format {SHARED} needs --pipeline: its training split fine-tunes, its test split checks")
     config = _config(pipeline, overrides)
     uri = tracking_uri or (config.tracking.uri if config else DEFAULT_TRACKING_URI)
     with store_errors():
@@ -123,11 +128,34 @@ def export(
                 (fp32,) = export_run(tracker, found.run_id, "onnx", Path(workdir))
                 _quantized(pipeline, overrides, fp32, out / "model.int8.onnx")
             return
+        if export_format == SHARED:
+            assert pipeline is not None
+            with tempfile.TemporaryDirectory(prefix="autoprune-export-") as workdir:
+                plan, _ = export_run(tracker, found.run_id, "state-dict", Path(workdir))
+                _shared(pipeline, overrides, plan.parent, out, clusters)
+            return
         for path in export_run(tracker, found.run_id, export_format, out):
             console.print(f"wrote {path}")
 
 
 INT8 = "onnx-int8"
+SHARED = "shared"
+
+
+def _shared(pipeline: Path, overrides: Sequence[str], member: Path, out: Path, clusters: int) -> None:
+    """Share ``member``'s weights (its plan and state dict) into ``out``, with its plan beside."""
+    from .. import workflow
+
+    loaded = workflow.load(pipeline, overrides)
+    with workflow.located(loaded), console.status(f"sharing the weights among {clusters} values per layer"):
+        done = workflow.share_member(loaded, member, out / workflow.SHARED_FILE, clusters=clusters)
+    shutil.copyfile(member / "plan.json", out / "plan.json")
+    console.print(
+        f"wrote {done.path} ({done.shared_bytes:,} bytes, fp32 {done.fp32_bytes:,}: "
+        f"{done.fp32_bytes / done.shared_bytes:.1f}x smaller); test accuracy {done.accuracy:.4f} (fp32 "
+        f"{done.fp32_accuracy:.4f}), the same prediction on {done.agreement:.2%} of the test split",
+        highlight=False,
+    )
 
 
 def _quantized(pipeline: Path, overrides: Sequence[str], fp32: Path, target: Path) -> None:

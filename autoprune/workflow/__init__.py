@@ -26,15 +26,18 @@ from ._quantize import MIN_AGREEMENT, Quantized, quantize_member
 from ._result import PipelineResult
 from ._retrain import RetrainReport, retrain_loaded
 from ._run import run_loaded
+from ._share import SHARED_FILE, Shared, share_member
 from ._validate import ValidationReport, validate_loaded
 
 __all__ = [
     "MIN_AGREEMENT",
+    "SHARED_FILE",
     "Observer",
     "PipelineResult",
     "Quantized",
     "QuietObserver",
     "RetrainReport",
+    "Shared",
     "ValidationReport",
     "cache_dir",
     "load",
@@ -42,6 +45,7 @@ __all__ = [
     "quantize_member",
     "retrain",
     "run",
+    "share_member",
     "state_dir",
     "storage_url",
     "validate",

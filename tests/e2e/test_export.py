@@ -190,3 +190,32 @@ def test_int8_export_is_calibrated_and_checked_on_the_pipelines_data(finished_se
     assert any("QuantizeLinear" in node.op_type for node in proto.graph.node)
     assert run_cli("export", "champion", "--tracking-uri", finished_search.uri, "-f", "onnx-int8") == 2
     assert "--format onnx-int8 needs --pipeline" in capsys.readouterr().err
+
+
+def test_export_shared_weights_packs_the_member_and_loads_back(finished_search: Store, tmp_path, capsys) -> None:
+    """--format shared: k values per layer, fine-tuned on the pipeline's data, a packed file smaller than
+    the member's fp32 weights that loads back into the member's architecture and predicts raw inputs."""
+    out = tmp_path / "shared"
+    pipeline = str(finished_search.pipeline)
+    assert run_cli("export", "champion", "-f", "shared", "--clusters", "8", "-o", str(out), "-p", pipeline) == 0
+    assert "x smaller); test accuracy" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["model.shared", "plan.json"]
+    record = json.loads((out / "plan.json").read_text())
+
+    from autoprune import engine, models
+
+    def build():
+        model = models.build_from_spec(record["metadata"]["model"], (1, 8, 8), 10)
+        engine.apply_plan(model, engine.PrunePlan.from_dict(record["plan"]), (1, 8, 8))
+        return engine.Preprocessed(model, (1, 8, 8), input_scale=1 / 16, mean=[0.0], std=[1.0])
+
+    model = engine.load_shared(out / "model.shared", build)
+    assert all(count <= 8 for count in engine.distinct_weights(model).values())
+    import torch
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    with torch.no_grad():
+        predicted = model(torch.as_tensor(digits.images[:, None], dtype=torch.float32)).argmax(1).numpy()
+    assert (predicted == digits.target).mean() > 0.8  # raw pixels in: the preprocessing is inside
+    assert run_cli("export", "champion", "-f", "shared", "--tracking-uri", finished_search.uri) == 2
