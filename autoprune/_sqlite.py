@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_sqlite_file", "sqlite_path", "tune_sqlite"]
+__all__ = ["absolute_sqlite_uri", "check_sqlite_file", "sqlite_path", "tune_sqlite"]
 
 _HEADER = b"SQLite format 3\x00"
 
@@ -31,6 +31,17 @@ def _on_connect(connection: Any, record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def absolute_sqlite_uri(uri: str) -> str:
+    """``uri`` with a relative sqlite file made absolute against the working directory now (other URIs
+    as they are). MLflow keeps one store per URI string for the process: a relative one would keep
+    pointing into the folder it was first opened from after a change of directory."""
+    path = sqlite_path(uri)
+    if path is None or path.is_absolute() or str(path) == ":memory:":
+        return uri
+    query = uri.partition("?")[2]
+    return f"sqlite:///{path.resolve()}" + (f"?{query}" if query else "")
 
 
 def sqlite_path(uri: str) -> Path | None:

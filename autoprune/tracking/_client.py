@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .._sqlite import sqlite_path, tune_sqlite
+from .._sqlite import absolute_sqlite_uri, sqlite_path, tune_sqlite
 from ..errors import ConfigError, TrackingError, UsageError
 from ._relocate import check_in_place
 
@@ -104,7 +104,7 @@ class Tracker:
             check_in_place(database)  # a moved or copied store would read and write its old folder
             database.parent.mkdir(parents=True, exist_ok=True)
             tune_sqlite()
-        client = MlflowClient(tracking_uri=self.uri)
+        client = MlflowClient(tracking_uri=absolute_sqlite_uri(self.uri))
         try:  # say now if the store cannot be reached (this also creates a new store's tables)
             _probe_server(self.uri)
             client.search_experiments(max_results=1)
@@ -235,7 +235,7 @@ class Tracker:
         import mlflow
 
         previous = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_tracking_uri(absolute_sqlite_uri(self.uri))
         try:
             yield
         finally:

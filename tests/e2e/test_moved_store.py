@@ -75,7 +75,7 @@ def test_after_relocating_every_command_uses_the_new_folder(moved: Path, monkeyp
     import mlflow.pytorch
     import torch
 
-    mlflow.set_tracking_uri("sqlite:///mlflow/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{moved / 'mlflow' / 'mlflow.db'}")
     model = mlflow.pytorch.load_model("models:/moved@champion")
     model.eval()
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
