@@ -63,3 +63,15 @@ def test_bad_clusters_and_bad_files_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.shared").write_bytes(b"not a zip")
     with pytest.raises(ModelError, match=r"cannot read the shared-weights file"):
         engine.load_shared(tmp_path / "bad.shared", lambda: torch.nn.Linear(4, 4))
+
+
+def test_a_shared_value_moves_as_far_as_one_of_its_weights_would() -> None:
+    """Its gradient is the mean of its weights' gradients: each weight's is 1 here, so is each value's
+    (the sum would be the value's count, hundreds of times the step a plain weight takes)."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(100, 10)
+    engine.share_weights(layer, 4)
+    layer.weight.sum().backward()
+    codebook = layer.parametrizations.weight[0].codebook
+    assert torch.allclose(codebook.grad, torch.ones(4))
+    assert torch.equal(layer.weight, codebook.detach()[layer.parametrizations.weight[0].indices])
