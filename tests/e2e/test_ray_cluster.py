@@ -152,6 +152,8 @@ def test_a_killed_ray_driver_loses_nothing_and_resume_finishes_the_budget(
         "search.heartbeat_s=2",
         "--set",
         "finalize.epochs=1",
+        "--set",
+        "search.space.finetune.epochs=30",  # trials of a few seconds: long enough to be killed in one
     ]
     env = {key: value for key, value in cluster.items() if key != "RAY_ADDRESS"}
     log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 - closed below

@@ -28,7 +28,7 @@ model: {{arch: cnn, widths: [64, 128], train: {{epochs: 3, lr: 0.05}}}}
 search:
   space:
     pruning: {{ratio: {{low: 0.0, high: 0.8, step: 0.1}}, importance: [l1, l2]}}
-    finetune: {{lr: {{low: 0.005, high: 0.05, log: true}}, epochs: 8}}
+    finetune: {{lr: {{low: 0.005, high: 0.05, log: true}}, epochs: 40}}  # ~3 s a trial: long enough to kill one
   sampler: random
   trials: {trials}
   heartbeat_s: 1
