@@ -12,7 +12,11 @@ the same machine's CPU, in one run of well under 5 minutes on one GPU.
 Runs from the source tree on torch 2.11 or newer, with the packages autoprune needs that the machine
 lacks installed from wheels carried beside it (``benchmarks/gpu_wheels.sh`` downloads them)::
 
-    PYTHONPATH=. python3 benchmarks/gpu_check.py --out results/
+    python benchmarks/gpu_wheels.py .whl                     # here: the wheels the GPU image lacks
+    # there, in one call (carry .whl):
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site:. && python3 benchmarks/gpu_check.py --out "$OUT"
+    python3 -m pytest -q -p no:cacheprovider -m gpu tests/engine/test_device.py tests/workflow/test_placement.py
     python benchmarks/gpu_check.py --device cpu --quick      # the same code on the CPU (a dry run)
 
 Prints what it measured and writes it as JSON (``gpu_check.json`` in ``--out``).

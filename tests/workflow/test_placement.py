@@ -70,3 +70,17 @@ def test_a_run_in_bf16_goes_end_to_end_and_keys_its_dense_cache_apart(tmp_path: 
     caches = sorted((tmp_path / "mlflow" / "cache").glob("dense-*.pt"))
     workflow.run("p.yaml", overrides=["precision=fp32", "search.trials=1", "search.study=fp32"])
     assert len(sorted((tmp_path / "mlflow" / "cache").glob("dense-*.pt"))) == len(caches) + 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+def test_a_run_on_the_gpu_goes_end_to_end_and_exports_cpu_files(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text(
+        "name: gpu\ndevice: cuda\nprecision: bf16\nmodel: {arch: cnn, widths: [8, 16], train: {epochs: 2}}\n"
+        "search: {trials: 2, space: {finetune: {epochs: 1}}}\nfinalize: {epochs: 1}\nlatency: {repeats: 5, warmup: 1}\n"
+    )
+    result = workflow.run("p.yaml")
+    assert result.concluded and result.members
+    assert all(0.1 < member.test_accuracy <= 1 for member in result.members)
+    assert workflow.validate("p.yaml").device.startswith("cuda:0 (")
