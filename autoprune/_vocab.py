@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Literal, get_args
 
 __all__ = [
+    "DEVICE_PATTERN",
     "IMPORTANCES",
     "OBJECTIVES",
     "OPTIMIZERS",
@@ -31,6 +32,7 @@ __all__ = [
 Importance = Literal["l1", "l2", "bn_scale", "taylor", "random"]
 Optimizer = Literal["sgd", "adamw"]
 Precision = Literal["fp32", "bf16", "fp16"]
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?|mps"  # a pipeline's ``device``
 Runtime = Literal["torch", "onnxruntime"]
 Sampler = Literal["tpe", "nsga2", "random", "qmc"]
 Strategy = Literal["trials", "oneshot"]

@@ -53,6 +53,18 @@ def accuracy(path: Path, inputs: np.ndarray, labels: np.ndarray) -> float:
     return float((predicted == labels).mean())
 
 
+def finalized_front(tracker: Tracker, pipeline: Path) -> list:
+    """The finalized front members of the latest search in ``tracker``'s experiment (exits without one)."""
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id], "tags.pareto = 'true'", order_by=["attributes.start_time DESC"]
+    )
+    parent = runs[0].data.tags.get("mlflow.parentRunId") if runs else None
+    members = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent and "final_params" in r.data.metrics]
+    if not members:
+        sys.exit(f"no finalized front in {tracker.uri}: run `autoprune run {pipeline}` first")
+    return members
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "quickstart_digits.yaml")
@@ -66,13 +78,7 @@ def main() -> None:
     raw_test = preprocessing.raw(splits.test.x).numpy().astype(np.float32)
     labels = splits.test.y.numpy()
     tracker = Tracker(config.tracking.uri, config.experiment, create=False).open()
-    runs = tracker.client.search_runs(
-        [tracker.experiment_id], "tags.pareto = 'true'", order_by=["attributes.start_time DESC"]
-    )
-    parent = runs[0].data.tags.get("mlflow.parentRunId") if runs else None
-    members = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent and "final_params" in r.data.metrics]
-    if not members:
-        sys.exit(f"no finalized front in {config.tracking.uri}: run `autoprune run {args.pipeline}` first")
+    members = finalized_front(tracker, args.pipeline)
     rows = []
     with tempfile.TemporaryDirectory(prefix="int8-bench-") as workdir:
         work = Path(workdir)

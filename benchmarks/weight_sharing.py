@@ -14,10 +14,11 @@ Sharing is ``workflow.share_member``: per-layer k-means, 2 epochs of fine-tuning
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from datetime import date
 from pathlib import Path
+
+from int8 import finalized_front  # this folder is on sys.path
 
 from autoprune import workflow
 from autoprune.tracking import Tracker, export_run
@@ -35,13 +36,7 @@ def main() -> None:
     loaded = workflow.load(args.pipeline, args.overrides)
     config = loaded.config
     tracker = Tracker(config.tracking.uri, config.experiment, create=False).open()
-    runs = tracker.client.search_runs(
-        [tracker.experiment_id], "tags.pareto = 'true'", order_by=["attributes.start_time DESC"]
-    )
-    parent = runs[0].data.tags.get("mlflow.parentRunId") if runs else None
-    members = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent and "final_params" in r.data.metrics]
-    if not members:
-        sys.exit(f"no finalized front in {config.tracking.uri}: run `autoprune run {args.pipeline}` first")
+    members = finalized_front(tracker, args.pipeline)
     rows = []
     with tempfile.TemporaryDirectory(prefix="share-bench-") as workdir:
         for run in sorted(members, key=lambda r: r.data.metrics["final_params"]):

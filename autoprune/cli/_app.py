@@ -23,24 +23,22 @@ if TYPE_CHECKING:
 __all__ = ["app"]
 
 
-class _Command(TyperCommand):
-    """typer's command, its ``--help`` shown as the flag it is (typer gives it a ``<bool>`` value)."""
+class _FlagHelp:
+    """``--help`` shown as the flag it is (typer gives it a ``<bool>`` value)."""
 
     def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
+        option = super().get_help_option(ctx)  # type: ignore[misc]
         if option is not None:
             option.metavar = ""
         return option
 
 
-class _Group(TyperGroup):
-    """typer's group, its ``--help`` shown as a flag (see `_Command`)."""
+class _Command(_FlagHelp, TyperCommand):
+    pass
 
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            option.metavar = ""
-        return option
+
+class _Group(_FlagHelp, TyperGroup):
+    pass
 
 
 class _App(typer.Typer):

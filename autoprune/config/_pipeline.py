@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from .._vocab import OBJECTIVES, Precision, Sampler, Strategy
+from .._vocab import DEVICE_PATTERN, OBJECTIVES, Precision, Sampler, Strategy
 from ._base import Strict, shown
 from ._data import DataConfig, DigitsData
 from ._engine import LatencyConfig
@@ -339,7 +339,7 @@ class PipelineConfig(Strict):
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", value):
+        if not re.fullmatch(DEVICE_PATTERN, value):
             raise ValueError(f"must be auto, cpu, cuda, cuda:N (N a device number) or mps, but got {shown(value)}")
         return value
 

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import nn
 
-from .._vocab import Precision
+from .._vocab import DEVICE_PATTERN, Precision
 from ..errors import ConfigError
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "wall_time",
 ]
 
-DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?|mps"
 Timer = Callable[[Callable[[], object]], float]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -127,6 +127,28 @@ def _teacher_batch(
         return logits.clone()  # clone: inference tensors cannot be saved for backward
 
 
+def cosine_lr(optimizer: torch.optim.Optimizer, peak: float, step: int, total_steps: int) -> None:
+    """Set the learning rate of ``step`` of ``total_steps`` on the cosine schedule from ``peak`` to 0."""
+    for group in optimizer.param_groups:
+        group["lr"] = peak * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+
+
+def _distillation(
+    teacher: nn.Module | None, train: TensorSplit, augment: Augment, config: FinetuneConfig
+) -> tuple[nn.Module | None, torch.Tensor | None]:
+    """The model to distil from (None without distillation) and its precomputed logits, when they are."""
+    distil = teacher if teacher is not None and config.distill_alpha > 0 else None
+    return distil, _teacher_logits(distil, train, augment, config.epochs) if distil is not None else None
+
+
+def _backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """Gradients of ``loss`` (scaled for fp16) and one optimizer step."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def _compiled(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """``model``'s forward compiled by ``torch.compile`` for the training steps (the weights are
     shared; evaluation calls the model itself)."""
@@ -187,9 +209,8 @@ def finetune(
     train = splits.train
     if config.train_fraction < 1:
         train = train.subset(max(1, int(len(train) * config.train_fraction)), seed=config.seed)
-    distil = teacher if teacher is not None and config.distill_alpha > 0 else None
     augment = splits.augment
-    soft_targets = _teacher_logits(distil, train, augment, config.epochs) if distil is not None else None
+    distil, soft_targets = _distillation(teacher, train, augment, config)
     optimizer = make_optimizer(model, config)
     averaged = _averaged(model, config.ema_decay)
     device = device_of(model)
@@ -204,17 +225,13 @@ def finetune(
         epoch_start, loss_sum = time.perf_counter(), 0.0
         model.train()
         for index in train.shuffled_batches(config.batch_size, generator):
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+            cosine_lr(optimizer, config.lr, step, total_steps)
             inputs, targets, flipped = train.training_batch(index, augment, generator)
             teacher_batch = _teacher_batch(distil, soft_targets, index, inputs, flipped)
             with autocast(device, config.precision):
                 loss = _loss(forward(inputs), targets, teacher_batch, config)
             check_finite(loss, config, epoch, step)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            _backward_step(loss, optimizer, scaler)
             if averaged is not None:
                 averaged.update_parameters(model)
             loss_sum += float(loss.detach()) * len(index)

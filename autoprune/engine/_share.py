@@ -149,10 +149,13 @@ def save_shared(model: nn.Module, path: str | Path, *, metadata: dict[str, objec
     layers = {f"{name}.weight" for name, module in model.named_modules() if isinstance(module, _SHARED)}
     for key, tensor in model.state_dict().items():
         values = tensor.detach().cpu()
-        codebook, inverse = torch.unique(values.flatten(), return_inverse=True)
-        bits = _bits(len(codebook))
-        packs = key in layers and values.is_floating_point() and len(codebook) <= MAX_CLUSTERS
-        if packs and bits * values.numel() / 8 + 4 * len(codebook) < 4 * values.numel():  # smaller so
+        packs = False
+        if key in layers and values.is_floating_point():
+            codebook, inverse = torch.unique(values.flatten(), return_inverse=True)
+            bits = _bits(len(codebook))
+            smaller = bits * values.numel() / 8 + 4 * len(codebook) < 4 * values.numel()
+            packs = len(codebook) <= MAX_CLUSTERS and smaller
+        if packs:
             layout[key] = {
                 "shape": list(values.shape),
                 "bits": bits,

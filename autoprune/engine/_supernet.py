@@ -14,7 +14,6 @@ particular width, so every judgement of a subnet recalibrates them first.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from ..data import Splits
 from ._calibrate import recalibrate_batchnorm
 from ._device import autocast, device_of, grad_scaler
 from ._evaluate import evaluate
-from ._finetune import EpochReport, check_finite, distillation_loss, make_optimizer
+from ._finetune import EpochReport, check_finite, cosine_lr, distillation_loss, make_optimizer
 from ._nested import NestedChannels
 from ._plan import PrunePlan
 
@@ -125,8 +124,7 @@ def train_supernet(
         model.train()
         with nested.masking():
             for index in train.shuffled_batches(recipe.batch_size, generator):
-                for group in optimizer.param_groups:
-                    group["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+                cosine_lr(optimizer, recipe.lr, step, total_steps)
                 inputs, targets, _ = train.training_batch(index, splits.augment, generator)
                 optimizer.zero_grad(set_to_none=True)
                 loss = _sandwich_step(model, nested, choice, inputs, targets, recipe, generator, scaler)

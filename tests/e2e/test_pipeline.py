@@ -75,19 +75,24 @@ def test_pareto_tags_are_exactly_the_non_dominated_feasible_set(finished_search:
             assert rank == "infeasible"
 
 
-def test_front_is_optunas_best_trials_up_to_repeated_architectures(finished_search: Store) -> None:
-    _, _, children = _runs(finished_search)
-    storage = f"sqlite:///{finished_search.root / 'store' / 'optuna.db'}"
-    study = optuna.load_study(study_name="e2e-digits", storage=storage)
-    assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 9
-    tagged = {int(c.data.tags["autoprune.trial"]) for c in children if c.data.tags["pareto"] == "true"}
+def _repeated(children) -> set[int]:
+    """Trials whose channels another trial keeps too (one architecture, timed per trial by Optuna)."""
     kept = {
         int(c.data.tags["autoprune.trial"]): tuple(
             sorted((k, v) for k, v in c.data.metrics.items() if k.startswith("kept."))
         )
         for c in children
     }
-    repeated = {n for n, k in kept.items() if list(kept.values()).count(k) > 1}
+    return {n for n, k in kept.items() if list(kept.values()).count(k) > 1}
+
+
+def test_front_is_optunas_best_trials_up_to_repeated_architectures(finished_search: Store) -> None:
+    _, _, children = _runs(finished_search)
+    storage = f"sqlite:///{finished_search.root / 'store' / 'optuna.db'}"
+    study = optuna.load_study(study_name="e2e-digits", storage=storage)
+    assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 9
+    tagged = {int(c.data.tags["autoprune.trial"]) for c in children if c.data.tags["pareto"] == "true"}
+    repeated = _repeated(children)
     # Optuna judges each trial's own timing; ours pools it per architecture: they can differ only there
     assert {t.number for t in study.best_trials} ^ tagged <= repeated
 
@@ -300,11 +305,4 @@ def test_optuna_dashboards_front_is_the_tagged_front(finished_search: Store) -> 
     assert any(t["constraints"] for t in detail["trials"])  # the dashboard sees the constraints
     shown = {n for n, p in points.items() if not any(_dominates(q, p) for q in points.values())}
     tagged = {int(c.data.tags["autoprune.trial"]) for c in children if c.data.tags["pareto"] == "true"}
-    kept = {
-        int(c.data.tags["autoprune.trial"]): tuple(
-            sorted((k, v) for k, v in c.data.metrics.items() if k.startswith("kept."))
-        )
-        for c in children
-    }
-    repeated = {n for n, k in kept.items() if list(kept.values()).count(k) > 1}
-    assert shown and shown ^ tagged <= repeated
+    assert shown and shown ^ tagged <= _repeated(children)
