@@ -50,6 +50,7 @@ class Metric(StrEnum):
 
     VAL_ACCURACY = "val_accuracy"
     VAL_LOSS = "val_loss"
+    FP32_VAL_ACCURACY = "fp32_val_accuracy"  # a compressed candidate's accuracy before compression
     PARAMS = "params"
     MACS = "macs"
     SIZE_BYTES = "size_bytes"

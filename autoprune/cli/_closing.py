@@ -29,7 +29,8 @@ def _share(value: float, reference: float) -> str:
 
 def front_table(title: str, members: Sequence[FinalizedMember], dense: DenseReference) -> Table:
     """Front members by MACs with their final figures; latency is the dense model's latency times the
-    ratio measured interleaved with it (stable where absolute milliseconds drift)."""
+    ratio measured interleaved with it (stable where absolute milliseconds drift). When a member is
+    compressed, its deployable's bytes and how it is stored come too."""
     table = Table(
         title=title,
         title_justify="left",
@@ -38,12 +39,18 @@ def front_table(title: str, members: Sequence[FinalizedMember], dense: DenseRefe
         caption="latency: dense latency × the pruned/dense ratio measured side by side",
         caption_justify="left",
     )
-    for column in ("trial", "version", "aliases", "test acc", "params", "MACs", "latency ms", "speed-up", "run id"):
-        table.add_column(column, justify="left" if column in ("aliases", "run id") else "right", no_wrap=True)
-    figures = (f"{dense.test_accuracy:.4f}", f"{dense.params:,.0f}", f"{dense.macs:,.0f}", f"{dense.latency_ms:.3f}")
-    table.add_row("dense", "", "", *figures, "1.00x", "", style="dim")
+    stored = any(member.compression != "fp32" for member in members)
+    columns = ["trial", "version", "aliases", "test acc", "params", "MACs", "latency ms", "speed-up"]
+    columns += ["bytes", "stored as"] if stored else []
+    for column in (*columns, "run id"):
+        table.add_column(
+            column, justify="left" if column in ("aliases", "run id", "stored as") else "right", no_wrap=True
+        )
+    figures = [f"{dense.test_accuracy:.4f}", f"{dense.params:,.0f}", f"{dense.macs:,.0f}", f"{dense.latency_ms:.3f}"]
+    figures += ["1.00x", *([f"{dense.size_bytes:,.0f}", "fp32"] if stored else [])]
+    table.add_row("dense", "", "", *figures, "", style="dim")
     for member in sorted(members, key=lambda m: m.macs):
-        table.add_row(
+        row = [
             str(member.trial),
             "" if member.version is None else str(member.version),
             ",".join(member.aliases),
@@ -52,8 +59,9 @@ def front_table(title: str, members: Sequence[FinalizedMember], dense: DenseRefe
             _share(member.macs, dense.macs),
             f"{dense.latency_ms * member.latency_ratio:.3f}",
             f"{member.speedup:.2f}x",
-            member.run_id[:12],
-        )
+        ]
+        row += [_share(member.size_bytes, dense.size_bytes), member.compression] if stored else []
+        table.add_row(*row, member.run_id[:12])
     return table
 
 

@@ -12,7 +12,7 @@ from ._data import (
     ImageFolderData,
     NpzData,
 )
-from ._engine import DenseTraining, FinetuneConfig, LatencyConfig, TrainingRecipe
+from ._engine import CompressionConfig, DenseTraining, FinetuneConfig, LatencyConfig, TrainingRecipe
 from ._loader import LoadedPipeline, SourceMap, load_pipeline, read_yaml
 from ._model import (
     CNNModel,
@@ -37,13 +37,15 @@ from ._pipeline import (
     SearchConfig,
     TrackingConfig,
 )
-from ._space import FinetuneSpace, Param, PruningSpace, RatioOverride, RatioRange, SpaceConfig
+from ._space import CompressionSpace, FinetuneSpace, Param, PruningSpace, RatioOverride, RatioRange, SpaceConfig
 
 __all__ = [
     "FASHION_MNIST_DIR",
     "AshaSettings",
     "CNNModel",
     "ChampionConfig",
+    "CompressionConfig",
+    "CompressionSpace",
     "Constraints",
     "DataConfig",
     "DenseTraining",

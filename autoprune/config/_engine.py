@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from ._base import VALIDATING, Strict
 from ._errors import first_error_message
 
-__all__ = ["Checked", "DenseTraining", "FinetuneConfig", "LatencyConfig", "TrainingRecipe"]
+__all__ = ["Checked", "CompressionConfig", "DenseTraining", "FinetuneConfig", "LatencyConfig", "TrainingRecipe"]
 
 
 class Checked(Strict):
@@ -73,6 +73,31 @@ class FinetuneConfig(TrainingRecipe):
     ema_decay: float = Field(0.0, ge=0, lt=1)
     precision: Precision = Field("fp32", description="training steps autocast to bf16 or fp16 (a scaler for fp16)")
     compile: bool = Field(False, description="training steps through torch.compile")
+
+
+MAX_CLUSTERS = 65_536  # shared-value indices of up to 16 bits
+
+
+class CompressionConfig(Checked):
+    """What shrinks a candidate after pruning and fine-tuning: ``weight_clusters`` shared values per
+    layer (Deep Compression's weight sharing; the shared values fine-tuned for ``epochs`` at ``lr``),
+    then ``quantize: int8`` (onnxruntime's static quantization of the exported model). The candidate's
+    size is then the deployable file's bytes and its accuracy the compressed model's."""
+
+    quantize: Literal["none", "int8"] = "none"
+    weight_clusters: int | None = Field(None, ge=2, le=MAX_CLUSTERS)
+    epochs: int = Field(1, ge=0, le=1000, description="fine-tune epochs of the shared values")
+    lr: float = Field(0.005, gt=0, le=10.0, description="learning rate of the shared values' fine-tune")
+
+    @property
+    def active(self) -> bool:
+        return self.quantize != "none" or self.weight_clusters is not None
+
+    def describe(self) -> str:
+        """``fp32``, ``int8``, ``16 shared values`` or ``16 shared values + int8``."""
+        parts = [f"{self.weight_clusters} shared values"] if self.weight_clusters else []
+        parts += [self.quantize] if self.quantize != "none" else []
+        return " + ".join(parts) or "fp32"
 
 
 class DenseTraining(TrainingRecipe):

@@ -124,6 +124,17 @@ class SearchConfig(Strict):
         "groups (and the fine-tune), not how much to prune",
     )
 
+    @field_validator("space")
+    @classmethod
+    def _compression_fixed_for_oneshot(cls, value: SpaceConfig, info: ValidationInfo) -> SpaceConfig:
+        if info.data.get("strategy") == "oneshot" and value.compression.searched:
+            raise ValueError(
+                "strategy oneshot scores fp32 widths, not compression: give compression.quantize and "
+                "compression.weight_clusters one value each (the front's models are compressed so), or search "
+                "them with strategy: trials"
+            )
+        return value
+
     @field_validator("storage")
     @classmethod
     def _storage_url(cls, value: str | None) -> str | None:
@@ -341,6 +352,18 @@ class PipelineConfig(Strict):
     def _device(cls, value: str) -> str:
         if not re.fullmatch(DEVICE_PATTERN, value):
             raise ValueError(f"must be auto, cpu, cuda, cuda:N (N a device number) or mps, but got {shown(value)}")
+        return value
+
+    @field_validator("constraints")
+    @classmethod
+    def _fill_what_is_deployed(cls, value: Constraints, info: ValidationInfo) -> Constraints:
+        search = info.data.get("search")
+        fits_bytes = search is not None and search.fit_to_limit and value.max_size_bytes is not None
+        if fits_bytes and not search.space.compression.off:
+            raise ValueError(
+                "search.fit_to_limit fills max_size_bytes with fp32 weights, but a compressed candidate's size is its "
+                "deployable file's: give max_params or max_macs as the limit to fill instead"
+            )
         return value
 
     @field_validator("data", "model", mode="before")

@@ -12,9 +12,18 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .._vocab import OPTIMIZERS, Importance
 from ._base import Strict
-from ._engine import FinetuneConfig
+from ._engine import MAX_CLUSTERS, FinetuneConfig
 
-__all__ = ["FinetuneSpace", "Param", "PruningSpace", "RatioOverride", "RatioRange", "SpaceConfig", "TiltRange"]
+__all__ = [
+    "CompressionSpace",
+    "FinetuneSpace",
+    "Param",
+    "PruningSpace",
+    "RatioOverride",
+    "RatioRange",
+    "SpaceConfig",
+    "TiltRange",
+]
 
 
 def _check_range(low: float, high: float, step: float | None) -> None:
@@ -214,8 +223,62 @@ def _show(param: Param) -> str:
     return f"{{low: {param.low:g}, high: {param.high:g}{extras}}}"
 
 
+NONE = "none"
+
+
+class CompressionSpace(Strict):
+    """What shrinks each candidate after its fine-tune: ``quantize`` (none or int8) and
+    ``weight_clusters`` (none, or shared values per layer), each a fixed value or a list of choices;
+    ``epochs`` and ``lr`` of the shared values' fine-tune. YAML's null stands for none."""
+
+    quantize: Param = Field(default_factory=lambda: Param(value=NONE))
+    weight_clusters: Param = Field(default_factory=lambda: Param(value=NONE))
+    epochs: int = Field(1, ge=0, le=1000, description="fine-tune epochs of the shared values")
+    lr: float = Field(0.005, gt=0, le=10.0, description="learning rate of the shared values' fine-tune")
+
+    @field_validator("quantize", "weight_clusters", mode="before")
+    @classmethod
+    def _null_is_none(cls, value: Any) -> Any:
+        if value is None:
+            return NONE
+        return [NONE if v is None else v for v in value] if isinstance(value, list) else value
+
+    @field_validator("quantize")
+    @classmethod
+    def _known_quantization(cls, param: Param) -> Param:
+        options = [param.value] if param.value is not None else param.choices or []
+        if param.low is not None or any(option not in (NONE, "int8") for option in options):
+            raise ValueError(f"must be none or int8 (or a list of them), but got {_show(param)}")
+        return param
+
+    @field_validator("weight_clusters")
+    @classmethod
+    def _cluster_counts(cls, param: Param) -> Param:
+        options = [param.value] if param.value is not None else param.choices or []
+        whole = [o for o in options if o != NONE and isinstance(o, (int, float)) and float(o).is_integer()]
+        if param.low is not None or len(whole) + options.count(NONE) != len(options):
+            raise ValueError(f"must be none or whole numbers of shared values (a list of them), but got {_show(param)}")
+        if any(not 2 <= o <= MAX_CLUSTERS for o in whole):
+            raise ValueError(f"shared values per layer must be 2 to {MAX_CLUSTERS}, but got {_show(param)}")
+        if len({str(o) for o in options}) != len(options):
+            raise ValueError(f"choices must be unique, but got {_show(param)}")
+        return param
+
+    @property
+    def searched(self) -> bool:
+        """Whether compression is searched (a list of several choices) rather than fixed."""
+        return any(p.choices is not None and len(p.choices) > 1 for p in (self.quantize, self.weight_clusters))
+
+    @property
+    def off(self) -> bool:
+        """Whether no candidate is ever compressed."""
+        return all(p.extremes() == [NONE] for p in (self.quantize, self.weight_clusters))
+
+
 class SpaceConfig(Strict):
-    """A search space file: ``pruning`` (ratios per group, importance) and ``finetune`` settings."""
+    """A search space file: ``pruning`` (ratios per group, importance), ``finetune`` settings and
+    ``compression`` after the fine-tune."""
 
     pruning: PruningSpace = Field(default_factory=PruningSpace)
     finetune: FinetuneSpace = Field(default_factory=FinetuneSpace)
+    compression: CompressionSpace = Field(default_factory=CompressionSpace)

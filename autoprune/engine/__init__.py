@@ -4,11 +4,12 @@ measurement and export. It knows torch and Torch-Pruning only (no Optuna, Ray or
 from __future__ import annotations
 
 from ._calibrate import batchnorm_layers, recalibrate_batchnorm
-from ._candidate import Candidate, CandidateResult, MeasureConfig, evaluate_candidate, measure_into
+from ._candidate import Candidate, CandidateResult, MeasureConfig, evaluate_candidate, evaluate_deployed, measure_into
+from ._compress import Compressed, CompressionConfig, compress, onnx_accuracy, raw_inputs
 from ._deploy import Preprocessed, traced
 from ._device import DEVICE_PATTERN, autocast, cpu_copy, device_of, device_timer, grad_scaler, resolve_device
 from ._evaluate import INFERENCE_BATCH, Evaluation, evaluate
-from ._export import PLAN_FILE, WEIGHTS_FILE, export_onnx, load_pruned, read_pruned_metadata, save_pruned
+from ._export import PLAN_FILE, WEIGHTS_FILE, describe_onnx, export_onnx, load_pruned, read_pruned_metadata, save_pruned
 from ._finetune import EpochReport, FinetuneConfig, FinetuneHistory, finetune
 from ._fit import SIZE_METRICS, FitToLimit
 from ._groups import Group, GroupGraph, discover
@@ -20,6 +21,7 @@ from ._measure import (
     interleave,
     measure_latency,
     measure_train_throughput,
+    onnx_session,
     size_bytes,
     torch_threads,
 )
@@ -41,6 +43,8 @@ __all__ = [
     "WEIGHTS_FILE",
     "Candidate",
     "CandidateResult",
+    "Compressed",
+    "CompressionConfig",
     "EpochReport",
     "Evaluation",
     "FinetuneConfig",
@@ -63,9 +67,11 @@ __all__ = [
     "batchnorm_layers",
     "calibrated_accuracy",
     "check_plan",
+    "compress",
     "count_macs",
     "count_params",
     "cpu_copy",
+    "describe_onnx",
     "device_of",
     "device_timer",
     "discover",
@@ -73,6 +79,7 @@ __all__ = [
     "eval_mode",
     "evaluate",
     "evaluate_candidate",
+    "evaluate_deployed",
     "export_onnx",
     "finetune",
     "grad_scaler",
@@ -85,8 +92,11 @@ __all__ = [
     "measure_latency",
     "measure_train_throughput",
     "nested_order",
+    "onnx_accuracy",
+    "onnx_session",
     "quantize_onnx",
     "rank_agreement",
+    "raw_inputs",
     "read_pruned_metadata",
     "recalibrate_batchnorm",
     "resolve_device",

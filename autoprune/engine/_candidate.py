@@ -12,8 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import Splits
-from ._evaluate import evaluate
+from ..config import CompressionConfig
+from ..data import Splits, TensorSplit
+from ._compress import Compressed, compress, onnx_accuracy
+from ._evaluate import Evaluation, evaluate
 from ._finetune import EpochCallback, FinetuneConfig, FinetuneHistory, finetune
 from ._latency_table import LatencyTable
 from ._measure import (
@@ -27,17 +29,19 @@ from ._measure import (
 from ._plan import PrunePlan
 from ._prune import apply_plan
 
-__all__ = ["Candidate", "CandidateResult", "MeasureConfig", "evaluate_candidate", "measure_into"]
+__all__ = ["Candidate", "CandidateResult", "MeasureConfig", "evaluate_candidate", "evaluate_deployed", "measure_into"]
 
 TAYLOR_BATCHES = 4
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """What a search proposes: how to prune, and how to fine-tune afterwards."""
+    """What a search proposes: how to prune, how to fine-tune afterwards, and how to compress the
+    fine-tuned model for deployment."""
 
     plan: PrunePlan
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    compression: CompressionConfig = field(default_factory=CompressionConfig)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class CandidateResult:
     seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     model: nn.Module | None = field(default=None, repr=False, compare=False)
+    compressed: Compressed | None = field(default=None, repr=False, compare=False)  # the deployable, if compressed
+    fp32_val_accuracy: float | None = None  # before compression
 
     @property
     def speedup_vs_dense(self) -> float:
@@ -112,6 +118,7 @@ class CandidateResult:
             "train_samples_per_s": self.train_samples_per_s,
             "dense_train_samples_per_s": self.dense_train_samples_per_s,
             "epochs_run": len(self.val_accuracy_per_epoch),
+            "fp32_val_accuracy": self.fp32_val_accuracy,  # compressed: val_accuracy is the deployable's
         }
         return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
 
@@ -168,9 +175,44 @@ def evaluate_candidate(
     seconds["evaluate"] = time.perf_counter() - clock
     result.status = "skipped" if skip else "stopped" if history.stopped_early else "ok"
     result.val_accuracy_per_epoch = [report.val_accuracy for report in history.epochs]
+    if candidate.compression.active and not skip:
+        clock = time.perf_counter()
+        _compress_into(result, model, dense, splits, candidate, measure)
+        seconds["compress"] = time.perf_counter() - clock
     result.model = model.eval()
     result.seconds = seconds
     return result
+
+
+def _compress_into(
+    result: CandidateResult,
+    model: nn.Module,
+    dense: nn.Module,
+    splits: Splits,
+    candidate: Candidate,
+    measure: MeasureConfig,
+) -> None:
+    """Compress the fine-tuned ``model`` (see `compress`) and make ``result`` the deployable's: its
+    validation accuracy, its bytes and, for int8, its onnxruntime latency beside the dense model's."""
+    compressed = compress(
+        model, dense, splits, candidate.compression, recipe=candidate.finetune, latency=measure.latency
+    )
+    result.compressed = compressed
+    result.fp32_val_accuracy = result.val_accuracy
+    result.val_accuracy, result.val_loss = compressed.val_accuracy, compressed.val_loss
+    result.size_bytes = compressed.size_bytes
+    if compressed.latency_ms is not None and compressed.dense_latency_ms is not None:
+        result.latency_ms, result.dense_latency_ms = compressed.latency_ms, compressed.dense_latency_ms
+
+
+def evaluate_deployed(result: CandidateResult, splits: Splits, split: TensorSplit) -> Evaluation:
+    """A candidate's accuracy on ``split`` (one of ``splits``) as deployed: its int8 file's in
+    onnxruntime when it was quantized, else its model's."""
+    if result.compressed is not None and result.compressed.kind == "onnx-int8":
+        accuracy, loss = onnx_accuracy(result.compressed.data, splits, split)
+        return Evaluation(accuracy, loss, len(split))
+    assert result.model is not None
+    return evaluate(result.model, split)
 
 
 def measure_into(

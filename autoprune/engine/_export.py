@@ -24,7 +24,15 @@ from ._modes import eval_mode
 from ._plan import PrunePlan
 from ._prune import apply_plan
 
-__all__ = ["PLAN_FILE", "WEIGHTS_FILE", "export_onnx", "load_pruned", "read_pruned_metadata", "save_pruned"]
+__all__ = [
+    "PLAN_FILE",
+    "WEIGHTS_FILE",
+    "describe_onnx",
+    "export_onnx",
+    "load_pruned",
+    "read_pruned_metadata",
+    "save_pruned",
+]
 
 PLAN_FILE = "plan.json"
 WEIGHTS_FILE = "state_dict.pt"
@@ -82,6 +90,18 @@ def export_onnx(
 
 
 _NODE_SOURCE_KEYS = ("pkg.torch.onnx.stack_trace", "pkg.torch.onnx.fx_node")  # file paths, local code lines
+
+
+def describe_onnx(path: str | Path, metadata: Mapping[str, str]) -> None:
+    """Set ``metadata`` as the ONNX file's metadata properties (others it has are kept), in place."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    kept = {p.key: p.value for p in proto.metadata_props}
+    del proto.metadata_props[:]
+    for key, value in {**kept, **metadata}.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
 
 
 def _finish(path: Path, metadata: Mapping[str, str]) -> None:

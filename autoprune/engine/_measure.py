@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,6 +33,7 @@ __all__ = [
     "interleave",
     "measure_latency",
     "measure_train_throughput",
+    "onnx_session",
     "size_bytes",
     "torch_threads",
 ]
@@ -108,22 +110,28 @@ def onnx_providers(device: torch.device) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def _onnx_calls(
-    models: Mapping[str, nn.Module], inputs: torch.Tensor, threads: int, workdir: Path, device: torch.device
-) -> dict[str, Callable[[], object]]:
+def onnx_session(model: str | bytes, *, threads: int, device: torch.device | None = None) -> Any:
+    """An onnxruntime session of an ONNX file (path or bytes) with ``threads`` intra-op threads, on
+    ``device``'s provider (see `onnx_providers`)."""
     import onnxruntime as ort  # heavy: imported only when asked for
-
-    from ._export import export_onnx
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    return ort.InferenceSession(model, options, providers=onnx_providers(device or torch.device("cpu")))
+
+
+def _onnx_calls(
+    models: Mapping[str, nn.Module], inputs: torch.Tensor, threads: int, workdir: Path, device: torch.device
+) -> dict[str, Callable[[], object]]:
+    from ._export import export_onnx
+
     feed = {"input": inputs.numpy()}
     calls: dict[str, Callable[[], object]] = {}
     for index, (name, model) in enumerate(models.items()):
         path = workdir / f"model{index}.onnx"
         export_onnx(cpu_copy(model), tuple(inputs.shape[1:]), path, check=False)
-        session = ort.InferenceSession(str(path), options, providers=onnx_providers(device))
+        session = onnx_session(str(path), threads=threads, device=device)
         calls[name] = functools.partial(session.run, None, feed)
     return calls
 

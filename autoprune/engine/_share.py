@@ -29,11 +29,11 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..config._engine import MAX_CLUSTERS
 from ..errors import ModelError
 
 __all__ = ["MAX_CLUSTERS", "distinct_weights", "kmeans_1d", "load_shared", "save_shared", "share_weights", "unshare"]
 
-MAX_CLUSTERS = 65_536  # indices of up to 16 bits
 _SHARED = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
 

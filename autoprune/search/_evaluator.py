@@ -125,7 +125,7 @@ class CandidateEvaluator:
         broken = []
         for metric in SIZE_METRICS:  # fixed by the architecture: known before the fine-tune
             limit = self.constraints.get(f"max_{metric}")
-            if limit is not None and costs[metric] > limit:
+            if limit is not None and metric in costs and costs[metric] > limit:
                 broken.append(f"{metric} {costs[metric]:,.0f} > max_{metric} {limit:,.0f}")
         return broken
 
@@ -141,9 +141,12 @@ class CandidateEvaluator:
         before the fine-tune. A candidate that breaks a size constraint is not fine-tuned when
         ``skip_over_limit`` is on (its record's metrics say ``finetune_skipped``)."""
         start = time.perf_counter()
+        compressed = False
 
         def measured(result: CandidateResult) -> bool:
             costs = self.costs(result)
+            if compressed:  # the deployable's bytes are known after compression, not from the fp32 model
+                costs.pop(Metric.SIZE_BYTES)
             if on_measured is not None:
                 on_measured({**costs, **{f"{KEPT_PREFIX}{group}": float(n) for group, n in result.kept.items()}})
             broken = self.over_limit(costs) if self.skip_over_limit else []
@@ -152,9 +155,11 @@ class CandidateEvaluator:
             return bool(broken)
 
         try:
+            candidate = self.space.candidate(params)
+            compressed = candidate.compression.active
             result = evaluate_candidate(
                 self.dense,
-                self.space.candidate(params),
+                candidate,
                 self.splits,
                 measure=self.measure,
                 on_epoch=on_epoch,

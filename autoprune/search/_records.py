@@ -210,6 +210,7 @@ class FinalizedMember:
     model_uri: str | None = None
     version: int | None = None
     aliases: tuple[str, ...] = ()
+    compression: str = "fp32"  # how the deployable stores it: "int8", "16 shared values", ...
 
     _MEASURED: ClassVar[tuple[str, ...]] = (
         "val_accuracy",

@@ -19,7 +19,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from .._vocab import Precision
 from ..config import Param, SpaceConfig
-from ..engine import Candidate, FinetuneConfig, Group, PrunePlan
+from ..engine import Candidate, CompressionConfig, FinetuneConfig, Group, PrunePlan
 from ..errors import ConfigError, ModelError
 from ._distributions import param_distribution, parse_value, ratio_distribution, snap, typical
 
@@ -41,6 +41,7 @@ FINETUNE_PARAMS = (
     "optimizer",
     "ema_decay",
 )
+COMPRESSION_PARAMS = ("quantize", "weight_clusters")  # parameters only when the space compresses
 _KEY = "search.space"
 
 
@@ -151,6 +152,9 @@ class SearchSpace:
         entries["importance"] = importance[0] if len(importance) == 1 else CategoricalDistribution(list(importance))
         for name in FINETUNE_PARAMS:
             entries[name] = param_distribution(name, getattr(self.config.finetune, name))
+        if not self.config.compression.off:  # else no parameter: studies begun before compression still resume
+            for name in COMPRESSION_PARAMS:
+                entries[name] = param_distribution(name, getattr(self.config.compression, name))
         distributions = {k: v for k, v in entries.items() if isinstance(v, BaseDistribution)}
         fixed = {k: v for k, v in entries.items() if not isinstance(v, BaseDistribution)}
         return distributions, fixed
@@ -195,7 +199,16 @@ class SearchSpace:
             seed=self.seed,
             precision=self.precision,
         )
-        return Candidate(plan, finetune)
+        return Candidate(plan, finetune, self._compression(values))
+
+    def _compression(self, values: Mapping[str, Any]) -> CompressionConfig:
+        clusters = values.get("weight_clusters", "none")
+        return CompressionConfig(
+            quantize=str(values.get("quantize", "none")),
+            weight_clusters=None if clusters == "none" else int(clusters),
+            epochs=self.config.compression.epochs,
+            lr=self.config.compression.lr,
+        )
 
     def logged_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """What a trial logs: the fixed settings, its sampled ``params`` and, when plans are fitted to a
@@ -261,7 +274,7 @@ class SearchSpace:
         """This space with only the pruning plan searched (one criterion, every fine-tune setting at one
         value): what the one-shot strategy proposes, since a calibrated score says nothing of a fine-tune.
         A searched setting takes its typical value (a range's middle, geometric for a log range; a
-        list's first choice)."""
+        list's first choice). Compression has one value here (the pipeline's validation says so)."""
         finetune = {name: Param(value=typical(name, getattr(self.config.finetune, name))) for name in FINETUNE_PARAMS}
         pruning = self.config.pruning.model_copy(update={"importance": self.config.pruning.importance[:1]})
         config = self.config.model_copy(
@@ -289,6 +302,8 @@ class SearchSpace:
         else:
             values.update({RATIO_PREFIX + name: ratios.get(name, 0.0) for name in self.searched})
         values.update({name: getattr(candidate.finetune, name) for name in FINETUNE_PARAMS})
+        values["quantize"] = candidate.compression.quantize
+        values["weight_clusters"] = candidate.compression.weight_clusters or "none"
         return {name: value for name, value in values.items() if name in self._distributions}
 
     def _shared_params(self, ratios: Mapping[str, float]) -> dict[str, float]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import TrackingError, UsageError
 from ..search import DenseReference, FinalizedMember
 from ._client import FRONT_FILTER, KIND_TAG, PARENT_TAG, TRIAL_TAG, Tracker
-from ._front import MODEL_URI_TAG
+from ._front import member_where
 
 __all__ = ["EXPORT_FORMATS", "FrontView", "Member", "export_run", "find_member", "latest_front"]
 
@@ -105,8 +105,7 @@ def latest_front(tracker: Tracker, parent: str | None = None) -> FrontView:
         if SAME_AS_TAG in run.data.tags:
             copies[trial] = int(run.data.tags[SAME_AS_TAG])
         version, aliases = versions.get(trial, (None, []))
-        where = {"run_id": run.info.run_id, "model_uri": run.data.tags.get(MODEL_URI_TAG)}
-        member = FinalizedMember.from_metrics(trial, run.data.metrics, **where)
+        member = FinalizedMember.from_metrics(trial, run.data.metrics, **member_where(run))
         if member is not None:
             members.append(member.registered(version, aliases))
     return FrontView(

@@ -215,7 +215,8 @@ class MlflowReporter:
         else:
             error = record.error or "the trial did not finish: its process stopped (killed or interrupted)"
             tags["autoprune.error"] = error[:5000]
-        if record.epochs:  # the final val_accuracy is the last epoch's: it comes with the series
+        compressed = Metric.FP32_VAL_ACCURACY in metrics  # its val_accuracy is the compressed model's: one step on
+        if record.epochs and not compressed:  # the final val_accuracy is the last epoch's: it comes with the series
             metrics.pop(Metric.VAL_ACCURACY, None)
         metrics["trial_seconds"] = record.seconds
         steps = {
@@ -223,7 +224,7 @@ class MlflowReporter:
             for epoch, value in enumerate(record.epochs, 1)
             if epoch > logged_epochs
         }
-        self.tracker.log(run_id, metrics=metrics, tags=tags, step=len(record.epochs), steps=steps)
+        self.tracker.log(run_id, metrics=metrics, tags=tags, step=len(record.epochs) + compressed, steps=steps)
         self.tracker.finish(run_id, "FINISHED" if record.state == TrialState.COMPLETE else "FAILED")
 
     def _params(self, record: TrialRecord) -> Mapping[str, Any]:

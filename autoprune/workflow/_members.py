@@ -63,6 +63,7 @@ class FrontMember:
             distill_alpha=recipe.distill_alpha,
             ema_decay=recipe.ema_decay,
             run_id=run_id,
+            compression=self.candidate.compression.describe(),
         )
 
 
@@ -117,7 +118,7 @@ def finalize_member(
     candidate = final_candidate(space.candidate(record.params), finalize)
     result = engine.evaluate_candidate(dense, candidate, splits, measure=measure, on_epoch=on_epoch, teacher=teacher)
     assert result.model is not None  # evaluate_candidate always returns its model
-    test = engine.evaluate(result.model, splits.test)
+    test = engine.evaluate_deployed(result, splits, splits.test)
     metadata = {
         "model": models.model_spec(config.model),
         "num_classes": splits.num_classes,
@@ -135,8 +136,25 @@ def finalize_member(
         engine.export_onnx(
             engine.Preprocessed.for_splits(result.model, splits), splits.input_shape, onnx_path, metadata=deployed
         )
+    if result.compressed is not None:
+        _write_compressed(result, splits, export_dir, {**deployed, "compression": candidate.compression.describe()})
     log.info("front trial %d: test accuracy %.4f", record.number, test.accuracy)
     return FrontMember(record, candidate, result, test.accuracy, export_dir, onnx_path, deployed)
+
+
+def _write_compressed(
+    result: engine.CandidateResult, splits: Splits, export_dir: Path, metadata: Mapping[str, str]
+) -> None:
+    """The compressed deployable beside the fp32 exports, saying what it is like the ONNX file does;
+    the member's size becomes that file's bytes."""
+    assert result.compressed is not None and result.model is not None
+    path = export_dir / result.compressed.file_name
+    if result.compressed.kind == "onnx-int8":
+        path.write_bytes(result.compressed.data)
+        engine.describe_onnx(path, metadata)
+    else:
+        engine.save_shared(engine.Preprocessed.for_splits(result.model, splits), path, metadata=dict(metadata))
+    result.size_bytes = path.stat().st_size
 
 
 def deployed_metadata(splits: Splits, metadata: Mapping[str, Any], plan: engine.PrunePlan) -> dict[str, str]:
@@ -162,7 +180,8 @@ def deployed_metadata(splits: Splits, metadata: Mapping[str, Any], plan: engine.
 
 
 def choose_aliases(members: Sequence[FinalizedMember], config: PipelineConfig, dense: DenseReference) -> dict[str, int]:
-    """Alias -> trial number for finalized front members: ``smallest`` (params), ``fastest`` (latency
+    """Alias -> trial number for finalized front members: ``smallest`` (params; bytes of the deployable
+    when members are compressed), ``fastest`` (latency
     vs dense), ``most-accurate`` (test accuracy), and ``champion``: the best by the pipeline's
     ``champion.prefer`` among members within ``champion.max_accuracy_drop`` of the dense test accuracy
     (the most accurate if none is)."""
@@ -187,8 +206,9 @@ def choose_aliases(members: Sequence[FinalizedMember], config: PipelineConfig, d
         champion = cheapest(eligible, cost[rule.prefer])
     else:
         champion = most_accurate(eligible or members)
+    compressed = any(m.compression != "fp32" for m in members)  # then the deployable's bytes tell the smallest
     return {
-        "smallest": cheapest(members, cost["params"]),
+        "smallest": cheapest(members, cost["size_bytes" if compressed else "params"]),
         "fastest": cheapest(members, cost["latency_ms"]),
         "most-accurate": most_accurate(members),
         "champion": champion,

@@ -50,6 +50,20 @@ class ValidationReport:
     notes: list[str] = field(default_factory=list)
 
 
+def _compression_note(config: PipelineConfig) -> str:
+    """What compression does to each candidate, and what its figures then mean."""
+    compression = config.search.space.compression
+    shown = {
+        name: "/".join(map(str, getattr(compression, name).extremes())) for name in ("quantize", "weight_clusters")
+    }
+    where = "the front's models" if config.search.strategy == "oneshot" else "each candidate"
+    return (
+        f"{where} compressed after the fine-tune (quantize {shown['quantize']}, weight_clusters "
+        f"{shown['weight_clusters']}, the shared values fine-tuned for {compression.epochs} epoch(s)): size_bytes "
+        "and accuracy are then the deployable file's, an int8 model's latency is measured in onnxruntime"
+    )
+
+
 def _fit_note(fit: engine.FitToLimit, space: SearchSpace) -> str:
     """What ``search.fit_to_limit`` does to this model, shown on the uniform plan."""
     uniform = fit(engine.PrunePlan.uniform(space.searched, 0.5))
@@ -207,6 +221,8 @@ def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
         notes.append(_oneshot_note(config, model, space, splits))
     if config.latency.mode == "table":
         notes.append(_table_note(config, model, splits))
+    if not config.search.space.compression.off:
+        notes.append(_compression_note(config))
     if refused is not None:
         notes.append(
             f"the model cannot take channels-last images ({refused}), so it runs in the default layout, "
