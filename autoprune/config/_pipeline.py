@@ -358,8 +358,9 @@ class PipelineConfig(Strict):
     @classmethod
     def _fill_what_is_deployed(cls, value: Constraints, info: ValidationInfo) -> Constraints:
         search = info.data.get("search")
-        fits_bytes = search is not None and search.fit_to_limit and value.max_size_bytes is not None
-        if fits_bytes and not search.space.compression.off:
+        if not isinstance(search, SearchConfig) or not search.fit_to_limit or value.max_size_bytes is None:
+            return value
+        if not search.space.compression.off:
             raise ValueError(
                 "search.fit_to_limit fills max_size_bytes with fp32 weights, but a compressed candidate's size is its "
                 "deployable file's: give max_params or max_macs as the limit to fill instead"
