@@ -12,7 +12,7 @@ value shared by 375 weights took 375 times the step, and a fine-tune at lr 0.005
 `unshare` turns the layers back into plain weights holding exactly ``clusters`` distinct values.
 `save_shared` writes the deployable file: for each shared layer its indices in ``ceil(log2 clusters)``
 bits each and its codebook in float32, every other tensor (biases, BatchNorm) as it is, in one blob
-beside a JSON layout, so its size on disk is the model's shared size.
+beside a JSON layout, deflated in a zip file, so its size on disk is the model's shared size.
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ def _unpack(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
 def save_shared(model: nn.Module, path: str | Path, *, metadata: dict[str, object] | None = None) -> int:
     """Write ``model`` (after `unshare`, or a model whose layers hold few distinct values) as packed
     indices and codebooks for its convolution and linear weights, float32 for everything else, in one
-    uncompressed zip file. Returns its size in bytes."""
+    zip file, deflated (Deep Compression's third step codes the indices by their frequencies with
+    Huffman codes; zip's deflate does so too, and finds repeats). Returns its size in bytes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = bytearray()
@@ -165,7 +166,7 @@ def save_shared(model: nn.Module, path: str | Path, *, metadata: dict[str, objec
         else:
             dtype = str(values.dtype).removeprefix("torch.")
             layout[key] = {"shape": list(values.shape), "dtype": dtype, "data": put(values.numpy().tobytes())}
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         archive.writestr(
             "layout.json", json.dumps({"tensors": layout, "metadata": metadata or {}}, separators=(",", ":"))
         )
