@@ -45,6 +45,9 @@ SAMPLERS: tuple[str, ...] = get_args(Sampler)
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 
+DEPLOYABLE_FILES = {"onnx-int8": "model.int8.onnx", "shared": "model.shared"}  # a compressed model, by kind
+
+
 class Metric(StrEnum):
     """What a candidate is measured by, named as the study stores it and MLflow logs it."""
 

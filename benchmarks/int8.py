@@ -53,13 +53,20 @@ def accuracy(path: Path, inputs: np.ndarray, labels: np.ndarray) -> float:
     return float((predicted == labels).mean())
 
 
+def member_params(run: object) -> int | None:
+    """A finalized member's params as its run logged them (``front.params``; ``final_params`` before 2026-12-07)."""
+    metrics = run.data.metrics  # type: ignore[attr-defined]
+    value = metrics.get("front.params", metrics.get("final_params"))
+    return None if value is None else int(value)
+
+
 def finalized_front(tracker: Tracker, pipeline: Path) -> list:
     """The finalized front members of the latest search in ``tracker``'s experiment (exits without one)."""
     runs = tracker.client.search_runs(
         [tracker.experiment_id], "tags.pareto = 'true'", order_by=["attributes.start_time DESC"]
     )
     parent = runs[0].data.tags.get("mlflow.parentRunId") if runs else None
-    members = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent and "final_params" in r.data.metrics]
+    members = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent and member_params(r) is not None]
     if not members:
         sys.exit(f"no finalized front in {tracker.uri}: run `autoprune run {pipeline}` first")
     return members
@@ -84,10 +91,10 @@ def main() -> None:
         work = Path(workdir)
         models = [("dense", work / "dense", int(sum(p.numel() for p in dense.parameters())))]
         engine.export_onnx(preprocessing.eval(), splits.input_shape, work / "dense" / "model.onnx")
-        for run in sorted(members, key=lambda r: r.data.metrics["final_params"]):
+        for run in sorted(members, key=member_params):
             name = f"trial {run.data.tags.get('autoprune.trial', '?')}"
             export_run(tracker, run.info.run_id, "onnx", work / name)
-            models.append((name, work / name, int(run.data.metrics["final_params"])))
+            models.append((name, work / name, member_params(run)))
         for name, folder, params in models:
             fp32, int8 = folder / "model.onnx", folder / "model.int8.onnx"
             done = workflow.quantize_member(loaded, fp32, int8)

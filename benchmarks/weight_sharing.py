@@ -18,7 +18,7 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from int8 import finalized_front  # this folder is on sys.path
+from int8 import finalized_front, member_params  # this folder is on sys.path
 
 from autoprune import workflow
 from autoprune.tracking import Tracker, export_run
@@ -39,7 +39,7 @@ def main() -> None:
     members = finalized_front(tracker, args.pipeline)
     rows = []
     with tempfile.TemporaryDirectory(prefix="share-bench-") as workdir:
-        for run in sorted(members, key=lambda r: r.data.metrics["final_params"]):
+        for run in sorted(members, key=member_params):
             name = f"trial {run.data.tags.get('autoprune.trial', '?')}"
             folder = Path(workdir) / name
             export_run(tracker, run.info.run_id, "state-dict", folder)
@@ -55,7 +55,7 @@ def main() -> None:
                     f"{done.agreement:.2%}"
                 )
             assert fp32 is not None
-            params = int(run.data.metrics["final_params"])
+            params = member_params(run)
             rows.append(
                 f"| {name} | {params:,} | {fp32.fp32_bytes:,} | {fp32.fp32_accuracy:.4f} | " + " | ".join(cells) + " |"
             )

@@ -35,8 +35,8 @@ def main() -> None:
         searches = tracker.search("tags.`autoprune.kind` = 'search'")
         latest = max(searches, key=lambda run: run.info.start_time)
         with browser.chromium_page(width=1440, height=760) as page:
-            names = browser.filter_front(page, f"{tracker.experiment_url}/runs", latest.info.run_name)
-            print(f"front: {len(names)} runs", file=sys.stderr)
+            _, names = browser.front_view(page, tracker.open().front_url)
+            print(f"front: {len(names)} runs ({latest.info.run_name})", file=sys.stderr)
             print(browser.screenshot(page, args.out, "front"))
             page.set_viewport_size({"width": 1440, "height": 1320})  # every version in view
             browser.version_aliases(page, tracker.model_url(args.model or args.experiment))

@@ -95,7 +95,14 @@ def export(
         "(plan.json + state_dict.pt) or shared (weights shared among --clusters values per layer, fine-tuned on "
         "the pipeline's data, packed).",
     ),
-    clusters: int = typer.Option(16, "--clusters", min=2, max=65536, help="Shared values per layer (--format shared)."),
+    clusters: int | None = typer.Option(
+        None,
+        "--clusters",
+        min=2,
+        max=65536,
+        help="Shared values per layer (--format shared; default: the member's own when the search shared its "
+        "weights, else 16).",
+    ),
     out: Path = typer.Option(Path("exported"), "--out", "-o", file_okay=False, help="Output directory."),
     pipeline: Path = typer.Option(
         None, "--pipeline", "-p", help="Pipeline YAML (gives the store and the registered model)."
@@ -112,16 +119,20 @@ def export(
         raise UsageError(f"--format {export_format!r}: choose {', '.join(formats[:-1])} or {formats[-1]}")
     if overrides and pipeline is None:
         raise UsageError("--set needs a pipeline (--pipeline) to override")
-    if export_format == INT8 and pipeline is None:
-        raise UsageError(f"--format {INT8} needs --pipeline: its training split calibrates, its test split checks")
-    if export_format == SHARED and pipeline is None:
-        raise UsageError(f"--format {SHARED} needs --pipeline: its training split fine-tunes, its test split checks")
     config = _config(pipeline, overrides)
     uri = tracking_uri or (config.tracking.uri if config else DEFAULT_TRACKING_URI)
     with store_errors():
         tracker = Tracker(uri, None, create=False).open()
         found = find_member(tracker, member, config.registered_model if config else None)
         console.print(f"exporting {found.describe()}", highlight=False)
+        if export_format in (INT8, SHARED) and _copied_deployable(tracker, found.run_id, export_format, clusters, out):
+            return
+        if export_format == INT8 and pipeline is None:
+            raise UsageError(f"--format {INT8} needs --pipeline: its training split calibrates, its test split checks")
+        if export_format == SHARED and pipeline is None:
+            raise UsageError(
+                f"--format {SHARED} needs --pipeline: its training split fine-tunes, its test split checks"
+            )
         if export_format == INT8:
             assert pipeline is not None
             with tempfile.TemporaryDirectory(prefix="autoprune-export-") as workdir:
@@ -132,7 +143,7 @@ def export(
             assert pipeline is not None
             with tempfile.TemporaryDirectory(prefix="autoprune-export-") as workdir:
                 plan, _ = export_run(tracker, found.run_id, "state-dict", Path(workdir))
-                _shared(pipeline, overrides, plan.parent, out, clusters)
+                _shared(pipeline, overrides, plan.parent, out, clusters or 16)
             return
         for path in export_run(tracker, found.run_id, export_format, out):
             console.print(f"wrote {path}")
@@ -140,6 +151,27 @@ def export(
 
 INT8 = "onnx-int8"
 SHARED = "shared"
+
+
+def _copied_deployable(tracker: Tracker, run_id: str, export_format: str, clusters: int | None, out: Path) -> bool:
+    """Copy the compressed file a search made for this member (``model.int8.onnx``, or ``model.shared``
+    with its ``plan.json`` when ``clusters`` is its count or None) into ``out``; False when it has none."""
+    from .._vocab import DEPLOYABLE_FILES
+    from ..tracking import member_where
+
+    stored = member_where(tracker.client.get_run(run_id))["compression"]
+    shared = stored.split(" shared values")[0] if " shared values" in stored else None
+    if export_format == INT8 and stored.endswith("int8"):
+        names = [DEPLOYABLE_FILES[INT8]]
+    elif export_format == SHARED and shared is not None and clusters in (None, int(shared)) and "int8" not in stored:
+        names = [DEPLOYABLE_FILES[SHARED], "plan.json"]
+    else:
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(tracker.client.download_artifacts(run_id, f"pruned/{name}"), out / name)
+        console.print(f"wrote {out / name} (stored as {stored} by the search)", highlight=False)
+    return True
 
 
 def _shared(pipeline: Path, overrides: Sequence[str], member: Path, out: Path, clusters: int) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._vocab import DEPLOYABLE_FILES
 from ..config import CompressionConfig, FinetuneConfig, LatencyConfig
 from ..data import Splits, TensorSplit
 from ._deploy import Preprocessed
@@ -55,7 +56,7 @@ class Compressed:
 
     @property
     def file_name(self) -> str:
-        return "model.int8.onnx" if self.kind == "onnx-int8" else "model.shared"
+        return DEPLOYABLE_FILES[self.kind]
 
     @property
     def size_bytes(self) -> int:

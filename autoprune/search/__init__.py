@@ -13,7 +13,7 @@ from ._front import architecture_latency, choose_members, front_losses, front_of
 from ._lock import storage_lock
 from ._pareto import dominates, hypervolume, non_dominated, pareto_ranks
 from ._records import (
-    FINAL_PREFIX,
+    FRONT_PREFIX,
     KEPT_PREFIX,
     DenseReference,
     FinalizedMember,
@@ -57,8 +57,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "FINAL_PREFIX",
     "FINETUNE_PARAMS",
+    "FRONT_PREFIX",
     "KEPT_PREFIX",
     "RATIO_PREFIX",
     "Budget",

@@ -16,7 +16,7 @@ from .._vocab import OBJECTIVES, Metric, TrialState
 from ..errors import ConfigError
 
 __all__ = [
-    "FINAL_PREFIX",
+    "FRONT_PREFIX",
     "KEPT_PREFIX",
     "DenseReference",
     "FinalizedMember",
@@ -26,8 +26,8 @@ __all__ = [
 ]
 
 KEPT_PREFIX = "kept."  # metric name prefix of the channels a trial keeps per group, as MLflow logs them
-FINAL_PREFIX = "final_"  # a front member's figures after its final fine-tune, as MLflow logs them
-TEST_ACCURACY = "test_accuracy"
+FRONT_PREFIX = "front."  # a front member's figures after its final fine-tune (and its recipe), as MLflow logs them
+_OLD_PREFIX, _OLD_TEST = "final_", "test_accuracy"  # how runs logged them before 2026-12-07 (still read)
 
 
 @dataclass(frozen=True)
@@ -212,51 +212,56 @@ class FinalizedMember:
     aliases: tuple[str, ...] = ()
     compression: str = "fp32"  # how the deployable stores it: "int8", "16 shared values", ...
 
-    _MEASURED: ClassVar[tuple[str, ...]] = (
-        "val_accuracy",
-        "params",
-        "macs",
-        "size_bytes",
-        "latency_ms",
-        "latency_ratio",
-    )
-    _RECIPE: ClassVar[dict[str, float]] = {
-        "epochs": 0,
-        "lr": math.nan,
-        "distill_alpha": 0.0,
-        "ema_decay": 0.0,
-    }  # older runs lack some
+    _MEASURED: ClassVar[tuple[str, ...]] = ("val_accuracy", "params", "macs", "size_bytes", "latency_ms")
+    _RECIPE: ClassVar[dict[str, float]] = {"epochs": 0, "lr": math.nan, "distill_alpha": 0.0, "ema_decay": 0.0}
 
     @property
     def speedup(self) -> float:
         return 1.0 / self.latency_ratio if self.latency_ratio > 0 else math.nan
 
     def metrics(self) -> dict[str, float]:
-        """The figures named as the member's MLflow run logs them (``test_accuracy``, ``final_macs``, ...)."""
-        figures = {TEST_ACCURACY: float(self.test_accuracy)}
-        figures.update({FINAL_PREFIX + name: float(getattr(self, name)) for name in (*self._MEASURED, *self._RECIPE)})
-        figures[FINAL_PREFIX + Metric.SPEEDUP] = self.speedup
-        return figures
+        """The figures as the member's MLflow run logs them (``front.test_accuracy``, ``front.macs``, ...),
+        rounded as a person reads them: accuracies to 4 decimals, milliseconds to 4 significant digits,
+        the speed-up to 3 decimals."""
+        return {
+            FRONT_PREFIX + "test_accuracy": round(self.test_accuracy, 4),
+            FRONT_PREFIX + "val_accuracy": round(self.val_accuracy, 4),
+            FRONT_PREFIX + "params": float(self.params),
+            FRONT_PREFIX + "macs": float(self.macs),
+            FRONT_PREFIX + "size_bytes": float(self.size_bytes),
+            FRONT_PREFIX + "latency_ms": float(f"{self.latency_ms:.4g}"),
+            FRONT_PREFIX + "speedup": round(self.speedup, 3),
+        }
 
     @classmethod
-    def from_metrics(cls, trial: int, metrics: Mapping[str, float], **where: Any) -> FinalizedMember | None:
-        """The member whose run logged ``metrics`` (`metrics`), or None when they are incomplete."""
-        if any(metrics.get(name) is None for name in (TEST_ACCURACY, *(FINAL_PREFIX + n for n in cls._MEASURED))):
+    def metric_names(cls) -> list[str]:
+        """The names `metrics` logs, in the order a person reads them."""
+        return [FRONT_PREFIX + n for n in ("test_accuracy", "val_accuracy", *cls._MEASURED[1:], "speedup")]
+
+    def recipe(self) -> dict[str, float | int]:
+        """The final fine-tune's settings, as the member's run logs them (params ``front.epochs``, ...)."""
+        return {FRONT_PREFIX + name: getattr(self, name) for name in self._RECIPE}
+
+    @classmethod
+    def from_metrics(
+        cls, trial: int, metrics: Mapping[str, float], params: Mapping[str, str] | None = None, **where: Any
+    ) -> FinalizedMember | None:
+        """The member whose run logged ``metrics`` and ``params`` (`metrics`, `recipe`; or the names
+        runs had before, ``final_macs`` and ``test_accuracy``), or None when they are incomplete."""
+        new = FRONT_PREFIX + "test_accuracy" in metrics
+        prefix, test = (FRONT_PREFIX, FRONT_PREFIX + "test_accuracy") if new else (_OLD_PREFIX, _OLD_TEST)
+        speed = FRONT_PREFIX + "speedup" if new else _OLD_PREFIX + "latency_ratio"
+        if any(metrics.get(name) is None for name in (test, speed, *(prefix + n for n in cls._MEASURED))):
             return None
-        figures: dict[str, Any] = {name: float(metrics[FINAL_PREFIX + name]) for name in cls._MEASURED}
-        figures.update(
-            {name: float(metrics.get(FINAL_PREFIX + name, default)) for name, default in cls._RECIPE.items()}
-        )
+        figures: dict[str, Any] = {name: float(metrics[prefix + name]) for name in cls._MEASURED}
+        figures["latency_ratio"] = 1.0 / float(metrics[speed]) if new else float(metrics[speed])
+        stored: dict[str, Any] = {**(params or {}), **metrics}
+        for name, default in cls._RECIPE.items():
+            figures[name] = float(stored.get(FRONT_PREFIX + name, stored.get(_OLD_PREFIX + name, default)))
         for whole in ("params", "macs", "size_bytes", "epochs"):
             figures[whole] = int(figures[whole])
-        return cls(trial=trial, test_accuracy=float(metrics[TEST_ACCURACY]), **figures, **where)
+        return cls(trial=trial, test_accuracy=float(metrics[test]), **figures, **where)
 
     def registered(self, version: int | None, aliases: Sequence[str]) -> FinalizedMember:
         """This member with the registry's version and aliases."""
         return dataclasses.replace(self, version=version, aliases=tuple(sorted(aliases)))
-
-    @classmethod
-    def metric_names(cls) -> list[str]:
-        """Every metric name `metrics` writes."""
-        names = (*cls._MEASURED, *cls._RECIPE, Metric.SPEEDUP)
-        return [TEST_ACCURACY, *(FINAL_PREFIX + name for name in names)]

@@ -14,7 +14,15 @@ from ._client import (
     store_errors,
     ui_base,
 )
-from ._front import FinalizeCurve, finalized_members, log_member, mark_front, register_members
+from ._front import (
+    FinalizeCurve,
+    finalized_members,
+    log_member,
+    mark_front,
+    member_where,
+    register_members,
+    save_front_view,
+)
 from ._query import EXPORT_FORMATS, SAME_AS_TAG, FrontView, Member, export_run, find_member, latest_front
 from ._relocate import moved_from, relocate
 from ._reporter import MlflowReporter, run_name
@@ -47,11 +55,13 @@ __all__ = [
     "log_search_inputs",
     "log_summary",
     "mark_front",
+    "member_where",
     "moved_from",
     "probe_server",
     "register_members",
     "relocate",
     "run_name",
+    "save_front_view",
     "set_champion",
     "sqlite_path",
     "store_errors",

@@ -20,7 +20,17 @@ from .._sqlite import absolute_sqlite_uri, sqlite_path, tune_sqlite
 from ..errors import ConfigError, TrackingError, UsageError
 from ._relocate import check_in_place
 
-__all__ = ["KIND_TAG", "PARENT_TAG", "STATE_TAG", "TRIAL_TAG", "Tracker", "sqlite_path", "store_errors", "ui_base"]
+__all__ = [
+    "FRONT_VIEW_TAG",
+    "KIND_TAG",
+    "PARENT_TAG",
+    "STATE_TAG",
+    "TRIAL_TAG",
+    "Tracker",
+    "sqlite_path",
+    "store_errors",
+    "ui_base",
+]
 
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "autoprune.trial"
@@ -28,6 +38,8 @@ STATE_TAG = "autoprune.state"
 KIND_TAG = "autoprune.kind"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 FRONT_FILTER = 'tags.pareto = "true"'
+FRONT_VIEW = "autoprune-front"  # the experiment's saved view of the front (MLflow's shared view state)
+FRONT_VIEW_TAG = f"mlflow.sharedViewState.{FRONT_VIEW}"
 DEFAULT_UI = "http://127.0.0.1:5000"
 
 _QUIET = {  # no telemetry, no progress bars, warnings only: set (unless the user did) before mlflow is imported
@@ -289,7 +301,10 @@ class Tracker:
 
     @property
     def front_url(self) -> str:
-        """The experiment's runs, already filtered to the Pareto front."""
+        """The experiment's runs, already filtered to the Pareto front: its saved view (the members' final
+        figures as columns) when a search saved one, else the filter alone."""
+        if FRONT_VIEW_TAG in self.client.get_experiment(self.experiment_id).tags:
+            return f"{self.experiment_url}/runs?viewStateShareKey={FRONT_VIEW}"
         return f"{self.experiment_url}/runs?searchFilter={quote(FRONT_FILTER)}"
 
     def run_url(self, run_id: str) -> str:

@@ -4,6 +4,7 @@ a registered model version per member, and aliases a person can pick from."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -12,13 +13,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._vocab import DEPLOYABLE_FILES
 from ..search import DenseReference, FinalizedMember
-from ._client import STATE_TAG, TRIAL_TAG, Tracker
+from ._client import FRONT_FILTER, FRONT_VIEW_TAG, STATE_TAG, TRIAL_TAG, Tracker
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["FinalizeCurve", "finalized_members", "log_member", "mark_front", "member_where", "register_members"]
+__all__ = [
+    "FinalizeCurve",
+    "finalized_members",
+    "log_member",
+    "mark_front",
+    "member_where",
+    "register_members",
+    "save_front_view",
+]
 
 log = logging.getLogger("autoprune")
 
@@ -28,9 +38,10 @@ COMPRESSION_TAG = "autoprune.compression"  # how a front member's deployable is 
 
 
 def member_where(run: Any) -> dict[str, Any]:
-    """What a finalized member's run says besides its metrics: its ids and how it is stored."""
+    """What a finalized member's run says besides its metrics: its recipe, ids and how it is stored."""
     tags = run.data.tags
     return {
+        "params": run.data.params,
         "run_id": run.info.run_id,
         "model_uri": tags.get(MODEL_URI_TAG),
         "compression": tags.get(COMPRESSION_TAG, "fp32"),
@@ -58,6 +69,29 @@ def mark_front(tracker: Tracker, parent: str, front: Sequence[int], ranks: Mappi
     return {number: run.info.run_id for number, run in runs.items()}
 
 
+def save_front_view(tracker: Tracker, members: Sequence[FinalizedMember]) -> None:
+    """Save the experiment's view of the front (`FRONT_VIEW`): the runs table filtered to the front,
+    its members' final figures as the columns (how each is stored too, when one is compressed), the
+    most accurate first. `Tracker.front_url` opens it."""
+    columns = [f"metrics.`{name}`" for name in FinalizedMember.metric_names() if not name.endswith("val_accuracy")]
+    if any(member.compression != "fp32" for member in members):
+        columns.append(f"tags.`{COMPRESSION_TAG}`")
+    columns.append("attributes.`Models`")  # the registered version, a click away
+    view = {
+        "searchFilter": FRONT_FILTER,
+        "orderByKey": columns[0],
+        "orderByAsc": False,
+        "startTime": "ALL",
+        "lifecycleFilter": "Active",
+        "datasetsFilter": [],
+        "modelVersionFilter": "All Runs",
+        "selectedColumns": columns,
+        "columnOrder": ["attributes.`Run Name`", *columns],
+        "columnWidths": {"attributes.`Run Name`": 250, **{c: 110 for c in columns if c.startswith("metrics.")}},
+    }
+    tracker.client.set_experiment_tag(tracker.experiment_id, FRONT_VIEW_TAG, json.dumps(view))
+
+
 class FinalizeCurve:
     """A front member's final fine-tune, epoch by epoch, as the series ``finalize.train_loss`` and
     ``finalize.val_accuracy`` on its run, so a fine-tune of half an hour can be followed in the UI.
@@ -72,8 +106,8 @@ class FinalizeCurve:
     def __call__(self, report: Any) -> None:
         """Record one `EpochReport`."""
         self.pending[report.epoch] = {
-            "finalize.train_loss": report.train_loss,
-            "finalize.val_accuracy": report.val_accuracy,
+            "finalize.train_loss": round(report.train_loss, 4),
+            "finalize.val_accuracy": round(report.val_accuracy, 4),
         }
         if time.monotonic() - self.written >= self.every:
             self.flush()
@@ -107,7 +141,7 @@ def log_member(
 ) -> FinalizedMember:
     """Log a front member's final figures, exported files and MLflow model (``model`` as it is
     deployed, ``example`` its raw inputs) on its run; returns the member with its model URI."""
-    tracker.log(member.run_id, metrics=member.metrics())
+    tracker.log(member.run_id, metrics=member.metrics(), params=member.recipe())
     tracker.log_files(member.run_id, sorted(p for p in export_dir.iterdir() if p.is_file()), "pruned")
     uri = tracker.log_model(member.run_id, model, example=example.astype(np.float32), metadata=metadata)
     tags = {FINALIZED_TAG: "true", MODEL_URI_TAG: uri, COMPRESSION_TAG: member.compression}
@@ -132,6 +166,17 @@ def _stored(member: FinalizedMember, dense: DenseReference) -> str:
     if member.compression == "fp32":
         return ""
     return f" · {member.compression}, {member.size_bytes:,} bytes ({dense.size_bytes / member.size_bytes:.1f}x smaller)"
+
+
+def _deployable(member: FinalizedMember) -> dict[str, str]:
+    """A compressed member's version tags: how it is stored and where its deployable file is."""
+    if member.compression == "fp32":
+        return {}
+    kind = "onnx-int8" if member.compression.endswith("int8") else "shared"
+    return {
+        COMPRESSION_TAG: member.compression,
+        "autoprune.deployable": f"runs:/{member.run_id}/pruned/{DEPLOYABLE_FILES[kind]}",
+    }
 
 
 def register_members(
@@ -170,7 +215,7 @@ def register_members(
                 source=str(member.model_uri),
                 run_id=member.run_id,
                 description=description,
-                tags={TRIAL_TAG: str(number), "autoprune.parent_run": parent, "pareto": "true"},
+                tags={TRIAL_TAG: str(number), "autoprune.parent_run": parent, "pareto": "true", **_deployable(member)},
             )
         versions[number] = int(version.version)
     front = set(versions)

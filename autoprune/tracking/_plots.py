@@ -149,6 +149,7 @@ def front_csv(members: Sequence[FinalizedMember]) -> str:
             "aliases": ",".join(m.aliases),
             "model_uri": m.model_uri or "",
             **m.metrics(),
+            **m.recipe(),
         }
         for m in members
     ]

@@ -22,12 +22,43 @@ from ._client import KIND_TAG, STATE_TAG, TRIAL_TAG, Tracker, store_errors
 if TYPE_CHECKING:
     from ..engine import EpochReport
 
-__all__ = ["MlflowReporter", "run_name"]
+__all__ = ["UNLOGGED", "MlflowReporter", "readable", "run_name"]
 
 log = logging.getLogger("autoprune")
 
 WORKER_TAG = "autoprune.worker"
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial (several may share a study)
+
+
+UNLOGGED = frozenset(  # a record's figures a person gains nothing from in the runs table (derivable, or internal)
+    {
+        Metric.VAL_LOSS,
+        Metric.DENSE_LATENCY_MS,  # the search's run has the dense reference
+        Metric.SPEEDUP,  # = 1 / latency_ratio, measured side by side
+        Metric.MACS_RATIO,
+        Metric.PARAMS_RATIO,
+        Metric.DENSE_TRAIN_SAMPLES_PER_S,
+        Metric.ENGINE_SECONDS,  # trial_seconds is the trial's whole time
+    }
+)
+
+
+def readable(metrics: Mapping[str, float], *, drop: frozenset[str] = UNLOGGED) -> dict[str, float]:
+    """A trial's metrics as its run logs them: without ``drop`` (`UNLOGGED`), rounded as a person reads them
+    (accuracies and constraint margins to 4 decimals, milliseconds to 4 significant digits, seconds
+    to 2 decimals); ``latency_ratio``, the objective, keeps every digit."""
+    shown = {}
+    for name, value in metrics.items():
+        if name in drop:
+            continue
+        if name.endswith("accuracy") or name.startswith("constraint."):
+            value = round(value, 4)
+        elif name.endswith("_ms"):
+            value = float(f"{value:.4g}")
+        elif name.endswith("_seconds"):
+            value = round(value, 2)
+        shown[name] = value
+    return shown
 
 
 def _short(value: float) -> str:
@@ -178,7 +209,7 @@ class MlflowReporter:
     def _epoch(self, number: int, report: EpochReport) -> None:
         run_id = self.runs.get(number)
         if run_id is not None:
-            self.tracker.log(run_id, metrics={Metric.VAL_ACCURACY: report.val_accuracy}, step=report.epoch)
+            self.tracker.log(run_id, metrics={Metric.VAL_ACCURACY: round(report.val_accuracy, 4)}, step=report.epoch)
             self._logged_epochs[number] = report.epoch
 
     def _training_epoch(self, what: str, report: EpochReport) -> None:
@@ -220,11 +251,12 @@ class MlflowReporter:
             metrics.pop(Metric.VAL_ACCURACY, None)
         metrics["trial_seconds"] = record.seconds
         steps = {
-            epoch: {str(Metric.VAL_ACCURACY): value}
+            epoch: {str(Metric.VAL_ACCURACY): round(value, 4)}
             for epoch, value in enumerate(record.epochs, 1)
             if epoch > logged_epochs
         }
-        self.tracker.log(run_id, metrics=metrics, tags=tags, step=len(record.epochs) + compressed, steps=steps)
+        step = len(record.epochs) + compressed
+        self.tracker.log(run_id, metrics=readable(metrics), tags=tags, step=step, steps=steps)
         self.tracker.finish(run_id, "FINISHED" if record.state == TrialState.COMPLETE else "FAILED")
 
     def _params(self, record: TrialRecord) -> Mapping[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 from ..search import DenseReference, FinalizedMember, TrialRecord, TrialState
 from ._client import Tracker
 from ._plots import front_csv, hypervolume_figure, pareto_figure
+from ._reporter import readable
 
 __all__ = ["PARENT_DESCRIPTION", "log_search_inputs", "log_summary"]
 
@@ -42,7 +43,8 @@ def log_search_inputs(
     if space_text is not None:
         tracker.log_text(parent, space_text, "search_space.yaml")
     tracker.log_dict(parent, resolved_space, "resolved_space.json")
-    tracker.log(parent, metrics={f"dense_{k}": v for k, v in dense.as_dict().items()}, params=settings)
+    figures = readable({f"dense_{k}": v for k, v in dense.as_dict().items()}, drop=frozenset())
+    tracker.log(parent, metrics=figures, params=settings)
 
 
 def log_summary(

@@ -209,7 +209,7 @@ def conclude(
     state: SearchState, tracker: Tracker, parent: str, records: list[TrialRecord], optuna_front: set[int]
 ) -> Conclusion:
     """Front, finalize, registry and the parent run's summary."""
-    from ..tracking import log_summary, mark_front, register_members
+    from ..tracking import log_summary, mark_front, register_members, save_front_view
 
     config, reference = state.config, state.reference
     front, ranks = front_of(records, state.objectives, reference)
@@ -233,6 +233,7 @@ def conclude(
             tracker, config.registered_model, members, parent=parent, dense=reference, aliases=aliases
         )
     members = [m.registered(versions.get(m.trial), [a for a, n in aliases.items() if n == m.trial]) for m in members]
+    save_front_view(tracker, members)
     if state.table is not None:
         state.table.save()  # the entries the search measured, for the next run
         check_table(tracker, parent, records, members)

@@ -11,13 +11,14 @@ from pathlib import Path
 import torch
 
 from .. import __version__, data, engine
+from .._vocab import DEPLOYABLE_FILES
 from ..config import LoadedPipeline
 from ..errors import ModelError
 from ._dense import build_dense
 
 __all__ = ["SHARED_FILE", "Shared", "share_member"]
 
-SHARED_FILE = "model.shared"
+SHARED_FILE = DEPLOYABLE_FILES["shared"]
 SHARE_LR = 0.005  # the shared values only move a little: Deep Compression retrains them at a low rate
 
 

@@ -75,6 +75,19 @@ def filter_front(page: Any, runs_url: str, search_run: str, query: str = 'tags.p
     return [names.nth(i).inner_text() for i in range(names.count()) if names.nth(i).inner_text() != search_run]
 
 
+def front_view(page: Any, front_url: str) -> tuple[list[str], list[str]]:
+    """Open the front's saved view (the address autoprune prints); its column headers, left to right,
+    and the run names it lists."""
+    page.goto(front_url, wait_until="load")
+    page.get_by_text("front.test_accuracy").first.wait_for()
+    page.get_by_text(re.compile(r"\d+ matching runs")).wait_for()
+    headers = page.locator("[role=columnheader]")
+    shown = [headers.nth(i).inner_text().strip() for i in range(headers.count())]
+    columns = [name for i, name in enumerate(shown) if name and name not in shown[:i]]  # headers come in pairs
+    names = page.locator("[role=gridcell][col-id='attributes.`Run Name`'] a")
+    return columns, [names.nth(i).inner_text() for i in range(names.count())]
+
+
 def matching_runs(page: Any) -> int:
     text = page.get_by_text(re.compile(r"\d+ matching runs")).inner_text()
     return int(text.split()[0])

@@ -83,7 +83,7 @@ def test_front_members_carry_their_compressed_file(compressed_search: tuple[Path
         if name is None:
             assert "model.int8.onnx" not in files and "model.shared" not in files
             continue
-        assert files[name].file_size == member.data.metrics["final_size_bytes"]  # bytes from the real file
+        assert files[name].file_size == member.data.metrics["front.size_bytes"]  # bytes from the real file
         if name == "model.int8.onnx":
             local = client.download_artifacts(member.info.run_id, f"pruned/{name}")
             session = ort.InferenceSession(local, providers=["CPUExecutionProvider"])
@@ -95,6 +95,10 @@ def test_front_members_carry_their_compressed_file(compressed_search: tuple[Path
     versions = client.search_model_versions("name = 'e2e-compressed'")
     described = [v for v in versions if any(kind in (v.description or "") for kind in ("int8", "shared values"))]
     assert len(described) == sum(m.data.tags["autoprune.compression"] != "fp32" for m in members)
+    for version in described:  # the registry names the deployable file beside the fp32 model
+        deployable = version.tags["autoprune.deployable"]
+        assert deployable.startswith(f"runs:/{version.run_id}/pruned/model.")
+        assert client.download_artifacts(version.run_id, deployable.removeprefix(f"runs:/{version.run_id}/"))
 
 
 def test_a_oneshot_search_compresses_its_front_as_the_space_says(tmp_path: Path) -> None:
@@ -113,5 +117,22 @@ def test_a_oneshot_search_compresses_its_front_as_the_space_says(tmp_path: Path)
     assert members and all(m.data.tags["autoprune.compression"] == "int8" for m in members)
     for member in members:
         files = {a.path.rsplit("/", 1)[-1]: a.file_size for a in client.list_artifacts(member.info.run_id, "pruned")}
-        assert files["model.int8.onnx"] == member.data.metrics["final_size_bytes"]  # (on this tiny model, QDQ's
+        assert files["model.int8.onnx"] == member.data.metrics["front.size_bytes"]  # (on this tiny model, QDQ's
         # scales and nodes outweigh the 3 bytes saved per weight: the int8 file is larger than the fp32 one)
+
+
+def test_export_hands_out_the_file_the_search_compressed(compressed_search: tuple[Path, str], tmp_path: Path) -> None:
+    _, uri = compressed_search
+    members = [c for c in _children(uri) if c.data.tags.get("autoprune.finalized") == "true"]
+    for member in members:
+        stored, run_id = member.data.tags["autoprune.compression"], member.info.run_id
+        out = tmp_path / run_id
+        if stored.endswith("int8"):
+            assert run_cli("export", run_id, "-f", "onnx-int8", "--tracking-uri", uri, "-o", str(out)) == 0
+            assert (out / "model.int8.onnx").stat().st_size == member.data.metrics["front.size_bytes"]
+        elif stored.endswith("shared values"):
+            assert run_cli("export", run_id, "-f", "shared", "--tracking-uri", uri, "-o", str(out)) == 0
+            assert (out / "model.shared").stat().st_size == member.data.metrics["front.size_bytes"]
+            assert (out / "plan.json").is_file()
+        else:  # nothing stored: making one needs the pipeline's data
+            assert run_cli("export", run_id, "-f", "shared", "--tracking-uri", uri, "-o", str(out)) == 2

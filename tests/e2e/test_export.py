@@ -144,7 +144,7 @@ def test_front_table_piped_to_a_file_keeps_every_figure(finished_search: Store) 
     assert "…" not in result.stdout  # rich's 80 columns for a pipe cut the figures to ellipses
     for run in members:
         assert run.info.run_id[:12] in result.stdout
-        assert f"{run.data.metrics['test_accuracy']:.4f}" in result.stdout
+        assert f"{run.data.metrics['front.test_accuracy']:.4f}" in result.stdout
 
 
 def test_validate_says_whether_the_dense_model_is_cached(finished_search: Store, capsys) -> None:

@@ -59,7 +59,7 @@ def test_a_one_shot_search_logs_its_candidates_and_finalizes_the_fronts_best(tmp
     assert parent.data.metrics["candidates_scored"] + parent.data.metrics.get("candidates_failed", 0) == 60
     assert [m.step for m in client.get_metric_history(parent.info.run_id, "supernet.val_accuracy")] == [1]
     assert len(trials) == 3 and all(run.data.tags["pareto"] == "true" for run in trials)
-    assert all("test_accuracy" in run.data.metrics and run.data.metrics["calibrated"] == 1.0 for run in trials)
+    assert all("front.test_accuracy" in run.data.metrics and run.data.metrics["calibrated"] == 1.0 for run in trials)
     versions = client.search_model_versions("name = 'oneshot-digits'")
     assert len(versions) == 3 and "champion" in client.get_registered_model("oneshot-digits").aliases
     table = Path(client.download_artifacts(parent.info.run_id, "candidates.csv")).read_text().splitlines()

@@ -117,7 +117,7 @@ def test_ray_job_submit_runs_the_quickstart_on_the_cluster(cluster: dict[str, st
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert parent.info.status == "FINISHED" and len(children) == 4
     front = [c for c in children if c.data.tags["pareto"] == "true"]
-    assert front and all("test_accuracy" in c.data.metrics for c in front)
+    assert front and all("front.test_accuracy" in c.data.metrics for c in front)
     assert client.get_model_version_by_alias("quickstart-digits", "champion").run_id in {c.info.run_id for c in front}
 
 

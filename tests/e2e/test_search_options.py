@@ -40,12 +40,12 @@ def test_uniform_seeds_come_first_and_only_max_members_are_finalized(tmp_path: P
 
     client = MlflowClient(f"sqlite:///{db}")
     runs = client.search_runs([client.get_experiment_by_name("e2e-digits").experiment_id], "tags.pareto = 'true'")
-    finalized = [r for r in runs if "test_accuracy" in r.data.metrics]
+    finalized = [r for r in runs if "front.test_accuracy" in r.data.metrics]
     assert len(finalized) == min(2, len(runs))
     # logged on each member, whatever lr its trial had; epochs: max(finalize.epochs=1, the trial's own)
-    recipes = {(r.data.metrics["final_lr"], r.data.metrics["final_distill_alpha"]) for r in finalized}
+    recipes = {(float(r.data.params["front.lr"]), float(r.data.params["front.distill_alpha"])) for r in finalized}
     assert recipes == {(0.003, 0.25)}
-    assert all(r.data.metrics["final_epochs"] == max(1, int(r.data.params["epochs"])) for r in finalized)
+    assert all(int(r.data.params["front.epochs"]) == max(1, int(r.data.params["epochs"])) for r in finalized)
     assert len(client.search_model_versions("name = 'e2e-digits'")) == len(finalized)
     if len(runs) > 2:  # greedily by hypervolume: the member dominating the most, then the one adding the most to it
         dense = client.get_run(runs[0].data.tags["mlflow.parentRunId"]).data.metrics
@@ -116,8 +116,10 @@ def test_fit_to_limit_brings_every_proposal_within_the_size_limit(tmp_path: Path
         fitted = {name: float(value) for name, value in run.data.params.items() if name.startswith("fitted.")}
         assert set(fitted) == {"fitted.features.0", "fitted.features.4"}
         assert run.data.metrics["kept.features.4"] == 16 - round(16 * fitted["fitted.features.4"])
-    members = [r for r in client.search_runs([experiment], "tags.pareto = 'true'") if "test_accuracy" in r.data.metrics]
-    assert len(members) == 1 and members[0].data.metrics["final_params"] <= 700  # the exported model is the fitted one
+    members = [
+        r for r in client.search_runs([experiment], "tags.pareto = 'true'") if "front.test_accuracy" in r.data.metrics
+    ]
+    assert len(members) == 1 and members[0].data.metrics["front.params"] <= 700  # the exported model is the fitted one
     assert "broke a size limit" not in capsys.readouterr().out
 
 
@@ -145,7 +147,7 @@ def test_a_latency_table_search_predicts_one_latency_per_architecture_and_checks
     parent = client.search_runs([experiment.experiment_id], filter_string="tags.`autoprune.kind` = 'search'")[0]
     front = client.search_runs([experiment.experiment_id], filter_string="tags.pareto = 'true'")
     predicted = {r.data.metrics["latency_ms"] for r in front}
-    measured = {r.data.metrics["final_latency_ms"] for r in front if "final_latency_ms" in r.data.metrics}
+    measured = {r.data.metrics["front.latency_ms"] for r in front if "front.latency_ms" in r.data.metrics}
     if len(front) >= 2:
         assert parent.data.metrics["latency_table.median_error"] >= 0
     if len(predicted) >= 2 and len(measured) >= 2:

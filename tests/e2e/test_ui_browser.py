@@ -44,9 +44,14 @@ def test_a_person_picks_a_front_model_in_the_mlflow_ui(finished_search: Store, t
             assert sorted(listed) == front and front
             assert browser.matching_runs(page) == len(front) + 1  # MLflow counts the search's row shown above them
 
-            page.goto(tracker.front_url, wait_until="load")  # the address autoprune prints is already filtered
-            assert browser.matching_runs(page) == len(front) + 1
+            columns, listed = browser.front_view(page, tracker.front_url)  # the address autoprune prints
+            browser.screenshot(page, shots, "front_view")
+            assert sorted(listed) == front and browser.matching_runs(page) == len(front)
             assert page.get_by_test_id("search-box").input_value() == 'tags.pareto = "true"'
+            figures = [c for c in columns if c.startswith("front.")]  # the members' final figures, in reading order
+            reading = ("test_accuracy", "params", "macs", "size_bytes", "latency_ms", "speedup")
+            assert figures == [f"front.{name}" for name in reading]
+            assert columns.index("Run Name") < columns.index("front.test_accuracy") and "Models" in columns
 
             shown = browser.version_aliases(page, tracker.model_url("e2e-digits"))
             browser.screenshot(page, shots, "registered_model")
