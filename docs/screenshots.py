@@ -31,11 +31,11 @@ def main() -> None:
     if reason := browser.unavailable():
         raise SystemExit(reason)
     with MlflowServer(args.tracking_uri, port=args.port) as server:
-        tracker = Tracker(args.tracking_uri, args.experiment, ui=server.url, create=False)
+        tracker = Tracker(args.tracking_uri, args.experiment, ui=server.url, create=False).open()
         searches = tracker.search("tags.`autoprune.kind` = 'search'")
         latest = max(searches, key=lambda run: run.info.start_time)
         with browser.chromium_page(width=1440, height=760) as page:
-            _, names = browser.front_view(page, tracker.open().front_url)
+            _, names = browser.front_view(page, tracker.front_url)
             print(f"front: {len(names)} runs ({latest.info.run_name})", file=sys.stderr)
             print(browser.screenshot(page, args.out, "front"))
             page.set_viewport_size({"width": 1440, "height": 1320})  # every version in view

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._vocab import DEPLOYABLE_FILES
 from ..search import DenseReference, FinalizedMember
-from ._client import FRONT_FILTER, FRONT_VIEW_TAG, STATE_TAG, TRIAL_TAG, Tracker
+from ._client import FRONT_FILTER, FRONT_VIEW_TAG, PARENT_TAG, STATE_TAG, TRIAL_TAG, Tracker
 
 if TYPE_CHECKING:
     from torch import nn
@@ -69,16 +69,16 @@ def mark_front(tracker: Tracker, parent: str, front: Sequence[int], ranks: Mappi
     return {number: run.info.run_id for number, run in runs.items()}
 
 
-def save_front_view(tracker: Tracker, members: Sequence[FinalizedMember]) -> None:
-    """Save the experiment's view of the front (`FRONT_VIEW`): the runs table filtered to the front,
-    its members' final figures as the columns (how each is stored too, when one is compressed), the
-    most accurate first. `Tracker.front_url` opens it."""
+def save_front_view(tracker: Tracker, parent: str, members: Sequence[FinalizedMember]) -> None:
+    """Save the experiment's view of the front of the search ``parent`` (`FRONT_VIEW`): the runs table
+    filtered to that front, its members' final figures as the columns (how each is stored too, when one
+    is compressed), the most accurate first. `Tracker.front_url` opens it."""
     columns = [f"metrics.`{name}`" for name in FinalizedMember.metric_names() if not name.endswith("val_accuracy")]
     if any(member.compression != "fp32" for member in members):
         columns.append(f"tags.`{COMPRESSION_TAG}`")
     columns.append("attributes.`Models`")  # the registered version, a click away
     view = {
-        "searchFilter": FRONT_FILTER,
+        "searchFilter": f"{FRONT_FILTER} and tags.`{PARENT_TAG}` = '{parent}'",
         "orderByKey": columns[0],
         "orderByAsc": False,
         "startTime": "ALL",

@@ -233,7 +233,7 @@ def conclude(
             tracker, config.registered_model, members, parent=parent, dense=reference, aliases=aliases
         )
     members = [m.registered(versions.get(m.trial), [a for a, n in aliases.items() if n == m.trial]) for m in members]
-    save_front_view(tracker, members)
+    save_front_view(tracker, parent, members)
     if state.table is not None:
         state.table.save()  # the entries the search measured, for the next run
         check_table(tracker, parent, records, members)

@@ -311,13 +311,24 @@ def test_optuna_dashboards_front_is_the_tagged_front(finished_search: Store) -> 
     assert shown and shown ^ tagged <= _repeated(children)
 
 
+def _started(run) -> int:
+    return run.info.start_time
+
+
 def test_the_front_address_opens_a_saved_view_of_logged_columns(finished_search: Store) -> None:
     from autoprune.tracking import Tracker
 
     client, _, children = _runs(finished_search)
     experiment = client.get_experiment_by_name("e2e-digits")
     view = json.loads(experiment.tags["mlflow.sharedViewState.autoprune-front"])
-    assert view["searchFilter"] == 'tags.pareto = "true"' and view["orderByKey"] == "metrics.`front.test_accuracy`"
+    parent = max(client.search_runs([experiment.experiment_id], "tags.`autoprune.kind` = 'search'"), key=_started)
+    assert view["searchFilter"] == f"tags.pareto = \"true\" and tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    assert view["orderByKey"] == "metrics.`front.test_accuracy`"
+    own = [c for c in children if c.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+    listed = client.search_runs([experiment.experiment_id], view["searchFilter"])  # MLflow takes the filter
+    assert sorted(r.info.run_id for r in listed) == sorted(
+        c.info.run_id for c in own if c.data.tags["pareto"] == "true"
+    )
     members = [c for c in children if "front.test_accuracy" in c.data.metrics]
     metrics = [
         c.removeprefix("metrics.`").removesuffix("`") for c in view["selectedColumns"] if c.startswith("metrics.")
