@@ -65,7 +65,7 @@ def filter_front(page: Any, runs_url: str, search_run: str, query: str = 'tags.p
     box = page.get_by_test_id("search-box")
     box.fill(query)
     box.press("Enter")
-    page.get_by_text(re.compile(r"\d+ matching runs")).wait_for()
+    page.get_by_text(re.compile(r"\d+ matching runs?")).wait_for()
     row = page.locator("[role=row]", has_text=search_run)
     row.locator("button[data-component-id*='runnamecellrenderer']").click()
     names = page.locator("[role=gridcell][col-id='attributes.`Run Name`'] a")
@@ -80,16 +80,21 @@ def front_view(page: Any, front_url: str) -> tuple[list[str], list[str]]:
     and the run names it lists."""
     page.goto(front_url, wait_until="load")
     page.get_by_text("front.test_accuracy").first.wait_for()
-    page.get_by_text(re.compile(r"\d+ matching runs")).wait_for()
+    page.get_by_text(re.compile(r"\d+ matching runs?")).wait_for()
     headers = page.locator("[role=columnheader]")
-    shown = [headers.nth(i).inner_text().strip() for i in range(headers.count())]
+    placed = []  # the grid moves reordered columns on screen, not in the page: read them left to right
+    for index in range(headers.count()):
+        box = headers.nth(index).bounding_box()
+        if box is not None:
+            placed.append((box["x"], headers.nth(index).inner_text().strip()))
+    shown = [name for _, name in sorted(placed)]
     columns = [name for i, name in enumerate(shown) if name and name not in shown[:i]]  # headers come in pairs
     names = page.locator("[role=gridcell][col-id='attributes.`Run Name`'] a")
     return columns, [names.nth(i).inner_text() for i in range(names.count())]
 
 
 def matching_runs(page: Any) -> int:
-    text = page.get_by_text(re.compile(r"\d+ matching runs")).inner_text()
+    text = page.get_by_text(re.compile(r"\d+ matching runs?")).inner_text()
     return int(text.split()[0])
 
 
