@@ -71,14 +71,15 @@ def mark_front(tracker: Tracker, parent: str, front: Sequence[int], ranks: Mappi
 
 def save_front_view(tracker: Tracker, parent: str, members: Sequence[FinalizedMember]) -> None:
     """Save the experiment's view of the front of the search ``parent`` (`FRONT_VIEW`): the runs table
-    filtered to that front, its members' final figures as the columns (how each is stored too, when one
+    filtered to that front's finalized members, their final figures as the columns (how each is stored too, when one
     is compressed), the most accurate first. `Tracker.front_url` opens it."""
     columns = [f"metrics.`{name}`" for name in FinalizedMember.metric_names() if not name.endswith("val_accuracy")]
     if any(member.compression != "fp32" for member in members):
         columns.append(f"tags.`{COMPRESSION_TAG}`")
     columns.append("attributes.`Models`")  # the registered version, a click away
     view = {
-        "searchFilter": f"{FRONT_FILTER} and tags.`{PARENT_TAG}` = '{parent}'",
+        # the members with models (a front trial repeating one's channels and score is not finalized again)
+        "searchFilter": f"{FRONT_FILTER} and tags.`{PARENT_TAG}` = '{parent}' and tags.`{FINALIZED_TAG}` = 'true'",
         "orderByKey": columns[0],
         "orderByAsc": False,
         "startTime": "ALL",
