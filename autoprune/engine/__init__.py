@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ._calibrate import batchnorm_layers, recalibrate_batchnorm
 from ._candidate import Candidate, CandidateResult, MeasureConfig, evaluate_candidate, evaluate_deployed, measure_into
-from ._compress import Compressed, CompressionConfig, compress, onnx_accuracy, raw_inputs
+from ._compress import CALIBRATION_SAMPLES, Compressed, CompressionConfig, compress, onnx_accuracy, raw_inputs
 from ._deploy import Preprocessed, traced
 from ._device import DEVICE_PATTERN, autocast, cpu_copy, device_of, device_timer, grad_scaler, resolve_device
 from ._evaluate import INFERENCE_BATCH, Evaluation, evaluate
@@ -34,6 +34,7 @@ from ._share import MAX_CLUSTERS, distinct_weights, kmeans_1d, load_shared, save
 from ._supernet import SubnetChoice, SupernetState, calibrated_accuracy, train_supernet
 
 __all__ = [
+    "CALIBRATION_SAMPLES",
     "DEVICE_PATTERN",
     "IMPORTANCES",
     "INFERENCE_BATCH",

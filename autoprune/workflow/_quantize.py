@@ -6,10 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
-
 from .. import data, engine
 from ..config import LoadedPipeline
 from ..errors import ModelError
@@ -18,8 +14,6 @@ __all__ = ["MIN_AGREEMENT", "Quantized", "quantize_member"]
 
 MIN_AGREEMENT = 0.99
 """The share of the test split on which the int8 model must predict what the fp32 model does."""
-
-CALIBRATION_SAMPLES = 512
 
 
 @dataclass(frozen=True)
@@ -39,14 +33,9 @@ def quantize_member(loaded: LoadedPipeline, onnx_file: Path, target: Path) -> Qu
     """
     config = loaded.config
     splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
-    preprocessing = engine.Preprocessed.for_splits(nn.Identity(), splits)
-
-    def inputs(x: torch.Tensor) -> np.ndarray:  # the raw values the ONNX file takes
-        return preprocessing.raw(x).numpy().astype(np.float32)
-
-    calibration = inputs(splits.train.x[:: max(1, len(splits.train.x) // CALIBRATION_SAMPLES)][:CALIBRATION_SAMPLES])
+    calibration = engine.raw_inputs(splits, splits.train, engine.CALIBRATION_SAMPLES)  # what the ONNX file takes
     engine.quantize_onnx(onnx_file, target, calibration)
-    share = engine.agreement(onnx_file, target, inputs(splits.test.x))
+    share = engine.agreement(onnx_file, target, engine.raw_inputs(splits, splits.test))
     if share < MIN_AGREEMENT:
         target.unlink()
         raise ModelError(
