@@ -125,25 +125,8 @@ def export(
         tracker = Tracker(uri, None, create=False).open()
         found = find_member(tracker, member, config.registered_model if config else None)
         console.print(f"exporting {found.describe()}", highlight=False)
-        if export_format in (INT8, SHARED) and _copied_deployable(tracker, found.run_id, export_format, clusters, out):
-            return
-        if export_format == INT8 and pipeline is None:
-            raise UsageError(f"--format {INT8} needs --pipeline: its training split calibrates, its test split checks")
-        if export_format == SHARED and pipeline is None:
-            raise UsageError(
-                f"--format {SHARED} needs --pipeline: its training split fine-tunes, its test split checks"
-            )
-        if export_format == INT8:
-            assert pipeline is not None
-            with tempfile.TemporaryDirectory(prefix="autoprune-export-") as workdir:
-                (fp32,) = export_run(tracker, found.run_id, "onnx", Path(workdir))
-                _quantized(pipeline, overrides, fp32, out / "model.int8.onnx")
-            return
-        if export_format == SHARED:
-            assert pipeline is not None
-            with tempfile.TemporaryDirectory(prefix="autoprune-export-") as workdir:
-                plan, _ = export_run(tracker, found.run_id, "state-dict", Path(workdir))
-                _shared(pipeline, overrides, plan.parent, out, clusters or 16)
+        if export_format in (INT8, SHARED):
+            _export_compressed(tracker, found.run_id, export_format, clusters, pipeline, overrides, out)
             return
         for path in export_run(tracker, found.run_id, export_format, out):
             console.print(f"wrote {path}")
@@ -151,6 +134,33 @@ def export(
 
 INT8 = "onnx-int8"
 SHARED = "shared"
+
+
+def _export_compressed(
+    tracker: Tracker,
+    run_id: str,
+    export_format: str,
+    clusters: int | None,
+    pipeline: Path | None,
+    overrides: Sequence[str],
+    out: Path,
+) -> None:
+    """The member's int8 or shared-weights file: the search's own when it made one, else made now on
+    the pipeline's data."""
+    from ..tracking import export_run
+
+    if _copied_deployable(tracker, run_id, export_format, clusters, out):
+        return
+    if pipeline is None:
+        uses = "calibrates" if export_format == INT8 else "fine-tunes"
+        raise UsageError(f"--format {export_format} needs --pipeline: its training split {uses}, its test split checks")
+    with tempfile.TemporaryDirectory(prefix="autoprune-export-") as workdir:
+        if export_format == INT8:
+            (fp32,) = export_run(tracker, run_id, "onnx", Path(workdir))
+            _quantized(pipeline, overrides, fp32, out / "model.int8.onnx")
+        else:
+            plan, _ = export_run(tracker, run_id, "state-dict", Path(workdir))
+            _shared(pipeline, overrides, plan.parent, out, clusters or 16)
 
 
 def _copied_deployable(tracker: Tracker, run_id: str, export_format: str, clusters: int | None, out: Path) -> bool:

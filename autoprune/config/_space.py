@@ -208,10 +208,14 @@ class FinetuneSpace(Strict):
     @field_validator("optimizer")
     @classmethod
     def _known_optimizer(cls, param: Param) -> Param:
-        options = [param.value] if param.value is not None else param.choices or []
-        if param.low is not None or any(option not in OPTIMIZERS for option in options):
-            raise ValueError(f"must be sgd or adamw (or a list of them), but got {_show(param)}")
-        return param
+        return _one_of(param, OPTIMIZERS, "sgd or adamw")
+
+
+def _one_of(param: Param, allowed: tuple[str, ...], said: str) -> Param:
+    """``param`` when it is one of ``allowed`` or a list of them (never a range)."""
+    if param.low is not None or any(option not in allowed for option in param.extremes()):
+        raise ValueError(f"must be {said} (or a list of them), but got {_show(param)}")
+    return param
 
 
 def _show(param: Param) -> str:
@@ -246,15 +250,12 @@ class CompressionSpace(Strict):
     @field_validator("quantize")
     @classmethod
     def _known_quantization(cls, param: Param) -> Param:
-        options = [param.value] if param.value is not None else param.choices or []
-        if param.low is not None or any(option not in (NONE, "int8") for option in options):
-            raise ValueError(f"must be none or int8 (or a list of them), but got {_show(param)}")
-        return param
+        return _one_of(param, (NONE, "int8"), "none or int8")
 
     @field_validator("weight_clusters")
     @classmethod
     def _cluster_counts(cls, param: Param) -> Param:
-        options = [param.value] if param.value is not None else param.choices or []
+        options = param.extremes()
         whole = [o for o in options if o != NONE and isinstance(o, (int, float)) and float(o).is_integer()]
         if param.low is not None or len(whole) + options.count(NONE) != len(options):
             raise ValueError(f"must be none or whole numbers of shared values (a list of them), but got {_show(param)}")
