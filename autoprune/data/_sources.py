@@ -34,10 +34,11 @@ FASHION_CLASSES = (
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
 
-def load(config: DataConfig, *, seed: int = 0, base_dir: str | Path | None = None) -> Splits:
+def load(config: DataConfig, *, seed: int = 0, base_dir: str | Path | None = None, cache: Path | None = None) -> Splits:
     """Load the dataset ``config`` describes and split it deterministically from ``seed``.
 
-    Relative paths are taken from ``base_dir`` (the pipeline file's directory) when given.
+    Relative paths are taken from ``base_dir`` (the pipeline file's directory) when given. With
+    ``cache`` (an existing folder: the store's cache), the split indices are kept there and reused.
 
     Raises:
         DataError: The data is missing, unreadable or inconsistent; the error names the config key.
@@ -71,6 +72,7 @@ def load(config: DataConfig, *, seed: int = 0, base_dir: str | Path | None = Non
         normalize=config.normalize,
         max_train_samples=config.max_train_samples,
         batch_size=config.batch_size,
+        cache=cache,
     )
     return _with_augment(dataclasses.replace(splits, input_scale=scale), config)
 
@@ -99,11 +101,23 @@ def _resolve(base: Path, path: Path) -> Path:
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    from sklearn.datasets import load_digits
+    """scikit-learn's 8x8 digits (1,797 images, values 0-16), read from the file it ships, as its
+    `load_digits` reads it; importing scikit-learn for them would cost a second."""
+    import importlib.util
 
-    digits = load_digits()
-    x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
-    return x, digits.target.astype(np.int64), [str(c) for c in digits.target_names]
+    spec = importlib.util.find_spec("sklearn")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    files = [Path(folder) / "datasets" / "data" / "digits.csv.gz" for folder in folders]
+    found = next((file for file in files if file.is_file()), None)
+    if found is None:  # an unusual install: let scikit-learn find it
+        from sklearn.datasets import load_digits
+
+        flat, target = load_digits(return_X_y=True)
+    else:
+        table = np.loadtxt(found, delimiter=",")
+        flat, target = table[:, :-1], table[:, -1]
+    x = (flat.reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)
+    return x, target.astype(np.int64), [str(c) for c in range(10)]
 
 
 def _fashion_mnist(path: Path, *, official_test: bool) -> tuple[np.ndarray, np.ndarray, Any]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import DataError
 from ._augment import Augment
+from ._stratify import stratified_indices
 
 __all__ = ["Splits", "TensorSplit", "channels_last", "default_layout", "make_splits", "stratified_indices"]
 
@@ -176,20 +178,6 @@ class Splits:
         )
 
 
-def stratified_indices(
-    labels: np.ndarray, first_size: int, *, seed: int, key: str = "data"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``range(len(labels))`` into a stratified part of ``first_size`` and the rest."""
-    from sklearn.model_selection import train_test_split
-
-    indices = np.arange(len(labels))
-    try:
-        first, rest = train_test_split(indices, train_size=first_size, stratify=labels, random_state=seed)
-    except ValueError as exc:
-        raise DataError(f"cannot make a stratified split of {len(labels)} samples: {exc}", key=key) from exc
-    return np.asarray(first), np.asarray(rest)
-
-
 def _normalise(splits: Splits) -> Splits:
     x = splits.train.x
     dims = [0, *range(2, x.dim())]  # per channel for images, per feature for flat vectors
@@ -231,26 +219,30 @@ def make_splits(
     normalize: bool = True,
     max_train_samples: int | None = None,
     batch_size: int = 128,
+    cache: Path | None = None,
 ) -> Splits:
     """Stratified train/val/test splits of ``x``/``y`` (float images, labels 0..K-1).
 
-    With ``test`` given (a dataset's official test set), only validation is split off ``x``.
+    With ``test`` given (a dataset's official test set), only validation is split off ``x``. With
+    ``cache`` (an existing folder), the split indices are kept there and reused (`stratified_indices`).
     """
     if len(x) != len(y):
         raise DataError(f"{source}: {len(x)} inputs but {len(y)} labels; they must be the same length")
     count = len(y)
     if test is None:
         held_out = round(count * test_fraction)
-        rest, test_index = stratified_indices(y, count - held_out, seed=seed)
+        rest, test_index = stratified_indices(y, count - held_out, seed=seed, cache=cache)
         test_split = _as_split(x, y, test_index)
     else:
         rest = np.arange(count)
         test_split = _as_split(test[0], test[1], np.arange(len(test[1])))
     val_size = round(count * val_fraction)
-    train_local, val_local = stratified_indices(y[rest], len(rest) - val_size, seed=seed + 1)
+    train_local, val_local = stratified_indices(y[rest], len(rest) - val_size, seed=seed + 1, cache=cache)
     train_index, val_index = rest[train_local], rest[val_local]
     if max_train_samples is not None and max_train_samples < len(train_index):
-        keep, _ = stratified_indices(y[train_index], max_train_samples, seed=seed + 2, key="data.max_train_samples")
+        keep, _ = stratified_indices(
+            y[train_index], max_train_samples, seed=seed + 2, key="data.max_train_samples", cache=cache
+        )
         train_index = train_index[keep]
     splits = Splits(
         train=_as_split(x, y, np.sort(train_index)),

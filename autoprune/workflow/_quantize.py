@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import data, engine
 from ..config import LoadedPipeline
 from ..errors import ModelError
+from ._locations import cache_dir
 
 __all__ = ["MIN_AGREEMENT", "Quantized", "quantize_member"]
 
@@ -32,7 +33,7 @@ def quantize_member(loaded: LoadedPipeline, onnx_file: Path, target: Path) -> Qu
             `MIN_AGREEMENT` of the test split (the file is then removed).
     """
     config = loaded.config
-    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
+    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir, cache=cache_dir(config))
     calibration = engine.raw_inputs(splits, splits.train, engine.CALIBRATION_SAMPLES)  # what the ONNX file takes
     engine.quantize_onnx(onnx_file, target, calibration)
     share = engine.agreement(onnx_file, target, engine.raw_inputs(splits, splits.test))

@@ -68,7 +68,7 @@ def _check(loaded: LoadedPipeline, observer: Observer) -> _Checked:
     config = loaded.config
     device = pipeline_device(config)  # a device this machine lacks is bad input: said before anything loads
     observer.phase("loading data")
-    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
+    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir, cache=cache_dir(config))
     observer.phase(f"{splits.summary()}; building the model")
     model = build_dense(config, splits, base_dir=loaded.base_dir)
     splits, refused = fit_layout(model, config, splits)

@@ -15,6 +15,7 @@ from .._vocab import DEPLOYABLE_FILES
 from ..config import LoadedPipeline
 from ..errors import ModelError
 from ._dense import build_dense
+from ._locations import cache_dir
 
 __all__ = ["SHARED_FILE", "Shared", "share_member"]
 
@@ -43,7 +44,7 @@ def share_member(loaded: LoadedPipeline, member: Path, target: Path, *, clusters
         ModelError: The member does not fit the pipeline's model, or ``clusters`` is out of range.
     """
     config = loaded.config
-    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
+    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir, cache=cache_dir(config))
     model = engine.load_pruned(member, lambda: build_dense(config, splits, base_dir=loaded.base_dir))
     reference = copy.deepcopy(model).eval()
     try:

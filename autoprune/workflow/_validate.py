@@ -19,7 +19,7 @@ from ..search import SearchSpace
 from ._dense import build_dense, checkpoint_path, dense_cache_file, dense_cache_key
 from ._layout import fit_layout
 from ._locations import cache_dir, check_stores, storage_url
-from ._onnx_check import onnx_difference
+from ._checks_cache import dense_macs, onnx_difference
 from ._placement import pipeline_device
 from ._space import build_space
 from ._strategies import make_strategy, oneshot_members, search_space
@@ -194,7 +194,7 @@ def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
     """
     config = loaded.config
     device = pipeline_device(config)  # the checks below run on the CPU: the same answers anywhere
-    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
+    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir, cache=cache_dir(config))
     model = build_dense(config, splits, base_dir=loaded.base_dir)
     splits, refused = fit_layout(model, config, splits)
     checkpoint = checkpoint_path(config, loaded.base_dir)
@@ -232,7 +232,7 @@ def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
     return ValidationReport(
         data_summary=splits.summary(),
         params=engine.count_params(model),
-        macs=engine.count_macs(model, splits.input_shape),
+        macs=dense_macs(model, config, splits.input_shape),
         groups=graph.groups,
         unprunable=graph.unprunable(),
         searched={name: repr(dist) for name, dist in space.distributions.items()},

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from autoprune import config, data
+from autoprune.data import _sources
 from autoprune.errors import ConfigError, DataError
 
 
@@ -25,6 +26,38 @@ def test_digits_splits_are_stratified_disjoint_and_deterministic() -> None:
     counts = torch.bincount(first.test.y, minlength=10)
     assert int(counts.max() - counts.min()) <= 2  # stratified: classes hold 174 to 183 images
     assert abs(float(first.train.x.mean())) < 1e-4 and abs(float(first.train.x.std()) - 1) < 1e-2
+
+
+def test_digits_are_scikit_learns_own() -> None:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x, y, names = _sources._digits()
+    assert np.array_equal(x[:, 0], (digits.images / 16.0).astype(np.float32))
+    assert np.array_equal(y, digits.target) and names == [str(c) for c in digits.target_names]
+
+
+def test_splits_kept_in_a_cache_folder_are_the_same_and_skip_scikit_learn(tmp_path, monkeypatch) -> None:
+    from sklearn import model_selection
+
+    fresh = data.load(config.DigitsData(), seed=5)
+    kept = data.load(config.DigitsData(), seed=5, cache=tmp_path)
+    assert len(list(tmp_path.glob("split-*.npz"))) == 2  # test off the whole, then val off the rest
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("split again")
+
+    monkeypatch.setattr(model_selection, "train_test_split", refuse)
+    again = data.load(config.DigitsData(), seed=5, cache=tmp_path)
+    for split in ("train", "val", "test"):
+        assert torch.equal(getattr(fresh, split).x, getattr(kept, split).x)
+        assert torch.equal(getattr(fresh, split).y, getattr(again, split).y)
+    with pytest.raises(AssertionError, match="split again"):  # another seed: split anew
+        data.load(config.DigitsData(), seed=6, cache=tmp_path)
+    for file in tmp_path.glob("split-*.npz"):
+        file.write_bytes(b"damaged")
+    with pytest.raises(AssertionError, match="split again"):  # damaged: split anew
+        data.load(config.DigitsData(), seed=5, cache=tmp_path)
 
 
 def test_splits_partition_the_samples() -> None:

@@ -1,5 +1,7 @@
-"""``validate``'s ONNX check: the smallest model of the space exported and run in onnxruntime, its
-answer kept for the same model, exporter and runtime (the export takes seconds; its answer does not change)."""
+"""``validate``'s answers that take seconds and do not change, kept in the store's cache folder: the
+ONNX check (the smallest model of the space exported and run in onnxruntime), per model, exporter and
+runtime, and the dense model's MACs, per layers and input shape (torch's flop counter imports its
+compiler on first use, about a second)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
@@ -18,9 +21,9 @@ from ..errors import ModelError
 from ._dense import code_fingerprint
 from ._locations import cache_dir
 
-__all__ = ["ONNX_CHECKS", "onnx_difference"]
+__all__ = ["CHECKS", "dense_macs", "onnx_difference"]
 
-ONNX_CHECKS = "onnx-checks.json"  # in the store's cache folder
+CHECKS = "validate-checks.json"  # in the store's cache folder
 
 
 def _onnx_key(model: nn.Module, input_shape: tuple[int, ...]) -> str:
@@ -39,17 +42,32 @@ def _onnx_key(model: nn.Module, input_shape: tuple[int, ...]) -> str:
 
 def onnx_difference(model: nn.Module, config: PipelineConfig, splits: data.Splits) -> float:
     """The smallest model's ONNX export checked in onnxruntime, or the answer an earlier validate
-    found for the same model, exporter and runtime: the check takes seconds and its answer does not
-    change. Answers are kept in the store's cache folder when it exists (validate creates no folder)."""
-    checks = cache_dir(config) / ONNX_CHECKS
-    key = _onnx_key(model, splits.input_shape)
+    found for the same model, exporter and runtime."""
+    key = "onnx:" + _onnx_key(model, splits.input_shape)
+    return _remembered(config, key, lambda: _export_check(model, config, splits))
+
+
+def dense_macs(model: nn.Module, config: PipelineConfig, input_shape: tuple[int, ...]) -> int:
+    """``engine.count_macs``, or the answer an earlier validate found for the same layers and input."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(repr(model).encode())
+    digest.update(json.dumps([list(input_shape), code_fingerprint(model), version("torch")]).encode())
+    key = "macs:" + digest.hexdigest()[:24]
+    return int(_remembered(config, key, lambda: engine.count_macs(model, input_shape)))
+
+
+def _remembered(config: PipelineConfig, key: str, compute: Callable[[], float]) -> float:
+    """The answer kept under ``key``, else ``compute()``, kept when the store's cache folder exists
+    (validate creates no folder)."""
+    checks = cache_dir(config) / CHECKS
     known = _read_checks(checks)
     if key in known:
         return known[key]
-    difference = _export_check(model, config, splits)
+    answer = compute()
     if checks.parent.is_dir():
-        _write_checks(checks, {**known, key: difference})
-    return difference
+        _write_checks(checks, {**known, key: answer})
+    return answer
 
 
 def _read_checks(path: Path) -> dict[str, float]:
