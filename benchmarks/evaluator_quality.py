@@ -50,18 +50,26 @@ from autoprune import config as cfg
 from autoprune import data, engine, search
 from autoprune.config import load_pipeline
 from autoprune.search._supernet import calibration_batches, prepare_supernet
+from autoprune.workflow import cache_dir
 from autoprune.workflow._dense import build_dense, prepare_dense
 from autoprune.workflow._layout import fit_layout
 
 ROOT = Path(__file__).resolve().parent.parent
+CACHE_HELP = (
+    "where the trained dense model is found or kept (default: the cache folder beside the pipeline's tracking "
+    "store, where `autoprune run` keeps it; it follows --set tracking.uri)"
+)
 PROXY = {"epochs": 1, "train_fraction": 0.2, "lr": 0.02}
 
 
-def load(path: Path, overrides: list[str], cache: Path) -> tuple[Any, data.Splits, torch.nn.Module]:
-    """The pipeline's splits (in the layout its model runs fastest in) and trained dense model."""
+def load(path: Path, overrides: list[str], cache: Path | None = None) -> tuple[Any, data.Splits, torch.nn.Module]:
+    """The pipeline's splits (in the layout its model runs fastest in) and trained dense model, found
+    in (or trained into) ``cache``; by default the cache beside the pipeline's tracking store, where
+    `autoprune run` keeps it (`--set tracking.uri=...` points there too)."""
     loaded = load_pipeline(path, overrides)
     config = loaded.config
-    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
+    cache = cache or cache_dir(config)
+    splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir, cache=cache)
     model = build_dense(config, splits, base_dir=loaded.base_dir)
     splits, _ = fit_layout(model, config, splits)
     dense = prepare_dense(
@@ -282,7 +290,7 @@ def main() -> None:
     parser.add_argument("--supernet-epochs", type=int, default=4)
     parser.add_argument("--supernet-lr", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache", type=Path, default=ROOT / "mlflow" / "cache")
+    parser.add_argument("--cache", type=Path, help=CACHE_HELP)
     parser.add_argument(
         "--out", type=Path, default=None, help="JSON lines of every plan (default: benchmarks/results/)"
     )

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from evaluator_quality import ROOT, load  # this folder is on sys.path
+from evaluator_quality import CACHE_HELP, ROOT, load  # this folder is on sys.path
 
 from autoprune import engine, workflow
 from autoprune.tracking import Tracker, export_run
@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "quickstart_digits.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--repeats", type=int, default=100, help="timed calls per file at batch 1 (a fifth at 64)")
-    parser.add_argument("--cache", type=Path, default=ROOT / "mlflow" / "cache")
+    parser.add_argument("--cache", type=Path, help=CACHE_HELP)
     args = parser.parse_args()
     loaded = workflow.load(args.pipeline, args.overrides)
     config, splits, dense = load(args.pipeline, args.overrides, args.cache)

@@ -25,18 +25,15 @@ from ._model import (
     VGGModel,
 )
 from ._pipeline import (
-    AshaSettings,
     ChampionConfig,
     Constraints,
     FinalizeConfig,
-    OneShotConfig,
     PipelineConfig,
-    RaySettings,
     ScheduleConfig,
     ScheduleResources,
-    SearchConfig,
     TrackingConfig,
 )
+from ._search import AshaSettings, OneShotConfig, RaySettings, SearchConfig
 from ._space import CompressionSpace, FinetuneSpace, Param, PruningSpace, RatioOverride, RatioRange, SpaceConfig
 
 __all__ = [
