@@ -161,7 +161,9 @@ class OneShotStrategy(SearchStrategy):
     def _sampler(self, done: int) -> BaseSampler:
         """The pipeline's sampler, seeded past the candidates already scored (a resumed run goes on)."""
         size = self.settings.population_size
-        return make_sampler(self.sampler, seed=self.seed + done, trials=self.settings.candidates, population_size=size)
+        return make_sampler(
+            self.sampler, seed=self.seed + done, trials=self.settings.candidates, population_size=size, one_writer=True
+        )
 
     def _score(
         self,
@@ -174,14 +176,16 @@ class OneShotStrategy(SearchStrategy):
         total, start = self.settings.candidates, time.monotonic()
         failures = sum(r.state == TrialState.FAILED for r in candidates.records())
         distributions = evaluator.space.distributions
-        while (done := candidates.done()) < total:
+        done = candidates.done()  # then counted here: one writer, and a query per candidate costs O(n)
+        while done < total:
             if budget.timeout_s is not None and time.monotonic() - start >= budget.timeout_s:
                 return SearchOutcome(f"the time budget of {budget.timeout_s:g} s ran out after {done} candidates")
             if budget.max_failed_trials is not None and failures >= budget.max_failed_trials:
                 return SearchOutcome(f"{failures} candidates failed (search.max_failed_trials)", failed_out=True)
             record = candidates.score_one(distributions, scorer)
             failures += record.state == TrialState.FAILED
-            reporter.candidate_scored(record, done + 1, total)
+            done += 1
+            reporter.candidate_scored(record, done, total)
         seconds, scoring = time.monotonic() - start, scorer.seconds["score"]
         self.seconds.update(candidates=seconds, scoring=scoring)
         if scoring > 0:

@@ -45,12 +45,19 @@ _STATES = {
 }
 
 
-def make_sampler(name: str, *, seed: int, trials: int, population_size: int | None = None) -> BaseSampler:
-    """The sampler for ``name`` (tpe, nsga2, random, qmc), seeded."""
+def make_sampler(
+    name: str, *, seed: int, trials: int, population_size: int | None = None, one_writer: bool = False
+) -> BaseSampler:
+    """The sampler for ``name`` (tpe, nsga2, random, qmc), seeded. ``one_writer``: the study is filled by
+    one process, one trial at a time (NSGA-II then counts its generations as they fill, `OneWriterNSGAII`)."""
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=min(10, max(2, trials // 3)))
     if name == "nsga2":
         size = population_size or min(50, max(4, trials // 4))
+        if one_writer:
+            from ._nsga import OneWriterNSGAII
+
+            return OneWriterNSGAII(seed=seed, population_size=size)
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=size)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)

@@ -16,10 +16,10 @@ from .._vocab import duration
 from ..config import LoadedPipeline, PipelineConfig
 from ..errors import ModelError
 from ..search import SearchSpace
+from ._checks_cache import dense_macs, onnx_difference
 from ._dense import build_dense, checkpoint_path, dense_cache_file, dense_cache_key
 from ._layout import fit_layout
 from ._locations import cache_dir, check_stores, storage_url
-from ._checks_cache import dense_macs, onnx_difference
 from ._placement import pipeline_device
 from ._space import build_space
 from ._strategies import make_strategy, oneshot_members, search_space
