@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .._vocab import TrialState
+from ._console import print_whole
 
 if TYPE_CHECKING:  # torch comes with them: not on `autoprune --help`
     from ..search import DenseReference, FinalizedMember
@@ -76,7 +77,7 @@ def print_result(
             "trials, and the last one to finish concludes the search."
         )
         return
-    console.print(front_table(front_title(result), result.members, result.dense))
+    print_whole(console, front_table(front_title(result), result.members, result.dense))
     _print_notes(console, result, pipeline)
     console.print(f"hypervolume {result.hypervolume:.4f} · study {result.study} in {result.storage}")
     console.print(f"Pareto front:     {result.front_url}", soft_wrap=True)

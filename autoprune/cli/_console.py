@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.logging import RichHandler
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "VERBOSE",
     "console",
     "err_console",
+    "print_whole",
     "setup_logging",
     "with_backend",
 ]
@@ -37,6 +38,23 @@ def _console(*, stderr: bool = False) -> Console:
 
 console = _console()
 err_console = _console(stderr=True)
+
+
+def print_whole(console: Console, table: RenderableType) -> None:
+    """Print a table with every column readable: into a file or pipe it takes the width it needs when
+    that is wider than `PIPE_WIDTH` (rich would shorten its headers: a compressed front has 12 columns);
+    a terminal's width stays the terminal's."""
+    if console.is_terminal or "COLUMNS" in os.environ:
+        console.print(table)
+        return
+    needed = console.measure(table, options=console.options.update_width(10_000)).maximum
+    width = console.width
+    console.width = max(width, needed)  # print's own width argument cannot exceed the console's
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
 
 PIPELINE = typer.Argument(..., help="Pipeline YAML file.")
 SET = typer.Option([], "--set", "-s", metavar="KEY.PATH=VALUE", help="Override a value of the pipeline (repeatable).")

@@ -14,7 +14,7 @@ import typer
 
 from ..errors import UsageError
 from ._app import app
-from ._console import DEFAULT_TRACKING_URI, SET, console, setup_logging
+from ._console import DEFAULT_TRACKING_URI, SET, console, print_whole, setup_logging
 
 if TYPE_CHECKING:
     from ..config import PipelineConfig
@@ -70,7 +70,7 @@ def pareto(
     title = f"{view.parent_name} ({view.status.lower()}): front of {on_front} among {view.trials} trials"
     title += front_notes(on_front, len(view.members), view.copies)
     if view.dense is not None:
-        console.print(front_table(title, view.members, view.dense))
+        print_whole(console, front_table(title, view.members, view.dense))
     else:
         console.print(f"{title}: the search has not logged its dense reference yet")
     console.print(f"Pareto front:     {tracker.front_url}", soft_wrap=True)

@@ -99,9 +99,14 @@ def _oneshot_note(config: PipelineConfig, model: nn.Module, space: SearchSpace, 
     return (
         f"oneshot: the supernet's {settings.supernet_epochs} epochs take about {duration(supernet_s)}, its "
         f"{settings.candidates} candidates about {duration(scored)} (at most; repeats score once); the front's "
-        f"{oneshot_members(config)} best are then fine-tuned for finalize.epochs each; searched fine-tune settings "
-        f"take one value (lr {space.fixed['lr']:g}, {space.fixed['epochs']} epochs)"
+        f"{oneshot_members(config)} best are then fine-tuned {_epochs(config.finalize.epochs)} each "
+        f"(finalize.epochs); the space's fine-tune settings take one value each (lr {space.fixed['lr']:g}, "
+        f"{_epochs(space.fixed['epochs'])})"
     )
+
+
+def _epochs(count: int) -> str:
+    return f"{count} epoch" if count == 1 else f"{count} epochs"
 
 
 def _table_note(config: PipelineConfig, model: nn.Module, splits: data.Splits) -> str:

@@ -89,3 +89,14 @@ def test_the_front_table_shows_each_members_figures_against_the_dense_models(cap
     row = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("7 "))
     assert row.split()[:9] == ["7", "3", "champion,smallest", "0.8800", "250", "(25%)", "300", "(30%)", "0.250"]
     assert "4.00x" in row and member.run_id[:12] in row
+
+
+def test_a_compressed_front_keeps_every_column_name_when_written_to_a_file(capsys, monkeypatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    members = [
+        _member(n, version=n, aliases=("champion", "most-accurate", "smallest"), compression="16 shared values + int8")
+        for n in (3, 5)
+    ]
+    print_result(console, _result([3, 5], members, {}), Path("p.yaml"), [])
+    header = next(line for line in capsys.readouterr().out.splitlines() if "trial" in line and "aliases" in line)
+    assert "…" not in header and "stored as" in header and "version" in header
