@@ -96,10 +96,11 @@ def _oneshot_note(config: PipelineConfig, model: nn.Module, space: SearchSpace, 
     engine.evaluate(subnet, val)
     candidate_s = (time.perf_counter() - start) * (1 + settings.calibration_batches / max(1, len(calibration)) / 4)
     scored = settings.candidates * candidate_s
+    finalize_epochs = config.finalize.epochs if config.finalize.epochs is not None else space.fixed["epochs"]
     return (
         f"oneshot: the supernet's {settings.supernet_epochs} epochs take about {duration(supernet_s)}, its "
         f"{settings.candidates} candidates about {duration(scored)} (at most; repeats score once); the front's "
-        f"{oneshot_members(config)} best are then fine-tuned {_epochs(config.finalize.epochs)} each "
+        f"{oneshot_members(config)} best are then fine-tuned {_epochs(finalize_epochs)} each "
         f"(finalize.epochs); the space's fine-tune settings take one value each (lr {space.fixed['lr']:g}, "
         f"{_epochs(space.fixed['epochs'])})"
     )
