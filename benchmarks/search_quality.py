@@ -62,6 +62,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -221,13 +222,22 @@ def split_budget(budget: float, points: int) -> list[int]:
     return [base + (1 if index >= points - spare else 0) for index in range(points)]
 
 
+BASELINES = {"uniform": ("uniform L1", uniform_l1), "global": ("Torch-Pruning global", tp_global)}
+
+
 def run_baselines(
-    dense: Any, splits: data.Splits, ratios: list[float], epochs: list[int], latency: engine.LatencyConfig
+    dense: Any,
+    splits: data.Splits,
+    ratios: list[float],
+    epochs: list[int],
+    latency: engine.LatencyConfig,
+    which: Sequence[str] = tuple(BASELINES),
 ) -> tuple[dict[str, list[dict[str, float]]], dict[str, float]]:
-    """Both baselines over the sweep (ratio i fine-tuned ``epochs[i]`` epochs); rows and seconds per method."""
+    """The baselines ``which`` names over the sweep (ratio i fine-tuned ``epochs[i]`` epochs); rows and
+    seconds per method."""
     methods: dict[str, list[dict[str, float]]] = {}
     seconds = {}
-    for name, method in (("uniform L1", uniform_l1), ("Torch-Pruning global", tp_global)):
+    for name, method in (BASELINES[key] for key in which):
         clock = time.perf_counter()
         methods[name] = []
         for ratio, count in zip(ratios, epochs):
@@ -274,7 +284,7 @@ def report_fronts(
         ("ref (1, 1)", hv),
         (f"ref ({near[0]:.4f}, 1), models within {100 * NEAR_DENSE:.0f} points of dense", hv_near),
     ):
-        better = max(volumes["uniform L1"], volumes["Torch-Pruning global"])
+        better = max(volume for name, volume in volumes.items() if name != "autoprune")
         if better:
             print(
                 f"autoprune / better baseline hypervolume, {label}: {volumes['autoprune'] / better:.3f} (goal >= 1.10)"
@@ -282,7 +292,7 @@ def report_fronts(
     best_possible = max(r["test_accuracy"] for rows in methods.values() for r in rows)
     print(
         f"  (with ref (1, 1) no front can exceed about the best test accuracy seen, {best_possible:.4f}: "
-        f"{best_possible / max(hv['uniform L1'], hv['Torch-Pruning global']):.3f}x the better baseline at most)"
+        f"{best_possible / max(v for name, v in hv.items() if name != 'autoprune'):.3f}x the better baseline at most)"
     )
 
 
@@ -363,6 +373,17 @@ def main() -> None:
         help="what the baselines get as much of as autoprune spent: fine-tune epochs, or wall seconds "
         "(supernet, search and finalize; the sweep's epochs then follow from each point's training speed)",
     )
+    parser.add_argument(
+        "--sweep-factor",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="the baselines get K times autoprune's budget (2: a front of autoprune's at or above the sweep's "
+        "reached it in half the sweep's time)",
+    )
+    parser.add_argument(
+        "--baselines", nargs="+", choices=sorted(BASELINES), default=list(BASELINES), help="which sweeps to run"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     overrides = (["search.trials=8", "finalize.epochs=2"] if args.quick else []) + args.overrides
@@ -399,10 +420,10 @@ def main() -> None:
     ]
     spent = sum(result.seconds.get(phase, 0.0) for phase in ("supernet", "search", "finalize"))
     if args.budget == "seconds":
-        epochs = epochs_for_seconds(dense.model, splits, ratios, spent)
+        epochs = epochs_for_seconds(dense.model, splits, ratios, args.sweep_factor * spent)
     else:
-        epochs = split_budget(budget, len(ratios))
-    baselines, seconds = run_baselines(dense, splits, ratios, epochs, latency)
+        epochs = split_budget(args.sweep_factor * budget, len(ratios))
+    baselines, seconds = run_baselines(dense, splits, ratios, epochs, latency, args.baselines)
 
     pipeline_arg = args.pipeline.relative_to(ROOT) if args.pipeline.is_absolute() else args.pipeline
     print(
@@ -413,7 +434,7 @@ def main() -> None:
     print(
         f"budget ({args.budget}): autoprune {budget:.1f} full-split epochs, {spent:.0f} s of supernet, search and "
         f"finalize ({len(result.records)} trials, {len(ours)} finalized); each baseline {sum(epochs)} epochs "
-        f"({len(ratios)} ratios x {'/'.join(map(str, epochs))})"
+        f"({len(ratios)} ratios x {'/'.join(map(str, epochs))}), {args.sweep_factor:g}x autoprune's budget"
     )
     methods = {"autoprune": ours, **baselines}
     report_fronts(methods, {"autoprune": autoprune_seconds, **seconds}, reference, args.cost)

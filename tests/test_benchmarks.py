@@ -8,7 +8,7 @@ import importlib
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
@@ -98,3 +98,19 @@ def test_the_gpu_check_runs_its_engine_part_on_the_cpu(monkeypatch: pytest.Monke
     for row in results["engine"]:
         assert row["params"][1] < row["params"][0]  # pruned by half on the device
         assert row["finetune_samples_per_s"]["bf16"] > 0 and row["latency_ms"]["1"]["pruned"] > 0
+
+
+def test_fronts_are_judged_against_the_baselines_that_ran(search_quality: ModuleType, capsys) -> None:
+    reference = SimpleNamespace(test_accuracy=0.9, params=1000, macs=1000)
+
+    def rows(accuracy: float) -> list[dict[str, float]]:
+        return [{"test_accuracy": accuracy, "params": 100, "macs": 100, "latency_ratio": 0.5}]
+
+    methods = {"autoprune": rows(0.88), "uniform L1": rows(0.86)}
+    search_quality.report_fronts(methods, {"autoprune": 1.0, "uniform L1": 2.0}, reference, "params")
+    out = capsys.readouterr().out
+    assert "| uniform L1 |" in out and "Torch-Pruning" not in out
+    ratio = next(
+        line for line in out.splitlines() if line.startswith("autoprune / better baseline hypervolume, ref (1")
+    )
+    assert float(ratio.split(": ")[1].split()[0]) == pytest.approx((0.88 * 0.9) / (0.86 * 0.9), abs=1e-3)
