@@ -40,6 +40,12 @@ equal share, turned into epochs by its measured training speed) instead of its f
     python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_cnn.yaml \
         --set search.strategy=oneshot --cost params --budget seconds
 
+Does autoprune reach the uniform sweep's front in half the sweep's time? Give the sweep twice
+autoprune's seconds (``--sweep-factor 2``): a hypervolume ratio >= 1 then says yes::
+
+    python benchmarks/search_quality.py --pipeline pipelines/fashion_mnist_vgg.yaml --cost params --budget seconds \
+        --sweep-factor 2 --baselines uniform
+
 BENCHMARKS.md's 2026-12-01 runs add ``--set search.space=../search_spaces/spread_fixed_recipe.yaml``
 (near-uniform ratios, fixed recipe), and for a stronger dense CNN ``--set model.train.epochs=40 --set
 data.augment.hflip=true`` (~60 min with its dense training). The 2026-12-02 ResNet-20 run (~100 s per
