@@ -1,8 +1,10 @@
 """A time limit for code that may never return (a user's factory, Torch-Pruning's grouping).
 
 A timer signal interrupts the block wherever it is; the caller learns where it was stopped and turns
-that into its own one-line error. Signals reach the main thread only: elsewhere the block runs
-unbounded (a worker thread's caller bounds it in its own way).
+that into its own one-line error. Python ignores an exception raised where it cannot propagate (a
+weakref callback, ``__del__``), so the stop repeats every `REPEAT_S` until the block has left. Signals
+reach the main thread only: elsewhere the block runs unbounded (a worker thread's caller bounds it in
+its own way).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 
 __all__ = ["Expired", "deadline", "innermost"]
+
+REPEAT_S = 0.25
+_LEAVING = frozenset({__file__, contextlib.__file__})  # the deadline's own exit: no stop there
 
 
 class Expired(Exception):
@@ -36,22 +41,23 @@ def deadline(seconds: float) -> Iterator[None]:
         return
 
     def expire(signum: int, frame: FrameType | None) -> None:
-        raise Expired(seconds, frame)
+        if frame is None or frame.f_code.co_filename not in _LEAVING:
+            raise Expired(seconds, frame)
 
-    outer, _ = signal.getitimer(signal.ITIMER_REAL)  # an enclosing deadline's time left
+    outer, outer_repeat = signal.getitimer(signal.ITIMER_REAL)  # an enclosing deadline's time left
     if outer and outer <= seconds:  # it ends first: it governs
         yield
         return
     started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, REPEAT_S)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         if outer:
-            signal.setitimer(signal.ITIMER_REAL, max(1e-3, outer - (time.monotonic() - started)))
+            signal.setitimer(signal.ITIMER_REAL, max(1e-3, outer - (time.monotonic() - started)), outer_repeat)
 
 
 def innermost(frame: FrameType | None, outside: Callable[[str], bool]) -> tuple[str, str] | None:

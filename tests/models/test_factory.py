@@ -136,3 +136,20 @@ def test_a_deadline_inside_another_leaves_the_outer_one_running() -> None:
         time.sleep(2)
     assert outer.value.seconds == 0.6
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_a_stop_lost_where_python_ignores_exceptions_comes_again() -> None:
+    """Python drops an exception raised in a weakref callback or ``__del__``: the stop repeats."""
+    import contextlib
+    import signal
+    import time
+
+    from autoprune._deadline import Expired, deadline
+
+    with pytest.raises(Expired), deadline(0.1):
+        with contextlib.suppress(Expired):  # lost, as in a weakref callback
+            time.sleep(5)
+        for _ in range(100):  # 5 s: without a second stop the block runs to the end
+            time.sleep(0.05)
+        pytest.fail("the block ran to its end")
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
