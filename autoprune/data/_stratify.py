@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 
+from .._files import write_atomically
 from ..errors import DataError
 
 __all__ = ["stratified_indices"]
@@ -68,6 +68,4 @@ def _write(path: Path | None, answer: tuple[np.ndarray, np.ndarray]) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, first=answer[0], rest=answer[1])
     with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        partial.write_bytes(buffer.getvalue())
-        os.replace(partial, path)
+        write_atomically(path, lambda partial: partial.write_bytes(buffer.getvalue()))

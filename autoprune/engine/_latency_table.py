@@ -18,13 +18,13 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .._files import write_atomically
 from ..config import LatencyConfig
 from ._device import device_of, device_timer
 from ._measure import interleave, measure_latency, torch_threads
@@ -135,11 +135,8 @@ class LatencyTable:
         """Write the table's entries to its file (atomically; a table in memory does nothing)."""
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         record = {"runtime": self.config.runtime, "batch_size": self.config.batch_size, "entries": self.entries}
-        with tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp") as handle:
-            json.dump(record, handle, indent=0, sort_keys=True)
-        os.replace(handle.name, self.path)
+        write_atomically(self.path, lambda partial: partial.write_text(json.dumps(record, indent=0, sort_keys=True)))
 
 
 def rank_agreement(predicted: Mapping[str, float], measured: Mapping[str, float]) -> tuple[float, float]:

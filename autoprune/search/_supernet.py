@@ -9,7 +9,6 @@ import copy
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from torch import nn
 
 from .. import __version__
+from .._files import write_atomically
 from ..config import FinetuneConfig, OneShotConfig
 from ..data import Splits
 from ..engine import (
@@ -139,10 +139,7 @@ def _recipe(settings: OneShotConfig, space: SearchSpace, splits: Splits, seed: i
 
 
 def _save(payload: Mapping[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(dict(payload), partial)
-    os.replace(partial, path)  # readers never see half a file
+    write_atomically(path, lambda partial: torch.save(dict(payload), partial))
 
 
 def _load(path: Path) -> dict[str, Any] | None:

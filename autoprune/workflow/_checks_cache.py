@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from .. import data, engine
+from .._files import write_atomically
 from ..config import PipelineConfig
 from ..errors import ModelError
 from ._dense import code_fingerprint
@@ -26,16 +26,16 @@ __all__ = ["CHECKS", "dense_macs", "onnx_difference"]
 CHECKS = "validate-checks.json"  # in the store's cache folder
 
 
-def _onnx_key(model: nn.Module, input_shape: tuple[int, ...]) -> str:
-    """What an ONNX check's answer follows from: the model's layers, weights and code, the input
-    shape, and the versions of the exporter and of onnxruntime."""
+def _model_key(model: nn.Module, input_shape: tuple[int, ...], packages: tuple[str, ...], weights: bool) -> str:
+    """What an answer about ``model`` follows from: its layers (and weights, when they matter), its
+    code, the input shape and the versions of ``packages``."""
     from importlib.metadata import version
 
     digest = hashlib.sha256(repr(model).encode())
-    for name, tensor in model.state_dict().items():
+    for name, tensor in model.state_dict().items() if weights else ():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    versions = [version(name) for name in ("torch", "onnx", "onnxscript", "onnxruntime")]
+    versions = [version(name) for name in packages]
     digest.update(json.dumps([list(input_shape), code_fingerprint(model), versions]).encode())
     return digest.hexdigest()[:24]
 
@@ -43,17 +43,13 @@ def _onnx_key(model: nn.Module, input_shape: tuple[int, ...]) -> str:
 def onnx_difference(model: nn.Module, config: PipelineConfig, splits: data.Splits) -> float:
     """The smallest model's ONNX export checked in onnxruntime, or the answer an earlier validate
     found for the same model, exporter and runtime."""
-    key = "onnx:" + _onnx_key(model, splits.input_shape)
+    key = "onnx:" + _model_key(model, splits.input_shape, ("torch", "onnx", "onnxscript", "onnxruntime"), weights=True)
     return _remembered(config, key, lambda: _export_check(model, config, splits))
 
 
 def dense_macs(model: nn.Module, config: PipelineConfig, input_shape: tuple[int, ...]) -> int:
     """``engine.count_macs``, or the answer an earlier validate found for the same layers and input."""
-    from importlib.metadata import version
-
-    digest = hashlib.sha256(repr(model).encode())
-    digest.update(json.dumps([list(input_shape), code_fingerprint(model), version("torch")]).encode())
-    key = "macs:" + digest.hexdigest()[:24]
+    key = "macs:" + _model_key(model, input_shape, ("torch",), weights=False)
     return int(_remembered(config, key, lambda: engine.count_macs(model, input_shape)))
 
 
@@ -79,9 +75,7 @@ def _read_checks(path: Path) -> dict[str, float]:
 
 def _write_checks(path: Path, checks: dict[str, float]) -> None:
     with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        partial.write_text(json.dumps(checks, indent=0, sort_keys=True))
-        os.replace(partial, path)
+        write_atomically(path, lambda partial: partial.write_text(json.dumps(checks, indent=0, sort_keys=True)))
 
 
 def _export_check(model: nn.Module, config: PipelineConfig, splits: data.Splits) -> float:

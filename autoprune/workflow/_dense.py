@@ -8,7 +8,6 @@ import hashlib
 import inspect
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from .. import __version__, engine, models
+from .._files import write_atomically
 from .._vocab import duration
 from ..config import PipelineConfig
 from ..data import Splits
@@ -130,10 +130,7 @@ def _train(
 
 
 def _save_atomically(model: nn.Module, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    torch.save(model.state_dict(), partial)
-    os.replace(partial, path)  # readers never see half a file
+    write_atomically(path, lambda partial: torch.save(model.state_dict(), partial))
 
 
 def build_dense(config: PipelineConfig, splits: Splits, *, base_dir: Path) -> nn.Module:
