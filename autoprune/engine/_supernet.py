@@ -63,30 +63,37 @@ def calibrated_accuracy(
     return result.accuracy, result.loss
 
 
-def _sandwich_step(
-    model: nn.Module,
+def _sandwich_update(
     nested: NestedChannels,
     choice: SubnetChoice,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
+    batch: tuple[torch.Tensor, torch.Tensor],
     recipe: FinetuneConfig,
     generator: torch.Generator,
-    scaler: torch.amp.GradScaler,
+    stepping: tuple[torch.optim.Optimizer, torch.amp.GradScaler],
+    where: tuple[int, int],
 ) -> torch.Tensor:
-    """Sum the gradients of the largest subnet (on the labels) and of the smallest and random ones
-    (distilled from the largest); returns the largest one's loss."""
-    device = inputs.device
+    """One optimiser step on the summed gradients of the largest subnet (on the labels) and of the
+    smallest and random ones (distilled from the largest); returns the largest one's loss.
+
+    Raises:
+        TrialDiverged: The loss is NaN or infinite (``where`` is its epoch and step); nothing stepped.
+    """
+    (inputs, targets), (optimizer, scaler), model = batch, stepping, nested.model
+    optimizer.zero_grad(set_to_none=True)
     nested.select(nested.kept(choice.largest))
-    with autocast(device, recipe.precision):
+    with autocast(inputs.device, recipe.precision):
         logits = model(inputs).float()
         loss = nn.functional.cross_entropy(logits, targets, label_smoothing=recipe.label_smoothing)
     scaler.scale(loss).backward()
     teacher = logits.detach()
     for plan in [choice.smallest, *(choice.sample(generator) for _ in range(choice.random))]:
         nested.select(nested.kept(plan))
-        with autocast(device, recipe.precision):
+        with autocast(inputs.device, recipe.precision):
             soft = distillation_loss(model(inputs).float(), teacher, recipe.temperature)
         scaler.scale(soft).backward()
+    check_finite(loss.detach(), recipe, *where)
+    scaler.step(optimizer)
+    scaler.update()
     return loss.detach()
 
 
@@ -120,17 +127,15 @@ def train_supernet(
     steps_per_epoch = len(train.shuffled_batches(recipe.batch_size))
     total_steps = max(1, recipe.epochs * steps_per_epoch)
     for epoch in range(state.epoch + 1, recipe.epochs + 1):
-        start, loss_sum, step = time.perf_counter(), 0.0, (epoch - 1) * steps_per_epoch
+        start, step = time.perf_counter(), (epoch - 1) * steps_per_epoch
         model.train()
         with nested.masking():
+            loss_sum = 0.0
             for index in train.shuffled_batches(recipe.batch_size, generator):
                 cosine_lr(optimizer, recipe.lr, step, total_steps)
                 inputs, targets, _ = train.training_batch(index, splits.augment, generator)
-                optimizer.zero_grad(set_to_none=True)
-                loss = _sandwich_step(model, nested, choice, inputs, targets, recipe, generator, scaler)
-                check_finite(loss, recipe, epoch, step)
-                scaler.step(optimizer)
-                scaler.update()
+                stepping = (optimizer, scaler)
+                loss = _sandwich_update(nested, choice, (inputs, targets), recipe, generator, stepping, (epoch, step))
                 loss_sum += float(loss) * len(index)
                 step += 1
         nested.select(None)

@@ -209,32 +209,12 @@ def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
     model.eval()
     graph = engine.GroupGraph(model, splits.input_shape)
     space = search_space(config, build_space(config, model, graph.groups, splits))
-    sample = splits.val.x[:8]
-    unchanged = copy.deepcopy(model)
-    engine.apply_plan(unchanged, engine.PrunePlan.uniform(graph.groups, 0.0), splits.input_shape)
-    with torch.no_grad():
-        difference = float((unchanged(sample) - model(sample)).abs().max())
-    if difference != 0.0:
-        raise ModelError(f"a zero-ratio prune changed the model's outputs by {difference:.2e}", key="model")
+    difference = _zero_prune_difference(model, graph, splits)
     smallest, smallest_params = _smallest_runs(model, space, splits)
     check_stores(config)
     exported = config.finalize.onnx or config.latency.runtime == "onnxruntime"
     onnx_max_diff = onnx_difference(smallest, config, splits) if exported else None
-    notes = [] if checkpoint is not None else [_dense_note(config, splits, model)]
-    if isinstance(space.fit, engine.FitToLimit):
-        notes.append(_fit_note(space.fit, space))
-    if config.search.strategy == "oneshot":
-        notes.append(_oneshot_note(config, model, space, splits))
-    if config.latency.mode == "table":
-        notes.append(_table_note(config, model, splits))
-    if not config.search.space.compression.off:
-        notes.append(_compression_note(config))
-    if refused is not None:
-        notes.append(
-            f"the model cannot take channels-last images ({refused}), so it runs in the default layout, "
-            "up to 2.6x slower on CPU; .view on a convolution's output is the usual cause (.reshape or .flatten take "
-            "either)"
-        )
+    notes = _notes(config, model, space, splits, dense_known=checkpoint is not None, refused=refused)
     return ValidationReport(
         data_summary=splits.summary(),
         params=engine.count_params(model),
@@ -251,3 +231,43 @@ def validate_loaded(loaded: LoadedPipeline) -> ValidationReport:
         device=_device_text(device, config),
         notes=notes,
     )
+
+
+def _zero_prune_difference(model: nn.Module, graph: engine.GroupGraph, splits: data.Splits) -> float:
+    """0.0: pruning nothing leaves the model's outputs as they were (else a model error)."""
+    sample = splits.val.x[:8]
+    unchanged = copy.deepcopy(model)
+    engine.apply_plan(unchanged, engine.PrunePlan.uniform(graph.groups, 0.0), splits.input_shape)
+    with torch.no_grad():
+        difference = float((unchanged(sample) - model(sample)).abs().max())
+    if difference != 0.0:
+        raise ModelError(f"a zero-ratio prune changed the model's outputs by {difference:.2e}", key="model")
+    return difference
+
+
+def _notes(
+    config: PipelineConfig,
+    model: nn.Module,
+    space: SearchSpace,
+    splits: data.Splits,
+    *,
+    dense_known: bool,
+    refused: str | None,
+) -> list[str]:
+    """What validate tells beside its table: the dense training, the strategies' and tables' costs."""
+    notes = [] if dense_known else [_dense_note(config, splits, model)]
+    if isinstance(space.fit, engine.FitToLimit):
+        notes.append(_fit_note(space.fit, space))
+    if config.search.strategy == "oneshot":
+        notes.append(_oneshot_note(config, model, space, splits))
+    if config.latency.mode == "table":
+        notes.append(_table_note(config, model, splits))
+    if not config.search.space.compression.off:
+        notes.append(_compression_note(config))
+    if refused is not None:
+        notes.append(
+            f"the model cannot take channels-last images ({refused}), so it runs in the default layout, "
+            "up to 2.6x slower on CPU; .view on a convolution's output is the usual cause (.reshape or .flatten take "
+            "either)"
+        )
+    return notes
