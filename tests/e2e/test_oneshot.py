@@ -74,6 +74,7 @@ def test_a_one_shot_search_logs_its_candidates_and_finalizes_the_fronts_best(tmp
     assert sorted(r.info.run_id for r in again) == sorted(r.info.run_id for r in trials)
 
 
+@pytest.mark.slow  # CI runs it with the slow tests: the default suite stays under ten minutes
 def test_a_one_shot_study_does_not_resume_as_a_trials_study(tmp_path: Path, capsys) -> None:
     pipeline = _pipeline(tmp_path, candidates=20, epochs=0)
     assert run_cli("run", str(pipeline)) == 0

@@ -38,6 +38,7 @@ def _champion(client: MlflowClient) -> tuple[int, str]:
     return int(version.version), version.tags["autoprune.parent_run"]
 
 
+@pytest.mark.slow  # CI runs it with the slow tests: the default suite stays under ten minutes
 def test_retrain_promotes_a_better_model_and_keeps_the_champion_otherwise(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
