@@ -97,12 +97,14 @@ class LatencyTable:
         total = 0.0
         for key, module, shape in self.layers(model, input_shape):
             if key not in self.entries:
-                self.entries[key] = self._measure(module, shape)
+                self.entries[key] = self.measure_layer(module, shape)
                 self.measured += 1
             total += self.entries[key]
         return total
 
-    def _measure(self, module: nn.Module, shape: tuple[int, ...]) -> float:
+    def measure_layer(self, module: nn.Module, shape: tuple[int, ...]) -> float:
+        """One layer's latency in milliseconds on inputs of ``shape`` (batch excluded), as an entry is
+        measured (onnxruntime: exported to ONNX first, which takes longer than timing it)."""
         layer = copy.deepcopy(module).eval().to(self.device)  # parameterless layers too
         if self.config.runtime == "onnxruntime":
             return measure_latency({"layer": layer}, shape, self.config, device=self.device)["layer"]
@@ -114,11 +116,19 @@ class LatencyTable:
         return statistics.median(samples["layer"]) * 1e3
 
     def fit(self, models: Sequence[nn.Module], input_shape: Sequence[int]) -> None:
-        """Fit the scale and constant on ``models`` measured whole (interleaved, as latency always is)."""
-        named = {str(index): model for index, model in enumerate(models)}
-        measured = measure_latency(named, input_shape, self.config)
-        sums = [self.layer_sum(model, input_shape) for model in named.values()]
-        actual = [measured[name] for name in named]
+        """Fit the scale and constant on ``models`` measured whole, each beside the first (the dense
+        model) as a trial is measured: the first's latency is the median over the pairs, each other's
+        its ratio to the first in its pair times that (so a slower second of the machine shifts no
+        point, and every model runs in the cache regime of a pair, as the front's check measures it)."""
+        reference, others = models[0], list(models[1:])
+        pairs = [measure_latency({"dense": reference, "model": m}, input_shape, self.config) for m in others]
+        dense_ms = (
+            statistics.median([p["dense"] for p in pairs])
+            if pairs
+            else measure_latency({"dense": reference}, input_shape, self.config)["dense"]
+        )
+        actual = [dense_ms, *(p["model"] / p["dense"] * dense_ms for p in pairs)]
+        sums = [self.layer_sum(model, input_shape) for model in models]
         if len(sums) < 2 or max(sums) - min(sums) < 1e-9:
             self.scale, self.constant = 1.0, statistics.median(a - s for a, s in zip(actual, sums))
             return

@@ -112,20 +112,31 @@ def _epochs(count: int) -> str:
 
 def _table_note(config: PipelineConfig, model: nn.Module, splits: data.Splits) -> str:
     """What ``latency.mode: table`` will measure: an entry per layer configuration, each about as long as
-    the layer's share of a forward pass times the calls of one measurement."""
+    the layer's share of a forward pass times the calls of one measurement (onnxruntime: plus one
+    layer's ONNX export, timed on the first layer)."""
     latency = config.latency
     table = engine.LatencyTable(latency, cache_dir(config) / f"latency-{engine.machine_key(latency)}.json")
     layers = table.layers(model, splits.input_shape)
     quick = latency.replace(warmup=2, repeats=10, mode="measured")
     whole = engine.measure_latency({"dense": model}, splits.input_shape, quick)["dense"]
     per_entry = whole / max(1, len(layers)) * (latency.warmup + latency.repeats) / 1e3
+    exported = ""
+    if latency.runtime == "onnxruntime" and layers:
+        start = time.perf_counter()
+        engine.LatencyTable(quick).measure_layer(layers[0][1], layers[0][2])
+        per_entry += time.perf_counter() - start
+        exported = " (an ONNX export each)"
     known = sum(key in table.entries for key, _, _ in layers)
     return (
         f"latency.mode table: {len(table.entries)} layer latencies kept for this machine and runtime; a model has "
         f"{len(layers)} layers ({known} of the dense model's known), each new configuration measured in about "
-        f"{per_entry * 1e3:.1f} ms: up to {per_entry * len(layers) * 1e3:.0f} ms for a candidate with all-new widths, "
-        "nothing for one seen before"
+        f"{_brief(per_entry)}{exported}: up to {_brief(per_entry * len(layers))} for a candidate with all-new "
+        "widths, nothing for one seen before"
     )
+
+
+def _brief(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else duration(seconds, 1)
 
 
 def _smallest_runs(model: nn.Module, space: SearchSpace, splits: data.Splits) -> tuple[nn.Module, int]:

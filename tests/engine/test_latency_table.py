@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from torch import nn
 
 from autoprune import config, engine, models
 
@@ -69,6 +70,28 @@ def test_the_fit_maps_the_layer_sums_onto_whole_model_latencies() -> None:
     assert table.scale >= 0
     predicted = [table.predict(m, DIGITS_SHAPE) for m in (dense, *pruned)]
     assert all(p > 0 for p in predicted)
+
+
+def test_the_fit_measures_each_model_beside_the_dense_one_and_uses_their_ratios(monkeypatch) -> None:
+    """A slower second of the machine (the dense model at 2, 4 or 3 ms in its pairs) moves no point:
+    each model counts as its ratio to the dense model in its pair, times the dense model's median."""
+    dense, *pruned = (nn.Linear(4, 4) for _ in range(4))
+    ratios = {id(m): r for m, r in zip(pruned, (0.75, 0.5, 0.25))}
+    windows = iter((2.0, 4.0, 3.0))
+    calls = []
+
+    def pair(models: dict, shape, config) -> dict:
+        calls.append(list(models.values()))
+        dense_ms = next(windows)
+        return {"dense": dense_ms, "model": ratios[id(models["model"])] * dense_ms}
+
+    monkeypatch.setattr("autoprune.engine._latency_table.measure_latency", pair)
+    table = engine.LatencyTable(QUICK)
+    sums = {id(dense): 10.0, **{id(m): 10.0 * r for m, r in zip(pruned, (0.75, 0.5, 0.25))}}
+    monkeypatch.setattr(table, "layer_sum", lambda model, shape: sums[id(model)])
+    table.fit([dense, *pruned], (4,))
+    assert calls == [[dense, m] for m in pruned]
+    assert table.scale == pytest.approx(0.3) and table.constant == pytest.approx(0.0, abs=1e-9)
 
 
 def test_rank_agreement_is_spearman_and_the_median_relative_error() -> None:

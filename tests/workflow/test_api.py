@@ -40,3 +40,16 @@ def test_validate_reports_the_strategy_it_will_search_with(tmp_path: Path, monke
     assert report.strategy.startswith("oneshot: a supernet fine-tuned 4 epochs") and "50 candidates" in report.strategy
     assert any(note.startswith("oneshot: the supernet's 4 epochs take about") for note in report.notes)
     assert set(report.searched) == {f"ratio.{group.name}" for group in report.groups}  # plans only
+
+
+@pytest.mark.parametrize(("runtime", "export"), [("torch", False), ("onnxruntime", True)])
+def test_validate_says_what_a_latency_table_will_measure(
+    tmp_path: Path, monkeypatch, runtime: str, export: bool
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text("name: x\nmodel: {arch: cnn, widths: [8, 16]}\n")
+    sets = ["latency.mode=table", f"latency.runtime={runtime}", "finalize.onnx=false"]
+    notes = [n for n in workflow.validate("p.yaml", overrides=sets).notes if n.startswith("latency.mode table:")]
+    assert len(notes) == 1 and "0 layer latencies kept" in notes[0], notes
+    assert ("(an ONNX export each)" in notes[0]) is export  # onnxruntime: each entry is exported first
+    assert not (tmp_path / "mlflow").exists()  # nothing written
