@@ -13,11 +13,14 @@ constant, by least squares on a few models measured whole (the dense model and u
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import os
 import platform
 import statistics
+import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -26,8 +29,8 @@ from torch import nn
 
 from .._files import write_atomically
 from ..config import LatencyConfig
-from ._device import device_of, device_timer
-from ._measure import interleave, measure_latency, torch_threads
+from ._device import cpu_copy, device_of, device_timer
+from ._measure import interleave, measure_latency, onnx_session, torch_threads
 from ._modes import eval_mode
 
 __all__ = ["LatencyTable", "machine_key", "rank_agreement"]
@@ -107,12 +110,31 @@ class LatencyTable:
         measured (onnxruntime: exported to ONNX first, which takes longer than timing it)."""
         layer = copy.deepcopy(module).eval().to(self.device)  # parameterless layers too
         if self.config.runtime == "onnxruntime":
-            return measure_latency({"layer": layer}, shape, self.config, device=self.device)["layer"]
+            return self._measure_onnx(layer, shape)
         device = self.device
         inputs = torch.randn(self.config.batch_size, *shape, generator=torch.Generator().manual_seed(0)).to(device)
         with torch_threads(self.config.threads), torch.inference_mode():
             timer = device_timer(device)
             samples = interleave({"layer": lambda: layer(inputs)}, self.config.warmup, self.config.repeats, timer=timer)
+        return statistics.median(samples["layer"]) * 1e3
+
+    def _measure_onnx(self, layer: nn.Module, shape: tuple[int, ...]) -> float:
+        """One layer in onnxruntime, exported by torch's TorchScript exporter: a few milliseconds for one
+        layer where torch.export and onnxscript take about a second, and a table measures hundreds.
+        A layer that exporter refuses goes through the usual export."""
+        inputs = torch.randn(self.config.batch_size, *shape, generator=torch.Generator().manual_seed(0))
+        with tempfile.TemporaryDirectory(prefix="autoprune-layer-") as workdir:
+            path = Path(workdir) / "layer.onnx"
+            try:
+                with warnings.catch_warnings(), eval_mode(layer):
+                    warnings.simplefilter("ignore")
+                    torch.onnx.export(cpu_copy(layer), (inputs,), str(path), dynamo=False, input_names=["input"])
+            except Exception:  # any failure of this exporter: the usual one decides
+                return measure_latency({"layer": layer}, shape, self.config, device=self.device)["layer"]
+            session = onnx_session(str(path), threads=self.config.threads, device=self.device)
+        call = functools.partial(session.run, None, {"input": inputs.numpy()})
+        with torch_threads(self.config.threads):
+            samples = interleave({"layer": call}, self.config.warmup, self.config.repeats)
         return statistics.median(samples["layer"]) * 1e3
 
     def fit(self, models: Sequence[nn.Module], input_shape: Sequence[int]) -> None:

@@ -104,3 +104,22 @@ def test_the_table_is_kept_per_runtime_and_batch_size() -> None:
     assert engine.machine_key(QUICK) == engine.machine_key(QUICK.replace(repeats=9))
     assert engine.machine_key(QUICK) != engine.machine_key(QUICK.replace(batch_size=8))
     assert engine.machine_key(QUICK) != engine.machine_key(QUICK.replace(runtime="onnxruntime"))
+
+
+def test_an_onnxruntime_entry_takes_the_quick_exporter_and_the_usual_one_when_it_fails(monkeypatch) -> None:
+    """torch.export takes about a second per layer and a table measures hundreds of layers."""
+    table = engine.LatencyTable(QUICK.replace(runtime="onnxruntime"))
+    assert table.measure_layer(nn.Conv2d(1, 8, 3), (1, 8, 8)) > 0
+    usual = []
+
+    def refuse(*args, **kwargs) -> None:
+        raise RuntimeError("not this layer")
+
+    def measure_latency(models: dict, shape, config, device=None) -> dict:
+        usual.append((list(models), config.runtime))
+        return {"layer": 1.5}
+
+    monkeypatch.setattr("torch.onnx.export", refuse)
+    monkeypatch.setattr("autoprune.engine._latency_table.measure_latency", measure_latency)
+    assert table.measure_layer(nn.ReLU(), (8,)) == 1.5
+    assert usual == [(["layer"], "onnxruntime")]
