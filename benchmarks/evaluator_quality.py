@@ -84,6 +84,15 @@ def load(path: Path, overrides: list[str], cache: Path | None = None) -> tuple[A
     return config, splits, dense.model
 
 
+def add_plan_arguments(parser: argparse.ArgumentParser, *, plans: int, max_ratio: float) -> None:
+    """The options `plan_sets` reads (shared with latency_table.py)."""
+    parser.add_argument("--plans", type=int, default=plans, help="plans per set (range and equal-macs)")
+    parser.add_argument("--levels", type=float, nargs=2, default=[0.25, 0.5], help="the equal-MACs levels")
+    parser.add_argument("--macs-range", type=float, nargs=2, default=[0.15, 0.75], help="the range set's MACs shares")
+    parser.add_argument("--max-ratio", type=float, default=max_ratio, help="the largest ratio of a group")
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def plan_sets(
     dense: torch.nn.Module, shape: tuple[int, ...], args: argparse.Namespace
 ) -> dict[str, list[tuple[int, engine.PrunePlan]]]:
@@ -279,17 +288,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "quickstart_digits.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--plans", type=int, default=40, help="plans per set")
-    parser.add_argument("--levels", type=float, nargs=2, default=[0.25, 0.5], help="the equal-MACs levels")
-    parser.add_argument("--macs-range", type=float, nargs=2, default=[0.15, 0.75])
-    parser.add_argument("--max-ratio", type=float, default=0.85)
+    add_plan_arguments(parser, plans=40, max_ratio=0.85)
     parser.add_argument("--truth-epochs", type=int, default=10)
     parser.add_argument("--truth-fraction", type=float, default=1.0)
     parser.add_argument("--truth-lr", type=float, default=0.02)
     parser.add_argument("--calibration", type=int, default=20, help="BatchNorm calibration batches")
     parser.add_argument("--supernet-epochs", type=int, default=4)
     parser.add_argument("--supernet-lr", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, help=CACHE_HELP)
     parser.add_argument(
         "--out", type=Path, default=None, help="JSON lines of every plan (default: benchmarks/results/)"

@@ -37,11 +37,11 @@ import torch
 from autoprune import data, engine
 from autoprune.config import LatencyConfig, load_pipeline
 from autoprune.workflow._dense import build_dense
-from autoprune.workflow._latency import CALIBRATION_RATIOS
+from autoprune.workflow._latency import fitted_table
 from autoprune.workflow._layout import fit_layout
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluator_quality import plan_sets
+from evaluator_quality import add_plan_arguments, plan_sets
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIFORM = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -61,16 +61,9 @@ def dense_model(path: Path, overrides: list[str]) -> tuple[torch.nn.Module, tupl
 def build_table(
     dense: torch.nn.Module, shape: tuple[int, ...], latency: LatencyConfig, path: Path
 ) -> tuple[engine.LatencyTable, float]:
-    """A fresh table fitted as `workflow._latency.latency_table` fits it, and the seconds it took."""
+    """A fresh table fitted as a run fits it, and the seconds it took."""
     start = time.perf_counter()
-    table = engine.LatencyTable(latency, path)
-    groups = engine.discover(dense, shape)
-    calibration = [dense]
-    for ratio in CALIBRATION_RATIOS:
-        pruned = copy.deepcopy(dense)
-        engine.apply_plan(pruned, engine.PrunePlan.uniform(groups, ratio), shape)
-        calibration.append(pruned.eval())
-    table.fit(calibration, shape)
+    table = fitted_table(engine.LatencyTable(latency, path), dense, shape)
     return table, time.perf_counter() - start
 
 
@@ -129,11 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "fashion_mnist_mobilenet.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--plans", type=int, default=24, help="plans per set (range and equal-macs)")
-    parser.add_argument("--levels", type=float, nargs=2, default=[0.25, 0.5], help="the equal-MACs levels")
-    parser.add_argument("--macs-range", type=float, nargs=2, default=[0.15, 0.75])
-    parser.add_argument("--max-ratio", type=float, default=0.8)
-    parser.add_argument("--seed", type=int, default=0)
+    add_plan_arguments(parser, plans=24, max_ratio=0.8)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     dense, shape, latency = dense_model(args.pipeline, args.overrides)

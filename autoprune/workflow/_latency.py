@@ -19,25 +19,17 @@ from ._locations import cache_dir
 if TYPE_CHECKING:
     from ..tracking import Tracker
 
-__all__ = ["check_table", "latency_table"]
+__all__ = ["check_table", "fitted_table", "latency_table"]
 
 log = logging.getLogger("autoprune")
 CALIBRATION_RATIOS = (0.25, 0.5, 0.75)  # uniform prunings measured whole to fit the table's scale and constant
 
 
 def latency_table(config: PipelineConfig, dense: nn.Module, input_shape: Sequence[int]) -> engine.LatencyTable:
-    """The table kept beside the store for this machine and runtime, its scale and constant fitted on
-    the dense model and uniform prunings of it measured whole."""
+    """The table kept beside the store for this machine and runtime, fitted by `fitted_table`."""
     device = engine.device_of(dense)
     path = cache_dir(config) / f"latency-{engine.machine_key(config.latency, device)}.json"
-    table = engine.LatencyTable(config.latency, path, device)
-    groups = engine.discover(dense, input_shape)
-    models = [dense]
-    for ratio in CALIBRATION_RATIOS:
-        pruned = copy.deepcopy(dense)
-        engine.apply_plan(pruned, engine.PrunePlan.uniform(groups, ratio), input_shape)
-        models.append(pruned.eval())
-    table.fit(models, input_shape)
+    table = fitted_table(engine.LatencyTable(config.latency, path, device), dense, input_shape)
     table.save()
     log.info(
         "latency table %s: %d layer entries (%d measured now); latency = %.3f x the layers' sum + %.3f ms",
@@ -47,6 +39,19 @@ def latency_table(config: PipelineConfig, dense: nn.Module, input_shape: Sequenc
         table.scale,
         table.constant,
     )
+    return table
+
+
+def fitted_table(table: engine.LatencyTable, dense: nn.Module, input_shape: Sequence[int]) -> engine.LatencyTable:
+    """``table`` with its scale and constant fitted on the dense model and uniform prunings of it
+    (`CALIBRATION_RATIOS`) measured whole."""
+    groups = engine.discover(dense, input_shape)
+    models = [dense]
+    for ratio in CALIBRATION_RATIOS:
+        pruned = copy.deepcopy(dense)
+        engine.apply_plan(pruned, engine.PrunePlan.uniform(groups, ratio), input_shape)
+        models.append(pruned.eval())
+    table.fit(models, input_shape)
     return table
 
 
