@@ -13,6 +13,7 @@ import functools
 import io
 import statistics
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,16 +125,33 @@ def onnx_session(model: str | bytes, *, threads: int, device: torch.device | Non
 def _onnx_calls(
     models: Mapping[str, nn.Module], inputs: torch.Tensor, threads: int, workdir: Path, device: torch.device
 ) -> dict[str, Callable[[], object]]:
-    from ._export import export_onnx
-
     feed = {"input": inputs.numpy()}
     calls: dict[str, Callable[[], object]] = {}
     for index, (name, model) in enumerate(models.items()):
-        path = workdir / f"model{index}.onnx"
-        export_onnx(cpu_copy(model), tuple(inputs.shape[1:]), path, check=False)
-        session = onnx_session(str(path), threads=threads, device=device)
+        exported = _exported(model, tuple(inputs.shape[1:]), workdir / f"model{index}.onnx")
+        session = onnx_session(exported, threads=threads, device=device)
         calls[name] = functools.partial(session.run, None, feed)
     return calls
+
+
+# ONNX files of models still alive, by what they were exported from: the dense model is measured beside
+# every candidate, and torch.export takes seconds per model
+_EXPORTS: weakref.WeakKeyDictionary[nn.Module, tuple[object, bytes]] = weakref.WeakKeyDictionary()
+
+
+def _exported(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> bytes:
+    """``model`` as ONNX bytes, exported through ``path``, or as exported before while its layers and
+    tensors (their storage and in-place versions) are the same."""
+    from ._export import export_onnx
+
+    tensors = tuple((t.data_ptr(), t._version) for t in model.state_dict(keep_vars=True).values())
+    key = (input_shape, repr(model), tensors)
+    kept = _EXPORTS.get(model)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    export_onnx(cpu_copy(model), input_shape, path, check=False)
+    _EXPORTS[model] = (key, path.read_bytes())
+    return _EXPORTS[model][1]
 
 
 def measure_latency(

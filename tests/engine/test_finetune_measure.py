@@ -53,6 +53,24 @@ def test_onnxruntime_latency_is_measured_when_asked(digits, trained_cnn) -> None
     assert result.onnx_latency_ms > 0 and result.dense_onnx_latency_ms > 0
 
 
+def test_a_model_measured_again_in_onnxruntime_is_exported_again_only_when_it_changed(monkeypatch) -> None:
+    """The dense model is measured beside every candidate; torch.export takes seconds."""
+    from autoprune.engine import _export
+
+    exports = []
+    real = _export.export_onnx
+    monkeypatch.setattr(_export, "export_onnx", lambda model, *a, **k: exports.append(1) or real(model, *a, **k))
+    model = models.build(config.MLPModel(arch="mlp", hidden=[16]), (1, 8, 8), 10).eval()
+    latency = engine.LatencyConfig(repeats=2, warmup=1, runtime="onnxruntime")
+    for _ in range(2):
+        assert engine.measure_latency({"dense": model}, (1, 8, 8), latency)["dense"] > 0
+    assert len(exports) == 1
+    with torch.no_grad():
+        model.classifier.weight.mul_(2)  # changed in place: its ONNX file would be stale
+    engine.measure_latency({"dense": model}, (1, 8, 8), latency)
+    assert len(exports) == 2
+
+
 def test_epoch_callback_can_stop_training_early(digits) -> None:
     model = models.build(config.MLPModel(arch="mlp"), digits.input_shape, 10)
     seen = []
