@@ -106,7 +106,6 @@ finalize: {{epochs: 1}}
 """
 
 
-@pytest.mark.slow  # CI runs it with the slow tests: the default suite stays under ten minutes
 def test_asha_stops_weak_fine_tunes_early(tmp_path: Path) -> None:
     """Learning rates down to 1e-5 and ratios up to 0.9: some candidates are clearly behind after an
     epoch, and Ray's ASHA (one trial at a time, so every rung has a recorded cutoff) stops them."""
@@ -130,7 +129,6 @@ def test_asha_stops_weak_fine_tunes_early(tmp_path: Path) -> None:
         assert len(history) == run.data.metrics["epochs_run"]
 
 
-@pytest.mark.slow  # CI runs it with the slow tests: the default suite stays under ten minutes
 def test_ray_trials_over_a_size_limit_end_without_a_fine_tune(tmp_path: Path) -> None:
     """A trial over the limit reports no epoch to ASHA, only its final result: complete and infeasible."""
     db = tmp_path / "store" / "mlflow.db"
