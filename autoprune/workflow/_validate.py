@@ -6,7 +6,9 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -27,6 +29,7 @@ from ._strategies import make_strategy, oneshot_members, search_space
 __all__ = ["ValidationReport", "validate_loaded"]
 
 log = logging.getLogger("autoprune")
+T = TypeVar("T")
 
 
 @dataclass
@@ -80,30 +83,60 @@ def _fit_note(fit: engine.FitToLimit, space: SearchSpace) -> str:
 def _oneshot_note(config: PipelineConfig, model: nn.Module, space: SearchSpace, splits: data.Splits) -> str:
     """What a one-shot search will cost here: the supernet's epochs from this machine's training speed
     (the largest, smallest and random subnets each take a forward and backward pass per step), and the
-    candidates from the time one takes to extract, recalibrate and score."""
+    candidates from the time one takes to extract, recalibrate, score and measure (`_candidate_seconds`)."""
     settings = config.oneshot
     batch = torch.arange(min(len(splits.train), splits.batch_size))
     speed = engine.measure_train_throughput(
         {"dense": model}, splits.train.rows(batch), splits.train.labels(batch), batch_size=splits.batch_size, repeats=3
     )["dense"]
     supernet_s = (2 + settings.random_subnets) * settings.supernet_epochs * len(splits.train) / speed
-    start = time.perf_counter()
-    subnet = copy.deepcopy(model)
-    engine.apply_plan(subnet, space.smallest_plan(), splits.input_shape)
-    calibration = [splits.train.rows(batch)] * min(settings.calibration_batches, 4)
-    engine.recalibrate_batchnorm(subnet, calibration)
-    val = splits.val if settings.score_samples is None else splits.val.subset(settings.score_samples, seed=0)
-    engine.evaluate(subnet, val)
-    candidate_s = (time.perf_counter() - start) * (1 + settings.calibration_batches / max(1, len(calibration)) / 4)
-    scored = settings.candidates * candidate_s
+    scored = settings.candidates * _candidate_seconds(config, model, space, splits)
     finalize_epochs = config.finalize.epochs if config.finalize.epochs is not None else space.fixed["epochs"]
     return (
         f"oneshot: the supernet's {settings.supernet_epochs} epochs take about {duration(supernet_s)}, its "
-        f"{settings.candidates} candidates about {duration(scored)} (at most; repeats score once); the front's "
+        f"{settings.candidates} candidates about {duration(scored)} (less where they repeat: an architecture "
+        "scores once); the front's "
         f"{oneshot_members(config)} best are then fine-tuned {_epochs(finalize_epochs)} each "
         f"(finalize.epochs); the space's fine-tune settings take one value each (lr {space.fixed['lr']:g}, "
         f"{_epochs(space.fixed['epochs'])})"
     )
+
+
+def _candidate_seconds(config: PipelineConfig, model: nn.Module, space: SearchSpace, splits: data.Splits) -> float:
+    """Seconds one candidate from the middle of the space takes to score here, timed in parts, each
+    after a first pass (a fresh model's first forward pays one-off setup) and scaled to the pipeline's
+    settings: the engine's extraction, BatchNorm recalibration on ``oneshot.calibration_batches``,
+    accuracy on the scored validation samples, MACs, and its latency when measured (a table's new
+    entries are `_table_note`'s)."""
+    settings, shape = config.oneshot, splits.input_shape
+    smallest, largest = space.smallest_plan(), space.largest_plan()
+    middle = {name: (ratio + largest.ratios.get(name, 0.0)) / 2 for name, ratio in smallest.ratios.items()}
+    seconds, subnet = _timed(lambda: _pruned(model, replace(smallest, ratios=middle), shape))
+    batch = splits.train.rows(torch.arange(min(len(splits.train), splits.batch_size)))
+    val = splits.val if settings.score_samples is None else splits.val.subset(settings.score_samples, seed=0)
+    sample = val.subset(min(len(val), 4 * splits.batch_size), seed=0)
+    engine.recalibrate_batchnorm(subnet, [batch])  # the first passes, in both modes
+    engine.evaluate(subnet, sample.subset(min(len(sample), splits.batch_size), seed=0))
+    calibrate, _ = _timed(lambda: engine.recalibrate_batchnorm(subnet, [batch, batch]))
+    seconds += calibrate / 2 * settings.calibration_batches
+    scoring, _ = _timed(lambda: engine.evaluate(subnet, sample))
+    seconds += scoring * len(val) / max(1, len(sample)) + _timed(lambda: engine.count_macs(subnet, shape))[0]
+    if config.latency.mode == "measured":
+        pair = {"dense": model, "pruned": subnet}
+        seconds += _timed(lambda: engine.measure_latency(pair, shape, config.latency))[0]
+    return seconds
+
+
+def _pruned(model: nn.Module, plan: engine.PrunePlan, shape: tuple[int, ...]) -> nn.Module:
+    subnet = copy.deepcopy(model)
+    engine.apply_plan(subnet, plan, shape)
+    return subnet.eval()
+
+
+def _timed(work: Callable[[], T]) -> tuple[float, T]:
+    start = time.perf_counter()
+    value = work()
+    return time.perf_counter() - start, value
 
 
 def _epochs(count: int) -> str:
