@@ -172,11 +172,13 @@ class Evaluators:
         engine.recalibrate_batchnorm(model, self.calibration)
         return engine.evaluate(model, self.splits.val).accuracy
 
-    def supernet(self, plan: engine.PrunePlan, samples: int | None = None) -> float:
-        """(d), on ``samples`` of the validation split (``oneshot.score_samples``; None: all of it)."""
+    def supernet(self, plan: engine.PrunePlan, samples: int | None = None, calibration: int | None = None) -> float:
+        """(d), on ``samples`` of the validation split (``oneshot.score_samples``; None: all of it), its
+        BatchNorm recalibrated on the first ``calibration`` batches (``oneshot.calibration_batches``;
+        None: ``--calibration``)."""
         assert self.nested is not None
         subnet = self.nested.extract(self.nested.model, plan)
-        engine.recalibrate_batchnorm(subnet, self.calibration)
+        engine.recalibrate_batchnorm(subnet, self.calibration[:calibration])
         if samples is not None and samples not in self.subsets:  # drawn once, as the strategy does
             self.subsets[samples] = self.splits.val.subset(samples, seed=0)
         return engine.evaluate(subnet, self.splits.val if samples is None else self.subsets[samples]).accuracy
@@ -218,15 +220,20 @@ def measure_plan(
 
 
 def add_subset(
-    evaluators: Evaluators, sets: dict[str, list[tuple[int, engine.PrunePlan]]], out: Path, samples: int
+    evaluators: Evaluators,
+    sets: dict[str, list[tuple[int, engine.PrunePlan]]],
+    out: Path,
+    samples: int | None,
+    calibration: int | None = None,
 ) -> None:
-    """Score every plan ``out`` holds with (d) on ``samples`` validation samples, rewrite it, summarise."""
+    """Score every plan ``out`` holds with (d) on ``samples`` validation samples (None: all) after
+    ``calibration`` batches (None: ``--calibration``), rewrite it, summarise."""
     rows = [json.loads(line) for line in out.read_text().splitlines()]
+    key = f"supernet-{samples or 'all'}" + (f"-cal{calibration}" if calibration is not None else "")
     for row in rows:
         plan = sets[row["set"]][row["index"]][1]
         assert dict(plan.ratios) == row["ratios"], "the plans drawn now differ from those measured"
-        key = f"supernet-{samples}"
-        row[key], row[f"{key}_s"] = _timed(lambda p=plan: evaluators.supernet(p, samples))
+        row[key], row[f"{key}_s"] = _timed(lambda p=plan: evaluators.supernet(p, samples, calibration))
     out.write_text("".join(json.dumps(row) + "\n" for row in rows))
     print("\n".join(summary(rows)))
 
@@ -260,11 +267,17 @@ def stratified_tau(scores: Sequence[float], truth: Sequence[float], strata: Sequ
     return (concordant - discordant) / total if total else float("nan")
 
 
+def _variant(key: str) -> str:
+    """``supernet-2000-cal8`` as ``on 2000 val samples, 8 calibration batches``."""
+    samples, _, calibration = key.removeprefix("supernet-").partition("-cal")
+    return f"on {samples} val samples" + (f", {calibration} calibration batches" if calibration else "")
+
+
 def summary(rows: list[dict[str, Any]]) -> list[str]:
     header = "| set | plans | final acc spread | ceiling (seed vs seed) | (a) pruned | (b) 1-epoch proxy |"
     subsets = sorted({k for r in rows for k in r if k.startswith("supernet-") and not k.endswith("_s")})
     evaluators = ("pruned", "proxy", "bn-recal", "supernet", *subsets)
-    extra = "".join(f" (d) on {k.removeprefix('supernet-')} val samples |" for k in subsets)
+    extra = "".join(f" (d) {_variant(k)} |" for k in subsets)
     lines = [
         header + " (c) BN-recal | (d) supernet |" + extra,
         "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(subsets),
@@ -308,6 +321,13 @@ def main() -> None:
         help="add (d) scored on N validation samples to the plans --out holds (oneshot.score_samples)",
     )
     parser.add_argument(
+        "--add-calibration",
+        type=int,
+        default=None,
+        metavar="B",
+        help="with or without --add-subset: (d) after B calibration batches (oneshot.calibration_batches)",
+    )
+    parser.add_argument(
         "--retime",
         type=int,
         default=None,
@@ -331,8 +351,8 @@ def main() -> None:
     if args.retime is not None:
         retime(evaluators, sets, args.retime, args.add_subset or 2000)
         return
-    if args.add_subset is not None:
-        add_subset(evaluators, sets, out, args.add_subset)
+    if args.add_subset is not None or args.add_calibration is not None:
+        add_subset(evaluators, sets, out, args.add_subset, args.add_calibration)
         return
     rows = list(done)
     seen = {(r["set"], r["index"]) for r in done}
