@@ -316,6 +316,7 @@ def main() -> None:
     parser.add_argument(
         "--add-subset",
         type=int,
+        nargs="+",
         default=None,
         metavar="N",
         help="add (d) scored on N validation samples to the plans --out holds (oneshot.score_samples)",
@@ -323,9 +324,11 @@ def main() -> None:
     parser.add_argument(
         "--add-calibration",
         type=int,
+        nargs="+",
         default=None,
         metavar="B",
-        help="with or without --add-subset: (d) after B calibration batches (oneshot.calibration_batches)",
+        help="with or without --add-subset: (d) after B calibration batches (oneshot.calibration_batches); "
+        "every pair of the two lists is added",
     )
     parser.add_argument(
         "--retime",
@@ -349,10 +352,12 @@ def main() -> None:
     evaluators.build_supernet()
     sets = plan_sets(dense, splits.input_shape, args)
     if args.retime is not None:
-        retime(evaluators, sets, args.retime, args.add_subset or 2000)
+        retime(evaluators, sets, args.retime, args.add_subset[0] if args.add_subset else 2000)
         return
     if args.add_subset is not None or args.add_calibration is not None:
-        add_subset(evaluators, sets, out, args.add_subset, args.add_calibration)
+        for samples in args.add_subset or [None]:
+            for calibration in args.add_calibration or [None]:
+                add_subset(evaluators, sets, out, samples, calibration)
         return
     rows = list(done)
     seen = {(r["set"], r["index"]) for r in done}
