@@ -319,7 +319,7 @@ def main() -> None:
         nargs="+",
         default=None,
         metavar="N",
-        help="add (d) scored on N validation samples to the plans --out holds (oneshot.score_samples)",
+        help="add (d) scored on N validation samples to the plans --out holds (oneshot.score_samples; 0: all)",
     )
     parser.add_argument(
         "--add-calibration",
@@ -357,7 +357,8 @@ def main() -> None:
     if args.add_subset is not None or args.add_calibration is not None:
         for samples in args.add_subset or [None]:
             for calibration in args.add_calibration or [None]:
-                add_subset(evaluators, sets, out, samples, calibration)
+                default = calibration is None or calibration == args.calibration
+                add_subset(evaluators, sets, out, samples or None, None if default else calibration)
         return
     rows = list(done)
     seen = {(r["set"], r["index"]) for r in done}
