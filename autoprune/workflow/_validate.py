@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -118,7 +119,7 @@ def _candidate_seconds(config: PipelineConfig, model: nn.Module, space: SearchSp
     engine.recalibrate_batchnorm(subnet, [batch])  # the first passes, in both modes
     engine.evaluate(subnet, sample.subset(min(len(sample), splits.batch_size), seed=0))
     calibrate, _ = _timed(lambda: engine.recalibrate_batchnorm(subnet, [batch, batch]))
-    seconds += calibrate / 2 * settings.calibration_batches
+    seconds += calibrate / 2 * min(settings.calibration_batches, math.ceil(len(splits.train) / splits.batch_size))
     scoring, _ = _timed(lambda: engine.evaluate(subnet, sample))
     seconds += scoring * len(val) / max(1, len(sample)) + _timed(lambda: engine.count_macs(subnet, shape))[0]
     if config.latency.mode == "measured":
