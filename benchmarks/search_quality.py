@@ -355,6 +355,12 @@ def epochs_for_seconds(dense: Any, splits: data.Splits, ratios: list[float], sec
     return epochs
 
 
+# Only the dense models (and the data's splits) are taken from --dense-cache: a supernet or a latency
+# table found there would make autoprune's measured seconds, the budget the baselines get, leave out
+# their cost (a run of the pipeline itself caches both beside its store).
+DENSE_CACHE = "dense-*.pt"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "fashion_mnist_lenet5.yaml")
@@ -396,8 +402,10 @@ def main() -> None:
     ratios = [0.3, 0.6, 0.85] if args.quick else [0.2, 0.4, 0.55, 0.7, 0.8, 0.9]
 
     store = Path(tempfile.mkdtemp(prefix="autoprune-quality-"))
+    (store / "cache").mkdir()
     if args.dense_cache is not None and args.dense_cache.is_dir():
-        shutil.copytree(args.dense_cache, store / "cache")
+        for kept in [*args.dense_cache.glob(DENSE_CACHE), *args.dense_cache.glob("split-*.npz")]:
+            shutil.copy2(kept, store / "cache" / kept.name)
     clock = time.perf_counter()
     progress(f"autoprune: dense model, search and finalize of {args.pipeline.name} (MLflow store {store})")
     loaded, result, budget = run_autoprune(args.pipeline, store, overrides)
@@ -418,7 +426,7 @@ def main() -> None:
     reference = dense.reference
     if args.dense_cache is not None:
         args.dense_cache.mkdir(parents=True, exist_ok=True)
-        for trained in (store / "cache").glob("dense-*.pt"):
+        for trained in (store / "cache").glob(DENSE_CACHE):
             shutil.copy2(trained, args.dense_cache / trained.name)
     ours = [
         {"test_accuracy": m.test_accuracy, "params": m.params, "macs": m.macs, "latency_ratio": m.latency_ratio}
