@@ -96,8 +96,7 @@ def _oneshot_note(config: PipelineConfig, model: nn.Module, space: SearchSpace, 
     return (
         f"oneshot: the supernet's {settings.supernet_epochs} epochs take about {duration(supernet_s)}, its "
         f"{settings.candidates} candidates about {duration(scored)} (less where they repeat: an architecture "
-        "scores once); the front's "
-        f"{oneshot_members(config)} best are then fine-tuned {_epochs(finalize_epochs)} each "
+        f"scores once); the front's {oneshot_members(config)} best are then fine-tuned {_epochs(finalize_epochs)} each "
         f"(finalize.epochs); the space's fine-tune settings take one value each (lr {space.fixed['lr']:g}, "
         f"{_epochs(space.fixed['epochs'])})"
     )
