@@ -226,13 +226,14 @@ def add_subset(
     samples: int | None,
     calibration: int | None = None,
 ) -> None:
-    """Score every plan ``out`` holds with (d) on ``samples`` validation samples (None: all) after
-    ``calibration`` batches (None: ``--calibration``), rewrite it, summarise."""
+    """Score every plan of ``sets`` that ``out`` holds with (d) on ``samples`` validation samples (None:
+    all) after ``calibration`` batches (None: ``--calibration``), rewrite it, summarise. ``sets`` must
+    be drawn as the plans were (the same ``--plans``); a set left out of it is left as it is."""
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     key = f"supernet-{samples or 'all'}" + (f"-cal{calibration}" if calibration is not None else "")
-    for row in rows:
+    for row in (r for r in rows if r["set"] in sets):
         plan = sets[row["set"]][row["index"]][1]
-        assert dict(plan.ratios) == row["ratios"], "the plans drawn now differ from those measured"
+        assert dict(plan.ratios) == row["ratios"], "the plans drawn now differ from those measured (--plans?)"
         row[key], row[f"{key}_s"] = _timed(lambda p=plan: evaluators.supernet(p, samples, calibration))
     out.write_text("".join(json.dumps(row) + "\n" for row in rows))
     print("\n".join(summary(rows)))
@@ -273,6 +274,14 @@ def _variant(key: str) -> str:
     return f"on {samples} val samples" + (f", {calibration} calibration batches" if calibration else "")
 
 
+def _cell(part: list[dict[str, Any]], evaluator: str, truth: list[float], strata: list[int]) -> str:
+    """An evaluator's tau and median seconds on ``part`` ("-" where some plans lack its score)."""
+    if any(evaluator not in r for r in part):
+        return "-"
+    tau = stratified_tau([r[evaluator] for r in part], truth, strata)
+    return f"{tau:.2f} ({statistics.median(r[f'{evaluator}_s'] for r in part):.2f} s)"
+
+
 def summary(rows: list[dict[str, Any]]) -> list[str]:
     header = "| set | plans | final acc spread | ceiling (seed vs seed) | (a) pruned | (b) 1-epoch proxy |"
     subsets = sorted({k for r in rows for k in r if k.startswith("supernet-") and not k.endswith("_s")})
@@ -290,9 +299,7 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
         truth = [(r["truth1"] + r["truth2"]) / 2 for r in part]
         ceiling = stratified_tau([r["truth1"] for r in part], [r["truth2"] for r in part], strata)
         spread = f"{min(truth):.4f}-{max(truth):.4f}"
-        taus = [stratified_tau([r[e] for r in part], truth, strata) for e in evaluators]
-        seconds = [statistics.median(r[f"{e}_s"] for r in part) for e in evaluators]
-        cells = " | ".join(f"{t:.2f} ({s:.2f} s)" for t, s in zip(taus, seconds))
+        cells = " | ".join(_cell(part, e, truth, strata) for e in evaluators)
         lines.append(f"| {set_name} | {len(part)} | {spread} | {ceiling:.2f} | {cells} |")
     return lines
 
@@ -350,7 +357,7 @@ def main() -> None:
     _, splits, dense = load(args.pipeline, args.overrides, args.cache)
     evaluators = Evaluators(dense, splits, args)
     evaluators.build_supernet()
-    sets = plan_sets(dense, splits.input_shape, args)
+    sets = {name: plans for name, plans in plan_sets(dense, splits.input_shape, args).items() if name in args.sets}
     if args.retime is not None:
         retime(evaluators, sets, args.retime, args.add_subset[0] if args.add_subset else 2000)
         return
@@ -364,8 +371,6 @@ def main() -> None:
     seen = {(r["set"], r["index"]) for r in done}
     with out.open("a" if args.resume else "w") as sink:
         for set_name, plans in sets.items():
-            if set_name not in args.sets:
-                continue
             for index, (level, plan) in enumerate(plans):
                 if (set_name, index) in seen:
                     continue
