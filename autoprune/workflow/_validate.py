@@ -205,8 +205,7 @@ def _smallest_runs(model: nn.Module, space: SearchSpace, splits: data.Splits) ->
 
 
 def _pruned_and_run(model: nn.Module, plan: engine.PrunePlan, splits: data.Splits) -> nn.Module:
-    pruned = copy.deepcopy(model)
-    engine.apply_plan(pruned, plan, splits.input_shape)
+    pruned = _pruned(model, plan, splits.input_shape)
     pruned.train()
     pruned(splits.train.x[:4]).sum().backward()
     return pruned.eval()
