@@ -16,6 +16,7 @@ their mean) and ``uniform`` (the width multipliers a user would try by hand)::
     python benchmarks/latency_table.py          # MobileNetV2 on Fashion-MNIST (its pipeline: batch 64), 24 plans a set
     python benchmarks/latency_table.py --set latency.batch_size=1 --set latency.repeats=100 --set latency.warmup=20
     python benchmarks/latency_table.py --pipeline pipelines/fashion_mnist_vgg.yaml --plans 16
+    python benchmarks/latency_table.py --set search.space.pruning.round_to=1   # widths not rounded (the pipeline's: 8)
 
 Prints the table's build time and, per set, the ceiling, the table's rank correlation and median
 relative error, and milliseconds per candidate of predicting against measuring.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -35,7 +37,7 @@ from pathlib import Path
 import torch
 
 from autoprune import data, engine
-from autoprune.config import LatencyConfig, load_pipeline
+from autoprune.config import LatencyConfig, PipelineConfig, load_pipeline
 from autoprune.workflow._dense import build_dense
 from autoprune.workflow._latency import fitted_table
 from autoprune.workflow._layout import fit_layout
@@ -47,23 +49,27 @@ ROOT = Path(__file__).resolve().parent.parent
 UNIFORM = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
-def dense_model(path: Path, overrides: list[str]) -> tuple[torch.nn.Module, tuple[int, ...], LatencyConfig]:
+def dense_model(path: Path, overrides: list[str]) -> tuple[torch.nn.Module, tuple[int, ...], PipelineConfig]:
     """The pipeline's dense model (untrained), in eval mode and its data's layout, with the input shape
-    and latency settings."""
+    and the pipeline's settings."""
     loaded = load_pipeline(path, overrides)
     config = loaded.config
     splits = data.load(config.data, seed=config.seed, base_dir=loaded.base_dir)
     model = build_dense(config, splits, base_dir=loaded.base_dir)
     splits, _ = fit_layout(model, config, splits)
-    return model.eval(), splits.input_shape, config.latency
+    return model.eval(), splits.input_shape, config
 
 
 def build_table(
-    dense: torch.nn.Module, shape: tuple[int, ...], latency: LatencyConfig, path: Path
+    dense: torch.nn.Module, shape: tuple[int, ...], config: PipelineConfig, path: Path
 ) -> tuple[engine.LatencyTable, float]:
-    """A fresh table fitted as a run fits it, and the seconds it took."""
+    """A fresh table fitted as a run fits it (its uniform prunings' widths rounded as the pipeline
+    rounds), and the seconds it took."""
+    pruning = config.search.space.pruning
     start = time.perf_counter()
-    table = fitted_table(engine.LatencyTable(latency, path), dense, shape)
+    table = fitted_table(
+        engine.LatencyTable(config.latency, path), dense, shape, pruning.round_to, pruning.min_channels
+    )
     return table, time.perf_counter() - start
 
 
@@ -125,17 +131,23 @@ def main() -> None:
     add_plan_arguments(parser, plans=24, max_ratio=0.8)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    dense, shape, latency = dense_model(args.pipeline, args.overrides)
+    dense, shape, config = dense_model(args.pipeline, args.overrides)
+    latency, round_to = config.latency, config.search.space.pruning.round_to
     groups = engine.discover(dense, shape)
     sets = plan_sets(dense, shape, args)
     sets["uniform"] = [(0, engine.PrunePlan.uniform(groups, ratio)) for ratio in UNIFORM]
+    sets = {  # every plan's widths rounded as the pipeline's search rounds its candidates'
+        name: [(stratum, dataclasses.replace(plan, round_to=round_to)) for stratum, plan in plans]
+        for name, plans in sets.items()
+    }
     print(
         f"# {date.today()} · {args.pipeline.name} · {len(groups)} groups · latency: {latency.runtime}, batch "
-        f"{latency.batch_size}, {latency.threads} thread(s), {latency.repeats} repeats",
+        f"{latency.batch_size}, {latency.threads} thread(s), {latency.repeats} repeats"
+        + (f" · widths rounded to multiples of {round_to}" if round_to and round_to > 1 else ""),
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="autoprune-table-") as workdir:
-        table, build_s = build_table(dense, shape, latency, Path(workdir) / "table.json")
+        table, build_s = build_table(dense, shape, config, Path(workdir) / "table.json")
         print(
             f"table fitted in {build_s:.1f} s ({table.measured} layer entries measured): "
             f"latency = {table.scale:.3f} x the layers' sum + {table.constant:.3f} ms",

@@ -29,7 +29,9 @@ def latency_table(config: PipelineConfig, dense: nn.Module, input_shape: Sequenc
     """The table kept beside the store for this machine and runtime, fitted by `fitted_table`."""
     device = engine.device_of(dense)
     path = cache_dir(config) / f"latency-{engine.machine_key(config.latency, device)}.json"
-    table = fitted_table(engine.LatencyTable(config.latency, path, device), dense, input_shape)
+    pruning = config.search.space.pruning
+    empty = engine.LatencyTable(config.latency, path, device)
+    table = fitted_table(empty, dense, input_shape, pruning.round_to, pruning.min_channels)
     table.save()
     log.info(
         "latency table %s: %d layer entries (%d measured now); latency = %.3f x the layers' sum + %.3f ms",
@@ -42,14 +44,24 @@ def latency_table(config: PipelineConfig, dense: nn.Module, input_shape: Sequenc
     return table
 
 
-def fitted_table(table: engine.LatencyTable, dense: nn.Module, input_shape: Sequence[int]) -> engine.LatencyTable:
+def fitted_table(
+    table: engine.LatencyTable,
+    dense: nn.Module,
+    input_shape: Sequence[int],
+    round_to: int | None = None,
+    min_channels: int = 1,
+) -> engine.LatencyTable:
     """``table`` with its scale and constant fitted on the dense model and uniform prunings of it
-    (`CALIBRATION_RATIOS`) measured whole."""
+    (`CALIBRATION_RATIOS`) measured whole, their widths rounded as the search's candidates are
+    (``round_to``, ``min_channels``): widths off the kernels' multiples run slower than their layers
+    suggest, so a fit on other widths than the candidates' would misjudge them (BENCHMARKS.md, the
+    latency table)."""
     groups = engine.discover(dense, input_shape)
     models = [dense]
     for ratio in CALIBRATION_RATIOS:
         pruned = copy.deepcopy(dense)
-        engine.apply_plan(pruned, engine.PrunePlan.uniform(groups, ratio), input_shape)
+        plan = engine.PrunePlan.uniform(groups, ratio, round_to=round_to, min_channels=min_channels)
+        engine.apply_plan(pruned, plan, input_shape)
         models.append(pruned.eval())
     table.fit(models, input_shape)
     return table

@@ -123,3 +123,21 @@ def test_an_onnxruntime_entry_takes_the_quick_exporter_and_the_usual_one_when_it
     monkeypatch.setattr("autoprune.engine._latency_table.measure_latency", measure_latency)
     assert table.measure_layer(nn.ReLU(), (8,)) == 1.5
     assert usual == [(["layer"], "onnxruntime")]
+
+
+def test_the_fit_prunes_as_the_search_rounds_its_widths(monkeypatch) -> None:
+    """The uniform prunings the fit measures keep widths rounded as the search's candidates are
+    (off the kernels' multiples a model runs slower than its layers add up to)."""
+    from autoprune.workflow._latency import fitted_table
+
+    fitted: list[list[nn.Module]] = []
+    monkeypatch.setattr(engine.LatencyTable, "fit", lambda self, models, shape: fitted.append(list(models)))
+    dense = models.build(config.CNNModel(arch="cnn", widths=[32, 48]), DIGITS_SHAPE, 10).eval()
+
+    def widths(round_to: int | None) -> list[list[int]]:
+        fitted.clear()
+        fitted_table(engine.LatencyTable(QUICK), dense, DIGITS_SHAPE, round_to=round_to)
+        return [[m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)] for model in fitted[0][1:]]
+
+    assert any(w % 8 for model in widths(None) for w in model)  # 0.25 of 32 and 48 keeps 24 and 36
+    assert all(w % 8 == 0 for model in widths(8) for w in model)
