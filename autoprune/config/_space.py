@@ -140,8 +140,10 @@ class PruningSpace(Strict):
     overrides: dict[str, RatioOverride] = Field(default_factory=dict, description="glob on group names -> range")
     exclude: list[str] = Field(default_factory=list, description="globs of groups never pruned")
     importance: list[Importance] = Field(default_factory=lambda: list[Importance](["l1"]), min_length=1)
-    round_to: int | None = Field(None, ge=1)
-    min_channels: int = Field(1, ge=1)
+    round_to: int | None = Field(
+        None, ge=1, description="keep every group's width a multiple of this (8: the blocks CPU kernels prefer)"
+    )
+    min_channels: int = Field(1, ge=1, description="never keep fewer channels than this in any group")
 
     @field_validator("importance", mode="before")
     @classmethod
