@@ -65,11 +65,8 @@ def build_table(
 ) -> tuple[engine.LatencyTable, float]:
     """A fresh table fitted as a run fits it (its uniform prunings' widths rounded as the pipeline
     rounds), and the seconds it took."""
-    pruning = config.search.space.pruning
     start = time.perf_counter()
-    table = fitted_table(
-        engine.LatencyTable(config.latency, path), dense, shape, pruning.round_to, pruning.min_channels
-    )
+    table = fitted_table(engine.LatencyTable(config.latency, path), dense, shape, config.search.space.pruning)
     return table, time.perf_counter() - start
 
 
@@ -132,12 +129,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     dense, shape, config = dense_model(args.pipeline, args.overrides)
-    latency, round_to = config.latency, config.search.space.pruning.round_to
+    latency, pruning = config.latency, config.search.space.pruning
+    round_to = pruning.round_to
     groups = engine.discover(dense, shape)
     sets = plan_sets(dense, shape, args)
     sets["uniform"] = [(0, engine.PrunePlan.uniform(groups, ratio)) for ratio in UNIFORM]
     sets = {  # every plan's widths rounded as the pipeline's search rounds its candidates'
-        name: [(stratum, dataclasses.replace(plan, round_to=round_to)) for stratum, plan in plans]
+        name: [(stratum, dataclasses.replace(plan, **pruning.widths())) for stratum, plan in plans]
         for name, plans in sets.items()
     }
     print(

@@ -145,6 +145,10 @@ class PruningSpace(Strict):
     )
     min_channels: int = Field(1, ge=1, description="never keep fewer channels than this in any group")
 
+    def widths(self) -> dict[str, Any]:
+        """How a plan of this space rounds its kept widths: `PrunePlan`'s ``round_to`` and ``min_channels``."""
+        return {"round_to": self.round_to, "min_channels": self.min_channels}
+
     @field_validator("importance", mode="before")
     @classmethod
     def _single_importance(cls, value: Any) -> Any:

@@ -176,9 +176,8 @@ class SearchSpace:
         plan = PrunePlan(
             ratios={name: ratio for name, ratio in self._ratios(values).items() if ratio > 0},
             importance=str(values["importance"]),
-            round_to=self.config.pruning.round_to,
-            min_channels=self.config.pruning.min_channels,
             seed=self.seed,
+            **self.config.pruning.widths(),
         )
         if self.fit is not None:
             plan = self.fit(plan)
@@ -259,9 +258,8 @@ class SearchSpace:
             ratios[name] = float(value or 0.0)
         return PrunePlan(
             ratios={name: ratio for name, ratio in ratios.items() if ratio > 0},
-            round_to=self.config.pruning.round_to,
-            min_channels=self.config.pruning.min_channels,
             order=self.order,
+            **self.config.pruning.widths(),
         )
 
     def with_order(self, order: Mapping[str, Sequence[int]]) -> SearchSpace:

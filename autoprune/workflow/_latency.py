@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 from .. import engine
-from ..config import PipelineConfig
+from ..config import PipelineConfig, PruningSpace
 from ..search import FinalizedMember, Metric, TrialRecord
 from ._locations import cache_dir
 
@@ -29,9 +29,8 @@ def latency_table(config: PipelineConfig, dense: nn.Module, input_shape: Sequenc
     """The table kept beside the store for this machine and runtime, fitted by `fitted_table`."""
     device = engine.device_of(dense)
     path = cache_dir(config) / f"latency-{engine.machine_key(config.latency, device)}.json"
-    pruning = config.search.space.pruning
     empty = engine.LatencyTable(config.latency, path, device)
-    table = fitted_table(empty, dense, input_shape, pruning.round_to, pruning.min_channels)
+    table = fitted_table(empty, dense, input_shape, config.search.space.pruning)
     table.save()
     log.info(
         "latency table %s: %d layer entries (%d measured now); latency = %.3f x the layers' sum + %.3f ms",
@@ -48,20 +47,19 @@ def fitted_table(
     table: engine.LatencyTable,
     dense: nn.Module,
     input_shape: Sequence[int],
-    round_to: int | None = None,
-    min_channels: int = 1,
+    pruning: PruningSpace | None = None,
 ) -> engine.LatencyTable:
     """``table`` with its scale and constant fitted on the dense model and uniform prunings of it
     (`CALIBRATION_RATIOS`) measured whole, their widths rounded as the search's candidates are
-    (``round_to``, ``min_channels``): widths off the kernels' multiples run slower than their layers
-    suggest, so a fit on other widths than the candidates' would misjudge them (BENCHMARKS.md, the
-    latency table)."""
+    (``pruning``'s ``round_to`` and ``min_channels``; none without it): widths off the kernels'
+    multiples run slower than their layers suggest, so a fit on other widths than the candidates'
+    would misjudge them (BENCHMARKS.md, the latency table)."""
     groups = engine.discover(dense, input_shape)
+    widths = pruning.widths() if pruning is not None else {}
     models = [dense]
     for ratio in CALIBRATION_RATIOS:
         pruned = copy.deepcopy(dense)
-        plan = engine.PrunePlan.uniform(groups, ratio, round_to=round_to, min_channels=min_channels)
-        engine.apply_plan(pruned, plan, input_shape)
+        engine.apply_plan(pruned, engine.PrunePlan.uniform(groups, ratio, **widths), input_shape)
         models.append(pruned.eval())
     table.fit(models, input_shape)
     return table

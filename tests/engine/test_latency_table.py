@@ -136,7 +136,7 @@ def test_the_fit_prunes_as_the_search_rounds_its_widths(monkeypatch) -> None:
 
     def widths(round_to: int | None) -> list[list[int]]:
         fitted.clear()
-        fitted_table(engine.LatencyTable(QUICK), dense, DIGITS_SHAPE, round_to=round_to)
+        fitted_table(engine.LatencyTable(QUICK), dense, DIGITS_SHAPE, config.PruningSpace(round_to=round_to))
         return [[m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)] for model in fitted[0][1:]]
 
     assert any(w % 8 for model in widths(None) for w in model)  # 0.25 of 32 and 48 keeps 24 and 36
