@@ -13,7 +13,7 @@ from ._export import PLAN_FILE, WEIGHTS_FILE, describe_onnx, export_onnx, load_p
 from ._finetune import EpochReport, FinetuneConfig, FinetuneHistory, finetune
 from ._fit import SIZE_METRICS, FitToLimit
 from ._groups import Group, GroupGraph, discover
-from ._latency_table import LatencyTable, machine_key, rank_agreement
+from ._latency_table import FIT_PASSES, PROBE_SHAPE, LatencyTable, machine_key, probe_layer, rank_agreement
 from ._measure import (
     LatencyConfig,
     count_macs,
@@ -36,10 +36,12 @@ from ._supernet import SubnetChoice, SupernetState, calibrated_accuracy, train_s
 __all__ = [
     "CALIBRATION_SAMPLES",
     "DEVICE_PATTERN",
+    "FIT_PASSES",
     "IMPORTANCES",
     "INFERENCE_BATCH",
     "MAX_CLUSTERS",
     "PLAN_FILE",
+    "PROBE_SHAPE",
     "SIZE_METRICS",
     "WEIGHTS_FILE",
     "Candidate",
@@ -95,6 +97,7 @@ __all__ = [
     "nested_order",
     "onnx_accuracy",
     "onnx_session",
+    "probe_layer",
     "quantize_onnx",
     "rank_agreement",
     "raw_inputs",

@@ -8,6 +8,11 @@ batch size and threads as the pipeline's latency, and kept in a JSON file per ru
 later runs and later candidates reuse it. What the layers do not account for (the runtime's per-call
 cost, functional operations such as residual adds) is fitted: predicted = scale x the layers' sum +
 constant, by least squares on a few models measured whole (the dense model and uniform prunings of it).
+
+Each layer is timed beside a fixed probe layer, call for call, and kept as its ratio to the probe times
+the probe's latency when the table was begun: on a shared machine the same layer measured a minute
+later takes up to 1.6x longer, which the ratio cancels (BENCHMARKS.md, the latency table), and entries
+measured in different runs stay in one unit.
 """
 
 from __future__ import annotations
@@ -21,19 +26,29 @@ import platform
 import statistics
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from .._files import write_atomically
 from ..config import LatencyConfig
-from ._device import cpu_copy, device_of, device_timer
+from ._device import cpu_copy, device_of, device_timer, wall_time
 from ._measure import interleave, measure_latency, onnx_session, torch_threads
 from ._modes import eval_mode
 
-__all__ = ["LatencyTable", "machine_key", "rank_agreement"]
+__all__ = ["FIT_PASSES", "PROBE_SHAPE", "LatencyTable", "machine_key", "probe_layer", "rank_agreement"]
+
+FIT_PASSES = 2  # each model of the fit measured beside the dense model twice: one pass moved the error by 2 points
+PROBE_SHAPE = (16, 8, 8)  # the probe's input (batch excluded): about as much work as a zoo model's mean layer
+
+
+def probe_layer() -> nn.Module:
+    """The fixed layer every entry is timed beside (see the module docstring); its weights, which do
+    not change its latency, are left as initialised."""
+    return nn.Conv2d(PROBE_SHAPE[0], PROBE_SHAPE[0], 3, padding=1).eval()
 
 
 def machine_key(config: LatencyConfig, device: torch.device | None = None) -> str:
@@ -73,8 +88,12 @@ class LatencyTable:
         self.entries: dict[str, float] = {}
         self.scale, self.constant = 1.0, 0.0
         self.measured = 0  # entries measured by this table (not read from its file)
-        if path is not None and path.is_file():
-            self.entries = {str(k): float(v) for k, v in json.loads(path.read_text()).get("entries", {}).items()}
+        self.probe_ms: float | None = None  # the probe's latency when the table was begun (its entries' unit)
+        self._probe: Callable[[], object] | None = None
+        record = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+        if "probe_ms" in record:  # a table kept before entries were timed beside the probe is begun again
+            self.probe_ms = float(record["probe_ms"])
+            self.entries = {str(k): float(v) for k, v in record.get("entries", {}).items()}
 
     def layers(self, model: nn.Module, input_shape: Sequence[int]) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
         """Every leaf layer one forward pass of ``model`` runs: its table key, itself, its input shape
@@ -106,23 +125,57 @@ class LatencyTable:
         return total
 
     def measure_layer(self, module: nn.Module, shape: tuple[int, ...]) -> float:
-        """One layer's latency in milliseconds on inputs of ``shape`` (batch excluded), as an entry is
-        measured (onnxruntime: exported to ONNX first, which takes longer than timing it)."""
+        """One layer's latency in milliseconds on inputs of ``shape`` (batch excluded), timed beside the
+        probe and kept in the table's unit (onnxruntime: exported to ONNX first, which takes longer than
+        timing it)."""
         layer = copy.deepcopy(module).eval().to(self.device)  # parameterless layers too
         if self.config.runtime == "onnxruntime":
             return self._measure_onnx(layer, shape)
-        device = self.device
-        inputs = torch.randn(self.config.batch_size, *shape, generator=torch.Generator().manual_seed(0)).to(device)
+        inputs = self._inputs(shape).to(self.device)
+        return self._beside_probe(lambda: layer(inputs))
+
+    def _inputs(self, shape: Sequence[int]) -> torch.Tensor:
+        return torch.randn(self.config.batch_size, *shape, generator=torch.Generator().manual_seed(0))
+
+    def _beside_probe(self, call: Callable[[], object]) -> float:
+        """``call``'s latency: the median of its ratio to the probe's, call for call, times the probe's
+        latency in milliseconds when the table was begun (measured now on a new table)."""
+        probe = self._probe_call()
+        timer = device_timer(self.device) if self.config.runtime == "torch" else wall_time
+        warmup, repeats = self.config.warmup, self.config.repeats
         with torch_threads(self.config.threads), torch.inference_mode():
-            timer = device_timer(device)
-            samples = interleave({"layer": lambda: layer(inputs)}, self.config.warmup, self.config.repeats, timer=timer)
-        return statistics.median(samples["layer"]) * 1e3
+            if self.probe_ms is None:
+                alone = interleave({"probe": probe}, warmup, 3 * repeats, timer=timer)["probe"]
+                self.probe_ms = statistics.median(alone) * 1e3
+            samples = interleave({"layer": call, "probe": probe}, warmup, repeats, timer=timer)
+        ratios = [layer / max(probe, 1e-9) for layer, probe in zip(samples["layer"], samples["probe"])]
+        return statistics.median(ratios) * self.probe_ms
+
+    def _probe_call(self) -> Callable[[], object]:
+        """One call of the probe on the table's runtime (an onnxruntime session built once)."""
+        if self._probe is None:
+            probe, inputs = probe_layer(), self._inputs(PROBE_SHAPE)
+            if self.config.runtime == "onnxruntime":
+                session = self._onnx_layer(probe, inputs)
+                assert session is not None, "the probe, a plain convolution, exports"
+                self._probe = functools.partial(session.run, None, {"input": inputs.numpy()})
+            else:
+                probe, inputs = probe.to(self.device), inputs.to(self.device)
+                self._probe = functools.partial(probe, inputs)
+        return self._probe
 
     def _measure_onnx(self, layer: nn.Module, shape: tuple[int, ...]) -> float:
         """One layer in onnxruntime, exported by torch's TorchScript exporter: a few milliseconds for one
         layer where torch.export and onnxscript take about a second, and a table measures hundreds.
-        A layer that exporter refuses goes through the usual export."""
-        inputs = torch.randn(self.config.batch_size, *shape, generator=torch.Generator().manual_seed(0))
+        A layer that exporter refuses goes through the usual export and is timed alone."""
+        inputs = self._inputs(shape)
+        session = self._onnx_layer(layer, inputs)
+        if session is None:
+            return measure_latency({"layer": layer}, shape, self.config, device=self.device)["layer"]
+        return self._beside_probe(functools.partial(session.run, None, {"input": inputs.numpy()}))
+
+    def _onnx_layer(self, layer: nn.Module, inputs: torch.Tensor) -> Any:
+        """An onnxruntime session of ``layer`` alone, or None where the quick exporter refuses it."""
         with tempfile.TemporaryDirectory(prefix="autoprune-layer-") as workdir:
             path = Path(workdir) / "layer.onnx"
             try:
@@ -130,26 +183,28 @@ class LatencyTable:
                     warnings.simplefilter("ignore")
                     torch.onnx.export(cpu_copy(layer), (inputs,), str(path), dynamo=False, input_names=["input"])
             except Exception:  # any failure of this exporter: the usual one decides
-                return measure_latency({"layer": layer}, shape, self.config, device=self.device)["layer"]
-            session = onnx_session(str(path), threads=self.config.threads, device=self.device)
-        call = functools.partial(session.run, None, {"input": inputs.numpy()})
-        with torch_threads(self.config.threads):
-            samples = interleave({"layer": call}, self.config.warmup, self.config.repeats)
-        return statistics.median(samples["layer"]) * 1e3
+                return None
+            return onnx_session(str(path), threads=self.config.threads, device=self.device)
 
     def fit(self, models: Sequence[nn.Module], input_shape: Sequence[int]) -> None:
         """Fit the scale and constant on ``models`` measured whole, each beside the first (the dense
-        model) as a trial is measured: the first's latency is the median over the pairs, each other's
-        its ratio to the first in its pair times that (so a slower second of the machine shifts no
-        point, and every model runs in the cache regime of a pair, as the front's check measures it)."""
+        model) as a trial is measured, in `FIT_PASSES` passes over them: the first's latency is the
+        median over the pairs, each other's the mean of its ratios to the first in its pairs times that
+        (so a slower second of the machine shifts no point, and every model runs in the cache regime
+        of a pair, as the front's check measures it)."""
         reference, others = models[0], list(models[1:])
-        pairs = [measure_latency({"dense": reference, "model": m}, input_shape, self.config) for m in others]
+        passes = [
+            [measure_latency({"dense": reference, "model": m}, input_shape, self.config) for m in others]
+            for _ in range(FIT_PASSES)
+        ]
+        pairs = [pair for one_pass in passes for pair in one_pass]
         dense_ms = (
             statistics.median([p["dense"] for p in pairs])
             if pairs
             else measure_latency({"dense": reference}, input_shape, self.config)["dense"]
         )
-        actual = [dense_ms, *(p["model"] / p["dense"] * dense_ms for p in pairs)]
+        ratios = [statistics.fmean(p[i]["model"] / p[i]["dense"] for p in passes) for i in range(len(others))]
+        actual = [dense_ms, *(ratio * dense_ms for ratio in ratios)]
         sums = [self.layer_sum(model, input_shape) for model in models]
         if len(sums) < 2 or max(sums) - min(sums) < 1e-9:
             self.scale, self.constant = 1.0, statistics.median(a - s for a, s in zip(actual, sums))
@@ -167,7 +222,12 @@ class LatencyTable:
         """Write the table's entries to its file (atomically; a table in memory does nothing)."""
         if self.path is None:
             return
-        record = {"runtime": self.config.runtime, "batch_size": self.config.batch_size, "entries": self.entries}
+        record = {
+            "runtime": self.config.runtime,
+            "batch_size": self.config.batch_size,
+            "probe_ms": self.probe_ms,
+            "entries": self.entries,
+        }
         write_atomically(self.path, lambda partial: partial.write_text(json.dumps(record, indent=0, sort_keys=True)))
 
 

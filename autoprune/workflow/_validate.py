@@ -145,14 +145,16 @@ def _epochs(count: int) -> str:
 
 def _table_note(config: PipelineConfig, model: nn.Module, splits: data.Splits) -> str:
     """What ``latency.mode: table`` will measure: an entry per layer configuration, each about as long as
-    the layer's share of a forward pass times the calls of one measurement (onnxruntime: plus one
-    layer's ONNX export, timed on the first layer)."""
+    the layer's share of a forward pass and the probe it is timed beside, times the calls of one
+    measurement (onnxruntime: plus one layer's ONNX export, timed on the first layer)."""
     latency = config.latency
     table = engine.LatencyTable(latency, cache_dir(config) / f"latency-{engine.machine_key(latency)}.json")
     layers = table.layers(model, splits.input_shape)
     quick = latency.replace(warmup=2, repeats=10, mode="measured")
     whole = engine.measure_latency({"dense": model}, splits.input_shape, quick)["dense"]
-    per_entry = whole / max(1, len(layers)) * (latency.warmup + latency.repeats) / 1e3
+    probe = engine.probe_layer().to(engine.device_of(model))
+    probe_ms = engine.measure_latency({"probe": probe}, engine.PROBE_SHAPE, quick)["probe"]
+    per_entry = (whole / max(1, len(layers)) + probe_ms) * (latency.warmup + latency.repeats) / 1e3
     exported = ""
     if latency.runtime == "onnxruntime" and layers:
         start = time.perf_counter()

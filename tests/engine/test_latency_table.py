@@ -40,7 +40,36 @@ def test_entries_are_measured_once_and_kept_on_disk(tmp_path: Path) -> None:
     table.save()
     again = engine.LatencyTable(QUICK, path)
     assert again.entries == table.entries and again.measured == 0
+    assert again.probe_ms == table.probe_ms > 0  # the unit of its entries
     assert json.loads(path.read_text())["runtime"] == "torch"
+
+
+def test_an_entry_is_its_ratio_to_the_probe_so_a_slower_second_moves_no_entry(monkeypatch) -> None:
+    """The layer takes twice the probe's time call for call while the machine slows down 3x: the
+    entry is twice the probe's latency when the table was begun."""
+    calls: list[list[str]] = []
+
+    def interleave(calls_by_name: dict, warmup: int, repeats: int, *, timer=None) -> dict:
+        calls.append(list(calls_by_name))
+        if list(calls_by_name) == ["probe"]:
+            return {"probe": [1e-3] * repeats}
+        slowing = [1e-3 * (1 + 2 * i / repeats) for i in range(repeats)]
+        return {"layer": [2 * t for t in slowing], "probe": slowing}
+
+    monkeypatch.setattr("autoprune.engine._latency_table.interleave", interleave)
+    table = engine.LatencyTable(QUICK)
+    assert table.measure_layer(nn.Conv2d(1, 8, 3), (1, 8, 8)) == pytest.approx(2.0)
+    assert table.measure_layer(nn.ReLU(), (8,)) == pytest.approx(2.0)
+    assert calls == [["probe"], ["layer", "probe"], ["layer", "probe"]]  # the probe alone once per table
+    assert table.probe_ms == pytest.approx(1.0)
+
+
+def test_a_table_kept_before_the_probe_is_begun_again(tmp_path: Path) -> None:
+    """Its entries were timed alone, in another unit than a probe's."""
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps({"runtime": "torch", "batch_size": 1, "entries": {"Conv2d|x|(1,)": 0.5}}))
+    table = engine.LatencyTable(QUICK, path)
+    assert table.entries == {} and table.probe_ms is None
 
 
 def test_a_pruned_model_needs_only_its_new_layer_configurations(tmp_path: Path) -> None:
@@ -73,11 +102,12 @@ def test_the_fit_maps_the_layer_sums_onto_whole_model_latencies() -> None:
 
 
 def test_the_fit_measures_each_model_beside_the_dense_one_and_uses_their_ratios(monkeypatch) -> None:
-    """A slower second of the machine (the dense model at 2, 4 or 3 ms in its pairs) moves no point:
-    each model counts as its ratio to the dense model in its pair, times the dense model's median."""
+    """A slower second of the machine (the dense model at 2-5 ms in its pairs) moves no point: each
+    model counts as the mean of its ratios to the dense model in its pairs, one per pass, times the
+    dense model's median."""
     dense, *pruned = (nn.Linear(4, 4) for _ in range(4))
     ratios = {id(m): r for m, r in zip(pruned, (0.75, 0.5, 0.25))}
-    windows = iter((2.0, 4.0, 3.0))
+    windows = iter((2.0, 4.0, 3.0, 5.0, 3.0, 2.0))
     calls = []
 
     def pair(models: dict, shape, config) -> dict:
@@ -90,7 +120,7 @@ def test_the_fit_measures_each_model_beside_the_dense_one_and_uses_their_ratios(
     sums = {id(dense): 10.0, **{id(m): 10.0 * r for m, r in zip(pruned, (0.75, 0.5, 0.25))}}
     monkeypatch.setattr(table, "layer_sum", lambda model, shape: sums[id(model)])
     table.fit([dense, *pruned], (4,))
-    assert calls == [[dense, m] for m in pruned]
+    assert calls == [[dense, m] for m in pruned] * engine.FIT_PASSES
     assert table.scale == pytest.approx(0.3) and table.constant == pytest.approx(0.0, abs=1e-9)
 
 
@@ -110,6 +140,7 @@ def test_an_onnxruntime_entry_takes_the_quick_exporter_and_the_usual_one_when_it
     """torch.export takes about a second per layer and a table measures hundreds of layers."""
     table = engine.LatencyTable(QUICK.replace(runtime="onnxruntime"))
     assert table.measure_layer(nn.Conv2d(1, 8, 3), (1, 8, 8)) > 0
+    assert table.probe_ms is not None and table.probe_ms > 0  # timed beside the probe, in onnxruntime too
     usual = []
 
     def refuse(*args, **kwargs) -> None:
