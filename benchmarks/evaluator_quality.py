@@ -354,7 +354,8 @@ def main() -> None:
     out = args.out or ROOT / "benchmarks" / "results" / f"evaluator_quality-{args.pipeline.stem}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     done = [json.loads(line) for line in out.read_text().splitlines()] if args.resume and out.exists() else []
-    _, splits, dense = load(args.pipeline, args.overrides, args.cache)
+    config, splits, dense = load(args.pipeline, args.overrides, args.cache)
+    args.cache = args.cache or cache_dir(config)  # the supernet is kept beside the dense model
     evaluators = Evaluators(dense, splits, args)
     evaluators.build_supernet()
     sets = {name: plans for name, plans in plan_sets(dense, splits.input_shape, args).items() if name in args.sets}
