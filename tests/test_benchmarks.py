@@ -114,3 +114,21 @@ def test_fronts_are_judged_against_the_baselines_that_ran(search_quality: Module
         line for line in out.splitlines() if line.startswith("autoprune / better baseline hypervolume, ref (1")
     )
     assert float(ratio.split(": ")[1].split()[0]) == pytest.approx((0.88 * 0.9) / (0.86 * 0.9), abs=1e-3)
+
+
+def test_the_evaluator_benchmark_runs_end_to_end_with_its_default_cache(tmp_path: Path) -> None:
+    """A few plans of each set, every evaluator: the dense model and the supernet are kept in the
+    cache beside the store the pipeline names (here a temporary one), as ``autoprune run`` keeps them."""
+    import json
+
+    out = tmp_path / "plans.jsonl"
+    command = [sys.executable, str(BENCHMARKS / "evaluator_quality.py"), "--plans", "4", "--truth-epochs", "1"]
+    command += ["--supernet-epochs", "1", "--calibration", "2", "--out", str(out)]
+    command += ["--set", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted({row["set"] for row in rows}) == ["equal-macs", "range"] and len(rows) == 8
+    cache = tmp_path / "cache"
+    assert any(cache.glob("dense-*.pt")) and any(cache.glob("supernet-*.pt"))
+    assert "| range | 4 |" in finished.stdout
