@@ -62,10 +62,10 @@ CACHE_HELP = (
 PROXY = {"epochs": 1, "train_fraction": 0.2, "lr": 0.02}
 
 
-def load(path: Path, overrides: list[str], cache: Path | None = None) -> tuple[Any, data.Splits, torch.nn.Module]:
-    """The pipeline's splits (in the layout its model runs fastest in) and trained dense model, found
-    in (or trained into) ``cache``; by default the cache beside the pipeline's tracking store, where
-    `autoprune run` keeps it (`--set tracking.uri=...` points there too)."""
+def load(path: Path, overrides: list[str], cache: Path | None = None) -> tuple[Path, data.Splits, torch.nn.Module]:
+    """The cache folder used, the pipeline's splits (in the layout its model runs fastest in) and trained
+    dense model, found in (or trained into) ``cache``; by default the cache beside the pipeline's
+    tracking store, where `autoprune run` keeps it (`--set tracking.uri=...` points there too)."""
     loaded = load_pipeline(path, overrides)
     config = loaded.config
     cache = cache or cache_dir(config)
@@ -81,7 +81,7 @@ def load(path: Path, overrides: list[str], cache: Path | None = None) -> tuple[A
         latency=config.latency,
         on_epoch=lambda r: print(f"  dense epoch {r.epoch}/{r.epochs}: val {r.val_accuracy:.4f}", flush=True),
     )
-    return config, splits, dense.model
+    return cache, splits, dense.model
 
 
 def add_plan_arguments(parser: argparse.ArgumentParser, *, plans: int, max_ratio: float) -> None:
@@ -354,8 +354,7 @@ def main() -> None:
     out = args.out or ROOT / "benchmarks" / "results" / f"evaluator_quality-{args.pipeline.stem}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     done = [json.loads(line) for line in out.read_text().splitlines()] if args.resume and out.exists() else []
-    config, splits, dense = load(args.pipeline, args.overrides, args.cache)
-    args.cache = args.cache or cache_dir(config)  # the supernet is kept beside the dense model
+    args.cache, splits, dense = load(args.pipeline, args.overrides, args.cache)  # the supernet is kept there too
     evaluators = Evaluators(dense, splits, args)
     evaluators.build_supernet()
     sets = {name: plans for name, plans in plan_sets(dense, splits.input_shape, args).items() if name in args.sets}

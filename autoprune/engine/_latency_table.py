@@ -203,7 +203,7 @@ class LatencyTable:
             if pairs
             else measure_latency({"dense": reference}, input_shape, self.config)["dense"]
         )
-        ratios = [statistics.fmean(p[i]["model"] / p[i]["dense"] for p in passes) for i in range(len(others))]
+        ratios = [statistics.fmean(p["model"] / p["dense"] for p in pairs_of_one) for pairs_of_one in zip(*passes)]
         actual = [dense_ms, *(ratio * dense_ms for ratio in ratios)]
         sums = [self.layer_sum(model, input_shape) for model in models]
         if len(sums) < 2 or max(sums) - min(sums) < 1e-9:
